@@ -1,0 +1,181 @@
+"""The `drill` command.
+
+Exit codes: 0 every SLA target met; 1 a target missed; 2 invalid input or
+set-up error (nothing injected); 3 aborted by a signal or abort condition
+(faults rolled back).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.report.render import EXIT_INPUT
+from harness.scenario.yamlload import InputError
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+lab_app = typer.Typer(help="Start, stop and inspect the practice hotline (the sandbox).",
+                      no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail_input(exc: InputError) -> None:
+    for p in exc.problems:
+        err.print(f"[red]error[/red] {p}", highlight=False, soft_wrap=True)
+    err.print("nothing was run or injected.")
+    raise typer.Exit(EXIT_INPUT)
+
+
+@app.command()
+def validate(files: list[Path] = typer.Argument(..., help="scenario files to check")):
+    """Check scenario files and their targets without running anything."""
+    from harness.scenario.load import load_drill
+    bad = 0
+    for f in files:
+        try:
+            d = load_drill(f)
+            console.print(f"[green]ok[/green] {f}: {d.scenario.name}, {len(d.faults)} fault(s), "
+                          f"target {d.inventory.name}", highlight=False)
+        except InputError as exc:
+            bad += 1
+            for p in exc.problems:
+                err.print(f"[red]error[/red] {p}", highlight=False, soft_wrap=True)
+    if bad:
+        raise typer.Exit(EXIT_INPUT)
+
+
+@app.command("list")
+def list_(folder: Path = typer.Argument(Path("scenarios"), help="folder of scenario files")):
+    """List the scenarios in a folder with their target, length and faults."""
+    from harness.scenario.load import load_drill
+    t = Table("file", "name", "target", "duration", "faults", "tags")
+    for f in sorted(folder.glob("*.y*ml")):
+        try:
+            d = load_drill(f)
+            t.add_row(f.name, d.scenario.name, d.scenario.target, f"{d.scenario.duration:g}s",
+                      ", ".join(p.spec.type + "→" + p.spec.target for p in d.faults) or "—",
+                      ", ".join(d.scenario.tags))
+        except InputError as exc:
+            t.add_row(f.name, "[red]invalid[/red]", "", "", exc.problems[0], "")
+    console.print(t)
+
+
+def print_verdicts(summary: dict) -> None:
+    from harness.metrics.sla import Verdict, fmt
+    t = Table("SLA target", "measured", "threshold", "result", title=f"drill {summary['scenario']['name']}")
+    for v in (Verdict(**x) for x in summary["verdicts"]):
+        t.add_row(v.target, fmt(v.measured, v.unit) + (f" ({v.detail})" if v.detail else ""),
+                  (">= " if v.direction == "min" else "<= ") + fmt(v.threshold, v.unit),
+                  "[green]pass[/green]" if v.passed else "[red]FAIL[/red]")
+    console.print(t)
+    for f in summary["faults"]:
+        nodes = f["answered_by_node"]
+        console.print(f"fault {f['fault_id']}: failover time {fmt(f['failover_time'], 's')}, "
+                      f"traffic shift {fmt(f['traffic_shift'], 's')}, answered by node "
+                      f"before {nodes['before']} during {nodes['during']} after {nodes['after']}",
+                      highlight=False)
+
+
+@app.command()
+def run(scenario: Path = typer.Argument(..., help="scenario file"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="print the timeline; run nothing"),
+        output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                              help="folder for the run folder (default: reports/)"),
+        target: Optional[str] = typer.Option(None, help="override the scenario's target")):
+    """Run a drill: load, faults on schedule, rollback, SLA verdicts, report folder."""
+    from harness.runner.drill import describe_plan, run_drill
+    from harness.scenario.load import load_drill
+    try:
+        drill = load_drill(scenario, target)
+    except InputError as exc:
+        _fail_input(exc)
+    if dry_run:
+        for line in describe_plan(drill):
+            console.print(line, highlight=False)
+        return
+    code, run_dir = run_drill(drill, output, console)
+    if run_dir:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        print_verdicts(summary)
+        word = {0: "[green]all SLA targets met[/green]", 1: "[red]SLA target missed[/red]",
+                3: "[red]aborted, faults rolled back[/red]"}.get(code, "")
+        console.print(f"{word} — report: {run_dir}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a run folder under reports/")):
+    """Rebuild every output of a run from its saved records."""
+    from harness.report.render import render_run
+    if not (run_dir / "events.jsonl").exists():
+        err.print(f"[red]error[/red] {run_dir}: no events.jsonl here; is it a run folder?")
+        raise typer.Exit(EXIT_INPUT)
+    summary = render_run(run_dir)
+    print_verdicts(summary)
+    raise typer.Exit(summary["exit_code"])
+
+
+@app.command()
+def recover():
+    """Roll back every fault the journal still holds open (after the harness was killed)."""
+    from harness.runner.engine import new_journal, recover as do_recover
+    journal = new_journal()
+    done = do_recover(journal)
+    if not done:
+        console.print(f"nothing to recover: no open fault in {journal.path}", highlight=False)
+    for entry, note in done:
+        console.print(f"{entry['run_id']} {entry['fault_id']} ({entry['type']} on "
+                      f"{entry['target']}): {note}", highlight=False)
+    left = journal.open_faults()
+    if left:
+        err.print(f"[red]{len(left)} fault(s) could not be rolled back[/red]; see above")
+        raise typer.Exit(1)
+
+
+@lab_app.command("up")
+def lab_up():
+    """Start the sandbox hotline (SBC, PBX nodes, three carriers) on 127.x loopback addresses."""
+    from harness.lab import sandbox
+    inv = sandbox.up()
+    lab_status_table(inv)
+
+
+def lab_status_table(inv=None):
+    from harness.lab import sandbox
+    inv = inv or sandbox.inventory()
+    st = sandbox.status()
+    t = Table("part", "role", "address", "pid")
+    for n in inv.nodes:
+        t.add_row(n.name, n.role, n.sip, str(st[n.name] or "[red]down[/red]"))
+    for e in inv.entry_points:
+        t.add_row(e.name, "carrier", e.address, str(st[e.name] or "[red]down[/red]"))
+    console.print(t)
+
+
+@lab_app.command("status")
+def lab_status():
+    """Show which sandbox processes run, with their addresses and pids."""
+    lab_status_table()
+
+
+@lab_app.command("down")
+def lab_down():
+    """Stop the sandbox processes (by pid, from their pidfiles)."""
+    from harness.lab import sandbox
+    stopped = sandbox.down()
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

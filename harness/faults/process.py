@@ -1,0 +1,169 @@
+"""`process.*` faults: signals to a local process found through its pidfile.
+
+process.kill       SIGKILL (or `signal:`), rolled back by restarting it
+process.terminate  SIGTERM, rolled back by restarting it
+process.pause      SIGSTOP (a hang), rolled back by SIGCONT
+
+A process is identified by pid *and* start time, so a recycled pid is never
+signalled by mistake.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from harness.faults.base import FaultError, Injector, register
+from harness.scenario.inventory import split_address
+from harness.sip.probe import wait_until_answers
+
+RESTART_WAIT = 10.0
+
+
+def proc_state(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) of a live pid, or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    state, start = fields[0], int(fields[19])
+    if state in ("Z", "X"):
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reap our own child if it is one
+        except ChildProcessError:
+            pass
+        return None
+    return state, start
+
+
+def read_pid(pidfile: str) -> int | None:
+    try:
+        return int(Path(pidfile).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def start_process(argv: list[str], pidfile: str, cwd: str | None, log: str | None) -> int:
+    """Start a detached process (own session), write its pidfile, return its pid."""
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        if log:
+            out.close()
+    Path(pidfile).write_text(str(proc.pid))
+    return proc.pid
+
+
+class SignalParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    signal: str = "SIGKILL"
+
+    @field_validator("signal")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        name = v.upper() if v.upper().startswith("SIG") else "SIG" + v.upper()
+        if not hasattr(signal, name):
+            raise ValueError(f"unknown signal {v!r}; use e.g. SIGKILL, SIGTERM, SIGSEGV")
+        return name
+
+
+class _ProcessFault(Injector):
+    target_kinds = ("node", "entry_point", "link")
+    signal_name = "SIGKILL"
+    rollback_action = "restart"
+
+    def _ref(self):
+        ref = getattr(self.target, "process", None)
+        if ref is None:
+            raise FaultError(f"{self.target.name} has no `process:` (pidfile) in the inventory")
+        return ref
+
+    def _signal(self) -> str:
+        return self.signal_name
+
+    def describe(self) -> str:
+        how = "restart it and wait for SIP OPTIONS" if self.rollback_action == "restart" \
+            else "SIGCONT"
+        return f"{self._signal()} to the process of {self.target.name}; rollback: {how}"
+
+    def recipe(self) -> dict:
+        ref = self._ref()
+        pid = read_pid(ref.pidfile)
+        st = proc_state(pid) if pid else None
+        if st is None:
+            raise FaultError(f"{self.target.name} is not running (pidfile {ref.pidfile}); "
+                             "a fault needs a live target")
+        return {"action": self.rollback_action, "pid": pid, "start_time": st[1],
+                "pidfile": ref.pidfile, "start": ref.start, "cwd": ref.cwd, "log": ref.log,
+                "sip": getattr(self.target, "sip", None) or getattr(self.target, "address", None),
+                "name": self.target.name}
+
+    def inject(self) -> None:
+        r = self.recipe()
+        os.kill(r["pid"], getattr(signal, self._signal()))
+        self._pid = r["pid"]
+
+    def verify(self, within: float = 3.0) -> bool:
+        deadline = time.time() + within
+        while time.time() < deadline:
+            st = proc_state(self._pid)
+            if self.rollback_action == "resume" and st and st[0] == "T":
+                return True
+            if self.rollback_action == "restart" and st is None:
+                return True
+            time.sleep(0.02)
+        return False
+
+    @classmethod
+    def undo(cls, recipe: dict) -> str:
+        if recipe["action"] == "resume":
+            st = proc_state(recipe["pid"])
+            if st is None or st[1] != recipe["start_time"]:
+                return f"{recipe['name']}: process {recipe['pid']} is gone; nothing to resume"
+            os.kill(recipe["pid"], signal.SIGCONT)
+            return f"{recipe['name']}: SIGCONT to {recipe['pid']}"
+        current = read_pid(recipe["pidfile"])
+        if current and proc_state(current):
+            return f"{recipe['name']}: already running as pid {current}"
+        if not recipe.get("start"):
+            raise FaultError(f"{recipe['name']}: no start command in the inventory; restart it by hand")
+        pid = start_process(recipe["start"], recipe["pidfile"], recipe.get("cwd"), recipe.get("log"))
+        if recipe.get("sip") and not wait_until_answers(split_address(recipe["sip"]), RESTART_WAIT):
+            raise FaultError(f"{recipe['name']}: restarted as pid {pid} but it does not answer "
+                             f"SIP OPTIONS at {recipe['sip']} within {RESTART_WAIT:.0f}s")
+        return f"{recipe['name']}: restarted as pid {pid}"
+
+
+@register
+class ProcessKill(_ProcessFault):
+    """Kill a node's process (default SIGKILL); rollback restarts it."""
+
+    type = "process.kill"
+    Params = SignalParams
+
+    def _signal(self) -> str:
+        return self.params.signal
+
+
+@register
+class ProcessTerminate(_ProcessFault):
+    """Ask a node's process to stop (SIGTERM); rollback restarts it."""
+
+    type = "process.terminate"
+    signal_name = "SIGTERM"
+
+
+@register
+class ProcessPause(_ProcessFault):
+    """Freeze a node's process (SIGSTOP), as a hang; rollback resumes it."""
+
+    type = "process.pause"
+    signal_name = "SIGSTOP"
+    rollback_action = "resume"

@@ -1,0 +1,170 @@
+"""Sandbox PBX node: answers INVITE (100, 180, 200 + SDP), sends G.711 RTP, honours BYE.
+
+Run as its own process: `python -m harness.lab.pbx --name pbx-1 --listen 127.10.0.11:5060`.
+One 20 ms ticker sends a packet to every active call, so media cost grows
+with calls, not with timers.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import socket
+import time
+from dataclasses import dataclass, field
+
+from harness.lab.sip_endpoint import SipUdp, run_forever
+from harness.sip import rtp
+from harness.sip.message import SipMessage, response_to, token
+from harness.sip.uac import media_address
+
+log = logging.getLogger("pbx")
+
+
+@dataclass
+class Call:
+    call_id: str
+    to_tag: str
+    media_sock: socket.socket
+    remote_media: tuple[str, int] | None
+    final: SipMessage
+    client: tuple
+    acked: bool = False
+    seq: int = field(default_factory=lambda: random.randrange(65536))
+    ts: int = 0
+    ssrc: int = field(default_factory=lambda: random.getrandbits(32))
+
+
+class PbxNode:
+    def __init__(self, name: str, ip: str, port: int, ring_delay: float, answer_delay: float,
+                 stats_file: str | None):
+        self.name, self.ip, self.port = name, ip, port
+        self.ring_delay, self.answer_delay = ring_delay, answer_delay
+        self.calls: dict[str, Call] = {}
+        self.ended: dict[str, SipMessage] = {}
+        self.proto = SipUdp(self.handle)
+        self.counts = {"invites": 0, "answered": 0, "byes": 0}
+        self.stats_file = stats_file
+
+    async def start(self):
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: self.proto, local_addr=(self.ip, self.port))
+        asyncio.create_task(self._media_ticker())
+        log.info("%s listening on %s:%d", self.name, self.ip, self.port)
+        return self
+
+    def close(self):
+        self._write_stats()
+        for call in self.calls.values():
+            call.media_sock.close()
+
+    def _write_stats(self):
+        if self.stats_file:
+            with open(self.stats_file, "w") as fh:
+                json.dump({"node": self.name, **self.counts, "active": len(self.calls)}, fh)
+
+    def handle(self, msg: SipMessage, addr) -> None:
+        if not msg.is_request:
+            return
+        if msg.method == "OPTIONS":
+            self.proto.send(response_to(msg, 200), addr)
+        elif msg.method == "INVITE":
+            self._invite(msg, addr)
+        elif msg.method == "ACK":
+            call = self.calls.get(msg.call_id)
+            if call:
+                call.acked = True
+        elif msg.method == "BYE":
+            self._bye(msg, addr)
+        elif msg.method == "CANCEL":
+            self.proto.send(response_to(msg, 200), addr)
+        else:
+            self.proto.send(response_to(msg, 501, "Not Implemented"), addr)
+
+    def _invite(self, msg: SipMessage, addr) -> None:
+        existing = self.calls.get(msg.call_id)
+        if existing:  # retransmission: repeat the final answer
+            self.proto.send(existing.final, addr)
+            return
+        self.counts["invites"] += 1
+        self.proto.send(response_to(msg, 100), addr)
+        asyncio.get_running_loop().create_task(self._answer(msg, addr))
+
+    async def _answer(self, msg: SipMessage, addr) -> None:
+        to_tag = token(8)
+        await asyncio.sleep(self.ring_delay)
+        self.proto.send(response_to(msg, 180, to_tag=to_tag), addr)
+        await asyncio.sleep(self.answer_delay)
+        media_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        media_sock.bind((self.ip, 0))
+        media_sock.setblocking(False)
+        mport = media_sock.getsockname()[1]
+        ok = response_to(msg, 200, to_tag=to_tag)
+        ok.headers.append(("Contact", f"<sip:{self.name}@{self.ip}:{self.port}>"))
+        ok.headers.append(("Content-Type", "application/sdp"))
+        sid = random.randrange(1, 2**31)
+        ok.body = (f"v=0\r\no={self.name} {sid} {sid} IN IP4 {self.ip}\r\ns=pbx\r\n"
+                   f"c=IN IP4 {self.ip}\r\nt=0 0\r\nm=audio {mport} RTP/AVP 0\r\n"
+                   f"a=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n").encode()
+        call = Call(msg.call_id, to_tag, media_sock, media_address(msg.body), ok, addr)
+        self.calls[msg.call_id] = call
+        self.counts["answered"] += 1
+        self.proto.send(ok, addr)
+        for delay in (0.5, 1.0, 2.0, 4.0):  # timer G until ACK
+            await asyncio.sleep(delay)
+            if call.acked or msg.call_id not in self.calls:
+                return
+            self.proto.send(ok, addr)
+
+    def _bye(self, msg: SipMessage, addr) -> None:
+        call = self.calls.pop(msg.call_id, None)
+        if call is None:
+            done = self.ended.get(msg.call_id)
+            self.proto.send(done if done else response_to(msg, 481), addr)
+            return
+        call.media_sock.close()
+        ok = response_to(msg, 200)
+        self.ended[msg.call_id] = ok
+        if len(self.ended) > 5000:
+            self.ended.pop(next(iter(self.ended)))
+        self.counts["byes"] += 1
+        self.proto.send(ok, addr)
+
+    async def _media_ticker(self) -> None:
+        next_tick = time.monotonic()
+        while True:
+            next_tick += rtp.PACKET_INTERVAL
+            for call in list(self.calls.values()):
+                if call.remote_media is None:
+                    continue
+                try:
+                    call.media_sock.sendto(rtp.build_packet(call.seq, call.ts, call.ssrc),
+                                           call.remote_media)
+                except OSError:
+                    pass
+                call.seq, call.ts = call.seq + 1, call.ts + rtp.SAMPLES_PER_PACKET
+                try:  # drain what the caller sends; we do not measure it
+                    while call.media_sock.recv(2048):
+                        pass
+                except (BlockingIOError, OSError):
+                    pass
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--listen", required=True, help="ip:port")
+    ap.add_argument("--ring-delay", type=float, default=0.02)
+    ap.add_argument("--answer-delay", type=float, default=0.05)
+    ap.add_argument("--stats-file", help="write call counts here on exit")
+    a = ap.parse_args(argv)
+    ip, port = a.listen.rsplit(":", 1)
+    node = PbxNode(a.name, ip, int(port), a.ring_delay, a.answer_delay, a.stats_file)
+    run_forever(node.start)
+
+
+if __name__ == "__main__":
+    main()

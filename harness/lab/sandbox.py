@@ -1,0 +1,125 @@
+"""The sandbox practice hotline: an SBC, PBX nodes and three carrier relays as local processes.
+
+Everything listens on its own loopback address of one 127.x.y.0/24 block
+(default 127.10.0.0/24), needs no root, and is found again through pidfiles
+in the state folder, so `drill lab down` works from any shell.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.faults.process import proc_state, read_pid, start_process
+from harness.scenario.inventory import EntryPoint, Node, ProcessRef, TargetInventory
+from harness.sip.probe import wait_until_answers
+
+CARRIERS = ("carrier-a", "carrier-b", "carrier-c")
+
+
+def state_home() -> Path:
+    """Where sandboxes and the fault journal live: $HOTLINE_DRILL_STATE or ~/.local/state."""
+    base = os.environ.get("HOTLINE_DRILL_STATE") or \
+        Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "hotline-drill"
+    path = Path(base)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class SandboxConfig:
+    block: str = os.environ.get("HOTLINE_DRILL_SANDBOX_BLOCK", "127.10.0")
+    pbx_nodes: int = 2
+    port: int = 5060
+
+    @property
+    def folder(self) -> Path:
+        return state_home() / f"sandbox-{self.block}"
+
+
+def _proc(cfg: SandboxConfig, name: str, argv: list[str]) -> ProcessRef:
+    d = cfg.folder
+    return ProcessRef(pidfile=str(d / f"{name}.pid"), start=argv, cwd=str(Path.cwd()),
+                      log=str(d / f"{name}.log"))
+
+
+def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
+    """The sandbox's target inventory: every part is a drill target."""
+    cfg = cfg or SandboxConfig()
+    py = [sys.executable, "-m"]
+    sbc_addr = f"{cfg.block}.1:{cfg.port}"
+    pbx = [(f"pbx-{i}", f"{cfg.block}.{10 + i}:{cfg.port}") for i in range(1, cfg.pbx_nodes + 1)]
+    nodes = [Node(name=n, role="pbx", sip=a,
+                  process=_proc(cfg, n, py + ["harness.lab.pbx", "--name", n, "--listen", a,
+                                              "--stats-file", str(cfg.folder / f"{n}.stats.json")]))
+             for n, a in pbx]
+    sbc_argv = py + ["harness.lab.sbc", "--listen", sbc_addr,
+                     "--stats-file", str(cfg.folder / "sbc.stats.json")]
+    for n, a in pbx:
+        sbc_argv += ["--node", f"{n}={a}"]
+    nodes.insert(0, Node(name="sbc", role="sbc", sip=sbc_addr, process=_proc(cfg, "sbc", sbc_argv)))
+    entries = []
+    for i, c in enumerate(CARRIERS):
+        addr = f"{cfg.block}.{21 + i}:{cfg.port}"
+        entries.append(EntryPoint(name=c, address=addr, process=_proc(
+            cfg, c, py + ["harness.lab.relay", "--name", c, "--listen", addr,
+                          "--upstream", sbc_addr])))
+    names = [n.name for n in nodes] + [e.name for e in entries]
+    return TargetInventory(name="sandbox", entry_points=entries, nodes=nodes, allowlist=names)
+
+
+def _parts(inv: TargetInventory):
+    return [*inv.nodes, *inv.entry_points]
+
+
+def status(cfg: SandboxConfig | None = None) -> dict[str, int | None]:
+    """name -> pid of each running sandbox process (None when not running)."""
+    out = {}
+    for part in _parts(inventory(cfg)):
+        pid = read_pid(part.process.pidfile)
+        out[part.name] = pid if pid and proc_state(pid) else None
+    return out
+
+
+def up(cfg: SandboxConfig | None = None, wait: float = 10.0) -> TargetInventory:
+    """Start whatever part of the sandbox is not running and wait until all answer SIP."""
+    cfg = cfg or SandboxConfig()
+    cfg.folder.mkdir(parents=True, exist_ok=True)
+    inv = inventory(cfg)
+    running = status(cfg)
+    # PBX nodes first, then the SBC, then the carriers in front of it
+    for part in [*inv.nodes[1:], inv.nodes[0], *inv.entry_points]:
+        if running.get(part.name) is None:
+            p = part.process
+            start_process(p.start, p.pidfile, p.cwd, p.log)
+    for part in _parts(inv):
+        addr = getattr(part, "sip", None) or part.address
+        host, _, port = addr.rpartition(":")
+        if not wait_until_answers((host, int(port)), wait):
+            log = Path(part.process.log)
+            tail = log.read_text()[-800:] if log.exists() else "(no log)"
+            down(cfg)
+            raise RuntimeError(f"sandbox part {part.name} did not answer SIP at {addr} "
+                               f"within {wait:.0f}s; its log ends:\n{tail}")
+    return inv
+
+
+def down(cfg: SandboxConfig | None = None, grace: float = 3.0) -> list[str]:
+    """Stop the sandbox's processes by pid (SIGCONT first, in case one is paused)."""
+    stopped = []
+    for part in _parts(inventory(cfg)):
+        pid = read_pid(part.process.pidfile)
+        if pid and proc_state(pid):
+            for sig in (signal.SIGCONT, signal.SIGTERM):
+                os.kill(pid, sig)
+            deadline = time.time() + grace
+            while proc_state(pid) and time.time() < deadline:
+                time.sleep(0.02)
+            if proc_state(pid):
+                os.kill(pid, signal.SIGKILL)
+            stopped.append(part.name)
+        Path(part.process.pidfile).unlink(missing_ok=True)
+    return stopped

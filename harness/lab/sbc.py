@@ -1,0 +1,323 @@
+"""Sandbox SBC: a SIP proxy that health-checks PBX nodes and re-routes new calls.
+
+Behaves like Kamailio's dispatcher with failover: OPTIONS keepalives mark a
+node down after `--down-after` missed probes; a new INVITE goes round-robin to
+a healthy node; when that node sends no response within `--fr-timer` or
+answers 5xx/408, the INVITE goes to the next node; with none left the caller
+gets 503. Record-Route keeps the SBC in the dialog, so a BYE reaches the node
+that answered (and fails if that node is dead).
+
+Run: `python -m harness.lab.sbc --listen 127.10.0.1:5060 --node pbx-1=127.10.0.11:5060 ...`
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+from harness.lab.sip_endpoint import SipUdp, run_forever
+from harness.sip.message import (MAGIC_COOKIE, SipMessage, host_port, new_branch,
+                                 response_to, uri_of, via_address)
+
+log = logging.getLogger("sbc")
+
+
+@dataclass
+class Node:
+    name: str
+    addr: tuple[str, int]
+    up: bool = True
+    missed: int = 0
+    routed: int = 0
+
+
+@dataclass
+class InviteTx:
+    """A proxied INVITE transaction: who asked, which nodes were tried."""
+
+    request: SipMessage
+    client: tuple[str, int]
+    tried: list[str] = field(default_factory=list)
+    branch: str = ""
+    node: Node | None = None
+    timer: asyncio.TimerHandle | None = None
+    answered: bool = False
+    final_sent: SipMessage | None = None
+
+
+class Sbc:
+    def __init__(self, ip: str, port: int, nodes: list[Node], interval: float,
+                 probe_timeout: float, down_after: int, fr_timer: float,
+                 stats_file: str | None):
+        self.ip, self.port, self.nodes = ip, port, nodes
+        self.interval, self.probe_timeout, self.down_after = interval, probe_timeout, down_after
+        self.fr_timer = fr_timer
+        self.proto = SipUdp(self.handle)
+        self.by_client: dict[tuple[str, str], InviteTx] = {}
+        self.by_branch: dict[str, InviteTx] = {}
+        self.pending_probes: dict[str, tuple[Node, float]] = {}
+        self.rr = 0
+        self.dialogs: dict[str, Node] = {}  # Call-ID -> node, for UAs that ignore Record-Route
+        self.stats_file = stats_file
+        self.me = f"sip:{ip}:{port};lr"
+
+    async def start(self):
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: self.proto, local_addr=(self.ip, self.port))
+        asyncio.create_task(self._health_loop())
+        log.info("sbc listening on %s:%d, nodes %s", self.ip, self.port,
+                 ", ".join(f"{n.name}={n.addr[0]}:{n.addr[1]}" for n in self.nodes))
+        return self
+
+    def close(self):
+        if self.stats_file:
+            with open(self.stats_file, "w") as fh:
+                json.dump({n.name: {"routed": n.routed, "up": n.up} for n in self.nodes}, fh)
+
+    # -- health checks -------------------------------------------------------
+    async def _health_loop(self):
+        while True:
+            now = time.monotonic()
+            for branch, (node, sent) in list(self.pending_probes.items()):
+                if now - sent >= self.probe_timeout:
+                    del self.pending_probes[branch]
+                    self._probe_result(node, ok=False)
+            for node in self.nodes:
+                self._probe(node)
+            await asyncio.sleep(self.interval)
+
+    def _probe(self, node: Node) -> None:
+        branch = new_branch()
+        msg = SipMessage(method="OPTIONS", uri=f"sip:{node.addr[0]}:{node.addr[1]}")
+        msg.headers = [("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={branch}"),
+                       ("Max-Forwards", "70"), ("From", f"<sip:sbc@{self.ip}>;tag=hc"),
+                       ("To", f"<sip:{node.addr[0]}:{node.addr[1]}>"),
+                       ("Call-ID", f"hc-{branch}"), ("CSeq", "1 OPTIONS")]
+        self.pending_probes[branch] = (node, time.monotonic())
+        self.proto.send(msg, node.addr)
+
+    def _probe_result(self, node: Node, ok: bool) -> None:
+        if ok:
+            node.missed = 0
+            if not node.up:
+                node.up = True
+                log.info("node %s up", node.name)
+            return
+        node.missed += 1
+        if node.up and node.missed >= self.down_after:
+            node.up = False
+            log.info("node %s down after %d missed probes", node.name, node.missed)
+
+    # -- routing ---------------------------------------------------------------
+    def handle(self, msg: SipMessage, addr) -> None:
+        if msg.is_request:
+            self._request(msg, addr)
+        else:
+            self._response(msg, addr)
+
+    def _request(self, msg: SipMessage, addr) -> None:
+        via = msg.top_via
+        if "rport" in via and "rport=" not in via:  # RFC 3581: remember where it came from
+            self._rewrite_top_via(msg, via.replace("rport", f"received={addr[0]};rport={addr[1]}", 1))
+        routes = msg.get_all("route")
+        if routes and self._is_me(uri_of(routes[0])):
+            self._forward_in_dialog(msg, routes[1:])
+        elif msg.method == "INVITE" and "tag=" not in (msg.get("to") or ""):
+            self._initial_invite(msg, addr)
+        elif "tag=" in (msg.get("to") or "") and msg.call_id in self.dialogs:
+            self._forward_to_node(msg, self.dialogs[msg.call_id])
+        elif msg.method == "OPTIONS":
+            self.proto.send(response_to(msg, 200), addr)
+        elif msg.method == "ACK":
+            return  # ACK of a non-2xx final we sent: absorbed here
+        elif msg.method == "CANCEL":
+            self._cancel(msg, addr)
+        else:
+            self.proto.send(response_to(msg, 481), addr)
+
+    @staticmethod
+    def _rewrite_top_via(msg: SipMessage, new_via: str) -> None:
+        for i, (k, v) in enumerate(msg.headers):
+            if k.lower() == "via":
+                parts = [p.strip() for p in v.split(",")]
+                parts[0] = new_via
+                msg.headers[i] = (k, ", ".join(parts))
+                return
+
+    def _is_me(self, uri: str) -> bool:
+        return host_port(uri) == (self.ip, self.port)
+
+    def _forward_in_dialog(self, msg: SipMessage, rest_routes: list[str]) -> None:
+        msg.remove("Route")
+        for r in rest_routes:
+            msg.headers.append(("Route", r))
+        dest = host_port(uri_of(rest_routes[0])) if rest_routes else host_port(msg.uri)
+        self._push_via(msg, self._stateless_branch(msg))
+        self.proto.send(msg, dest)
+
+    def _forward_to_node(self, msg: SipMessage, node: Node) -> None:
+        if msg.method == "BYE":
+            self.dialogs.pop(msg.call_id, None)
+        self._push_via(msg, self._stateless_branch(msg))
+        self.proto.send(msg, node.addr)
+
+    def _stateless_branch(self, msg: SipMessage) -> str:
+        key = f"{msg.branch}|{msg.method}".encode()
+        return MAGIC_COOKIE + "sl" + hashlib.sha1(key).hexdigest()[:16]
+
+    def _push_via(self, msg: SipMessage, branch: str) -> None:
+        mf = int(msg.get("max-forwards", "70") or 70)
+        msg.set("Max-Forwards", str(mf - 1))
+        msg.prepend("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={branch}")
+
+    def _initial_invite(self, msg: SipMessage, addr) -> None:
+        key = (msg.call_id, msg.branch)
+        tx = self.by_client.get(key)
+        if tx:  # retransmission from the caller
+            self.proto.send(tx.final_sent or response_to(msg, 100), via_address(msg.top_via))
+            return
+        if int(msg.get("max-forwards", "70") or 70) <= 0:
+            self.proto.send(response_to(msg, 483), via_address(msg.top_via))
+            return
+        tx = InviteTx(request=msg, client=via_address(msg.top_via))
+        self.by_client[key] = tx
+        self.proto.send(response_to(msg, 100), tx.client)
+        self._try_next(tx)
+
+    def _pick(self, tried: list[str]) -> Node | None:
+        healthy = [n for n in self.nodes if n.up and n.name not in tried]
+        if not healthy:
+            return None
+        self.rr = (self.rr + 1) % len(healthy)
+        return healthy[self.rr]
+
+    def _try_next(self, tx: InviteTx) -> None:
+        node = self._pick(tx.tried)
+        if node is None:
+            self._finish(tx, response_to(tx.request, 503))
+            return
+        tx.tried.append(node.name)
+        tx.node = node
+        tx.branch = new_branch()
+        self.by_branch[tx.branch] = tx
+        fwd = SipMessage(method=tx.request.method, uri=tx.request.uri,
+                         headers=list(tx.request.headers), body=tx.request.body)
+        fwd.prepend("Record-Route", f"<{self.me}>")
+        self._push_via(fwd, tx.branch)
+        node.routed += 1
+        self.proto.send(fwd, node.addr)
+        loop = asyncio.get_running_loop()
+        tx.timer = loop.call_later(self.fr_timer, self._no_answer, tx, tx.branch)
+
+    def _no_answer(self, tx: InviteTx, branch: str) -> None:
+        if tx.branch != branch or tx.answered or tx.final_sent:
+            return
+        log.info("no response from %s for %s: failing over", tx.node.name, tx.request.call_id)
+        self._probe_result(tx.node, ok=False)
+        self._try_next(tx)
+
+    def _finish(self, tx: InviteTx, final: SipMessage) -> None:
+        tx.final_sent = final
+        self.proto.send(final, tx.client)
+        loop = asyncio.get_running_loop()
+        loop.call_later(32, self._forget, tx)
+
+    def _forget(self, tx: InviteTx) -> None:
+        self.by_client.pop((tx.request.call_id, tx.request.branch), None)
+        for b in [b for b, t in self.by_branch.items() if t is tx]:
+            del self.by_branch[b]
+
+    def _cancel(self, msg: SipMessage, addr) -> None:
+        self.proto.send(response_to(msg, 200), via_address(msg.top_via))
+        tx = self.by_client.get((msg.call_id, msg.branch))
+        if tx and not tx.final_sent and not tx.answered:
+            self._finish(tx, response_to(tx.request, 487, "Request Terminated"))
+
+    def _response(self, msg: SipMessage, addr) -> None:
+        branch = msg.branch
+        if branch in self.pending_probes:
+            node, _ = self.pending_probes.pop(branch)
+            self._probe_result(node, ok=msg.status < 500)
+            return
+        vias = msg.get_all("via")
+        if not vias or f"{self.ip}:{self.port}" not in vias[0]:
+            return
+        tx = self.by_branch.get(branch)
+        self._pop_via(msg)
+        if tx is None or msg.cseq[1] != "INVITE":
+            rest = msg.get_all("via")
+            if rest:
+                self.proto.send(msg, via_address(rest[0]))
+            return
+        if tx.branch != branch:
+            return  # a late answer from a node we already gave up on
+        if tx.timer:
+            tx.timer.cancel()
+        if msg.status < 200:
+            tx.answered = tx.answered or msg.status > 100
+            if msg.status > 100:
+                self.proto.send(msg, tx.client)
+        elif msg.status < 300:
+            tx.answered = True
+            self.dialogs[tx.request.call_id] = tx.node
+            if len(self.dialogs) > 20000:
+                self.dialogs.pop(next(iter(self.dialogs)))
+            tx.final_sent = msg  # 2xx retransmissions are forwarded statelessly below
+            self.proto.send(msg, tx.client)
+            asyncio.get_running_loop().call_later(32, self._forget, tx)
+        elif msg.status >= 500 or msg.status == 408:
+            self._ack_upstream(tx, msg)
+            self._try_next(tx)
+        else:
+            self._ack_upstream(tx, msg)
+            self._finish(tx, msg)
+
+    @staticmethod
+    def _pop_via(msg: SipMessage) -> None:
+        for i, (k, v) in enumerate(msg.headers):
+            if k.lower() == "via":
+                parts = [p for p in v.split(",")]
+                if len(parts) > 1:
+                    msg.headers[i] = (k, ",".join(parts[1:]).strip())
+                else:
+                    del msg.headers[i]
+                return
+
+    def _ack_upstream(self, tx: InviteTx, resp: SipMessage) -> None:
+        ack = SipMessage(method="ACK", uri=tx.request.uri)
+        ack.headers = [("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={tx.branch}"),
+                       ("Max-Forwards", "70"), ("From", tx.request.get("from") or ""),
+                       ("To", resp.get("to") or ""), ("Call-ID", tx.request.call_id),
+                       ("CSeq", f"{tx.request.cseq[0]} ACK")]
+        self.proto.send(ack, tx.node.addr)
+
+
+def parse_node(text: str) -> Node:
+    name, _, hp = text.partition("=")
+    ip, _, port = hp.rpartition(":")
+    return Node(name, (ip, int(port)))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--listen", required=True, help="ip:port")
+    ap.add_argument("--node", action="append", required=True, help="name=ip:port")
+    ap.add_argument("--interval", type=float, default=0.5, help="seconds between OPTIONS probes")
+    ap.add_argument("--probe-timeout", type=float, default=0.4)
+    ap.add_argument("--down-after", type=int, default=2, help="missed probes before a node is down")
+    ap.add_argument("--fr-timer", type=float, default=1.0,
+                    help="seconds to wait for a node's first response before failing over")
+    ap.add_argument("--stats-file")
+    a = ap.parse_args(argv)
+    ip, port = a.listen.rsplit(":", 1)
+    sbc = Sbc(ip, int(port), [parse_node(n) for n in a.node], a.interval, a.probe_timeout,
+              a.down_after, a.fr_timer, a.stats_file)
+    run_forever(sbc.start)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Alarm levels on answer rate (MISSION.md): green >= 90 %, yellow 85-90 %, orange 80-85 %, red < 80 %."""
+from __future__ import annotations
+
+from harness.metrics.calls import answer_rate
+from harness.metrics.records import CallRecord
+
+LEVELS = ("green", "yellow", "orange", "red")
+ESCALATION = {
+    "green": "none",
+    "yellow": "call in the first reserve agents",
+    "orange": "call in the second reserve and switch to backup lines",
+    "red": "call in the third reserve and activate the DR site",
+}
+
+
+def alarm_level(rate: float | None) -> str:
+    if rate is None or rate >= 0.90:
+        return "green"
+    if rate >= 0.85:
+        return "yellow"
+    if rate >= 0.80:
+        return "orange"
+    return "red"
+
+
+def alarm_timeline(records: list[CallRecord], start: float, end: float, window: float,
+                   step: float = 1.0) -> list[tuple[float, float | None, str]]:
+    """(t, answer rate over the trailing window, level) every `step` seconds from start to end."""
+    out, t = [], start + step
+    while t <= end + 1e-9:
+        rate = answer_rate(records, max(start, t - window), t)
+        out.append((t, rate, alarm_level(rate)))
+        t += step
+    return out
+
+
+def worst_level(timeline: list[tuple[float, float | None, str]]) -> str:
+    return max((lvl for _, _, lvl in timeline), key=LEVELS.index, default="green")

@@ -1,0 +1,84 @@
+"""From records to figures and verdicts: the one place a run's numbers are computed.
+
+Pure: the runner calls it at the end of a drill, `drill report` calls it again
+on saved records, and both must get the same answer.
+"""
+from __future__ import annotations
+
+from harness.metrics import alarms, calls, failover
+from harness.metrics.records import CallRecord, FaultWindow
+from harness.metrics.sla import Verdict, verdicts
+
+
+def fault_figures(records: list[CallRecord], fault: FaultWindow, k: int, max_gap: float,
+                  slow_pdd: float) -> dict:
+    """Everything measured about one fault."""
+    intr = failover.interruption(records, fault.started_at, k)
+    end = fault.ended_at
+    before = calls.calls_by_node(records, None, fault.started_at)
+    during = calls.calls_by_node(records, fault.started_at, end)
+    after = calls.calls_by_node(records, end, None) if end is not None else {}
+    return {
+        "fault_id": fault.fault_id, "type": fault.type, "target": fault.target,
+        "nodes": list(fault.nodes), "started_at": fault.started_at, "ended_at": end,
+        "interruption_start": intr.start, "interruption_end": intr.end,
+        "failover_time": intr.failover_time, "recovered": intr.recovered,
+        "failed_attempts": intr.failed_attempts,
+        "traffic_shift": failover.traffic_shift(records, fault, slow_pdd),
+        "continuity": failover.continuity(records, fault.started_at, max_gap),
+        "bystander_continuity": failover.continuity(records, fault.started_at, max_gap,
+                                                    exclude_nodes=fault.nodes),
+        "answered_by_node": {"before": before, "during": during, "after": after},
+    }
+
+
+def _sum_pairs(pairs: list[tuple[int, int]]) -> tuple[int, int]:
+    return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+
+
+def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
+             k: int, max_gap: float, alarm_window: float, run_start: float, run_end: float,
+             steady_state_after: bool | None) -> dict:
+    """All figures of a run and one verdict per enabled SLA target."""
+    records = sorted(records, key=lambda r: r.started_at)
+    pre = [r for r in records if not faults or r.started_at < min(f.started_at for f in faults)]
+    base_pdd = calls.pdd_stats(pre)["p50"] or 0.0
+    slow_pdd = base_pdd + 0.5
+    per_fault = [fault_figures(records, f, k, max_gap, slow_pdd) for f in faults]
+    timeline = alarms.alarm_timeline(records, run_start, run_end, alarm_window)
+    media = calls.media_summary(records)
+    pdd = calls.pdd_stats(records)
+    rate = calls.answer_rate(records)
+    fo_times = [f["failover_time"] for f in per_fault]
+    worst_fo = None if any(t is None for t in fo_times) else max(fo_times, default=None)
+    cont = _sum_pairs([f["continuity"] for f in per_fault])
+    by = _sum_pairs([f["bystander_continuity"] for f in per_fault])
+    no_fault = not per_fault
+    measured = {
+        "answer_rate": (rate, f"{sum(r.answered for r in records)}/{len(records)} attempts", False),
+        "failover_time": (worst_fo, "never recovered" if per_fault and worst_fo is None
+                          else f"worst of {len(per_fault)} fault(s)", no_fault),
+        "traffic_shift": (max((f["traffic_shift"] for f in per_fault), default=None), "", no_fault),
+        "dropped_call_rate": (calls.dropped_call_rate(records), "", True),
+        "call_continuity": (failover.share(cont), f"{cont[0]}/{cont[1]} calls", cont[1] == 0),
+        "bystander_continuity": (failover.share(by), f"{by[0]}/{by[1]} calls", by[1] == 0),
+        "pdd_p95": (pdd["p95"], "", False),
+        "media_loss": (media["loss"], f"{media['calls']} calls with media", media["calls"] == 0),
+        "steady_state_after": (None if steady_state_after is None else float(steady_state_after),
+                               "target healthy after rollback", False),
+    }
+    vs: list[Verdict] = verdicts(sla, measured)
+    return {
+        "counts": calls.counts(records),
+        "answer_rate": rate,
+        "pdd": pdd,
+        "dropped_call_rate": calls.dropped_call_rate(records),
+        "media": media,
+        "answered_by_node": calls.calls_by_node(records),
+        "faults": per_fault,
+        "alarm_worst": alarms.worst_level(timeline),
+        "alarm_timeline": [{"t": t - run_start, "answer_rate": r, "level": lvl}
+                           for t, r, lvl in timeline],
+        "verdicts": [v.to_dict() for v in vs],
+        "passed": all(v.passed for v in vs),
+    }

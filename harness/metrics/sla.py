@@ -1,0 +1,61 @@
+"""SLA verdicts: each target's measured value against its threshold. Pure."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from harness.scenario.model import SLA_TARGETS
+
+
+@dataclass
+class Verdict:
+    target: str
+    measured: float | None
+    threshold: float
+    direction: str  # "min" (measured >= threshold) or "max" (measured <= threshold)
+    unit: str
+    passed: bool
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def sentence(self) -> str:
+        op = ">=" if self.direction == "min" else "<="
+        return f"{self.target}: measured {fmt(self.measured, self.unit)}, target {op} " \
+               f"{fmt(self.threshold, self.unit)}" + (f" ({self.detail})" if self.detail else "")
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "ratio":
+        return f"{value * 100:.1f}%"
+    if unit == "s":
+        return f"{value:.3f}s"
+    if unit == "bool":
+        return "yes" if value else "no"
+    return f"{value:g}"
+
+
+def judge(target: str, measured: float | None, threshold: float, detail: str = "",
+          none_passes: bool = False) -> Verdict:
+    """A verdict; a missing measurement fails unless `none_passes` (nothing to measure)."""
+    direction, unit, _ = SLA_TARGETS[target]
+    if measured is None:
+        passed = none_passes
+    elif direction == "min":
+        passed = measured >= threshold
+    else:
+        passed = measured <= threshold
+    return Verdict(target, measured, float(threshold), direction, unit, passed, detail)
+
+
+def verdicts(sla: dict, measured: dict[str, tuple[float | None, str, bool]]) -> list[Verdict]:
+    """One verdict per enabled target. `measured[name]` = (value, detail, none_passes)."""
+    out = []
+    for name, threshold in sla.items():
+        if threshold is None or name not in measured:
+            continue
+        value, detail, none_passes = measured[name]
+        out.append(judge(name, value, float(threshold), detail, none_passes))
+    return out

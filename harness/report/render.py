@@ -1,0 +1,78 @@
+"""Render a run folder's outputs from its saved records (events.jsonl + scenario.yaml).
+
+`drill run` calls this at the end and `drill report RUN_DIR` calls it again,
+so a report can always be rebuilt, even after a crash cut the run short.
+"""
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+from harness import __version__
+from harness.metrics.evaluate import evaluate
+from harness.metrics.records import CallRecord, FaultWindow
+from harness.report.calls_csv import write_calls_csv
+from harness.report.junit import write_junit
+from harness.report.review import write_review
+from harness.runner.events import read_events
+from harness.scenario.model import Scenario
+from harness.scenario.yamlload import load_yaml
+
+EXIT_PASS, EXIT_MISSED, EXIT_INPUT, EXIT_ABORTED = 0, 1, 2, 3
+
+
+def fault_windows(events: list[dict]) -> list[FaultWindow]:
+    windows: dict[str, FaultWindow] = {}
+    for ev in events:
+        if ev["event"] == "fault_injected":
+            windows[ev["fault_id"]] = FaultWindow(ev["fault_id"], ev["type"], ev["target"],
+                                                  ev["ts"], None, tuple(ev.get("nodes", [])))
+        elif ev["event"] == "fault_rolled_back" and ev["fault_id"] in windows:
+            windows[ev["fault_id"]].ended_at = ev["ts"]
+    return list(windows.values())
+
+
+def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
+    events = read_events(run_dir / "events.jsonl")
+    data, _ = load_yaml(run_dir / "scenario.yaml")
+    sc = Scenario.model_validate(data)
+    records = [CallRecord.from_dict(ev["call"]) for ev in events if ev["event"] == "call"]
+    first = {ev["event"]: ev for ev in reversed(events)}  # first occurrence of each kind
+    started = first.get("run_started", {}).get("ts", min((r.started_at for r in records), default=0))
+    ended = first.get("run_finished", events[-1] if events else {}).get("ts", started)
+    aborted = first.get("run_aborted")
+    steady = first.get("steady_state_after")
+    windows = fault_windows(events)
+    figures = evaluate(records, windows, sc.sla.model_dump(), k=sc.metrics.recovery_run,
+                       max_gap=sc.metrics.media_gap, alarm_window=sc.metrics.alarm_window,
+                       run_start=started, run_end=ended,
+                       steady_state_after=steady["ok"] if steady else None)
+    exit_code = EXIT_ABORTED if aborted else (EXIT_PASS if figures["passed"] else EXIT_MISSED)
+    summary = {
+        "scenario": {"name": sc.name, "description": sc.description, "target": sc.target,
+                     "tags": sc.tags, "seed": sc.seed, "duration": sc.duration,
+                     "alarm_window": sc.metrics.alarm_window,
+                     "load": sc.load.model_dump()},
+        "run": {"run_id": first.get("run_started", {}).get("run_id", run_dir.name),
+                "started_at": started, "ended_at": ended, "elapsed": ended - started,
+                "aborted": bool(aborted), "abort_reason": aborted["reason"] if aborted else None,
+                "steady_state_after": steady["ok"] if steady else None,
+                "versions": {"hotline-drill": __version__, "python": platform.python_version()}},
+        "timeline": [{k: v for k, v in ev.items() if k != "call"} for ev in events
+                     if ev["event"] != "call"],
+        **figures,
+        "exit_code": exit_code,
+    }
+    return summary, records
+
+
+def render_run(run_dir: Path) -> dict:
+    """Write summary.json, calls.csv, junit.xml and review.md; return the summary."""
+    run_dir = Path(run_dir)
+    summary, records = summarize(run_dir)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_calls_csv(sorted(records, key=lambda r: r.started_at), run_dir / "calls.csv")
+    write_junit(summary, run_dir / "junit.xml")
+    write_review(summary, run_dir / "review.md")
+    return summary

@@ -1,0 +1,103 @@
+"""`drill run`: wire a checked drill to the sandbox, the load, the engine and the reports."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.report.render import EXIT_INPUT, render_run
+from harness.runner.engine import (DrillRun, SetupError, install_signal_handlers, new_journal,
+                                   open_event_log, restore_signal_handlers)
+from harness.runner.live import LiveView
+from harness.runner.steady import steady_state
+from harness.scenario.load import Drill
+
+
+def describe_plan(drill: Drill) -> list[str]:
+    """The dry-run timeline: each fault, on what, when, for how long, and how it is undone."""
+    sc = drill.scenario
+    lines = [f"drill {sc.name} against target '{drill.inventory.name}', {sc.duration:g}s",
+             f"  0s: load starts at {sc.load.calls_per_second:g} calls/s, hold {sc.load.hold:g}s, "
+             f"RTP on {sc.load.rtp_share:.0%} of calls, via "
+             f"{', '.join(sc.load.carriers or [e.name for e in drill.inventory.entry_points])}"]
+    for pf in sorted(drill.faults, key=lambda p: p.spec.at):
+        until = f"for {pf.spec.duration:g}s" if pf.spec.duration is not None else "until the load ends"
+        lines.append(f"  {pf.spec.at:g}s: {pf.fault_id}: {pf.build().describe()}; {until}")
+    lines.append(f"  {sc.duration:g}s: load stops; every fault still active is rolled back; "
+                 "steady state checked")
+    return lines
+
+
+def run_dir_for(drill: Drill, output: Path | None) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(output) if output else Path("reports")
+    path = base / f"{stamp}-{drill.scenario.name}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = base / f"{stamp}-{drill.scenario.name}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+def run_drill(drill: Drill, output: Path | None, console: Console) -> tuple[int, Path | None]:
+    """Run a checked drill; returns (exit code, run folder)."""
+    from harness.load.sip_load import LoadController, node_mapper  # imports Locust (gevent)
+
+    sandbox_cfg = None
+    if drill.scenario.target == "sandbox":
+        from harness.lab import sandbox
+        sandbox_cfg = sandbox.SandboxConfig()
+        if all(pid is None for pid in sandbox.status(sandbox_cfg).values()):
+            console.log("starting the sandbox hotline (stopped again at the end)")
+            sandbox.up(sandbox_cfg)
+        else:
+            sandbox_cfg = None  # someone else's `drill lab up`: leave it running
+    try:
+        ok, problems = steady_state(drill.inventory, within=5.0)
+        if not ok:
+            raise SetupError("target is not healthy before the drill (nothing injected):\n  "
+                             + "\n  ".join(problems))
+        run_dir = run_dir_for(drill, output)
+        shutil.copyfile(drill.path, run_dir / "scenario.yaml")
+        (run_dir / "target.json").write_text(json.dumps(drill.inventory.model_dump(), indent=2))
+        run = DrillRun(drill, run_dir, new_journal(), run_id=run_dir.name)
+        log = open_event_log(run)
+        live = LiveView(console, drill.scenario.duration, drill.scenario.metrics.alarm_window)
+        run.bus.subscribe(live)
+        entries = [e for e in drill.inventory.entry_points
+                   if not drill.scenario.load.carriers or e.name in drill.scenario.load.carriers]
+        load = LoadController(drill.scenario.load, entries,
+                              on_record=lambda rec: run.bus.publish("call", ts=rec.ended_at,
+                                                                    call=rec.to_dict()),
+                              node_of=node_mapper(drill.inventory.node_by_sip()),
+                              seed=drill.scenario.seed)
+
+        def tick(r):
+            r.load_in_flight = load.in_flight
+            live.tick(r)
+
+        old = install_signal_handlers(run)
+        try:
+            run.execute(load, on_tick=tick)
+        finally:
+            errors = run.rollback_all()  # an exception mid-run must not leave a fault behind
+            if errors:
+                run.bus.publish("rollback_errors", errors=errors)
+            restore_signal_handlers(old)
+            live.close()
+        run.check_after()
+        run.bus.publish("run_finished")
+        log.close()
+        summary = render_run(run_dir)
+        return summary["exit_code"], run_dir
+    except SetupError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return EXIT_INPUT, None
+    finally:
+        if sandbox_cfg is not None:
+            from harness.lab import sandbox
+            sandbox.down(sandbox_cfg)

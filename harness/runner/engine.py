@@ -1,0 +1,179 @@
+"""The drill engine: one generic timeline executor for any scenario.
+
+Order of a run: check the target is healthy (steady state before), start the
+load, inject and roll back faults on schedule (each journaled first), stop
+the load, roll back anything left, check the steady state after, and render
+every output from the saved records. SIGINT/SIGTERM set `abort`; the loop
+notices within a tick, rolls back first, then stops the load.
+"""
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.faults.base import FaultError, Injector, lookup
+from harness.metrics.records import CallRecord
+from harness.runner.events import EventBus, JsonlLog
+from harness.runner.journal import Journal
+from harness.runner.steady import steady_state
+from harness.scenario.load import Drill, PlannedFault
+
+TICK = 0.1
+
+
+class SetupError(Exception):
+    """The target is not fit for a drill (exit 2, nothing injected)."""
+
+
+@dataclass
+class ActiveFault:
+    planned: PlannedFault
+    injector: Injector
+    recipe: dict
+    started_at: float
+
+
+@dataclass
+class DrillRun:
+    drill: Drill
+    run_dir: Path
+    journal: Journal
+    run_id: str
+    bus: EventBus = field(default_factory=EventBus)
+    records: list[CallRecord] = field(default_factory=list)
+    active: dict[str, ActiveFault] = field(default_factory=dict)
+    abort_reason: str | None = None
+    t0: float = 0.0
+
+    # -- faults ---------------------------------------------------------------
+    def inject(self, pf: PlannedFault) -> None:
+        inj = pf.build()
+        recipe = inj.recipe()
+        self.journal.intent(self.run_id, pf.fault_id, pf.spec.type, pf.spec.target, recipe)
+        started = time.time()
+        inj.inject()
+        self.active[pf.fault_id] = ActiveFault(pf, inj, recipe, started)
+        took = inj.verify()
+        nodes = [pf.spec.target] if hasattr(pf.target, "role") else []
+        self.bus.publish("fault_injected", ts=started, fault_id=pf.fault_id, type=pf.spec.type,
+                         target=pf.spec.target, nodes=nodes, verified=took,
+                         description=inj.describe())
+        if not took:
+            self.abort_reason = f"fault {pf.fault_id} did not take effect"
+
+    def rollback(self, fault_id: str) -> None:
+        af = self.active.pop(fault_id)
+        started = time.time()
+        try:
+            note = type(af.injector).undo(af.recipe)
+        except FaultError as exc:
+            self.bus.publish("fault_rollback_failed", fault_id=fault_id, error=str(exc))
+            raise
+        self.journal.closed(self.run_id, fault_id, note)
+        self.bus.publish("fault_rolled_back", ts=started, fault_id=fault_id, note=note,
+                         took=time.time() - started)
+
+    def rollback_all(self) -> list[str]:
+        errors = []
+        for fid in list(self.active)[::-1]:
+            try:
+                self.rollback(fid)
+            except FaultError as exc:
+                errors.append(str(exc))
+        return errors
+
+    # -- the timeline ---------------------------------------------------------
+    def schedule(self) -> list[tuple[float, str, PlannedFault]]:
+        plan = []
+        for pf in self.drill.faults:
+            plan.append((pf.spec.at, "inject", pf))
+            if pf.end is not None:
+                plan.append((pf.end, "rollback", pf))
+        return sorted(plan, key=lambda x: (x[0], x[1] == "inject"))
+
+    def execute(self, load, on_tick=None) -> None:
+        """Run the timeline with `load` (a LoadController); returns when done or aborted."""
+        sc = self.drill.scenario
+        plan = self.schedule()
+        load_start = sc.load.start
+        load_end = min(sc.duration, load_start + (sc.load.duration or sc.duration))
+        self.t0 = time.time()
+        self.bus.publish("run_started", ts=self.t0, run_id=self.run_id)
+        load_on = False
+        while not self.abort_reason:
+            t = time.time() - self.t0
+            if not load_on and t >= load_start:
+                load.start()
+                load_on = True
+                self.bus.publish("load_started", users=load.users,
+                                 calls_per_second=sc.load.calls_per_second)
+            while plan and plan[0][0] <= t and not self.abort_reason:
+                _, action, pf = plan.pop(0)
+                try:
+                    if action == "inject":
+                        self.inject(pf)
+                    elif pf.fault_id in self.active:
+                        self.rollback(pf.fault_id)
+                except (FaultError, OSError) as exc:
+                    self.abort_reason = f"{action} of {pf.fault_id} failed: {exc}"
+            if t >= sc.duration or (load_on and t >= load_end and not plan):
+                break
+            if on_tick:
+                on_tick(self)
+            time.sleep(TICK)
+        if self.abort_reason:
+            errors = self.rollback_all()  # first: nothing left behind, then the load
+            load.abort()
+            self.bus.publish("run_aborted", reason=self.abort_reason, rollback_errors=errors)
+            return
+        load.stop(wait=sc.load.hold + sc.load.invite_timeout + sc.load.bye_timeout + 2)
+        errors = self.rollback_all()
+        if errors:
+            self.bus.publish("rollback_errors", errors=errors)
+
+    def check_after(self) -> bool:
+        ok, problems = steady_state(self.drill.inventory, within=10.0)
+        self.bus.publish("steady_state_after", ok=ok, problems=problems)
+        return ok
+
+
+def install_signal_handlers(run: DrillRun) -> dict:
+    """SIGINT/SIGTERM ask the run to abort; returns the old handlers to restore."""
+    def handler(signum, _frame):
+        run.abort_reason = f"received {signal.Signals(signum).name}"
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        old[sig] = signal.signal(sig, handler)
+    return old
+
+
+def restore_signal_handlers(old: dict) -> None:
+    for sig, h in old.items():
+        signal.signal(sig, h)
+
+
+def recover(journal: Journal) -> list[tuple[dict, str]]:
+    """Undo every fault the journal still holds open (after a crash). Idempotent."""
+    done = []
+    for entry in journal.open_faults():
+        try:
+            note = lookup(entry["type"]).undo(entry["recipe"])
+        except (FaultError, KeyError, OSError) as exc:
+            done.append((entry, f"FAILED: {exc}"))
+            continue
+        journal.closed(entry["run_id"], entry["fault_id"], f"recovered: {note}")
+        done.append((entry, note))
+    return done
+
+
+def new_journal() -> Journal:
+    from harness.lab.sandbox import state_home
+    return Journal(state_home() / "journal.jsonl")
+
+
+def open_event_log(run: DrillRun) -> JsonlLog:
+    log = JsonlLog(run.run_dir / "events.jsonl")
+    run.bus.subscribe(log)
+    return log

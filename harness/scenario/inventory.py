@@ -1,0 +1,77 @@
+"""The target inventory: what the staging hotline is made of and what a drill may touch."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def split_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+class ProcessRef(Strict):
+    """How to find and restart a local process (the `process` injector's handle)."""
+
+    pidfile: str
+    start: list[str] = []
+    cwd: str | None = None
+    log: str | None = None
+
+
+class Node(Strict):
+    """Something that can die: an SBC, a PBX, a media server, a database."""
+
+    name: str
+    role: str = "pbx"
+    sip: str | None = Field(None, description="ip:port where the node answers SIP OPTIONS")
+    process: ProcessRef | None = None
+
+
+class EntryPoint(Strict):
+    """A carrier path into the hotline: where the load generator sends INVITEs."""
+
+    name: str
+    address: str
+    process: ProcessRef | None = None
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        return split_address(self.address)
+
+
+class Link(Strict):
+    """Something that can be cut or degraded: a carrier trunk, a replication link."""
+
+    name: str
+    kind: str = "carrier"
+    process: ProcessRef | None = None
+
+
+class TargetInventory(Strict):
+    name: str
+    entry_points: list[EntryPoint]
+    nodes: list[Node] = []
+    links: list[Link] = []
+    allowlist: list[str] = Field(default_factory=list,
+                                 description="names a drill may inject faults into")
+
+    @model_validator(mode="after")
+    def _unique(self):
+        names = [x.name for x in [*self.entry_points, *self.nodes, *self.links]]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"names used twice: {', '.join(sorted(dup))}")
+        return self
+
+    def find(self, name: str) -> Node | EntryPoint | Link | None:
+        for x in [*self.nodes, *self.entry_points, *self.links]:
+            if x.name == name:
+                return x
+        return None
+
+    def node_by_sip(self) -> dict[tuple[str, int], str]:
+        return {split_address(n.sip): n.name for n in self.nodes if n.sip}

@@ -1,0 +1,134 @@
+"""The scenario: one drill file, as validated data (pydantic v2).
+
+Every field is documented in README.md ("Scenario format"); keep both in step.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
+
+
+def parse_duration(value: Any) -> float:
+    """'500ms', '15s', '2m', '1h' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration, like 15s, 500ms or 2m")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise ValueError(f"{value!r} is not a duration; write it like 15s, 500ms or 2m")
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def parse_ratio(value: Any) -> float:
+    """0.9, '90%' -> 0.9; must lie in [0, 1]."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        value = float(value.strip()[:-1]) / 100
+    ratio = float(value)
+    if not 0 <= ratio <= 1:
+        raise ValueError(f"{value!r} is not a share between 0 and 1 (or 0% and 100%)")
+    return ratio
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Ratio = Annotated[float, BeforeValidator(parse_ratio)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoadSpec(Strict):
+    """Steady SIP call load placed through the target's entry points."""
+
+    calls_per_second: float = Field(2.0, gt=0, le=500)
+    hold: Duration = 8.0
+    rtp_share: Ratio = 1.0
+    carriers: list[str] | None = None
+    invite_timeout: Duration = 8.0
+    bye_timeout: Duration = 3.0
+    start: Duration = 0.0
+    duration: Duration | None = None
+
+
+class FaultSpec(BaseModel):
+    """One fault: a registered `type`, an inventory `target`, when and for how long.
+
+    Any other keys are the injector's own parameters, checked by its model.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    target: str
+    at: Duration
+    duration: Duration | None = None
+    id: str | None = None
+
+    @property
+    def params(self) -> dict:
+        return dict(self.model_extra or {})
+
+
+SLA_TARGETS: dict[str, tuple[str, str, float | None]] = {
+    # name: (direction, unit, default) — defaults from MISSION.md where it has one
+    "answer_rate": ("min", "ratio", 0.90),
+    "failover_time": ("max", "s", 30.0),
+    "traffic_shift": ("max", "s", None),
+    "dropped_call_rate": ("max", "ratio", 0.01),
+    "call_continuity": ("min", "ratio", None),
+    "bystander_continuity": ("min", "ratio", None),
+    "pdd_p95": ("max", "s", None),
+    "media_loss": ("max", "ratio", None),
+    "steady_state_after": ("min", "bool", 1.0),
+}
+
+
+class SlaSpec(Strict):
+    """SLA targets; `null` switches one off. Direction is fixed per target (see SLA_TARGETS)."""
+
+    answer_rate: Ratio | None = SLA_TARGETS["answer_rate"][2]
+    failover_time: Duration | None = SLA_TARGETS["failover_time"][2]
+    traffic_shift: Duration | None = None
+    dropped_call_rate: Ratio | None = SLA_TARGETS["dropped_call_rate"][2]
+    call_continuity: Ratio | None = None
+    bystander_continuity: Ratio | None = None
+    pdd_p95: Duration | None = None
+    media_loss: Ratio | None = None
+    steady_state_after: bool | None = True
+
+
+class MetricOptions(Strict):
+    """How the metrics are computed (DESIGN.md definitions)."""
+
+    recovery_run: int = Field(5, ge=1, description="K answered attempts in a row that end an interruption")
+    media_gap: Duration = 1.0
+    alarm_window: Duration = 10.0
+
+
+class Scenario(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str = ""
+    target: str = "sandbox"
+    tags: list[str] = []
+    duration: Duration = Field(gt=0)
+    seed: int | None = None
+    load: LoadSpec = LoadSpec()
+    faults: list[FaultSpec] = []
+    sla: SlaSpec = SlaSpec()
+    metrics: MetricOptions = MetricOptions()
+
+    @field_validator("duration")
+    @classmethod
+    def _bounded(cls, v: float) -> float:
+        if v > 24 * 3600:
+            raise ValueError("a drill longer than 24h is refused; split it")
+        return v

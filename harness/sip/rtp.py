@@ -1,0 +1,77 @@
+"""RTP packets (RFC 3550) and the receive-side statistics a call record keeps.
+
+G.711 µ-law, 20 ms packets: 160 payload bytes, timestamp step 160 at 8 kHz.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+PT_PCMU = 0
+PACKET_INTERVAL = 0.020
+SAMPLES_PER_PACKET = 160
+CLOCK_RATE = 8000
+HEADER = struct.Struct("!BBHII")
+SILENCE = b"\xff" * SAMPLES_PER_PACKET
+
+
+def build_packet(seq: int, timestamp: int, ssrc: int, payload: bytes = SILENCE,
+                 marker: bool = False) -> bytes:
+    return HEADER.pack(0x80, (0x80 if marker else 0) | PT_PCMU, seq & 0xFFFF,
+                       timestamp & 0xFFFFFFFF, ssrc) + payload
+
+
+def parse_header(data: bytes) -> tuple[int, int, int] | None:
+    """(sequence, timestamp, ssrc) of an RTP packet, or None if it is not one."""
+    if len(data) < HEADER.size or data[0] >> 6 != 2:
+        return None
+    _, _, seq, ts, ssrc = HEADER.unpack_from(data)
+    return seq, ts, ssrc
+
+
+@dataclass
+class RtpStats:
+    """Receive statistics of one RTP stream, updated per packet.
+
+    loss counts sequence numbers never seen between the first and the highest
+    received; jitter is the RFC 3550 §6.4.1 interarrival jitter in seconds;
+    max_gap is the longest time between two consecutive arrivals.
+    """
+
+    received: int = 0
+    first_seq: int | None = None
+    highest_seq: int = 0  # extended (with wrap count)
+    jitter: float = 0.0
+    max_gap: float = 0.0
+    first_arrival: float | None = None
+    last_arrival: float | None = None
+    _last_transit: float | None = None
+
+    def add(self, seq: int, timestamp: int, arrival: float) -> None:
+        if self.first_seq is None:
+            self.first_seq = self.highest_seq = seq
+            self.first_arrival = arrival
+        else:
+            ext = self.highest_seq + ((seq - self.highest_seq + 0x8000) & 0xFFFF) - 0x8000
+            self.highest_seq = max(self.highest_seq, ext)
+            self.max_gap = max(self.max_gap, arrival - (self.last_arrival or arrival))
+        transit = arrival - timestamp / CLOCK_RATE
+        if self._last_transit is not None:
+            d = abs(transit - self._last_transit)
+            self.jitter += (d - self.jitter) / 16
+        self._last_transit = transit
+        self.last_arrival = arrival
+        self.received += 1
+
+    @property
+    def expected(self) -> int:
+        return 0 if self.first_seq is None else self.highest_seq - self.first_seq + 1
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.expected - self.received)
+
+    def close(self, end: float) -> None:
+        """Count the silence from the last packet to the end of the call as a gap."""
+        if self.last_arrival is not None:
+            self.max_gap = max(self.max_gap, end - self.last_arrival)

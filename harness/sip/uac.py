@@ -1,0 +1,246 @@
+"""One SIP call from the caller's side: INVITE, ACK, RTP for the hold time, BYE.
+
+Blocking sockets with timeouts, one UDP socket per call for signalling and one
+for media. Under Locust these calls run in gevent greenlets (Locust patches the
+socket module), elsewhere in plain threads: the same code serves both.
+"""
+from __future__ import annotations
+
+import random
+import socket
+import time
+from dataclasses import dataclass, field
+
+from harness.metrics.records import CallRecord
+from harness.sip import rtp
+from harness.sip.message import (SipMessage, SipParseError, host_port, new_branch,
+                                 parse, token, uri_of)
+
+T1 = 0.5
+
+
+@dataclass
+class CallOptions:
+    """What one call does; the defaults suit a drill (shorter than RFC timers)."""
+
+    hold: float = 10.0
+    rtp: bool = True
+    invite_timeout: float = 8.0
+    bye_timeout: float = 4.0
+    callee: str = "hotline"
+    local_ip: str = "127.0.0.1"
+    max_media_gap: float = 1.0
+    extra_headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _sdp(ip: str, port: int, session_id: int) -> bytes:
+    return (f"v=0\r\no=drill {session_id} {session_id} IN IP4 {ip}\r\ns=drill\r\n"
+            f"c=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n"
+            f"a=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n").encode()
+
+
+def media_address(body: bytes) -> tuple[str, int] | None:
+    """The connection address and audio port of an SDP body."""
+    ip, port = None, None
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith("c=IN IP4 "):
+            ip = line.split()[2]
+        elif line.startswith("m=audio "):
+            port = int(line.split()[1])
+    return (ip, port) if ip and port else None
+
+
+class _Leg:
+    """The signalling socket of one call and the dialog state learned on it."""
+
+    def __init__(self, opts: CallOptions, entry: tuple[str, int]):
+        self.opts = opts
+        self.entry = entry
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((opts.local_ip, 0))
+        self.port = self.sock.getsockname()[1]
+        self.call_id = f"{token(16)}@{opts.local_ip}"
+        self.from_tag = token(8)
+        self.to_header = f"<sip:{opts.callee}@{entry[0]}:{entry[1]}>"
+        self.route_set: list[str] = []
+        self.remote_target = f"sip:{opts.callee}@{entry[0]}:{entry[1]}"
+
+    def request(self, method: str, cseq: int, branch: str, body: bytes = b"",
+                uri: str | None = None) -> SipMessage:
+        o = self.opts
+        msg = SipMessage(method=method, uri=uri or self.remote_target)
+        msg.headers = [
+            ("Via", f"SIP/2.0/UDP {o.local_ip}:{self.port};branch={branch};rport"),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:drill@{o.local_ip}:{self.port}>;tag={self.from_tag}"),
+            ("To", self.to_header),
+            ("Call-ID", self.call_id),
+            ("CSeq", f"{cseq} {method}"),
+            ("Contact", f"<sip:drill@{o.local_ip}:{self.port}>"),
+            ("User-Agent", "hotline-drill"),
+        ]
+        msg.headers += [("Route", r) for r in self.route_set]
+        msg.headers += o.extra_headers
+        if body:
+            msg.headers.append(("Content-Type", "application/sdp"))
+        msg.body = body
+        return msg
+
+    def next_hop(self) -> tuple[str, int]:
+        if self.route_set:
+            return host_port(uri_of(self.route_set[0]))
+        return self.entry
+
+    def send(self, msg: SipMessage, dest: tuple[str, int] | None = None) -> None:
+        self.sock.sendto(msg.to_bytes(), dest or self.next_hop())
+
+    def receive(self, deadline: float) -> SipMessage | None:
+        """The next SIP message on this socket, or None when the deadline passes."""
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data, _ = self.sock.recvfrom(65535)
+            except (socket.timeout, ConnectionRefusedError):
+                continue
+            try:
+                return parse(data)
+            except SipParseError:
+                continue
+
+    def transact(self, msg: SipMessage, timeout: float, on_provisional=None):
+        """Send a request with UDP retransmission (timer A/E) until a final response."""
+        deadline = time.time() + timeout
+        interval, next_send, provisional = T1, time.time(), False
+        while True:
+            now = time.time()
+            if not provisional and now >= next_send:
+                self.send(msg)
+                next_send = now + interval
+                interval = min(interval * 2, 4.0)
+            resp = self.receive(min(deadline, next_send) if not provisional else deadline)
+            if resp is None:
+                if time.time() >= deadline:
+                    return None
+                continue
+            if resp.is_request or resp.cseq != msg.cseq:
+                continue
+            if resp.status < 200:
+                provisional = True
+                if on_provisional:
+                    on_provisional(resp)
+                continue
+            return resp
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def place_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
+               node_of=lambda contact: contact) -> CallRecord:
+    """Place one call through `entry` and return what happened to it."""
+    leg = _Leg(opts, entry)
+    rec = CallRecord(call_id=leg.call_id, carrier=carrier, hold_planned=opts.hold,
+                     media=opts.rtp)
+    media_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    media_sock.bind((opts.local_ip, 0))
+    try:
+        _invite(leg, rec, media_sock, opts, node_of)
+    finally:
+        media_sock.close()
+        leg.close()
+    return rec
+
+
+def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions, node_of) -> None:
+    sdp = _sdp(opts.local_ip, media_sock.getsockname()[1], random.randrange(1, 2**31))
+    invite = leg.request("INVITE", 1, new_branch(), sdp)
+
+    def provisional(resp: SipMessage) -> None:
+        if resp.status in (180, 183) and rec.ringing_at is None:
+            rec.ringing_at = time.time()
+
+    rec.started_at = time.time()
+    final = leg.transact(invite, opts.invite_timeout, provisional)
+    if final is None:
+        rec.fail(0, "no final response to INVITE (timeout)")
+        return
+    rec.status = final.status
+    if final.status >= 300:
+        _ack(leg, invite, final, non_2xx=True)
+        rec.fail(final.status, f"{final.status} {final.reason}")
+        return
+    rec.answered_at = time.time()
+    contact = uri_of(final.get("contact", "") or "")
+    rec.node = node_of(contact)
+    leg.to_header = final.get("to", leg.to_header) or leg.to_header
+    leg.route_set = list(final.get_all("record-route"))[::-1]
+    leg.remote_target = contact or leg.remote_target
+    _ack(leg, invite, final, non_2xx=False)
+    remote_media = media_address(final.body)
+    stats = _hold(leg, media_sock, remote_media, opts, rec)
+    bye = leg.request("BYE", 2, new_branch())
+    rec.bye_sent_at = time.time()
+    resp = leg.transact(bye, opts.bye_timeout)
+    rec.ended_at = time.time()
+    rec.bye_status = resp.status if resp else 0
+    if stats is not None:
+        stats.close(rec.bye_sent_at)
+        rec.rtp_expected = max(stats.expected, rec.rtp_expected)
+        rec.rtp_received = stats.received
+        rec.rtp_jitter_ms = round(stats.jitter * 1000, 3)
+        rec.rtp_max_gap = round(stats.max_gap, 3)
+    rec.outcome = "completed" if rec.bye_status == 200 else "dropped"
+    if rec.bye_status != 200:
+        rec.reason = "BYE got no answer" if not resp else f"BYE got {resp.status}"
+
+
+def _ack(leg: _Leg, invite: SipMessage, final: SipMessage, non_2xx: bool) -> None:
+    """ACK: same branch for a non-2xx (hop by hop), new branch and route set for 2xx."""
+    if non_2xx:
+        ack = leg.request("ACK", 1, invite.branch, uri=invite.uri)
+        ack.set("To", final.get("to", leg.to_header) or leg.to_header)
+        ack.remove("Route")
+        leg.send(ack, leg.entry)
+    else:
+        leg.send(leg.request("ACK", 1, new_branch()))
+
+
+def _hold(leg: _Leg, media_sock, remote, opts: CallOptions, rec: CallRecord):
+    """Keep the call up for the hold time, sending and measuring RTP if asked."""
+    end = time.time() + opts.hold
+    if not opts.rtp or remote is None:
+        while time.time() < end:
+            msg = leg.receive(end)
+            if msg is not None and msg.is_request and msg.method == "BYE":
+                rec.reason = "remote hung up"
+                end = time.time()
+        return None
+    stats, seq, ts, ssrc = rtp.RtpStats(), random.randrange(65536), 0, random.getrandbits(32)
+    start = next_send = time.time()
+    stats.first_arrival = None
+    while True:
+        now = time.time()
+        if now >= end:
+            break
+        if now >= next_send:
+            media_sock.sendto(rtp.build_packet(seq, ts, ssrc, marker=(rec.rtp_sent == 0)), remote)
+            rec.rtp_sent += 1
+            seq, ts = seq + 1, ts + rtp.SAMPLES_PER_PACKET
+            next_send += rtp.PACKET_INTERVAL
+            continue
+        media_sock.settimeout(max(0.0005, min(next_send, end) - now))
+        try:
+            data, _ = media_sock.recvfrom(2048)
+        except (socket.timeout, ConnectionRefusedError):
+            continue
+        hdr = rtp.parse_header(data)
+        if hdr:
+            stats.add(hdr[0], hdr[1], time.time())
+    # what we should have received: one packet per 20 ms of hold
+    rec.rtp_expected = int(round((end - start) / rtp.PACKET_INTERVAL))
+    if stats.first_arrival is None:
+        stats.max_gap = end - start
+    return stats
