@@ -22,8 +22,8 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
 lab_app = typer.Typer(help="Start, stop and inspect the practice hotline (the sandbox).",
                       no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail_input(exc: InputError) -> None:

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.faults.process import proc_state, read_pid, start_process
@@ -31,7 +31,8 @@ def state_home() -> Path:
 
 @dataclass
 class SandboxConfig:
-    block: str = os.environ.get("HOTLINE_DRILL_SANDBOX_BLOCK", "127.10.0")
+    block: str = field(default_factory=lambda: os.environ.get("HOTLINE_DRILL_SANDBOX_BLOCK",
+                                                              "127.10.0"))
     pbx_nodes: int = 2
     port: int = 5060
 

@@ -31,7 +31,8 @@ class LoadController:
     """Owns one Locust environment for one drill; the drill's only view of the load."""
 
     def __init__(self, spec: LoadSpec, entries: list[EntryPoint], on_record: Callable[[CallRecord], None],
-                 node_of: Callable[[str], str], seed: int | None = None):
+                 node_of: Callable[[str], str], seed: int | None = None,
+                 max_calls: int | None = None):
         self.spec = spec
         self.entries = entries
         self.on_record = on_record
@@ -40,6 +41,8 @@ class LoadController:
         self._carrier = itertools.cycle(entries)
         self.accepting = True
         self.in_flight = 0
+        self.placed = 0
+        self.max_calls = max_calls
         self.interval = spec.hold + spec.bye_timeout + 2.0
         self.users = max(1, round(spec.calls_per_second * self.interval))
         self.env: Environment | None = None
@@ -52,7 +55,7 @@ class LoadController:
 
             @task
             def call(self):
-                if not ctl.accepting:
+                if not ctl.accepting or (ctl.max_calls is not None and ctl.placed >= ctl.max_calls):
                     raise StopUser()
                 ctl.place_one(self.environment)
 
@@ -64,6 +67,7 @@ class LoadController:
                            invite_timeout=self.spec.invite_timeout,
                            bye_timeout=self.spec.bye_timeout)
         self.in_flight += 1
+        self.placed += 1
         try:
             rec = place_call(entry.addr, opts, carrier=entry.name, node_of=self.node_of)
         finally:

@@ -1,0 +1,55 @@
+"""Run the SIP load generator alone against one address, without a drill.
+
+For interoperability checks and the benchmark:
+`python -m harness.load.standalone --entry 127.0.0.1:5080 --cps 20 --hold 1 --seconds 10`
+prints one JSON object with the counts, the achieved rate and peak memory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+from harness.load.sip_load import LoadController  # imports Locust (gevent) first
+from harness.metrics.calls import counts
+from harness.scenario.inventory import EntryPoint
+from harness.scenario.model import LoadSpec
+
+
+def run(entry: str, cps: float, hold: float, seconds: float, rtp_share: float,
+        invite_timeout: float = 8.0, max_calls: int | None = None) -> dict:
+    records = []
+    spec = LoadSpec(calls_per_second=cps, hold=hold, rtp_share=rtp_share,
+                    invite_timeout=invite_timeout, bye_timeout=3.0)
+    load = LoadController(spec, [EntryPoint(name="entry", address=entry)], records.append,
+                          node_of=lambda c: c, seed=1, max_calls=max_calls)
+    t0 = time.time()
+    load.start()
+    peak_in_flight = 0
+    while time.time() - t0 < seconds and (max_calls is None or load.placed < max_calls):
+        peak_in_flight = max(peak_in_flight, load.in_flight)
+        time.sleep(0.05)
+    load.stop(wait=hold + invite_timeout + 5)
+    c = counts(records)
+    return {**c, "offered_cps": cps, "seconds": seconds,
+            "achieved_cps": c["attempts"] / seconds,
+            "failure_ratio": (c["attempts"] - c["completed"]) / c["attempts"] if c["attempts"] else 1.0,
+            "peak_in_flight": peak_in_flight,
+            "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--entry", required=True, help="ip:port to send INVITEs to")
+    ap.add_argument("--cps", type=float, default=5)
+    ap.add_argument("--hold", type=float, default=1.0)
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--rtp-share", type=float, default=0.0)
+    ap.add_argument("--calls", type=int, help="stop after placing this many calls")
+    a = ap.parse_args(argv)
+    print(json.dumps(run(a.entry, a.cps, a.hold, a.seconds, a.rtp_share, max_calls=a.calls)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Whole drills through the `drill` command against the sandbox, as a user runs them."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.faults.process import proc_state, read_pid
+from harness.lab import sandbox
+from harness.metrics.evaluate import evaluate
+from harness.report.calls_csv import read_calls_csv
+from harness.report.render import fault_windows
+from harness.runner.events import read_events
+from harness.runner.journal import Journal
+from tests.conftest import wait_for
+
+HERE = Path(__file__).parent / "scenarios"
+DRILL = [sys.executable, "-m", "harness.cli"]
+
+
+def drill(*args, **kw):
+    return subprocess.run(DRILL + list(args), capture_output=True, text=True, timeout=180, **kw)
+
+
+def run_dir_of(out: Path) -> Path:
+    dirs = [d for d in out.iterdir() if d.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def test_node_loss_drill_end_to_end(isolated, tmp_path):
+    res = drill("run", str(HERE / "short-node-loss.yaml"), "-o", str(tmp_path / "out"))
+    assert res.returncode in (0, 1), res.stdout + res.stderr
+    run = run_dir_of(tmp_path / "out")
+    for name in ("events.jsonl", "calls.csv", "summary.json", "junit.xml", "review.md"):
+        assert (run / name).stat().st_size > 0, name
+    summary = json.loads((run / "summary.json").read_text())
+    calls = read_calls_csv(run / "calls.csv")
+    fault = summary["faults"][0]
+    start, end = fault["started_at"], fault["ended_at"]
+
+    # load really ran: about 5 calls/s for 20 s, through all three carriers
+    assert len(calls) >= 80
+    assert {c.carrier for c in calls} == {"carrier-a", "carrier-b", "carrier-c"}
+    # both nodes took calls before the kill
+    before = {c.node for c in calls if c.answered and c.started_at < start}
+    assert before == {"pbx-1", "pbx-2"}
+    # the killed node's calls failed or moved: once the shift was over, nothing landed on pbx-1
+    shifted = start + fault["traffic_shift"]
+    assert not [c for c in calls if start <= c.started_at < end and c.node == "pbx-1"]
+    assert all(c.node == "pbx-2" for c in calls if shifted < c.started_at < end and c.answered)
+    # calls in progress on pbx-1 at the kill were dropped; those on pbx-2 survived
+    spanning = [c for c in calls if c.answered_at and c.answered_at < start < c.planned_end]
+    assert spanning and all(c.outcome == "dropped" for c in spanning if c.node == "pbx-1")
+    assert all(c.outcome == "completed" for c in spanning if c.node == "pbx-2")
+    # after the rollback pbx-1 took calls again
+    assert any(c.node == "pbx-1" for c in calls if c.started_at > end + 2)
+
+    # verdicts and files agree with the records
+    windows = fault_windows(read_events(run / "events.jsonl"))
+    again = evaluate(calls, windows, {"answer_rate": 0.9, "failover_time": 5.0,
+                                      "dropped_call_rate": 0.4, "bystander_continuity": 0.95,
+                                      "steady_state_after": True},
+                     k=5, max_gap=1.0, alarm_window=10, run_start=summary["run"]["started_at"],
+                     run_end=summary["run"]["ended_at"], steady_state_after=True)
+    assert again["verdicts"] == summary["verdicts"]
+    assert summary["counts"]["attempts"] == len(calls)
+    assert res.returncode == (0 if summary["passed"] else 1)
+    junit = (run / "junit.xml").read_text()
+    assert junit.count("<testcase") == len(summary["verdicts"])
+    assert junit.count("<failure") == sum(not v["passed"] for v in summary["verdicts"])
+    review = (run / "review.md").read_text()
+    assert "kill-pbx-1" in review and "Failover time" in review and "## Root cause" in review
+    with open(run / "calls.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == len(calls)
+    # the sandbox the drill started is gone again; the journal holds nothing open
+    assert all(pid is None for pid in sandbox.status().values())
+    assert Journal(Path(isolated["HOTLINE_DRILL_STATE"]) / "journal.jsonl").open_faults() == []
+
+    # `drill report` rebuilds the same verdicts from the saved records
+    (run / "summary.json").unlink()
+    rebuilt = drill("report", str(run))
+    assert rebuilt.returncode == res.returncode
+    assert json.loads((run / "summary.json").read_text())["verdicts"] == summary["verdicts"]
+
+
+def _start_long_drill(out: Path) -> tuple[subprocess.Popen, Path]:
+    proc = subprocess.Popen(DRILL + ["run", str(HERE / "long-pause.yaml"), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    events = wait_for(lambda: next(out.glob("*/events.jsonl"), None), 30, what="events.jsonl")
+    wait_for(lambda: sum('"fault_injected"' in line for line in events.read_text().splitlines()) == 2,
+             30, what="both faults injected")
+    return proc, events
+
+
+def _journal(env) -> Journal:
+    return Journal(Path(env["HOTLINE_DRILL_STATE"]) / "journal.jsonl")
+
+
+def test_sigterm_rolls_back_and_exits_3(isolated, tmp_path):
+    proc, events = _start_long_drill(tmp_path / "out")
+    inv = sandbox.inventory()
+    paused = read_pid(inv.find("pbx-2").process.pidfile)
+    assert proc_state(paused)[0] == "T"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 3, out
+    evs = read_events(events)
+    rolled = [e for e in evs if e["event"] == "fault_rolled_back"]
+    aborted = next(e for e in evs if e["event"] == "run_aborted")
+    assert {e["fault_id"] for e in rolled} == {"pause-pbx-2", "kill-pbx-1"}
+    assert max(e["ts"] + e["took"] for e in rolled) - aborted["ts"] < 2.0
+    assert "SIGTERM" in aborted["reason"]
+    assert _journal(isolated).open_faults() == []
+    summary = json.loads((events.parent / "summary.json").read_text())
+    assert summary["run"]["aborted"] and summary["exit_code"] == 3
+
+
+def test_sigkill_then_recover_leaves_nothing_behind(isolated, tmp_path):
+    proc, _ = _start_long_drill(tmp_path / "out")
+    proc.kill()  # SIGKILL: no handler runs
+    proc.communicate(timeout=10)
+    inv = sandbox.inventory()
+    pbx1, pbx2 = (read_pid(inv.find(n).process.pidfile) for n in ("pbx-1", "pbx-2"))
+    assert proc_state(pbx1) is None and proc_state(pbx2)[0] == "T"  # faults left in place
+    assert len(_journal(isolated).open_faults()) == 2
+
+    res = drill("recover", env={**os.environ})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "kill-pbx-1" in res.stdout and "pause-pbx-2" in res.stdout
+    inv_status = sandbox.status()
+    assert inv_status["pbx-1"] is not None
+    assert proc_state(read_pid(inv.find("pbx-2").process.pidfile))[0] != "T"
+    assert _journal(isolated).open_faults() == []
+    second = drill("recover")
+    assert second.returncode == 0 and "nothing to recover" in second.stdout

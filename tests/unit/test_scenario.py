@@ -1,0 +1,109 @@
+"""Scenario validation: every mistake named as file:line with a hint, exit code 2."""
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.scenario.load import load_drill
+from harness.scenario.model import parse_duration, parse_ratio
+from harness.scenario.yamlload import InputError
+
+GOOD = """\
+name: t
+duration: 30s
+load:
+  calls_per_second: 2
+  hold: 4s
+faults:
+  - type: process.kill
+    target: pbx-1
+    at: 10s
+    duration: 5s
+"""
+
+
+def write(tmp_path, text, name="s.yaml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def problems(tmp_path, text):
+    with pytest.raises(InputError) as exc:
+        load_drill(write(tmp_path, text))
+    return exc.value.problems
+
+
+def test_good_scenario_loads(tmp_path):
+    d = load_drill(write(tmp_path, GOOD))
+    assert d.scenario.duration == 30 and d.faults[0].spec.at == 10
+    assert d.faults[0].params.signal == "SIGKILL"
+    assert d.inventory.name == "sandbox"
+
+
+@pytest.mark.parametrize("text,line,words", [
+    (GOOD.replace("  hold: 4s", "  hodl: 4s"), 5, "unknown key 'hodl'"),
+    (GOOD.replace("duration: 30s", "duration: thirty"), 2, "not a duration"),
+    (GOOD.replace("process.kill", "process.kil"), 7, "did you mean 'process.kill'"),
+    (GOOD.replace("target: pbx-1", "target: pbx-9"), 8, "'pbx-9' is not in target"),
+    (GOOD.replace("at: 10s", "at: 40s"), 9, "not before the end"),
+    (GOOD.replace("duration: 5s", "duration: 25s"), 10, "after the drill"),
+    (GOOD.replace("    at: 10s\n", "    at: 10s\n    signal: SIGNOPE\n"), 10, "unknown signal"),
+    (GOOD.replace("name: t\n", ""), 1, "missing required key 'name'"),
+    (GOOD.replace("  hold: 4s", "  hold: 4s\n rtp: x"), 6, "YAML syntax error"),
+])
+def test_errors_name_file_line_and_fix(tmp_path, text, line, words):
+    msgs = problems(tmp_path, text)
+    assert any(m.startswith(f"{tmp_path / 's.yaml'}:{line}:") and words in m for m in msgs), msgs
+
+
+def test_target_not_on_allowlist_is_refused(tmp_path):
+    write(tmp_path, """\
+        name: staging
+        entry_points: [{name: carrier-a, address: "127.0.0.1:5999"}]
+        nodes: [{name: db-primary, role: db}, {name: pbx-1, sip: "127.0.0.1:5998"}]
+        allowlist: [pbx-1]
+        """, "inv.yaml")
+    text = GOOD.replace("name: t\n", "name: t\ntarget: inv.yaml\n").replace("pbx-1", "db-primary")
+    msgs = problems(tmp_path, text)
+    assert any("not on the allowlist" in m and ":9:" in m for m in msgs), msgs
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    text = GOOD.replace("  hold: 4s", "  hodl: 4s").replace("duration: 30s", "duration: -1")
+    assert len(problems(tmp_path, text)) == 2
+
+
+def test_cli_exit_code_2_and_nothing_run(tmp_path):
+    bad = write(tmp_path, GOOD.replace("process.kill", "docker.nuke"))
+    result = CliRunner().invoke(app, ["run", str(bad)])
+    assert result.exit_code == 2
+    assert "unknown fault type 'docker.nuke'" in result.output
+    assert "nothing was run or injected" in result.output
+    assert CliRunner().invoke(app, ["validate", str(bad)]).exit_code == 2
+
+
+def test_dry_run_prints_the_timeline(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--dry-run", str(write(tmp_path, GOOD))])
+    assert result.exit_code == 0, result.output
+    assert "10s: process.kill@pbx-1#1: SIGKILL to the process of pbx-1" in result.output
+    assert "restart it" in result.output and "for 5s" in result.output
+
+
+def test_shipped_scenarios_are_valid():
+    result = CliRunner().invoke(app, ["validate", "scenarios/sandbox-pbx-node-loss.yaml",
+                                      "scenarios/sandbox-steady-state.yaml"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("text,seconds", [("500ms", 0.5), ("15s", 15), ("2m", 120), (3, 3.0),
+                                          ("1.5h", 5400)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_ratios():
+    assert parse_ratio("90%") == pytest.approx(0.9)
+    with pytest.raises(ValueError):
+        parse_ratio(1.5)

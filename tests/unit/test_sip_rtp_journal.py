@@ -1,0 +1,64 @@
+"""SIP framing, RTP statistics and the journal: small pure pieces."""
+import pytest
+
+from harness.runner.journal import Journal
+from harness.sip import rtp
+from harness.sip.message import host_port, parse, response_to, uri_of, via_address
+
+INVITE = (b"INVITE sip:hotline@127.0.0.1:5060 SIP/2.0\r\n"
+          b"v: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKabc;rport\r\n"
+          b"Via: SIP/2.0/UDP 127.0.0.2:5080;branch=z9hG4bKdef\r\n"
+          b"f: <sip:a@b>;tag=1\r\nTo: <sip:hotline@127.0.0.1>\r\ni: xyz\r\n"
+          b"CSeq: 7 INVITE\r\nContent-Length: 4\r\n\r\nv=0\r\nEXTRA")
+
+
+def test_parse_compact_headers_and_body_length():
+    m = parse(INVITE)
+    assert m.method == "INVITE" and m.call_id == "xyz" and m.cseq == (7, "INVITE")
+    assert m.branch == "z9hG4bKabc"
+    assert len(m.get_all("via")) == 2
+    assert m.body == b"v=0\r"
+
+
+def test_response_copies_dialog_headers_and_adds_tag():
+    r = parse(response_to(parse(INVITE), 180, to_tag="t1").to_bytes())
+    assert r.status == 180 and r.reason == "Ringing"
+    assert r.get("to").endswith(";tag=t1") and r.call_id == "xyz"
+    assert len(r.get_all("via")) == 2
+
+
+def test_addresses():
+    assert via_address("SIP/2.0/UDP 10.0.0.1:5070;branch=x;received=127.0.0.9;rport=4000") == \
+        ("127.0.0.9", 4000)
+    assert via_address("SIP/2.0/UDP 10.0.0.1;branch=x") == ("10.0.0.1", 5060)
+    assert host_port(uri_of('"Sbc" <sip:127.0.0.1:5070;lr>')) == ("127.0.0.1", 5070)
+    assert host_port("sip:pbx-1@127.10.0.11") == ("127.10.0.11", 5060)
+
+
+def test_rtp_stats_loss_jitter_gap_and_wrap():
+    s = rtp.RtpStats()
+    seqs = [65534, 65535, 0, 2, 3]  # 1 lost across the wrap
+    for i, seq in enumerate(seqs):
+        s.add(seq, i * 160, 100 + i * 0.02 + (0.5 if seq == 2 else 0))
+    assert s.expected == 6 and s.received == 5 and s.lost == 1
+    assert s.max_gap == pytest.approx(0.52)
+    assert s.jitter > 0
+    s.close(end=102.0)
+    assert s.max_gap == pytest.approx(102.0 - (100 + 4 * 0.02 + 0))
+
+
+def test_rtp_packet_roundtrip():
+    pkt = rtp.build_packet(5, 800, 0xABCD)
+    assert len(pkt) == 12 + 160 and rtp.parse_header(pkt) == (5, 800, 0xABCD)
+    assert rtp.parse_header(b"junk") is None
+
+
+def test_journal_open_faults_and_torn_line(tmp_path):
+    j = Journal(tmp_path / "j.jsonl")
+    j.intent("r1", "f1", "process.kill", "pbx-1", {"pid": 1})
+    j.intent("r1", "f2", "process.pause", "pbx-2", {"pid": 2})
+    j.closed("r1", "f1", "restarted")
+    with open(j.path, "a") as fh:
+        fh.write('{"op": "inject", "run_id": "r1", "fault')  # power loss mid-write
+    assert [e["fault_id"] for e in j.open_faults()] == ["f2"]
+    assert j.open_faults("other") == []
