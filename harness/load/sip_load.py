@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import resource
 import time
 from typing import Callable
 
@@ -42,6 +43,7 @@ class LoadController:
         self.accepting = True
         self.in_flight = 0
         self.placed = 0
+        self.started_at = self.last_placed_at = 0.0
         self.max_calls = max_calls
         self.interval = spec.hold + spec.bye_timeout + 2.0
         self.users = max(1, round(spec.calls_per_second * self.interval))
@@ -68,6 +70,7 @@ class LoadController:
                            bye_timeout=self.spec.bye_timeout)
         self.in_flight += 1
         self.placed += 1
+        self.last_placed_at = time.time()
         try:
             rec = place_call(entry.addr, opts, carrier=entry.name, node_of=self.node_of)
         finally:
@@ -81,6 +84,11 @@ class LoadController:
         return rec
 
     def start(self) -> None:
+        # two sockets per call in progress: lift the soft open-file limit to the hard one
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        self.started_at = time.time()
         self.env = Environment(user_classes=[self._user_class()])
         runner = self.env.create_local_runner()
         runner.start(self.users, spawn_rate=self.spec.calls_per_second)

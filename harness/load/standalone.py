@@ -33,7 +33,8 @@ def run(entry: str, cps: float, hold: float, seconds: float, rtp_share: float,
     load.stop(wait=hold + invite_timeout + 5)
     c = counts(records)
     return {**c, "offered_cps": cps, "seconds": seconds,
-            "achieved_cps": c["attempts"] / seconds,
+            "place_seconds": load.last_placed_at - load.started_at,
+            "achieved_cps": (c["attempts"] - 1) / max(load.last_placed_at - load.started_at, 1e-9),
             "failure_ratio": (c["attempts"] - c["completed"]) / c["attempts"] if c["attempts"] else 1.0,
             "peak_in_flight": peak_in_flight,
             "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
