@@ -1,17 +1,27 @@
-"""A carrier path: a UDP relay between callers and the SBC.
+"""A carrier path: a UDP relay between callers and the SBC, with impairments.
 
 Each caller address gets its own upstream socket, so the SBC sees one source
 per caller and its responses find their way back (RFC 3581 rport). Killing
-or pausing this process cuts the carrier, as a trunk failure would.
+or pausing this process cuts the carrier, as a trunk failure would; toxics
+(see toxics.py) added through the control channel degrade it.
+
+Control channel: one JSON object per line over TCP on loopback, e.g.
+{"op": "add", "toxic": {"name": "x", "type": "loss", "ratio": 0.3}},
+{"op": "remove", "name": "x"}, {"op": "list"}. A line protocol instead of an
+HTTP API: it needs no web framework in the relay and is trivial to test.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import time
 
+from pydantic import ValidationError
+
 from harness.lab.sip_endpoint import run_forever
+from harness.lab.toxics import Pipeline, Toxic
 
 log = logging.getLogger("relay")
 IDLE = 120.0
@@ -28,7 +38,7 @@ class _Upstream(asyncio.DatagramProtocol):
 
     def datagram_received(self, data, addr):
         self.last = time.monotonic()
-        self.relay.downstream.sendto(data, self.client)
+        self.relay.emit("downstream", data, lambda d: self.relay.downstream.sendto(d, self.client))
 
     def error_received(self, exc):
         pass
@@ -46,8 +56,11 @@ class _Downstream(asyncio.DatagramProtocol):
 
 
 class Relay:
-    def __init__(self, name: str, listen: tuple[str, int], upstream: tuple[str, int]):
+    def __init__(self, name: str, listen: tuple[str, int], upstream: tuple[str, int],
+                 control: tuple[str, int] | None = None, seed: int | None = None):
         self.name, self.listen, self.upstream = name, listen, upstream
+        self.control = control
+        self.pipeline = Pipeline(seed)
         self.flows: dict[tuple, _Upstream] = {}
         self.opening: dict[tuple, asyncio.Future] = {}
         self.downstream = None
@@ -57,6 +70,8 @@ class Relay:
         self.downstream, _ = await loop.create_datagram_endpoint(
             lambda: _Downstream(self), local_addr=self.listen)
         asyncio.create_task(self._expire())
+        if self.control:
+            await asyncio.start_server(self._control, *self.control)
         log.info("%s relaying %s:%d -> %s:%d", self.name, *self.listen, *self.upstream)
         return self
 
@@ -73,7 +88,54 @@ class Relay:
             self.flows[client] = flow
             self.opening.pop(client, None)
         flow.last = time.monotonic()
-        flow.transport.sendto(data)
+        self.emit("upstream", data, flow.transport.sendto)
+
+    def emit(self, stream: str, data: bytes, send) -> None:
+        """Send `data` as the toxics decide: dropped, delayed, or more than once."""
+        verdict = self.pipeline.decide(stream, len(data), time.monotonic())
+        loop = asyncio.get_running_loop()
+        for delay in verdict.delays:
+            if delay <= 0:
+                send(data)
+            else:
+                loop.call_later(delay, self._late_send, send, data)
+
+    @staticmethod
+    def _late_send(send, data: bytes) -> None:
+        try:
+            send(data)
+        except (OSError, AttributeError):  # the flow closed meanwhile
+            pass
+
+    def command(self, req: dict) -> dict:
+        op = req.get("op")
+        if op == "list":
+            return {"ok": True, "toxics": [t.model_dump() for t in self.pipeline.toxics.values()]}
+        if op == "add":
+            try:
+                toxic = Toxic.model_validate(req.get("toxic") or {})
+                self.pipeline.add(toxic)
+            except (ValidationError, ValueError) as exc:
+                return {"ok": False, "error": str(exc)}
+            log.info("%s: toxic added: %s", self.name, toxic.model_dump(exclude_defaults=True))
+            return {"ok": True}
+        if op == "remove":
+            removed = self.pipeline.remove(str(req.get("name")))
+            log.info("%s: toxic %s removed (%s)", self.name, req.get("name"), removed)
+            return {"ok": True, "removed": removed}
+        return {"ok": False, "error": f"unknown op {op!r}; use list, add or remove"}
+
+    async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                try:
+                    reply = self.command(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    reply = {"ok": False, "error": f"not JSON: {exc}"}
+                writer.write((json.dumps(reply) + "\n").encode())
+                await writer.drain()
+        finally:
+            writer.close()
 
     async def _expire(self):
         while True:
@@ -90,10 +152,16 @@ def main(argv=None) -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--listen", required=True, help="ip:port")
     ap.add_argument("--upstream", required=True, help="ip:port of the SBC")
+    ap.add_argument("--control", help="ip:port of the JSON-lines control channel (TCP)")
+    ap.add_argument("--seed", type=int, help="seed of the toxics' random choices")
     a = ap.parse_args(argv)
     lip, lport = a.listen.rsplit(":", 1)
     uip, uport = a.upstream.rsplit(":", 1)
-    run_forever(Relay(a.name, (lip, int(lport)), (uip, int(uport))).start)
+    control = None
+    if a.control:
+        cip, cport = a.control.rsplit(":", 1)
+        control = (cip, int(cport))
+    run_forever(Relay(a.name, (lip, int(lport)), (uip, int(uport)), control, a.seed).start)
 
 
 if __name__ == "__main__":

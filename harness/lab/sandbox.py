@@ -18,6 +18,7 @@ from harness.scenario.inventory import EntryPoint, Node, ProcessRef, TargetInven
 from harness.sip.probe import wait_until_answers
 
 CARRIERS = ("carrier-a", "carrier-b", "carrier-c")
+CONTROL_PORT = 8474  # the carrier relays' control channel (Toxiproxy's API port, on its own address)
 
 
 def state_home() -> Path:
@@ -65,9 +66,10 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
     entries = []
     for i, c in enumerate(CARRIERS):
         addr = f"{cfg.block}.{21 + i}:{cfg.port}"
-        entries.append(EntryPoint(name=c, address=addr, process=_proc(
+        control = f"{cfg.block}.{21 + i}:{CONTROL_PORT}"
+        entries.append(EntryPoint(name=c, address=addr, relay=control, process=_proc(
             cfg, c, py + ["harness.lab.relay", "--name", c, "--listen", addr,
-                          "--upstream", sbc_addr])))
+                          "--upstream", sbc_addr, "--control", control])))
     names = [n.name for n in nodes] + [e.name for e in entries]
     return TargetInventory(name="sandbox", entry_points=entries, nodes=nodes, allowlist=names)
 

@@ -37,6 +37,7 @@ class EntryPoint(Strict):
     name: str
     address: str
     process: ProcessRef | None = None
+    relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
 
     @property
     def addr(self) -> tuple[str, int]:
@@ -49,6 +50,7 @@ class Link(Strict):
     name: str
     kind: str = "carrier"
     process: ProcessRef | None = None
+    relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
 
 
 class TargetInventory(Strict):

@@ -50,7 +50,7 @@ class Strict(BaseModel):
 class LoadSpec(Strict):
     """Steady SIP call load placed through the target's entry points."""
 
-    calls_per_second: float = Field(2.0, gt=0, le=500)
+    calls_per_second: float = Field(2.0, gt=0, le=5000)
     hold: Duration = 8.0
     rtp_share: Ratio = 1.0
     carriers: list[str] | None = None

@@ -1,0 +1,141 @@
+"""The UDP relay measured from outside: the delay, loss and rate it applies are the ones asked for."""
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from harness.faults.base import FaultError, lookup
+from harness.faults.udp import relay_command
+from harness.scenario.inventory import EntryPoint
+from tests.conftest import free_udp_port, wait_for
+
+
+@pytest.fixture
+def relay():
+    """A relay in front of a UDP echo server, both on loopback; yields (relay addr, control)."""
+    echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    echo.bind(("127.0.0.1", 0))
+    echo.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                data, addr = echo.recvfrom(4096)
+            except socket.timeout:
+                continue
+            echo.sendto(data, addr)
+
+    threading.Thread(target=serve, daemon=True).start()
+    port, cport = free_udp_port(), free_udp_port()
+    proc = subprocess.Popen([sys.executable, "-m", "harness.lab.relay", "--name", "t",
+                             "--listen", f"127.0.0.1:{port}",
+                             "--upstream", f"127.0.0.1:{echo.getsockname()[1]}",
+                             "--control", f"127.0.0.1:{cport}", "--seed", "5"])
+    control = f"127.0.0.1:{cport}"
+
+    def ready():
+        try:
+            return relay_command(control, {"op": "list"})["ok"]
+        except FaultError:
+            return False
+
+    wait_for(ready, 10, what="relay control channel")
+    yield ("127.0.0.1", port), control
+    proc.terminate()
+    proc.wait(5)
+    stop.set()
+
+
+def probe(addr, n, interval=0.002, size=64, wait=1.0):
+    """Send n numbered datagrams; return {seq: round-trip time} of those that came back.
+
+    A thread receives while the main thread sends, so no socket buffer overflows
+    and every loss counted is the relay's.
+    """
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(wait)
+    sent, rtt, done = {}, {}, threading.Event()
+
+    def receive():
+        while not done.is_set():
+            try:
+                data = s.recv(4096)
+            except socket.timeout:
+                return
+            seq = int.from_bytes(data[:4], "big")
+            rtt.setdefault(seq, time.monotonic() - sent[seq])
+
+    rx = threading.Thread(target=receive)
+    rx.start()
+    for i in range(n):
+        sent[i] = time.monotonic()
+        s.sendto(i.to_bytes(4, "big") + b"x" * (size - 4), addr)
+        time.sleep(interval)  # pacing the probe traffic, not synchronisation
+    rx.join()
+    done.set()
+    s.close()
+    return rtt
+
+
+def injector(type_, control, **params):
+    cls = lookup(type_)
+    return cls("t", EntryPoint(name="trunk", address="127.0.0.1:1", relay=control),
+               cls.Params.model_validate(params))
+
+
+def test_latency_is_applied_within_tolerance(relay):
+    addr, control = relay
+    base = sorted(probe(addr, 100).values())[50]
+    inj = injector("udp.latency", control, latency_ms=80, stream="upstream")
+    recipe = inj.recipe()
+    inj.inject()
+    assert inj.verify()
+    rtts = sorted(probe(addr, 100).values())
+    median = rtts[50]
+    assert median - base == pytest.approx(0.080, abs=0.015)  # stated tolerance: ±15 ms
+    type(inj).undo(recipe)
+    assert sorted(probe(addr, 100).values())[50] < base + 0.015
+
+
+def test_loss_ratio_is_applied_within_tolerance(relay):
+    addr, control = relay
+    inj = injector("udp.loss", control, ratio=0.3, stream="downstream")
+    recipe = inj.recipe()
+    inj.inject()
+    got = len(probe(addr, 2000, interval=0.0005))
+    # binomial sd for n=2000, p=0.7 is about 1 %: allow 4 sd
+    assert got / 2000 == pytest.approx(0.7, abs=0.04)
+    assert "removed" in type(inj).undo(recipe)
+    assert len(probe(addr, 200)) == 200
+    assert "already gone" in type(inj).undo(recipe)
+
+
+def test_rate_cap_and_blackhole(relay):
+    addr, control = relay
+    cap = injector("udp.rate", control, rate_kbps=64, burst_bytes=1000, stream="upstream")
+    r = cap.recipe()
+    cap.inject()
+    # 500 datagrams of 200 bytes in about 1 s = 800 kbit/s offered against a 64 kbit/s cap
+    t0 = time.monotonic()
+    got = len(probe(addr, 500, interval=0.002, size=200))
+    elapsed = time.monotonic() - t0 - 1.0
+    allowed = (64_000 / 8 * elapsed + 1000) / 200
+    assert got == pytest.approx(allowed, rel=0.25) and got < 500 * 0.25
+    type(cap).undo(r)
+    bh = injector("udp.blackhole", control)
+    r = bh.recipe()
+    bh.inject()
+    assert probe(addr, 20, wait=0.5) == {}
+    type(bh).undo(r)
+    assert len(probe(addr, 20)) == 20
+
+
+def test_relay_refuses_a_bad_toxic(relay):
+    _, control = relay
+    with pytest.raises(FaultError, match="refused add"):
+        relay_command(control, {"op": "add", "toxic": {"name": "x", "type": "netem"}})
