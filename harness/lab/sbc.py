@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from harness.lab.sip_endpoint import SipUdp, run_forever
+from harness.lab.sip_endpoint import SipTransports, run_forever
 from harness.sip.message import (MAGIC_COOKIE, SipMessage, host_port, new_branch,
                                  response_to, uri_of, via_address)
 
@@ -56,7 +56,7 @@ class Sbc:
         self.ip, self.port, self.nodes = ip, port, nodes
         self.interval, self.probe_timeout, self.down_after = interval, probe_timeout, down_after
         self.fr_timer = fr_timer
-        self.proto = SipUdp(self.handle)
+        self.proto = SipTransports(self.handle)
         self.by_client: dict[tuple[str, str], InviteTx] = {}
         self.by_branch: dict[str, InviteTx] = {}
         self.pending_probes: dict[str, tuple[Node, float]] = {}
@@ -66,10 +66,9 @@ class Sbc:
         self.me = f"sip:{ip}:{port};lr"
 
     async def start(self):
-        loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self.proto, local_addr=(self.ip, self.port))
+        await self.proto.listen(self.ip, self.port, tcp=True)
         asyncio.create_task(self._health_loop())
-        log.info("sbc listening on %s:%d, nodes %s", self.ip, self.port,
+        log.info("sbc listening on %s:%d (UDP and TCP), nodes %s", self.ip, self.port,
                  ", ".join(f"{n.name}={n.addr[0]}:{n.addr[1]}" for n in self.nodes))
         return self
 
@@ -121,8 +120,11 @@ class Sbc:
 
     def _request(self, msg: SipMessage, addr) -> None:
         via = msg.top_via
-        if "rport" in via and "rport=" not in via:  # RFC 3581: remember where it came from
-            self._rewrite_top_via(msg, via.replace("rport", f"received={addr[0]};rport={addr[1]}", 1))
+        if "rport=" not in via and ("rport" in via or tuple(addr) in self.proto.tcp.conns):
+            # RFC 3581 (and any TCP peer): answer where the request really came from
+            stamp = f"received={addr[0]};rport={addr[1]}"
+            self._rewrite_top_via(msg, via.replace("rport", stamp, 1) if "rport" in via
+                                  else f"{via};{stamp}")
         routes = msg.get_all("route")
         if routes and self._is_me(uri_of(routes[0])):
             self._forward_in_dialog(msg, routes[1:])

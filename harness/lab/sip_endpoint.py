@@ -1,7 +1,9 @@
-"""A UDP SIP endpoint for asyncio: parse each datagram, hand it to a handler.
+"""SIP endpoints for asyncio over UDP and TCP: parse each message, hand it to a handler.
 
 Shared by the sandbox PBX node and SBC, which run as their own OS processes so
-that fault injectors can signal them like any real server.
+that fault injectors can signal them like any real server. Over TCP a message
+is framed by its Content-Length (RFC 3261 §18.3); responses and requests for a
+peer that reached us over TCP go back on that peer's connection.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import signal
 import sys
 
 from harness.sip.message import SipMessage, SipParseError, parse
+from harness.sip.framing import MAX_MESSAGE, split_stream
 
 log = logging.getLogger("sandbox")
 
@@ -42,6 +45,65 @@ class SipUdp(asyncio.DatagramProtocol):
     def send(self, msg: SipMessage, addr) -> None:
         if self.transport is not None:
             self.transport.sendto(msg.to_bytes(), addr)
+
+
+class SipTcp:
+    """A TCP listener; remembers each peer's connection so replies can find it."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.conns: dict[tuple, asyncio.StreamWriter] = {}
+
+    async def serve(self, ip: str, port: int):
+        return await asyncio.start_server(self._conn, ip, port)
+
+    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")[:2]
+        self.conns[peer] = writer
+        buf = b""
+        try:
+            while chunk := await reader.read(65536):
+                buf += chunk
+                messages, buf = split_stream(buf)
+                for raw in messages:
+                    try:
+                        msg = parse(raw)
+                    except (SipParseError, ValueError):
+                        continue
+                    try:
+                        self.handler(msg, peer)
+                    except Exception:
+                        log.exception("handling %s from %s", msg.method or msg.status, peer)
+                if len(buf) > MAX_MESSAGE:
+                    break  # garbage or an attack: drop the connection
+        finally:
+            self.conns.pop(peer, None)
+            writer.close()
+
+    def send(self, msg: SipMessage, addr) -> bool:
+        writer = self.conns.get(tuple(addr))
+        if writer is None:
+            return False
+        writer.write(msg.to_bytes())
+        return True
+
+
+class SipTransports:
+    """UDP and TCP on one address; `send` uses the peer's TCP connection if it has one."""
+
+    def __init__(self, handler):
+        self.udp = SipUdp(handler)
+        self.tcp = SipTcp(handler)
+
+    async def listen(self, ip: str, port: int, tcp: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: self.udp, local_addr=(ip, port))
+        if tcp:
+            await self.tcp.serve(ip, port)
+
+    def send(self, msg: SipMessage, addr) -> None:
+        if not self.tcp.send(msg, addr):
+            self.udp.send(msg, addr)
 
 
 def run_forever(main) -> None:

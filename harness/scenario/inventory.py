@@ -36,6 +36,7 @@ class EntryPoint(Strict):
 
     name: str
     address: str
+    transport: str = Field("udp", pattern="^(udp|tcp)$")
     process: ProcessRef | None = None
     relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
 

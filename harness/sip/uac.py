@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from harness.metrics.records import CallRecord
 from harness.sip import rtp
+from harness.sip.framing import split_stream
 from harness.sip.message import (SipMessage, SipParseError, host_port, new_branch,
                                  parse, token, uri_of)
 
@@ -30,6 +31,7 @@ class CallOptions:
     callee: str = "hotline"
     local_ip: str = "127.0.0.1"
     max_media_gap: float = 1.0
+    transport: str = "udp"  # or "tcp": one connection to the entry point carries the dialog
     extra_headers: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -56,8 +58,14 @@ class _Leg:
     def __init__(self, opts: CallOptions, entry: tuple[str, int]):
         self.opts = opts
         self.entry = entry
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((opts.local_ip, 0))
+        self.tcp = opts.transport == "tcp"
+        self.buf = b""
+        if self.tcp:
+            self.sock = socket.create_connection(entry, timeout=opts.invite_timeout,
+                                                 source_address=(opts.local_ip, 0))
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind((opts.local_ip, 0))
         self.port = self.sock.getsockname()[1]
         self.call_id = f"{token(16)}@{opts.local_ip}"
         self.from_tag = token(8)
@@ -70,13 +78,15 @@ class _Leg:
         o = self.opts
         msg = SipMessage(method=method, uri=uri or self.remote_target)
         msg.headers = [
-            ("Via", f"SIP/2.0/UDP {o.local_ip}:{self.port};branch={branch};rport"),
+            ("Via", f"SIP/2.0/{'TCP' if self.tcp else 'UDP'} {o.local_ip}:{self.port};"
+                    f"branch={branch};rport"),
             ("Max-Forwards", "70"),
             ("From", f"<sip:drill@{o.local_ip}:{self.port}>;tag={self.from_tag}"),
             ("To", self.to_header),
             ("Call-ID", self.call_id),
             ("CSeq", f"{cseq} {method}"),
-            ("Contact", f"<sip:drill@{o.local_ip}:{self.port}>"),
+            ("Contact", f"<sip:drill@{o.local_ip}:{self.port}"
+                        f"{';transport=tcp' if self.tcp else ''}>"),
             ("User-Agent", "hotline-drill"),
         ]
         msg.headers += [("Route", r) for r in self.route_set]
@@ -92,7 +102,25 @@ class _Leg:
         return self.entry
 
     def send(self, msg: SipMessage, dest: tuple[str, int] | None = None) -> None:
-        self.sock.sendto(msg.to_bytes(), dest or self.next_hop())
+        if self.tcp:
+            self.sock.sendall(msg.to_bytes())
+        else:
+            self.sock.sendto(msg.to_bytes(), dest or self.next_hop())
+
+    def _read(self, left: float) -> bytes | None:
+        """One UDP datagram, or one framed message from the TCP stream."""
+        self.sock.settimeout(left)
+        if not self.tcp:
+            return self.sock.recvfrom(65535)[0]
+        while True:
+            messages, rest = split_stream(self.buf)
+            if messages:
+                self.buf = rest + b"".join(messages[1:])
+                return messages[0]
+            chunk = self.sock.recv(65535)
+            if not chunk:
+                raise ConnectionResetError("peer closed the connection")
+            self.buf += chunk
 
     def receive(self, deadline: float) -> SipMessage | None:
         """The next SIP message on this socket, or None when the deadline passes."""
@@ -100,11 +128,12 @@ class _Leg:
             left = deadline - time.time()
             if left <= 0:
                 return None
-            self.sock.settimeout(left)
             try:
-                data, _ = self.sock.recvfrom(65535)
+                data = self._read(left)
             except (socket.timeout, ConnectionRefusedError):
                 continue
+            except (ConnectionResetError, BrokenPipeError):
+                return None
             try:
                 return parse(data)
             except SipParseError:
@@ -118,7 +147,8 @@ class _Leg:
             now = time.time()
             if not provisional and now >= next_send:
                 self.send(msg)
-                next_send = now + interval
+                # a reliable transport sends once (RFC 3261 §17.1.1.2)
+                next_send = now + interval if not self.tcp else deadline
                 interval = min(interval * 2, 4.0)
             resp = self.receive(min(deadline, next_send) if not provisional else deadline)
             if resp is None:
@@ -140,14 +170,27 @@ class _Leg:
 
 def place_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
                node_of=lambda contact: contact) -> CallRecord:
-    """Place one call through `entry` and return what happened to it."""
-    leg = _Leg(opts, entry)
+    """Place one call through `entry` and return what happened to it (never raises for I/O)."""
+    started = time.time()
+    try:
+        leg = _Leg(opts, entry)
+    except OSError as exc:  # e.g. TCP connection refused: the attempt failed
+        rec = CallRecord(call_id=f"{token(16)}@{opts.local_ip}", carrier=carrier,
+                         hold_planned=opts.hold, media=opts.rtp, started_at=started)
+        rec.fail(0, f"cannot connect to {entry[0]}:{entry[1]}: {exc.strerror or exc}")
+        return rec
     rec = CallRecord(call_id=leg.call_id, carrier=carrier, hold_planned=opts.hold,
                      media=opts.rtp)
     media_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     media_sock.bind((opts.local_ip, 0))
     try:
         _invite(leg, rec, media_sock, opts, node_of)
+    except OSError as exc:  # the connection broke mid-call
+        rec.started_at = rec.started_at or started
+        if rec.answered:
+            rec.outcome, rec.reason, rec.ended_at = "dropped", f"connection lost: {exc}", time.time()
+        else:
+            rec.fail(0, f"connection lost: {exc}")
     finally:
         media_sock.close()
         leg.close()

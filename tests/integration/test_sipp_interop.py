@@ -59,3 +59,25 @@ def test_load_generator_completes_calls_against_sipp_uas():
     out, _ = proc.communicate(timeout=30)
     assert figures["attempts"] == 12 and figures["completed"] == 12, figures
     assert sipp_count(out, "Successful call") == figures["completed"]
+
+
+def test_sandbox_answers_a_sipp_uac_over_tcp(sandbox_up):
+    sipp = need("sipp")
+    sbc = sandbox_up.find("sbc").sip
+    out = subprocess.run([sipp, "-sn", "uac", "-t", "t1", sbc, "-i", "127.0.0.1",
+                          "-p", str(free_udp_port()), "-m", "10", "-r", "5", "-d", "300",
+                          "-timeout", "30s", "-nostdin"],
+                         capture_output=True, text=True, timeout=60)
+    screen = out.stdout + out.stderr
+    assert sipp_count(screen, "Successful call") == 10
+    assert out.returncode == 0
+
+
+def test_our_uac_over_tcp_through_the_sbc(sandbox_up):
+    host, port = sandbox_up.find("sbc").sip.rsplit(":", 1)
+    recs = [place_call((host, int(port)), CallOptions(hold=0.3, transport="tcp")) for _ in range(4)]
+    assert [r.outcome for r in recs] == ["completed"] * 4
+    assert {r.node.split("@")[0] for r in recs} == {"sip:pbx-1", "sip:pbx-2"}  # both nodes, round-robin
+    assert all(r.rtp_received > 0 for r in recs)
+    refused = place_call(("127.0.0.1", free_udp_port()), CallOptions(hold=0.1, transport="tcp"))
+    assert refused.outcome == "failed" and "cannot connect" in refused.reason

@@ -62,3 +62,12 @@ def test_journal_open_faults_and_torn_line(tmp_path):
         fh.write('{"op": "inject", "run_id": "r1", "fault')  # power loss mid-write
     assert [e["fault_id"] for e in j.open_faults()] == ["f2"]
     assert j.open_faults("other") == []
+
+
+def test_tcp_framing_splits_by_content_length():
+    from harness.sip.framing import split_stream
+    a = b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 3\r\n\r\nabc"
+    b = b"SIP/2.0 200 OK\r\nl: 0\r\n\r\n"
+    msgs, rest = split_stream(b"\r\n" + a + b + a[:10])
+    assert msgs == [a, b] and rest == a[:10]
+    assert split_stream(a[:-1]) == ([], a[:-1])
