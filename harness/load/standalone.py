@@ -12,7 +12,7 @@ import resource
 import time
 
 from harness.load.sip_load import LoadController  # imports Locust (gevent) first
-from harness.metrics.calls import counts
+from harness.metrics.calls import counts, percentile
 from harness.scenario.inventory import EntryPoint
 from harness.scenario.model import LoadSpec
 
@@ -32,11 +32,13 @@ def run(entry: str, cps: float, hold: float, seconds: float, rtp_share: float,
         time.sleep(0.05)
     load.stop(wait=hold + invite_timeout + 5)
     c = counts(records)
+    setup = [r.answered_at - r.started_at for r in records if r.answered_at]
     return {**c, "offered_cps": cps, "seconds": seconds,
             "place_seconds": load.last_placed_at - load.started_at,
             "achieved_cps": (c["attempts"] - 1) / max(load.last_placed_at - load.started_at, 1e-9),
             "failure_ratio": (c["attempts"] - c["completed"]) / c["attempts"] if c["attempts"] else 1.0,
             "peak_in_flight": peak_in_flight,
+            "setup_p95": percentile(setup, 95), "setup_mean": sum(setup) / len(setup) if setup else None,
             "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
 
 

@@ -29,6 +29,7 @@ class Node(Strict):
     role: str = "pbx"
     sip: str | None = Field(None, description="ip:port where the node answers SIP OPTIONS")
     process: ProcessRef | None = None
+    netns: str | None = Field(None, description="network namespace the net injector acts in")
 
 
 class EntryPoint(Strict):
@@ -39,6 +40,7 @@ class EntryPoint(Strict):
     transport: str = Field("udp", pattern="^(udp|tcp)$")
     process: ProcessRef | None = None
     relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
+    netns: str | None = Field(None, description="network namespace the net injector acts in")
 
     @property
     def addr(self) -> tuple[str, int]:
@@ -52,6 +54,7 @@ class Link(Strict):
     kind: str = "carrier"
     process: ProcessRef | None = None
     relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
+    netns: str | None = Field(None, description="network namespace the net injector acts in")
 
 
 class TargetInventory(Strict):

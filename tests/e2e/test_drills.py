@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from harness.faults.process import proc_state, read_pid
+from harness.faults.udp import relay_command
 from harness.lab import sandbox
 from harness.metrics.evaluate import evaluate
 from harness.report.calls_csv import read_calls_csv
@@ -90,8 +91,8 @@ def _start_long_drill(out: Path) -> tuple[subprocess.Popen, Path]:
     proc = subprocess.Popen(DRILL + ["run", str(HERE / "long-pause.yaml"), "-o", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     events = wait_for(lambda: next(out.glob("*/events.jsonl"), None), 30, what="events.jsonl")
-    wait_for(lambda: sum('"fault_injected"' in line for line in events.read_text().splitlines()) == 2,
-             30, what="both faults injected")
+    wait_for(lambda: sum('"fault_injected"' in line for line in events.read_text().splitlines()) == 3,
+             30, what="all three faults injected")
     return proc, events
 
 
@@ -110,7 +111,7 @@ def test_sigterm_rolls_back_and_exits_3(isolated, tmp_path):
     evs = read_events(events)
     rolled = [e for e in evs if e["event"] == "fault_rolled_back"]
     aborted = next(e for e in evs if e["event"] == "run_aborted")
-    assert {e["fault_id"] for e in rolled} == {"pause-pbx-2", "kill-pbx-1"}
+    assert {e["fault_id"] for e in rolled} == {"pause-pbx-2", "kill-pbx-1", "loss-carrier-a"}
     assert max(e["ts"] + e["took"] for e in rolled) - aborted["ts"] < 2.0
     assert "SIGTERM" in aborted["reason"]
     assert _journal(isolated).open_faults() == []
@@ -125,11 +126,14 @@ def test_sigkill_then_recover_leaves_nothing_behind(isolated, tmp_path):
     inv = sandbox.inventory()
     pbx1, pbx2 = (read_pid(inv.find(n).process.pidfile) for n in ("pbx-1", "pbx-2"))
     assert proc_state(pbx1) is None and proc_state(pbx2)[0] == "T"  # faults left in place
-    assert len(_journal(isolated).open_faults()) == 2
+    relay = inv.find("carrier-a").relay
+    assert relay_command(relay, {"op": "list"})["toxics"]  # the udp toxic too
+    assert len(_journal(isolated).open_faults()) == 3
 
     res = drill("recover", env={**os.environ})
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "kill-pbx-1" in res.stdout and "pause-pbx-2" in res.stdout
+    assert "kill-pbx-1" in res.stdout and "pause-pbx-2" in res.stdout and "loss-carrier-a" in res.stdout
+    assert relay_command(relay, {"op": "list"})["toxics"] == []
     inv_status = sandbox.status()
     assert inv_status["pbx-1"] is not None
     assert proc_state(read_pid(inv.find("pbx-2").process.pidfile))[0] != "T"

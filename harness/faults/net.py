@@ -1,0 +1,231 @@
+"""`net.*` faults: iptables and tc inside a network namespace (needs root).
+
+net.cut      DROP matching packets (protocol, port, peer), both directions
+net.loss     DROP a random share (iptables `statistic`)
+net.rate     cap egress bandwidth of an interface (tc tbf)
+net.latency  delay and jitter (tc netem) — refused with a clear error when the
+             kernel lacks netem, as it does on our machines; udp.latency does
+             the same in user space through a relay.
+
+The namespace is the target's `netns:` (a name under /var/run/netns) or the
+host's when it has none. Every iptables rule carries the comment
+`hotline-drill:<fault id>`, so rollback deletes exactly the rules it added,
+found again by that tag; a tc qdisc is removed only if it is still ours.
+"""
+from __future__ import annotations
+
+import subprocess
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.faults.base import FaultError, Injector, register
+
+TAG = "hotline-drill:"
+
+
+def in_netns(netns: str | None, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    cmd = (["ip", "netns", "exec", netns] if netns else []) + argv
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except FileNotFoundError as exc:
+        raise FaultError(f"{argv[0]} is not installed (apt-get install iptables iproute2)") from exc
+    if check and res.returncode != 0:
+        raise FaultError(f"{' '.join(cmd)} failed: {res.stderr.strip() or res.stdout.strip()}")
+    return res
+
+
+def tagged_rules(netns: str | None, tag: str) -> list[tuple[str, str]]:
+    """(table, rule spec in `iptables -S` form) of every rule carrying the tag as its comment."""
+    out = []
+    for table in ("filter",):
+        for line in in_netns(netns, ["iptables", "-t", table, "-S"]).stdout.splitlines():
+            words = _split(line)
+            if words[:1] == ["-A"] and any(a == "--comment" and b == tag
+                                           for a, b in zip(words, words[1:])):
+                out.append((table, line))
+    return out
+
+
+def has_netem(netns: str | None) -> bool:
+    """Try a netem qdisc on lo of the namespace; the kernel says whether it knows it."""
+    res = in_netns(netns, ["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+                   check=False)
+    if res.returncode == 0:
+        in_netns(netns, ["tc", "qdisc", "del", "dev", "lo", "root"], check=False)
+        return True
+    return False
+
+
+class Match(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    protocol: str = Field("udp", pattern="^(udp|tcp|all)$")
+    port: int | None = Field(None, ge=1, le=65535)
+    peer: str | None = Field(None, description="IP address or CIDR of the other side")
+
+
+class LossParams(Match):
+    ratio: float = Field(gt=0, le=1)
+
+
+class RateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    interface: str = "eth0"
+    rate_kbit: int = Field(gt=0)
+    burst_kbit: int = Field(32, gt=0)
+    latency_ms: int = Field(50, gt=0)
+
+
+class LatencyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    interface: str = "eth0"
+    latency_ms: float = Field(gt=0)
+    jitter_ms: float = Field(0, ge=0)
+
+
+class _NetFault(Injector):
+    target_kinds = ("node", "entry_point", "link")
+
+    @property
+    def netns(self) -> str | None:
+        return getattr(self.target, "netns", None)
+
+    @property
+    def tag(self) -> str:
+        return TAG + self.fault_id
+
+    def verify(self) -> bool:
+        return bool(tagged_rules(self.netns, self.tag))
+
+    def recipe(self) -> dict:
+        return {"netns": self.netns, "tag": self.tag, "target": self.target.name}
+
+    @classmethod
+    def undo(cls, recipe: dict) -> str:
+        removed = 0
+        for table, rule in tagged_rules(recipe["netns"], recipe["tag"]):
+            args = ["iptables", "-t", table, "-D"] + _split(rule)[1:]
+            in_netns(recipe["netns"], args)
+            removed += 1
+        return f"{recipe['target']}: {removed} tagged iptables rule(s) removed"
+
+
+def _split(rule: str) -> list[str]:
+    import shlex
+    return shlex.split(rule)
+
+
+def _match_args(m: Match) -> list[str]:
+    args = [] if m.protocol == "all" else ["-p", m.protocol]
+    return args
+
+
+def _rules(m: Match, extra: list[str], tag: str) -> list[list[str]]:
+    """INPUT and OUTPUT rules (both directions) for a match."""
+    rules = []
+    for chain, port_opt, peer_opt in (("INPUT", "--dport", "-s"), ("OUTPUT", "--sport", "-d")):
+        r = ["iptables", "-I", chain] + _match_args(m)
+        if m.port and m.protocol != "all":
+            r += [port_opt, str(m.port)]
+        if m.peer:
+            r += [peer_opt, m.peer]
+        rules.append(r + extra + ["-m", "comment", "--comment", tag, "-j", "DROP"])
+    return rules
+
+
+@register
+class NetCut(_NetFault):
+    """Drop every matching packet in both directions: the link is cut."""
+
+    type = "net.cut"
+    Params = Match
+
+    def describe(self) -> str:
+        p = self.params
+        what = f"{p.protocol}" + (f" port {p.port}" if p.port else "") + (f" with {p.peer}" if p.peer else "")
+        return f"iptables DROP of {what} in netns {self.netns or '(host)'} of {self.target.name}; " \
+               "rollback: delete the tagged rules"
+
+    def inject(self) -> None:
+        for r in _rules(self.params, [], self.tag):
+            in_netns(self.netns, r)
+
+
+@register
+class NetLoss(_NetFault):
+    """Drop a random share of matching packets (iptables statistic)."""
+
+    type = "net.loss"
+    Params = LossParams
+
+    def describe(self) -> str:
+        return f"iptables random drop of {self.params.ratio:.0%} of {self.params.protocol} in netns " \
+               f"{self.netns or '(host)'} of {self.target.name}; rollback: delete the tagged rules"
+
+    def inject(self) -> None:
+        # per direction p gives a one-way loss of p (INPUT and OUTPUT see different packets)
+        extra = ["-m", "statistic", "--mode", "random", "--probability", f"{self.params.ratio:.6f}"]
+        for r in _rules(self.params, extra, self.tag):
+            in_netns(self.netns, r)
+
+
+@register
+class NetRate(_NetFault):
+    """Cap egress bandwidth of an interface with a token bucket filter (tc tbf)."""
+
+    type = "net.rate"
+    Params = RateParams
+
+    def describe(self) -> str:
+        p = self.params
+        return f"tc tbf {p.rate_kbit} kbit/s on {p.interface} in netns {self.netns or '(host)'} " \
+               f"of {self.target.name}; rollback: delete that qdisc"
+
+    def recipe(self) -> dict:
+        return {**super().recipe(), "interface": self.params.interface, "qdisc": "tbf"}
+
+    def inject(self) -> None:
+        p = self.params
+        in_netns(self.netns, ["tc", "qdisc", "add", "dev", p.interface, "root", "tbf",
+                              "rate", f"{p.rate_kbit}kbit", "burst", f"{p.burst_kbit}kbit",
+                              "latency", f"{p.latency_ms}ms"])
+
+    def verify(self) -> bool:
+        out = in_netns(self.netns, ["tc", "qdisc", "show", "dev", self.params.interface]).stdout
+        return "tbf" in out
+
+    @classmethod
+    def undo(cls, recipe: dict) -> str:
+        out = in_netns(recipe["netns"], ["tc", "qdisc", "show", "dev", recipe["interface"]],
+                       check=False).stdout
+        if recipe["qdisc"] not in out:
+            return f"{recipe['target']}: no {recipe['qdisc']} qdisc left on {recipe['interface']}"
+        in_netns(recipe["netns"], ["tc", "qdisc", "del", "dev", recipe["interface"], "root"])
+        return f"{recipe['target']}: {recipe['qdisc']} qdisc removed from {recipe['interface']}"
+
+
+@register
+class NetLatency(NetRate):
+    """Delay (and jitter) with tc netem; refused where the kernel has no netem."""
+
+    type = "net.latency"
+    Params = LatencyParams
+
+    def describe(self) -> str:
+        p = self.params
+        return f"tc netem delay {p.latency_ms:g}ms ±{p.jitter_ms:g}ms on {p.interface} in netns " \
+               f"{self.netns or '(host)'} of {self.target.name}; rollback: delete that qdisc"
+
+    def recipe(self) -> dict:
+        return {**_NetFault.recipe(self), "interface": self.params.interface, "qdisc": "netem"}
+
+    def inject(self) -> None:
+        if not has_netem(self.netns):
+            raise FaultError("this kernel lacks netem (sch_netem), so net.latency cannot work here; "
+                             "use udp.latency on a relay in the path instead")
+        p = self.params
+        in_netns(self.netns, ["tc", "qdisc", "add", "dev", p.interface, "root", "netem", "delay",
+                              f"{p.latency_ms}ms", f"{p.jitter_ms}ms"])
+
+    def verify(self) -> bool:
+        return "netem" in in_netns(self.netns, ["tc", "qdisc", "show", "dev",
+                                                self.params.interface]).stdout

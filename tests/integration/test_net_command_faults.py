@@ -1,0 +1,110 @@
+"""net.* (iptables/tc) in a network namespace the test creates, and the command escape hatch."""
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness.faults.base import FaultError, lookup
+from harness.faults.net import has_netem, in_netns, tagged_rules
+from harness.scenario.inventory import Link
+from tests.conftest import need
+
+PROBE = str(Path(__file__).with_name("netns_probe.py"))
+
+
+@pytest.fixture
+def netns():
+    if os.geteuid() != 0:
+        pytest.fail("the net injector tests need root (CI runs as root)")
+    need("iptables")
+    name = f"hd-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def probe(ns, count=1000, size=64, interval=0.0005):
+    out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, PROBE, "5099", str(count),
+                          str(size), str(interval)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def build(type_, ns, **params):
+    cls = lookup(type_)
+    return cls(f"t-{type_}", Link(name="trunk", netns=ns), cls.Params.model_validate(params))
+
+
+def test_cut_drops_everything_and_rollback_removes_only_its_rules(netns):
+    in_netns(netns, ["iptables", "-A", "INPUT", "-p", "icmp", "-j", "ACCEPT"])  # not ours
+    inj = build("net.cut", netns, protocol="udp", port=5099)
+    recipe = inj.recipe()
+    inj.inject()
+    assert inj.verify() and len(tagged_rules(netns, recipe["tag"])) == 2
+    assert probe(netns, 50)["received"] == 0
+    assert "2 tagged" in type(inj).undo(recipe)
+    assert probe(netns, 50)["received"] == 50
+    assert "-p icmp" in in_netns(netns, ["iptables", "-S"]).stdout  # the other rule stays
+    assert "0 tagged" in type(inj).undo(recipe)  # twice is harmless
+
+
+def test_loss_ratio_measured_from_outside(netns):
+    inj = build("net.loss", netns, protocol="udp", port=5099, ratio=0.3)
+    recipe = inj.recipe()
+    inj.inject()
+    got = probe(netns, 2000)["received"] / 2000
+    # the request meets the INPUT rule and the reply the OUTPUT rule: 0.7 * 0.7 survive
+    assert got == pytest.approx(0.49, abs=0.05)
+    type(inj).undo(recipe)
+    assert probe(netns, 200)["received"] == 200
+
+
+def test_rate_cap_with_tbf(netns):
+    inj = build("net.rate", netns, interface="lo", rate_kbit=128, burst_kbit=16)
+    recipe = inj.recipe()
+    inj.inject()
+    assert inj.verify()
+    capped = probe(netns, 500, size=400, interval=0.001)["received"]  # ~1.6 Mbit/s offered each way
+    assert 0 < capped < 500 * 0.5
+    assert "removed" in type(inj).undo(recipe)
+    assert probe(netns, 500, size=400, interval=0.001)["received"] == 500
+
+
+def test_latency_needs_netem_and_says_so(netns):
+    inj = build("net.latency", netns, interface="lo", latency_ms=50)
+    if has_netem(netns):
+        recipe = inj.recipe()
+        inj.inject()
+        assert probe(netns, 50, interval=0.01)["rtt_median"] >= 0.1  # 50 ms each way on lo
+        type(inj).undo(recipe)
+    else:
+        with pytest.raises(FaultError, match="lacks netem"):
+            inj.inject()
+        assert "netem" not in in_netns(netns, ["tc", "qdisc", "show", "dev", "lo"]).stdout
+
+
+def test_command_injector(tmp_path):
+    flag = tmp_path / "fault-on"
+    cls = lookup("command")
+    inj = cls("cmd", Link(name="db-link"), cls.Params.model_validate({
+        "inject": ["touch", str(flag)], "rollback": ["rm", "-f", str(flag)],
+        "verify": ["test", "-e", str(flag)], "timeout": "5s"}))
+    recipe = inj.recipe()
+    inj.inject()
+    assert flag.exists() and inj.verify()
+    cls.undo(recipe)
+    assert not flag.exists() and not inj.verify()
+    cls.undo(recipe)  # rm -f: harmless twice
+    slow = cls("slow", Link(name="x"), cls.Params.model_validate(
+        {"inject": ["sleep", "5"], "rollback": ["true"], "timeout": "200ms"}))
+    with pytest.raises(FaultError, match="did not finish within 0.2s"):
+        slow.inject()
+    bad = cls("bad", Link(name="x"), cls.Params.model_validate(
+        {"inject": ["false"], "rollback": ["true"]}))
+    with pytest.raises(FaultError, match="exited 1"):
+        bad.inject()
