@@ -13,7 +13,7 @@ from harness.faults.net import has_netem, in_netns, tagged_rules
 from harness.scenario.inventory import Link
 from tests.conftest import need
 
-PROBE = str(Path(__file__).with_name("netns_probe.py"))
+PROBE = str(Path(__file__).parent.parent / "udp_probe.py")
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
 """The UDP relay measured from outside: the delay, loss and rate it applies are the ones asked for."""
-import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -11,29 +9,16 @@ from harness.faults.base import FaultError, lookup
 from harness.faults.udp import relay_command
 from harness.scenario.inventory import EntryPoint
 from tests.conftest import free_udp_port, wait_for
+from tests.udp_probe import echo_server, probe
 
 
 @pytest.fixture
 def relay():
     """A relay in front of a UDP echo server, both on loopback; yields (relay addr, control)."""
-    echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    echo.bind(("127.0.0.1", 0))
-    echo.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                data, addr = echo.recvfrom(4096)
-            except socket.timeout:
-                continue
-            echo.sendto(data, addr)
-
-    threading.Thread(target=serve, daemon=True).start()
+    echo_port, stop = echo_server()
     port, cport = free_udp_port(), free_udp_port()
     proc = subprocess.Popen([sys.executable, "-m", "harness.lab.relay", "--name", "t",
-                             "--listen", f"127.0.0.1:{port}",
-                             "--upstream", f"127.0.0.1:{echo.getsockname()[1]}",
+                             "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{echo_port}",
                              "--control", f"127.0.0.1:{cport}", "--seed", "5"])
     control = f"127.0.0.1:{cport}"
 
@@ -48,38 +33,6 @@ def relay():
     proc.terminate()
     proc.wait(5)
     stop.set()
-
-
-def probe(addr, n, interval=0.002, size=64, wait=1.0):
-    """Send n numbered datagrams; return {seq: round-trip time} of those that came back.
-
-    A thread receives while the main thread sends, so no socket buffer overflows
-    and every loss counted is the relay's.
-    """
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    s.settimeout(wait)
-    sent, rtt, done = {}, {}, threading.Event()
-
-    def receive():
-        while not done.is_set():
-            try:
-                data = s.recv(4096)
-            except socket.timeout:
-                return
-            seq = int.from_bytes(data[:4], "big")
-            rtt.setdefault(seq, time.monotonic() - sent[seq])
-
-    rx = threading.Thread(target=receive)
-    rx.start()
-    for i in range(n):
-        sent[i] = time.monotonic()
-        s.sendto(i.to_bytes(4, "big") + b"x" * (size - 4), addr)
-        time.sleep(interval)  # pacing the probe traffic, not synchronisation
-    rx.join()
-    done.set()
-    s.close()
-    return rtt
 
 
 def injector(type_, control, **params):
