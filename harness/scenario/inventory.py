@@ -22,6 +22,13 @@ class ProcessRef(Strict):
     log: str | None = None
 
 
+class ToxiproxyRef(Strict):
+    """Which Toxiproxy server and proxy carry a TCP path."""
+
+    api: str = Field(description="host:port of the Toxiproxy API")
+    proxy: str
+
+
 class Node(Strict):
     """Something that can die: an SBC, a PBX, a media server, a database."""
 
@@ -40,6 +47,7 @@ class EntryPoint(Strict):
     transport: str = Field("udp", pattern="^(udp|tcp)$")
     process: ProcessRef | None = None
     relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
+    toxiproxy: ToxiproxyRef | None = None
     netns: str | None = Field(None, description="network namespace the net injector acts in")
 
     @property
@@ -54,6 +62,7 @@ class Link(Strict):
     kind: str = "carrier"
     process: ProcessRef | None = None
     relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
+    toxiproxy: ToxiproxyRef | None = None
     netns: str | None = Field(None, description="network namespace the net injector acts in")
 
 
