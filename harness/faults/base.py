@@ -73,4 +73,4 @@ def lookup(type_name: str) -> type[Injector]:
 
 def load_builtin() -> None:
     """Import the built-in injector modules (each registers its types)."""
-    from harness.faults import command, net, process, toxiproxy, udp  # noqa: F401
+    from harness.faults import command, docker, net, process, toxiproxy, udp  # noqa: F401

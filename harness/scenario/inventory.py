@@ -22,6 +22,21 @@ class ProcessRef(Strict):
     log: str | None = None
 
 
+class DockerRef(Strict):
+    """Which containers make up a node: by name, by label (k=v), or by compose service."""
+
+    name: str | None = None
+    label: str | None = None
+    service: str | None = None
+    project: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if not (self.name or self.label or self.service):
+            raise ValueError("docker: give a container `name`, a `label` (key=value) or a compose `service`")
+        return self
+
+
 class ToxiproxyRef(Strict):
     """Which Toxiproxy server and proxy carry a TCP path."""
 
@@ -36,6 +51,7 @@ class Node(Strict):
     role: str = "pbx"
     sip: str | None = Field(None, description="ip:port where the node answers SIP OPTIONS")
     process: ProcessRef | None = None
+    docker: DockerRef | None = None
     netns: str | None = Field(None, description="network namespace the net injector acts in")
 
 
@@ -61,6 +77,7 @@ class Link(Strict):
     name: str
     kind: str = "carrier"
     process: ProcessRef | None = None
+    docker: DockerRef | None = None
     relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
     toxiproxy: ToxiproxyRef | None = None
     netns: str | None = Field(None, description="network namespace the net injector acts in")

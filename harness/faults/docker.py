@@ -1,0 +1,245 @@
+"""`docker.*` faults through the Docker Engine API (the docker SDK).
+
+docker.kill        send `signal:` (default SIGKILL)        rollback: start
+docker.stop        stop with a `grace:` period               rollback: start
+docker.pause       freeze (cgroup freezer)                   rollback: unpause
+docker.restart     restart (a bounce)                        rollback: wait until healthy
+docker.disconnect  detach from `network:`                    rollback: reconnect (same aliases)
+
+The target's `docker:` selects containers by `name`, `label` or compose
+`service` (with optional `project`); `select` ALL, COUNT (`count`) or
+PERCENT (`percent`) picks among them, at random from `seed`. The choice is
+made once, journaled by container id, and every rollback waits until each
+container runs again and, if it has a healthcheck, reports healthy.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from harness.faults.base import FaultError, Injector, register
+
+HEALTHY_WAIT = 30.0
+
+
+def client():
+    try:
+        import docker
+        return docker.from_env(version="auto", timeout=30)
+    except Exception as exc:  # DockerException: no engine, no socket, no permission
+        raise FaultError(f"no Docker engine reachable ({exc}); start one with lab/dockerd-up.sh") from exc
+
+
+class Selection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    select: str = Field("all", pattern="^(all|count|percent)$")
+    count: int | None = Field(None, ge=1)
+    percent: float | None = Field(None, gt=0, le=100)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _needs_number(self):
+        if self.select == "count" and self.count is None:
+            raise ValueError("select: count needs `count:`")
+        if self.select == "percent" and self.percent is None:
+            raise ValueError("select: percent needs `percent:`")
+        return self
+
+
+class KillParams(Selection):
+    signal: str = "SIGKILL"
+
+
+class StopParams(Selection):
+    grace: int = Field(5, ge=0, le=300)
+
+
+class DisconnectParams(Selection):
+    network: str
+
+
+def choose(ids: list[str], sel: Selection) -> list[str]:
+    """The containers a fault acts on: all, or a seeded random COUNT / PERCENT of them."""
+    ids = sorted(ids)
+    if sel.select == "all":
+        return ids
+    n = sel.count if sel.select == "count" else math.ceil(len(ids) * sel.percent / 100)
+    return sorted(random.Random(sel.seed).sample(ids, min(n, len(ids))))
+
+
+def matching(ref) -> list:
+    """Containers (running or not) that the inventory's `docker:` reference names."""
+    c = client()
+    if ref.name:
+        return c.containers.list(all=True, filters={"name": f"^/?{ref.name}$"})
+    labels = []
+    if ref.label:
+        labels.append(ref.label)
+    if ref.service:
+        labels.append(f"com.docker.compose.service={ref.service}")
+        if ref.project:
+            labels.append(f"com.docker.compose.project={ref.project}")
+    return c.containers.list(all=True, filters={"label": labels})
+
+
+def wait_healthy(container_id: str, within: float = HEALTHY_WAIT) -> str:
+    """Wait until the container runs (and is healthy if it has a healthcheck); return its state."""
+    c = client()
+    deadline = time.time() + within
+    state = "?"
+    while time.time() < deadline:
+        attrs = c.api.inspect_container(container_id)["State"]
+        health = (attrs.get("Health") or {}).get("Status")
+        state = health or attrs["Status"]
+        if attrs["Status"] == "running" and not attrs.get("Paused") and health in (None, "healthy"):
+            return state
+        time.sleep(0.2)
+    raise FaultError(f"container {container_id[:12]} is not running and healthy after "
+                     f"{within:g}s (state: {state})")
+
+
+class _DockerFault(Injector):
+    target_kinds = ("node", "link")
+    action = ""
+    rollback_action = "start"
+
+    def _ids(self) -> list[str]:
+        if not hasattr(self, "_chosen"):
+            ref = getattr(self.target, "docker", None)
+            if ref is None:
+                raise FaultError(f"{self.target.name} has no `docker:` selector in the inventory")
+            running = [x.id for x in matching(ref) if x.status == "running"]
+            if not running:
+                raise FaultError(f"no running container matches {self.target.name}'s `docker:` "
+                                 "selector; a fault needs a live target")
+            self._chosen = choose(running, self.params)
+        return self._chosen
+
+    def describe(self) -> str:
+        sel = self.params
+        which = {"all": "all", "count": f"{sel.count}", "percent": f"{sel.percent:g}%"}[sel.select]
+        return f"docker {self.action} of {which} container(s) of {self.target.name}; " \
+               f"rollback: {self.rollback_action} and wait until healthy"
+
+    def recipe(self) -> dict:
+        return {"action": self.rollback_action, "containers": self._ids(), "target": self.target.name}
+
+    def verify(self) -> bool:
+        c = client()
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            states = [c.api.inspect_container(i)["State"] for i in self._ids()]
+            if all(self._took(s) for s in states):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _took(self, state: dict) -> bool:
+        return state["Status"] in ("exited", "dead")
+
+    @classmethod
+    def undo(cls, recipe: dict) -> str:
+        c = client()
+        done = []
+        for cid in recipe["containers"]:
+            try:
+                state = c.api.inspect_container(cid)["State"]
+            except Exception as exc:
+                raise FaultError(f"container {cid[:12]} is gone; cannot roll back: {exc}") from exc
+            if recipe["action"] == "unpause" and state.get("Paused"):
+                c.api.unpause(cid)
+            elif recipe["action"] == "start" and state["Status"] != "running":
+                c.api.start(cid)
+            elif recipe["action"] == "reconnect":
+                nets = c.api.inspect_container(cid)["NetworkSettings"]["Networks"]
+                if recipe["network"] not in nets:
+                    aliases = (recipe.get("aliases") or {}).get(cid) or None
+                    c.api.connect_container_to_network(cid, recipe["network"], aliases=aliases)
+            done.append(f"{cid[:12]} {wait_healthy(cid)}")
+        return f"{recipe['target']}: {recipe['action']}: " + ", ".join(done)
+
+
+@register
+class DockerKill(_DockerFault):
+    type = "docker.kill"
+    Params = KillParams
+    action = "kill"
+
+    def inject(self) -> None:
+        for cid in self._ids():
+            client().api.kill(cid, signal=self.params.signal)
+
+
+@register
+class DockerStop(_DockerFault):
+    type = "docker.stop"
+    Params = StopParams
+    action = "stop"
+
+    def inject(self) -> None:
+        for cid in self._ids():
+            client().api.stop(cid, timeout=self.params.grace)
+
+
+@register
+class DockerPause(_DockerFault):
+    type = "docker.pause"
+    Params = Selection
+    action = "pause"
+    rollback_action = "unpause"
+
+    def _took(self, state: dict) -> bool:
+        return bool(state.get("Paused"))
+
+    def inject(self) -> None:
+        for cid in self._ids():
+            client().api.pause(cid)
+
+
+@register
+class DockerRestart(_DockerFault):
+    type = "docker.restart"
+    Params = StopParams
+    action = "restart"
+    rollback_action = "wait"
+
+    def inject(self) -> None:
+        for cid in self._ids():
+            client().api.restart(cid, timeout=self.params.grace)
+
+    def verify(self) -> bool:
+        return all(wait_healthy(cid) for cid in self._ids())
+
+
+@register
+class DockerDisconnect(_DockerFault):
+    type = "docker.disconnect"
+    Params = DisconnectParams
+    action = "disconnect"
+    rollback_action = "reconnect"
+
+    def recipe(self) -> dict:
+        c = client()
+        aliases = {}
+        for cid in self._ids():
+            nets = c.api.inspect_container(cid)["NetworkSettings"]["Networks"]
+            if self.params.network not in nets:
+                raise FaultError(f"container {cid[:12]} is not on network {self.params.network!r}")
+            aliases[cid] = [a for a in (nets[self.params.network].get("Aliases") or [])
+                            if not cid.startswith(a)]
+        return {**super().recipe(), "network": self.params.network, "aliases": aliases}
+
+    def _took(self, state: dict) -> bool:
+        return True  # checked on the network below
+
+    def verify(self) -> bool:
+        c = client()
+        return all(self.params.network not in
+                   c.api.inspect_container(cid)["NetworkSettings"]["Networks"] for cid in self._ids())
+
+    def inject(self) -> None:
+        for cid in self._ids():
+            client().api.disconnect_container_from_network(cid, self.params.network)

@@ -1,0 +1,115 @@
+"""docker.* against a real Docker engine: containers really die, pause, leave a network, and come back."""
+import uuid
+
+import pytest
+
+from harness.faults.base import FaultError, lookup
+from harness.faults.docker import choose, client, Selection
+from harness.scenario.inventory import DockerRef, Node
+from tests.conftest import wait_for
+
+IMAGE = "hotline-drill/testnode"
+
+
+@pytest.fixture
+def fleet():
+    """Three healthy test containers with one label on a network of their own."""
+    try:
+        c = client()
+        c.images.get(IMAGE)
+    except Exception as exc:  # never skip: a missing engine or image is a broken set-up
+        pytest.fail(f"Docker engine or {IMAGE} missing ({exc}); run .ci/run "
+                    "(lab/dockerd-up.sh, lab/base-image.sh, lab/build-images.sh)")
+    tag = uuid.uuid4().hex[:8]
+    net = c.networks.create(f"hd-{tag}", driver="bridge")
+    boxes = [c.containers.run(IMAGE, detach=True, name=f"hd-{tag}-{i}", network=net.name,
+                              labels={"hotline-drill.test": tag}) for i in range(3)]
+    for b in boxes:
+        wait_for(lambda b=b: c.api.inspect_container(b.id)["State"].get("Health", {})
+                 .get("Status") == "healthy", 30, what="container healthy")
+    yield tag, net.name, boxes
+    for b in boxes:
+        b.remove(force=True)
+    net.remove()
+
+
+def node(**ref):
+    return Node(name="pbx", docker=DockerRef(**ref))
+
+
+def build(type_, target, **params):
+    cls = lookup(type_)
+    return cls(f"t-{type_}", target, cls.Params.model_validate(params))
+
+
+def state(cid):
+    return client().api.inspect_container(cid)["State"]
+
+
+def test_selection_modes_are_seeded():
+    ids = [f"c{i}" for i in range(10)]
+    assert choose(ids, Selection()) == sorted(ids)
+    two = choose(ids, Selection(select="count", count=2, seed=1))
+    assert len(two) == 2 and two == choose(ids, Selection(select="count", count=2, seed=1))
+    assert len(choose(ids, Selection(select="percent", percent=25, seed=3))) == 3  # ceil(2.5)
+    with pytest.raises(ValueError):
+        Selection(select="count")
+
+
+def test_kill_count_by_label_and_start_again(fleet):
+    tag, _, boxes = fleet
+    inj = build("docker.kill", node(label=f"hotline-drill.test={tag}"), select="count", count=2, seed=4)
+    recipe = inj.recipe()
+    inj.inject()
+    assert inj.verify()
+    dead = [b.id for b in boxes if state(b.id)["Status"] != "running"]
+    assert sorted(dead) == sorted(recipe["containers"]) and len(dead) == 2
+    note = type(inj).undo(recipe)
+    assert note.count("healthy") == 2
+    assert all(state(b.id)["Status"] == "running" for b in boxes)
+    type(inj).undo(recipe)  # twice is harmless
+
+
+def test_pause_by_name_and_unpause(fleet):
+    tag, _, boxes = fleet
+    inj = build("docker.pause", node(name=f"hd-{tag}-1"))
+    recipe = inj.recipe()
+    inj.inject()
+    assert inj.verify() and state(boxes[1].id)["Paused"]
+    assert not state(boxes[0].id)["Paused"]
+    type(inj).undo(recipe)
+    assert not state(boxes[1].id)["Paused"]
+
+
+def test_stop_percent_and_restart(fleet):
+    tag, _, boxes = fleet
+    inj = build("docker.stop", node(label=f"hotline-drill.test={tag}"), select="percent",
+                percent=100, grace=2)
+    recipe = inj.recipe()
+    inj.inject()
+    assert inj.verify()
+    assert all(state(b.id)["Status"] == "exited" for b in boxes)
+    type(inj).undo(recipe)
+    assert all(state(b.id)["Health"]["Status"] == "healthy" for b in boxes)
+    bounce = build("docker.restart", node(name=f"hd-{tag}-0"), grace=1)
+    before = state(boxes[0].id)["StartedAt"]
+    r = bounce.recipe()
+    bounce.inject()
+    assert bounce.verify() and state(boxes[0].id)["StartedAt"] != before
+    assert "healthy" in type(bounce).undo(r)
+
+
+def test_disconnect_and_reconnect(fleet):
+    tag, net, boxes = fleet
+    inj = build("docker.disconnect", node(name=f"hd-{tag}-2"), network=net)
+    recipe = inj.recipe()
+    inj.inject()
+    assert inj.verify()
+    assert net not in client().api.inspect_container(boxes[2].id)["NetworkSettings"]["Networks"]
+    type(inj).undo(recipe)
+    assert net in client().api.inspect_container(boxes[2].id)["NetworkSettings"]["Networks"]
+
+
+def test_no_running_container_is_refused(fleet):
+    with pytest.raises(FaultError, match="no running container"):
+        build("docker.kill", node(label="hotline-drill.test=nothing-here")).recipe()
