@@ -46,6 +46,9 @@ class Injector:
     def inject(self) -> None:
         raise NotImplementedError
 
+    # optional: `recipe_after_inject() -> dict`, facts only injecting reveals; the
+    # runner journals them as an amendment right after `inject` returns.
+
     def verify(self) -> bool:
         """True once the fault has really taken effect (checked from outside)."""
         raise NotImplementedError
@@ -73,4 +76,4 @@ def lookup(type_name: str) -> type[Injector]:
 
 def load_builtin() -> None:
     """Import the built-in injector modules (each registers its types)."""
-    from harness.faults import command, docker, net, process, toxiproxy, udp  # noqa: F401
+    from harness.faults import command, docker, net, process, sipflood, toxiproxy, udp  # noqa: F401

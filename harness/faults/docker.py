@@ -120,7 +120,7 @@ class _DockerFault(Injector):
 
     def describe(self) -> str:
         sel = self.params
-        which = {"all": "all", "count": f"{sel.count}", "percent": f"{sel.percent:g}%"}[sel.select]
+        which = {"all": "all", "count": str(sel.count), "percent": f"{sel.percent}%"}[sel.select]
         return f"docker {self.action} of {which} container(s) of {self.target.name}; " \
                f"rollback: {self.rollback_action} and wait until healthy"
 

@@ -7,8 +7,9 @@ net.latency  delay and jitter (tc netem) — refused with a clear error when the
              kernel lacks netem, as it does on our machines; udp.latency does
              the same in user space through a relay.
 
-The namespace is the target's `netns:` (a name under /var/run/netns) or the
-host's when it has none. Every iptables rule carries the comment
+The namespace is the target's `netns:` — a name under /var/run/netns,
+`pid:<PID>` (the network namespace of that process), or `container:<name>`
+(a Docker container's, through its pid) — or the host's when it has none. Every iptables rule carries the comment
 `hotline-drill:<fault id>`, so rollback deletes exactly the rules it added,
 found again by that tag; a tc qdisc is removed only if it is still ours.
 """
@@ -23,12 +24,30 @@ from harness.faults.base import FaultError, Injector, register
 TAG = "hotline-drill:"
 
 
+def netns_prefix(netns: str | None) -> list[str]:
+    """The command prefix that runs a program inside the given network namespace."""
+    if not netns:
+        return []
+    if netns.startswith("pid:"):
+        return ["nsenter", "-t", netns[4:], "-n"]
+    if netns.startswith("container:"):
+        from harness.faults.docker import client
+        try:
+            pid = client().api.inspect_container(netns[10:])["State"]["Pid"]
+        except Exception as exc:
+            raise FaultError(f"cannot find the network namespace of {netns}: {exc}") from exc
+        if not pid:
+            raise FaultError(f"{netns} is not running, so it has no network namespace")
+        return ["nsenter", "-t", str(pid), "-n"]
+    return ["ip", "netns", "exec", netns]
+
+
 def in_netns(netns: str | None, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
-    cmd = (["ip", "netns", "exec", netns] if netns else []) + argv
+    cmd = netns_prefix(netns) + argv
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
     except FileNotFoundError as exc:
-        raise FaultError(f"{argv[0]} is not installed (apt-get install iptables iproute2)") from exc
+        raise FaultError(f"{cmd[0]} is not installed (apt-get install iptables iproute2)") from exc
     if check and res.returncode != 0:
         raise FaultError(f"{' '.join(cmd)} failed: {res.stderr.strip() or res.stdout.strip()}")
     return res

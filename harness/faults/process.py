@@ -1,15 +1,17 @@
-"""`process.*` faults: signals to a local process found through its pidfile.
+"""`process.*` faults: signals to a local process (by pidfile, pid, or systemd unit).
 
 process.kill       SIGKILL (or `signal:`), rolled back by restarting it
 process.terminate  SIGTERM, rolled back by restarting it
 process.pause      SIGSTOP (a hang), rolled back by SIGCONT
 
 A process is identified by pid *and* start time, so a recycled pid is never
-signalled by mistake.
+signalled by mistake. A systemd unit is signalled with `systemctl kill` and
+restarted with `systemctl start`, where systemd runs (checked, not assumed).
 """
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -61,6 +63,24 @@ def start_process(argv: list[str], pidfile: str, cwd: str | None, log: str | Non
     return proc.pid
 
 
+def systemd_check() -> None:
+    if not Path("/run/systemd/system").is_dir() or not shutil.which("systemctl"):
+        raise FaultError("systemd is not running on this machine, so a `systemd_unit` cannot be "
+                         "signalled here; give the process a pidfile or pid instead")
+
+
+def systemctl(*args: str) -> str:
+    res = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=30)
+    if res.returncode != 0:
+        raise FaultError(f"systemctl {' '.join(args)} failed: {res.stderr.strip()}")
+    return res.stdout.strip()
+
+
+def main_pid(unit: str) -> int | None:
+    pid = systemctl("show", "--property=MainPID", "--value", unit)
+    return int(pid) if pid.isdigit() and int(pid) > 0 else None
+
+
 class SignalParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     signal: str = "SIGKILL"
@@ -82,7 +102,8 @@ class _ProcessFault(Injector):
     def _ref(self):
         ref = getattr(self.target, "process", None)
         if ref is None:
-            raise FaultError(f"{self.target.name} has no `process:` (pidfile) in the inventory")
+            raise FaultError(f"{self.target.name} has no `process:` (pidfile, pid or systemd_unit) "
+                             "in the inventory")
         return ref
 
     def _signal(self) -> str:
@@ -95,25 +116,35 @@ class _ProcessFault(Injector):
 
     def recipe(self) -> dict:
         ref = self._ref()
-        pid = read_pid(ref.pidfile)
+        base = {"action": self.rollback_action, "name": self.target.name,
+                "sip": getattr(self.target, "sip", None) or getattr(self.target, "address", None)}
+        if ref.systemd_unit:
+            systemd_check()
+            return {**base, "unit": ref.systemd_unit, "signal": self._signal()}
+        pid = ref.pid or read_pid(ref.pidfile)
         st = proc_state(pid) if pid else None
         if st is None:
-            raise FaultError(f"{self.target.name} is not running (pidfile {ref.pidfile}); "
-                             "a fault needs a live target")
-        return {"action": self.rollback_action, "pid": pid, "start_time": st[1],
-                "pidfile": ref.pidfile, "start": ref.start, "cwd": ref.cwd, "log": ref.log,
-                "sip": getattr(self.target, "sip", None) or getattr(self.target, "address", None),
-                "name": self.target.name}
+            where = f"pidfile {ref.pidfile}" if ref.pidfile else f"pid {ref.pid}"
+            raise FaultError(f"{self.target.name} is not running ({where}); a fault needs a live target")
+        if self.rollback_action == "restart" and not ref.start:
+            raise FaultError(f"{self.target.name}: {self.type} needs `process.start` in the inventory "
+                             "to restart it afterwards (and a pidfile)")
+        return {**base, "pid": pid, "start_time": st[1], "pidfile": ref.pidfile, "start": ref.start,
+                "cwd": ref.cwd, "log": ref.log}
 
     def inject(self) -> None:
         r = self.recipe()
+        if "unit" in r:
+            systemctl("kill", f"--signal={r['signal']}", r["unit"])
+            self._pid = main_pid(r["unit"])
+            return
         os.kill(r["pid"], getattr(signal, self._signal()))
         self._pid = r["pid"]
 
     def verify(self, within: float = 3.0) -> bool:
         deadline = time.time() + within
         while time.time() < deadline:
-            st = proc_state(self._pid)
+            st = proc_state(self._pid) if self._pid else None
             if self.rollback_action == "resume" and st and st[0] == "T":
                 return True
             if self.rollback_action == "restart" and st is None:
@@ -123,6 +154,13 @@ class _ProcessFault(Injector):
 
     @classmethod
     def undo(cls, recipe: dict) -> str:
+        if "unit" in recipe:
+            if recipe["action"] == "resume":
+                systemctl("kill", "--signal=SIGCONT", recipe["unit"])
+            else:
+                systemctl("start", recipe["unit"])
+            return f"{recipe['name']}: systemd unit {recipe['unit']} " + \
+                ("resumed" if recipe["action"] == "resume" else "started")
         if recipe["action"] == "resume":
             st = proc_state(recipe["pid"])
             if st is None or st[1] != recipe["start_time"]:

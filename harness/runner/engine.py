@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class DrillRun:
     records: list[CallRecord] = field(default_factory=list)
     active: dict[str, ActiveFault] = field(default_factory=dict)
     abort_reason: str | None = None
+    abort_at: float | None = None  # when the abort was asked for (signal, failed fault)
     t0: float = 0.0
 
     # -- faults ---------------------------------------------------------------
@@ -53,7 +55,21 @@ class DrillRun:
         recipe = inj.recipe()
         self.journal.intent(self.run_id, pf.fault_id, pf.spec.type, pf.spec.target, recipe)
         started = time.time()
-        inj.inject()
+        try:
+            inj.inject()
+        except Exception:
+            # it may have half-happened (one of two containers killed): undo what the recipe covers
+            try:
+                note = type(inj).undo(recipe)
+                self.journal.closed(self.run_id, pf.fault_id, f"inject failed; undone: {note}")
+            except Exception as undo_exc:  # left open in the journal for `drill recover`
+                self.bus.publish("fault_rollback_failed", fault_id=pf.fault_id, error=str(undo_exc))
+            raise
+        learned = getattr(inj, "recipe_after_inject", None)
+        if learned:  # facts only injecting reveals, such as a flood's pid
+            extra = learned()
+            recipe = {**recipe, **extra}
+            self.journal.amend(self.run_id, pf.fault_id, extra)
         self.active[pf.fault_id] = ActiveFault(pf, inj, recipe, started)
         took = inj.verify()
         nodes = [pf.spec.target] if hasattr(pf.target, "role") else []
@@ -64,7 +80,7 @@ class DrillRun:
             self.abort_reason = f"fault {pf.fault_id} did not take effect"
 
     def rollback(self, fault_id: str) -> None:
-        af = self.active.pop(fault_id)
+        af = self.active.pop(fault_id)  # popped first: a fault is never rolled back twice
         started = time.time()
         try:
             note = type(af.injector).undo(af.recipe)
@@ -76,12 +92,21 @@ class DrillRun:
                          took=time.time() - started)
 
     def rollback_all(self) -> list[str]:
+        """Roll back every active fault at once (in parallel: one slow restart must not
+        hold up the others); return the errors."""
+        ids = list(self.active)[::-1]
+        if not ids:
+            return []
         errors = []
-        for fid in list(self.active)[::-1]:
+
+        def one(fid: str) -> None:
             try:
                 self.rollback(fid)
-            except FaultError as exc:
-                errors.append(str(exc))
+            except Exception as exc:  # recorded; the fault stays open in the journal
+                errors.append(f"{fid}: {exc}")
+
+        with ThreadPoolExecutor(max_workers=len(ids)) as pool:
+            list(pool.map(one, ids))
         return errors
 
     # -- the timeline ---------------------------------------------------------
@@ -116,17 +141,20 @@ class DrillRun:
                         self.inject(pf)
                     elif pf.fault_id in self.active:
                         self.rollback(pf.fault_id)
-                except (FaultError, OSError) as exc:
-                    self.abort_reason = f"{action} of {pf.fault_id} failed: {exc}"
+                except Exception as exc:  # any injector failure aborts cleanly, with rollback
+                    kind = "" if isinstance(exc, (FaultError, OSError)) else f"{type(exc).__name__}: "
+                    self.abort_reason = f"{action} of {pf.fault_id} failed: {kind}{exc}"
             if t >= sc.duration or (load_on and t >= load_end and not plan):
                 break
             if on_tick:
                 on_tick(self)
             time.sleep(TICK)
         if self.abort_reason:
+            requested = self.abort_at or time.time()
             errors = self.rollback_all()  # first: nothing left behind, then the load
             load.abort()
-            self.bus.publish("run_aborted", reason=self.abort_reason, rollback_errors=errors)
+            self.bus.publish("run_aborted", reason=self.abort_reason, requested_at=requested,
+                             rolled_back_in=time.time() - requested, rollback_errors=errors)
             return
         load.stop(wait=sc.load.hold + sc.load.invite_timeout + sc.load.bye_timeout + 2)
         errors = self.rollback_all()
@@ -142,6 +170,7 @@ class DrillRun:
 def install_signal_handlers(run: DrillRun) -> dict:
     """SIGINT/SIGTERM ask the run to abort; returns the old handlers to restore."""
     def handler(signum, _frame):
+        run.abort_at = run.abort_at or time.time()
         run.abort_reason = f"received {signal.Signals(signum).name}"
     old = {}
     for sig in (signal.SIGINT, signal.SIGTERM):

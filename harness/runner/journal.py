@@ -31,6 +31,10 @@ class Journal:
         self._append({"op": "inject", "run_id": run_id, "fault_id": fault_id, "type": type_,
                       "target": target, "recipe": recipe, "pid": os.getpid()})
 
+    def amend(self, run_id: str, fault_id: str, extra: dict) -> None:
+        """Add facts learned only by injecting (e.g. the pid of a flood) to a fault's recipe."""
+        self._append({"op": "amend", "run_id": run_id, "fault_id": fault_id, "recipe": extra})
+
     def closed(self, run_id: str, fault_id: str, note: str) -> None:
         self._append({"op": "rolled_back", "run_id": run_id, "fault_id": fault_id, "note": note})
 
@@ -52,6 +56,8 @@ class Journal:
             key = (e.get("run_id"), e.get("fault_id"))
             if e.get("op") == "inject":
                 opened[key] = e
+            elif e.get("op") == "amend" and key in opened:
+                opened[key] = {**opened[key], "recipe": {**opened[key]["recipe"], **e["recipe"]}}
             elif e.get("op") == "rolled_back":
                 opened.pop(key, None)
         return [e for k, e in opened.items() if run_id is None or k[0] == run_id]

@@ -14,12 +14,28 @@ def split_address(text: str) -> tuple[str, int]:
 
 
 class ProcessRef(Strict):
-    """How to find and restart a local process (the `process` injector's handle)."""
+    """How to find and restart a local process (the `process` injector's handle).
 
-    pidfile: str
+    One of: `pidfile` (re-read at every step, so a restart is followed), a fixed
+    `pid` (cannot be restarted by us: `start` is refused with it), or a
+    `systemd_unit` (signalled and restarted through systemctl, where systemd runs).
+    """
+
+    pidfile: str | None = None
+    pid: int | None = Field(None, ge=2)
+    systemd_unit: str | None = None
     start: list[str] = []
     cwd: str | None = None
     log: str | None = None
+
+    @model_validator(mode="after")
+    def _one_handle(self):
+        given = [k for k in ("pidfile", "pid", "systemd_unit") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("process: give exactly one of pidfile, pid, systemd_unit")
+        if self.pid and self.start:
+            raise ValueError("process: a fixed pid cannot be restarted; use a pidfile with start")
+        return self
 
 
 class DockerRef(Strict):

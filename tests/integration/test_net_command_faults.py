@@ -108,3 +108,30 @@ def test_command_injector(tmp_path):
         {"inject": ["false"], "rollback": ["true"]}))
     with pytest.raises(FaultError, match="exited 1"):
         bad.inject()
+
+
+def test_cut_inside_a_containers_namespace():
+    from harness.faults.docker import client
+    c = client()
+    box = c.containers.run("hotline-drill/testnode", detach=True, labels={"hotline-drill.test": "netns"})
+    try:
+        ns = f"container:{box.id}"
+        pid = c.api.inspect_container(box.id)["State"]["Pid"]
+        run_probe = lambda: json.loads(subprocess.run(  # noqa: E731
+            ["nsenter", "-t", str(pid), "-n", sys.executable, PROBE, "5099", "50", "64", "0.001"],
+            capture_output=True, text=True, timeout=60).stdout)
+        assert run_probe()["received"] == 50
+        inj = build("net.cut", ns, protocol="udp", port=5099)
+        recipe = inj.recipe()
+        inj.inject()
+        assert inj.verify() and run_probe()["received"] == 0
+        assert not host_has_tagged_rules()  # the rules went into the container, not the host
+        type(inj).undo(recipe)
+        assert run_probe()["received"] == 50
+    finally:
+        box.remove(force=True)
+
+
+def host_has_tagged_rules() -> bool:
+    from harness.faults.net import TAG
+    return TAG in subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout

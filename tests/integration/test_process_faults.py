@@ -89,3 +89,33 @@ def test_fault_on_a_dead_target_is_refused(sandbox_up):
     assert inj.verify()
     with pytest.raises(FaultError, match="not running"):
         build(sandbox_up, "process.kill", "pbx-1").recipe()
+
+
+def test_pause_by_fixed_pid_and_systemd_is_detected(tmp_path):
+    import subprocess
+    import sys
+    from harness.scenario.inventory import Node, ProcessRef
+    child = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(0.1)"])
+    try:
+        cls = lookup("process.pause")
+        inj = cls("p", Node(name="worker", process=ProcessRef(pid=child.pid)), cls.Params())
+        recipe = inj.recipe()
+        inj.inject()
+        assert inj.verify() and proc_state(child.pid)[0] == "T"
+        assert "SIGCONT" in cls.undo(recipe)
+        wait_for(lambda: proc_state(child.pid)[0] != "T", 5, what="resumed")
+        kill = lookup("process.kill")
+        with pytest.raises(FaultError, match="needs `process.start`"):
+            kill("k", Node(name="worker", process=ProcessRef(pid=child.pid)), kill.Params()).recipe()
+    finally:
+        child.kill()
+        child.wait()
+    unit = cls("u", Node(name="svc", process=ProcessRef(systemd_unit="pbx.service")), cls.Params())
+    from pathlib import Path
+    if Path("/run/systemd/system").is_dir():
+        assert unit.recipe()["unit"] == "pbx.service"
+    else:
+        with pytest.raises(FaultError, match="systemd is not running"):
+            unit.recipe()
+    with pytest.raises(ValueError, match="exactly one of"):
+        ProcessRef(pid=5, pidfile="/x")

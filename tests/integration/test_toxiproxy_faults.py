@@ -112,3 +112,29 @@ def test_timeout_toxic_and_bad_attribute(proxy):
     bad = build("toxiproxy.latency", link, latncy=10)
     with pytest.raises(FaultError, match="unknown attribute"):
         bad.inject()
+
+
+@pytest.mark.parametrize("toxic,attrs", [
+    ("latency", {"latency": 10, "jitter": 2}), ("bandwidth", {"rate": 1000}),
+    ("timeout", {"timeout": 1000}), ("reset_peer", {"timeout": 100}),
+    ("slow_close", {"delay": 100}), ("slicer", {"average_size": 64, "size_variation": 8, "delay": 10}),
+    ("limit_data", {"bytes": 1000})])
+def test_every_toxic_the_server_offers_is_added_and_removed(proxy, toxic, attrs):
+    """toxiproxy-python (2019) against the current server: every toxic type round-trips."""
+    link, _ = proxy
+    inj = build(f"toxiproxy.{toxic}", link, stream="upstream", toxicity=0.5, **attrs)
+    recipe = inj.recipe()
+    inj.inject()
+    listed = _proxy_toxics(link)
+    assert listed[recipe["toxic"]]["type"] == toxic
+    assert listed[recipe["toxic"]]["attributes"] == attrs
+    assert listed[recipe["toxic"]]["stream"] == "upstream"
+    assert listed[recipe["toxic"]]["toxicity"] == 0.5
+    type(inj).undo(recipe)
+    assert recipe["toxic"] not in _proxy_toxics(link)
+
+
+def _proxy_toxics(link) -> dict:
+    import requests
+    url = f"http://{link.toxiproxy.api}/proxies/{link.toxiproxy.proxy}/toxics"
+    return {t["name"]: t for t in requests.get(url, timeout=5).json()}

@@ -107,3 +107,28 @@ def test_ratios():
     assert parse_ratio("90%") == pytest.approx(0.9)
     with pytest.raises(ValueError):
         parse_ratio(1.5)
+
+
+def test_every_registered_injector_describes_itself_with_defaults():
+    """describe() must work for every type with only its required parameters."""
+    from harness.faults.base import REGISTRY, load_builtin
+    from harness.scenario.inventory import DockerRef, Link, Node, ToxiproxyRef
+    load_builtin()
+    required = {"udp.latency": {"latency_ms": 10}, "udp.loss": {"ratio": 0.1},
+                "udp.reorder": {"ratio": 0.1}, "udp.duplicate": {"ratio": 0.1},
+                "udp.rate": {"rate_kbps": 64}, "net.loss": {"ratio": 0.1},
+                "net.rate": {"rate_kbit": 64}, "net.latency": {"latency_ms": 10},
+                "docker.disconnect": {"network": "n"},
+                "command": {"inject": ["true"], "rollback": ["true"]}}
+    target = Node(name="x", sip="127.0.0.1:5060", docker=DockerRef(name="x"), netns="ns")
+    link = Link(name="l", relay="127.0.0.1:1", netns="ns",
+                toxiproxy=ToxiproxyRef(api="127.0.0.1:1", proxy="p"))
+    for name, cls in REGISTRY.items():
+        if name.startswith(("process.", "sipflood.")):
+            continue  # these look up a live process / the svwar binary while describing
+        t = link if name.startswith(("udp.", "toxiproxy.")) else target
+        for extra in ({}, {"select": "count", "count": 1}, {"select": "percent", "percent": 50}):
+            if not name.startswith("docker.") and extra:
+                continue
+            params = cls.Params.model_validate({**required.get(name, {}), **extra})
+            assert cls("f", t, params).describe(), name

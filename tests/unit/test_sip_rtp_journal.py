@@ -71,3 +71,12 @@ def test_tcp_framing_splits_by_content_length():
     msgs, rest = split_stream(b"\r\n" + a + b + a[:10])
     assert msgs == [a, b] and rest == a[:10]
     assert split_stream(a[:-1]) == ([], a[:-1])
+
+
+def test_journal_amend_merges_into_the_open_recipe(tmp_path):
+    j = Journal(tmp_path / "j.jsonl")
+    j.intent("r1", "flood", "sipflood.scan", "sbc", {"target": "sbc"})
+    j.amend("r1", "flood", {"pid": 42, "start_time": 7})
+    assert j.open_faults()[0]["recipe"] == {"target": "sbc", "pid": 42, "start_time": 7}
+    j.closed("r1", "flood", "stopped")
+    assert j.open_faults() == []
