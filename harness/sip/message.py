@@ -201,6 +201,19 @@ def via_address(via: str) -> tuple[str, int]:
     return received or host, int(rport) if rport else int(port or 5060)
 
 
+def local_ip_for(host: str) -> str:
+    """Our address on the route to `host`: 127.0.0.1 for loopback, else what the kernel picks."""
+    if host.startswith("127."):
+        return "127.0.0.1"
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect((host, 9))  # no packet is sent: this only asks the routing table
+        return s.getsockname()[0]
+    finally:
+        s.close()
+
+
 def token(n: int = 10) -> str:
     return "".join(random.choices(string.ascii_lowercase + string.digits, k=n))
 

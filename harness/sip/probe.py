@@ -4,11 +4,13 @@ from __future__ import annotations
 import socket
 import time
 
-from harness.sip.message import SipMessage, SipParseError, new_branch, parse, token
+from harness.sip.message import (SipMessage, SipParseError, local_ip_for, new_branch, parse,
+                                 token)
 
 
-def options_ping(addr: tuple[str, int], timeout: float = 0.5, local_ip: str = "127.0.0.1") -> int:
+def options_ping(addr: tuple[str, int], timeout: float = 0.5, local_ip: str | None = None) -> int:
     """Send one OPTIONS; return the response status, or 0 when none came in time."""
+    local_ip = local_ip or local_ip_for(addr[0])
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.bind((local_ip, 0))

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from harness.metrics.records import CallRecord
 from harness.sip import rtp
 from harness.sip.framing import split_stream
-from harness.sip.message import (SipMessage, SipParseError, host_port, new_branch,
-                                 parse, token, uri_of)
+from harness.sip.message import (SipMessage, SipParseError, host_port, local_ip_for,
+                                 new_branch, parse, token, uri_of)
 
 T1 = 0.5
 
@@ -29,7 +29,7 @@ class CallOptions:
     invite_timeout: float = 8.0
     bye_timeout: float = 4.0
     callee: str = "hotline"
-    local_ip: str = "127.0.0.1"
+    local_ip: str | None = None  # None: our address on the route to the entry point
     max_media_gap: float = 1.0
     transport: str = "udp"  # or "tcp": one connection to the entry point carries the dialog
     extra_headers: list[tuple[str, str]] = field(default_factory=list)
@@ -97,9 +97,10 @@ class _Leg:
         return msg
 
     def next_hop(self) -> tuple[str, int]:
+        """RFC 3261 §12.2.1.1: the first route, else the remote target (the entry before a dialog)."""
         if self.route_set:
             return host_port(uri_of(self.route_set[0]))
-        return self.entry
+        return host_port(self.remote_target)
 
     def send(self, msg: SipMessage, dest: tuple[str, int] | None = None) -> None:
         if self.tcp:
@@ -172,6 +173,9 @@ def place_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
                node_of=lambda contact: contact) -> CallRecord:
     """Place one call through `entry` and return what happened to it (never raises for I/O)."""
     started = time.time()
+    if opts.local_ip is None:
+        from dataclasses import replace
+        opts = replace(opts, local_ip=local_ip_for(entry[0]))
     try:
         leg = _Leg(opts, entry)
     except OSError as exc:  # e.g. TCP connection refused: the attempt failed
