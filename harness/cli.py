@@ -139,9 +139,20 @@ def recover():
         raise typer.Exit(1)
 
 
+DOCKER_OPT = typer.Option(False, "--docker", help="the container lab (Kamailio, SIPp) "
+                                                    "instead of the sandbox")
+
+
 @lab_app.command("up")
-def lab_up():
-    """Start the sandbox hotline (SBC, PBX nodes, three carriers) on 127.x loopback addresses."""
+def lab_up(docker: bool = DOCKER_OPT):
+    """Start the practice hotline: the sandbox (local processes) or, with --docker, the container lab."""
+    if docker:
+        from harness.lab import containers
+        console.print("building images if needed and starting the container lab ...")
+        containers.up()
+        lab_status(docker=True)
+        console.print(f"target inventory: {containers.inventory_path()} (scenarios say `target: lab`)")
+        return
     from harness.lab import sandbox
     inv = sandbox.up()
     lab_status_table(inv)
@@ -160,17 +171,28 @@ def lab_status_table(inv=None):
 
 
 @lab_app.command("status")
-def lab_status():
-    """Show which sandbox processes run, with their addresses and pids."""
+def lab_status(docker: bool = DOCKER_OPT):
+    """Show which parts of the practice hotline run."""
+    if docker:
+        from harness.lab import containers
+        t = Table("part", "state")
+        for name, state in containers.status().items():
+            t.add_row(name, state)
+        console.print(t)
+        return
     lab_status_table()
 
 
 @lab_app.command("down")
-def lab_down():
-    """Stop the sandbox processes (by pid, from their pidfiles)."""
-    from harness.lab import sandbox
-    stopped = sandbox.down()
-    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+def lab_down(docker: bool = DOCKER_OPT):
+    """Stop the practice hotline (only what the project started: by pid or by label)."""
+    if docker:
+        from harness.lab import containers
+        gone = containers.down()
+    else:
+        from harness.lab import sandbox
+        gone = sandbox.down()
+    console.print(f"stopped: {', '.join(gone) or 'nothing was running'}")
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from harness.lab.sip_endpoint import run_forever
 from harness.lab.toxics import Pipeline, Toxic
+from harness.sip.message import local_ip_for
 
 log = logging.getLogger("relay")
 IDLE = 120.0
@@ -61,6 +62,8 @@ class Relay:
         self.name, self.listen, self.upstream = name, listen, upstream
         self.control = control
         self.pipeline = Pipeline(seed)
+        # the upstream side speaks from our address on the route to the SBC
+        self.upstream_ip = listen[0] if upstream[0].startswith("127.") else local_ip_for(upstream[0])
         self.flows: dict[tuple, _Upstream] = {}
         self.opening: dict[tuple, asyncio.Future] = {}
         self.downstream = None
@@ -82,7 +85,7 @@ class Relay:
             if pending is None:  # first datagram of a new caller: open its upstream socket
                 loop = asyncio.get_running_loop()
                 pending = self.opening[client] = asyncio.ensure_future(loop.create_datagram_endpoint(
-                    lambda: _Upstream(self, client), local_addr=(self.listen[0], 0),
+                    lambda: _Upstream(self, client), local_addr=(self.upstream_ip, 0),
                     remote_addr=self.upstream))
             _, flow = await asyncio.shield(pending)
             self.flows[client] = flow

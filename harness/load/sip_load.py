@@ -67,7 +67,8 @@ class LoadController:
         entry = next(self._carrier)
         opts = CallOptions(hold=self.spec.hold, rtp=self.rng.random() < self.spec.rtp_share,
                            invite_timeout=self.spec.invite_timeout,
-                           bye_timeout=self.spec.bye_timeout, transport=entry.transport)
+                           bye_timeout=self.spec.bye_timeout, transport=entry.transport,
+                           local_ip=entry.caller_ip)
         self.in_flight += 1
         self.placed += 1
         self.last_placed_at = time.time()

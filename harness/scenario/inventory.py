@@ -77,6 +77,8 @@ class EntryPoint(Strict):
     name: str
     address: str
     transport: str = Field("udp", pattern="^(udp|tcp)$")
+    caller_ip: str | None = Field(None, description="our address for SIP and RTP on this path, "
+                                                    "when the hotline cannot reach the route's own")
     process: ProcessRef | None = None
     relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
     toxiproxy: ToxiproxyRef | None = None

@@ -15,7 +15,7 @@ from harness.scenario.inventory import TargetInventory
 from harness.scenario.model import FaultSpec, Scenario
 from harness.scenario.yamlload import InputError, line_of, load_yaml
 
-BUILTIN_TARGETS = ("sandbox",)
+BUILTIN_TARGETS = ("sandbox", "lab")
 
 
 @dataclass
@@ -65,6 +65,13 @@ def load_inventory(ref: str, base: Path) -> TargetInventory:
     if ref == "sandbox":
         from harness.lab.sandbox import inventory
         return inventory()
+    if ref == "lab":
+        from harness.lab.containers import inventory_path
+        path = inventory_path()
+        if not path.exists():
+            raise InputError([f"target 'lab': the container lab is not up "
+                              f"(hint: run `drill lab up --docker` first)"])
+        return load_inventory(str(path), base)
     path = (base / ref) if not Path(ref).is_absolute() else Path(ref)
     if not path.exists():
         raise InputError([f"{path}: target inventory not found "

@@ -1,0 +1,228 @@
+"""The container lab: real Kamailio (dispatcher) as SBC, SIPp PBX nodes, three carrier relays.
+
+Containers run on a Docker network of the project's own (default
+172.30.99.0/24, fixed addresses so the dispatcher list survives restarts),
+labelled `hotline-drill.lab`; `down` removes only containers with that label.
+The carriers are UDP relays on the host (127.20.0.21-23), one per trunk,
+each cuttable and degradable with udp.* faults. `up` writes the lab's target
+inventory to the state folder, where `target: lab` finds it.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from harness.faults.docker import client, wait_healthy
+from harness.faults.process import proc_state, read_pid, start_process
+from harness.lab.sandbox import CARRIERS, CONTROL_PORT, state_home
+from harness.scenario.inventory import TargetInventory
+from harness.sip.probe import wait_until_answers
+
+LABEL = "hotline-drill.lab"
+LAB_DIR = Path(__file__).resolve().parents[2] / "lab"
+IMAGES = ("hotline-drill/kamailio", "hotline-drill/pbx")
+
+
+@dataclass
+class LabConfig:
+    subnet: str = field(default_factory=lambda: os.environ.get("HOTLINE_DRILL_LAB_SUBNET", "172.30.99"))
+    carriers_block: str = "127.20.0"
+    pbx_nodes: int = 2
+    network: str = "hotline-drill-lab"
+
+    @property
+    def folder(self) -> Path:
+        return state_home() / "lab"
+
+    def ip(self, last: int) -> str:
+        return f"{self.subnet}.{last}"
+
+
+def ensure_images() -> None:
+    """Build the lab images from the local base image when they are missing."""
+    c = client()
+    missing = [i for i in IMAGES if not c.images.list(name=i)]
+    if missing:
+        for script in ("base-image.sh", "build-images.sh"):
+            res = subprocess.run(["bash", str(LAB_DIR / script)], capture_output=True, text=True)
+            if res.returncode != 0:
+                raise RuntimeError(f"lab/{script} failed: {res.stderr[-800:]}")
+
+
+def _network(cfg: LabConfig):
+    c = client()
+    nets = c.networks.list(names=[cfg.network])
+    if nets:
+        return nets[0]
+    import docker
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
+        subnet=f"{cfg.subnet}.0/24", gateway=cfg.ip(1))])
+    return c.networks.create(cfg.network, driver="bridge", ipam=ipam, labels={LABEL: "1"})
+
+
+def _run(cfg: LabConfig, name: str, image: str, ip: str, volumes: dict):
+    """Create and start a container on the lab network only, at a fixed address."""
+    c = client()
+    for old in c.containers.list(all=True, filters={"name": f"^/{name}$"}):
+        old.remove(force=True)
+    api = c.api
+    binds = [f"{host}:{v['bind']}:{v.get('mode', 'rw')}" for host, v in volumes.items()]
+    created = api.create_container(
+        image, name=name, hostname=name, labels={LABEL: "1"}, detach=True,
+        host_config=api.create_host_config(binds=binds, network_mode=cfg.network),
+        networking_config=api.create_networking_config(
+            {cfg.network: api.create_endpoint_config(ipv4_address=ip)}))
+    api.start(created["Id"])
+    return created["Id"]
+
+
+def inventory(cfg: LabConfig | None = None) -> dict:
+    """The lab's target inventory as plain data (what `up` writes)."""
+    cfg = cfg or LabConfig()
+    d = cfg.folder
+    nodes = [{"name": "sbc", "role": "sbc", "sip": f"{cfg.ip(2)}:5060",
+              "docker": {"name": "hd-lab-sbc"}}]
+    for i in range(1, cfg.pbx_nodes + 1):
+        nodes.append({"name": f"pbx-{i}", "role": "pbx", "sip": f"{cfg.ip(10 + i)}:5060",
+                      "docker": {"name": f"hd-lab-pbx-{i}"}})
+    entries = []
+    for i, name in enumerate(CARRIERS):
+        addr = f"{cfg.carriers_block}.{21 + i}"
+        entries.append({
+            "name": name, "address": f"{addr}:5060", "relay": f"{addr}:{CONTROL_PORT}",
+            "caller_ip": cfg.ip(1),  # the host on the lab network: containers reach it for BYE and RTP
+            "process": {"pidfile": str(d / f"{name}.pid"), "log": str(d / f"{name}.log"),
+                        "start": [sys.executable, "-m", "harness.lab.relay", "--name", name,
+                                  "--listen", f"{addr}:5060", "--upstream", f"{cfg.ip(2)}:5060",
+                                  "--control", f"{addr}:{CONTROL_PORT}"]}})
+    names = [n["name"] for n in nodes] + [e["name"] for e in entries]
+    return {"name": "lab", "entry_points": entries, "nodes": nodes, "allowlist": names}
+
+
+def inventory_path(cfg: LabConfig | None = None) -> Path:
+    return (cfg or LabConfig()).folder / "inventory.yaml"
+
+
+def up(cfg: LabConfig | None = None) -> TargetInventory:
+    """Bring the lab up (idempotent) and write its inventory; return it."""
+    cfg = cfg or LabConfig()
+    cfg.folder.mkdir(parents=True, exist_ok=True)
+    ensure_images()
+    _network(cfg)
+    c = client()
+    running = {x.name for x in c.containers.list(filters={"label": LABEL})}
+    for i in range(1, cfg.pbx_nodes + 1):
+        name = f"hd-lab-pbx-{i}"
+        stats = cfg.folder / "stats" / name
+        stats.mkdir(parents=True, exist_ok=True)
+        if name not in running:
+            _run(cfg, name, "hotline-drill/pbx", cfg.ip(10 + i), {str(stats): {"bind": "/stats"}})
+        wait_healthy(c.containers.get(name).id)
+    conf = cfg.folder / "kamailio"
+    conf.mkdir(exist_ok=True)
+    (conf / "kamailio.cfg").write_text((LAB_DIR / "kamailio" / "kamailio.cfg").read_text())
+    (conf / "dispatcher.list").write_text("".join(
+        f"1 sip:{cfg.ip(10 + i)}:5060\n" for i in range(1, cfg.pbx_nodes + 1)))
+    if "hd-lab-sbc" not in running:
+        _run(cfg, "hd-lab-sbc", "hotline-drill/kamailio", cfg.ip(2),
+             {str(conf): {"bind": "/etc/kamailio-lab", "mode": "ro"}})
+    inv = inventory(cfg)
+    for e in inv["entry_points"]:
+        p = e["process"]
+        pid = read_pid(p["pidfile"])
+        if not (pid and proc_state(pid)):
+            start_process(p["start"], p["pidfile"], None, p["log"])
+    for part in [*inv["nodes"], *inv["entry_points"]]:
+        addr = part.get("sip") or part["address"]
+        host, _, port = addr.rpartition(":")
+        if not wait_until_answers((host, int(port)), 30):
+            raise RuntimeError(f"lab part {part['name']} does not answer SIP at {addr}")
+    inventory_path(cfg).write_text(yaml.safe_dump(inv, sort_keys=False))
+    return TargetInventory.model_validate(inv)
+
+
+def down(cfg: LabConfig | None = None) -> list[str]:
+    """Stop the carrier relays (by pid) and remove the lab's containers and network."""
+    cfg = cfg or LabConfig()
+    gone = []
+    for e in inventory(cfg)["entry_points"]:
+        pid = read_pid(e["process"]["pidfile"])
+        if pid and proc_state(pid):
+            os.kill(pid, 15)
+            gone.append(e["name"])
+    c = client()
+    for box in c.containers.list(all=True, filters={"label": LABEL}):
+        box.remove(force=True)
+        gone.append(box.name)
+    for net in c.networks.list(names=[cfg.network]):
+        net.remove()
+    inventory_path(cfg).unlink(missing_ok=True)
+    return gone
+
+
+def status(cfg: LabConfig | None = None) -> dict[str, str]:
+    cfg = cfg or LabConfig()
+    out = {}
+    try:
+        c = client()
+        for box in c.containers.list(all=True, filters={"label": LABEL}):
+            out[box.name] = box.status
+    except Exception as exc:  # no engine
+        out["docker"] = f"unreachable: {exc}"
+    for e in inventory(cfg)["entry_points"]:
+        pid = read_pid(e["process"]["pidfile"])
+        out[e["name"]] = f"running (pid {pid})" if pid and proc_state(pid) else "down"
+    return out
+
+
+def kamailio_answered() -> dict[str, int]:
+    """Kamailio's own count of answered calls per PBX address (its `answered` htable)."""
+    res = subprocess.run(["docker", "exec", "hd-lab-sbc", "kamcmd", "htable.dump", "answered"],
+                         capture_output=True, text=True, timeout=30)
+    if res.returncode != 0:
+        raise RuntimeError(f"kamcmd htable.dump failed: {res.stderr.strip()}")
+    counts: dict[str, int] = {}
+    for line in res.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("value:"):
+            addr = line.split(":", 1)[1].strip()
+            counts[addr] = counts.get(addr, 0) + 1
+    return counts
+
+
+def kamailio_reset() -> None:
+    subprocess.run(["docker", "exec", "hd-lab-sbc", "kamcmd", "htable.flush", "answered"],
+                   capture_output=True, text=True, timeout=30, check=True)
+
+
+def sipp_successful(cfg: LabConfig | None = None) -> dict[str, int]:
+    """Each PBX node's own count of successful calls (SIPp statistics, all its starts summed)."""
+    import csv
+    cfg = cfg or LabConfig()
+    out = {}
+    for i in range(1, cfg.pbx_nodes + 1):
+        total = 0
+        for f in sorted((cfg.folder / "stats" / f"hd-lab-pbx-{i}").glob("stat-*.csv")):
+            rows = list(csv.reader(open(f), delimiter=";"))
+            if len(rows) > 1:
+                total += int(rows[-1][rows[0].index("SuccessfulCall(C)")])
+        out[f"pbx-{i}"] = total
+    return out
+
+
+def truth_check(calls, inv: TargetInventory) -> list[str]:
+    """Mismatches between the harness's answered calls per node and Kamailio's own count."""
+    kam = kamailio_answered()
+    by_addr = {n.sip: n.name for n in inv.nodes if n.sip}
+    theirs = {by_addr.get(addr, addr): n for addr, n in kam.items()}
+    ours: dict[str, int] = {}
+    for c in calls:
+        if c.answered:
+            ours[c.node] = ours.get(c.node, 0) + 1
+    return [f"{node}: harness counted {ours.get(node, 0)} answered, Kamailio {theirs.get(node, 0)}"
+            for node in sorted(set(ours) | set(theirs)) if ours.get(node, 0) != theirs.get(node, 0)]
