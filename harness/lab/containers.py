@@ -3,13 +3,16 @@
 Containers run on a Docker network of the project's own (default
 172.30.99.0/24, fixed addresses so the dispatcher list survives restarts),
 labelled `hotline-drill.lab`; `down` removes only containers with that label.
-The carriers are UDP relays on the host (127.20.0.21-23), one per trunk,
-each cuttable and degradable with udp.* faults. `up` writes the lab's target
+The carriers are on the host: carrier-a and carrier-b are UDP relays
+(127.20.0.21-22, cut and degraded with udp.* faults); carrier-c is SIP over
+TCP through a real Toxiproxy server (127.20.0.23, toxiproxy.* faults) when
+`toxiproxy-server` is on PATH, else a third UDP relay. `up` writes the lab's target
 inventory to the state folder, where `target: lab` finds it.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -93,6 +96,11 @@ def inventory(cfg: LabConfig | None = None) -> dict:
     entries = []
     for i, name in enumerate(CARRIERS):
         addr = f"{cfg.carriers_block}.{21 + i}"
+        if name == "carrier-c" and shutil.which("toxiproxy-server"):
+            entries.append({
+                "name": name, "address": f"{addr}:5060", "transport": "tcp", "caller_ip": cfg.ip(1),
+                "toxiproxy": {"api": f"{cfg.carriers_block}.1:{CONTROL_PORT}", "proxy": name}})
+            continue
         entries.append({
             "name": name, "address": f"{addr}:5060", "relay": f"{addr}:{CONTROL_PORT}",
             "caller_ip": cfg.ip(1),  # the host on the lab network: containers reach it for BYE and RTP
@@ -133,11 +141,14 @@ def up(cfg: LabConfig | None = None) -> TargetInventory:
              {str(conf): {"bind": "/etc/kamailio-lab", "mode": "ro"}})
     inv = inventory(cfg)
     for e in inv["entry_points"]:
+        if "toxiproxy" in e:
+            _toxiproxy_trunk(cfg, e)
+            continue
         p = e["process"]
         pid = read_pid(p["pidfile"])
         if not (pid and proc_state(pid)):
             start_process(p["start"], p["pidfile"], None, p["log"])
-    for part in [*inv["nodes"], *inv["entry_points"]]:
+    for part in [*inv["nodes"], *[e for e in inv["entry_points"] if e.get("transport") != "tcp"]]:
         addr = part.get("sip") or part["address"]
         host, _, port = addr.rpartition(":")
         if not wait_until_answers((host, int(port)), 30):
@@ -146,15 +157,39 @@ def up(cfg: LabConfig | None = None) -> TargetInventory:
     return TargetInventory.model_validate(inv)
 
 
+def _toxiproxy_trunk(cfg: LabConfig, entry: dict) -> None:
+    """A Toxiproxy server for the TCP trunk (pid in the lab folder) and its proxy to Kamailio."""
+    import time
+    from harness.faults.toxiproxy import _client
+    api = entry["toxiproxy"]["api"]
+    host, _, port = api.rpartition(":")
+    pidfile = str(cfg.folder / "toxiproxy.pid")
+    pid = read_pid(pidfile)
+    if not (pid and proc_state(pid)):
+        start_process([shutil.which("toxiproxy-server"), "-host", host, "-port", port],
+                      pidfile, None, str(cfg.folder / "toxiproxy.log"))
+    deadline = time.time() + 10
+    while not _client(api).running():
+        if time.time() > deadline:
+            raise RuntimeError(f"toxiproxy-server did not answer at {api}")
+        time.sleep(0.1)
+    server = _client(api)
+    if server.get_proxy(entry["toxiproxy"]["proxy"]) is None:
+        server.create(upstream=f"{cfg.ip(2)}:5060", name=entry["toxiproxy"]["proxy"],
+                      listen=entry["address"])
+
+
 def down(cfg: LabConfig | None = None) -> list[str]:
     """Stop the carrier relays (by pid) and remove the lab's containers and network."""
     cfg = cfg or LabConfig()
     gone = []
-    for e in inventory(cfg)["entry_points"]:
-        pid = read_pid(e["process"]["pidfile"])
+    pidfiles = [(e["name"], e["process"]["pidfile"]) for e in inventory(cfg)["entry_points"]
+                if "process" in e] + [("toxiproxy", str(cfg.folder / "toxiproxy.pid"))]
+    for name, pidfile in pidfiles:
+        pid = read_pid(pidfile)
         if pid and proc_state(pid):
             os.kill(pid, 15)
-            gone.append(e["name"])
+            gone.append(name)
     c = client()
     for box in c.containers.list(all=True, filters={"label": LABEL}):
         box.remove(force=True)
@@ -174,9 +209,10 @@ def status(cfg: LabConfig | None = None) -> dict[str, str]:
             out[box.name] = box.status
     except Exception as exc:  # no engine
         out["docker"] = f"unreachable: {exc}"
-    for e in inventory(cfg)["entry_points"]:
-        pid = read_pid(e["process"]["pidfile"])
-        out[e["name"]] = f"running (pid {pid})" if pid and proc_state(pid) else "down"
+    for name, pidfile in [(e["name"], e["process"]["pidfile"]) for e in inventory(cfg)["entry_points"]
+                          if "process" in e] + [("toxiproxy", str(cfg.folder / "toxiproxy.pid"))]:
+        pid = read_pid(pidfile)
+        out[name] = f"running (pid {pid})" if pid and proc_state(pid) else "down"
     return out
 
 

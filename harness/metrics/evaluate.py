@@ -13,7 +13,7 @@ from harness.metrics.sla import Verdict, verdicts
 def fault_figures(records: list[CallRecord], fault: FaultWindow, k: int, max_gap: float,
                   slow_pdd: float) -> dict:
     """Everything measured about one fault."""
-    intr = failover.interruption(records, fault.started_at, k)
+    intr = failover.interruption(records, fault.started_at, k, fault.ended_at)
     end = fault.ended_at
     before = calls.calls_by_node(records, None, fault.started_at)
     during = calls.calls_by_node(records, fault.started_at, end)

@@ -10,7 +10,8 @@ from harness.metrics.records import CallRecord, FaultWindow
 class Interruption:
     """Service interruption caused by a fault (DESIGN.md).
 
-    start: first failed attempt at or after the fault's start (None: none failed).
+    start: first failed attempt at or after the fault's start, and before its end when it
+    has one (a later fault's failures are not this one's) (None: none failed).
     end: start of the first run of K consecutive answered attempts after `start`
     (None: service never came back within the records).
     failover_time: end - fault start; 0 when no attempt failed; None if never recovered.
@@ -23,9 +24,11 @@ class Interruption:
     recovered: bool
 
 
-def interruption(records: list[CallRecord], fault_start: float, k: int = 5) -> Interruption:
+def interruption(records: list[CallRecord], fault_start: float, k: int = 5,
+                 fault_end: float | None = None) -> Interruption:
     attempts = sorted((r for r in records if r.started_at >= fault_start), key=lambda r: r.started_at)
-    first_fail = next((i for i, r in enumerate(attempts) if not r.answered), None)
+    first_fail = next((i for i, r in enumerate(attempts) if not r.answered
+                       and (fault_end is None or r.started_at < fault_end)), None)
     if first_fail is None:
         return Interruption(None, None, 0.0, 0, True)
     run, failed = 0, 0

@@ -12,9 +12,9 @@ def steady_state(inv: TargetInventory, within: float = 5.0) -> tuple[bool, list[
     deadline = time.time() + within
     while True:
         problems = []
-        for name, addr in [(n.name, n.sip) for n in inv.nodes if n.sip] + \
-                          [(e.name, e.address) for e in inv.entry_points]:
-            status = options_ping(split_address(addr), timeout=0.5)
+        for name, addr, transport in [(n.name, n.sip, "udp") for n in inv.nodes if n.sip] + \
+                [(e.name, e.address, e.transport) for e in inv.entry_points]:
+            status = options_ping(split_address(addr), timeout=0.5, transport=transport)
             if status != 200:
                 problems.append(f"{name} ({addr}) " +
                                 ("does not answer SIP OPTIONS" if status == 0 else f"answers {status}"))

@@ -8,9 +8,12 @@ from harness.sip.message import (SipMessage, SipParseError, local_ip_for, new_br
                                  token)
 
 
-def options_ping(addr: tuple[str, int], timeout: float = 0.5, local_ip: str | None = None) -> int:
+def options_ping(addr: tuple[str, int], timeout: float = 0.5, local_ip: str | None = None,
+                 transport: str = "udp") -> int:
     """Send one OPTIONS; return the response status, or 0 when none came in time."""
     local_ip = local_ip or local_ip_for(addr[0])
+    if transport == "tcp":
+        return _options_tcp(addr, timeout, local_ip)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.bind((local_ip, 0))
@@ -32,6 +35,38 @@ def options_ping(addr: tuple[str, int], timeout: float = 0.5, local_ip: str | No
                 continue
             if not resp.is_request and resp.status >= 200:
                 return resp.status
+        return 0
+    finally:
+        sock.close()
+
+
+def _options_tcp(addr: tuple[str, int], timeout: float, local_ip: str) -> int:
+    from harness.sip.framing import split_stream
+    try:
+        sock = socket.create_connection(addr, timeout=timeout, source_address=(local_ip, 0))
+    except OSError:
+        return 0
+    try:
+        port = sock.getsockname()[1]
+        msg = SipMessage(method="OPTIONS", uri=f"sip:{addr[0]}:{addr[1]};transport=tcp")
+        msg.headers = [("Via", f"SIP/2.0/TCP {local_ip}:{port};branch={new_branch()};rport"),
+                       ("Max-Forwards", "70"), ("From", f"<sip:probe@{local_ip}>;tag={token(6)}"),
+                       ("To", f"<sip:{addr[0]}:{addr[1]}>"), ("Call-ID", token(12)),
+                       ("CSeq", "1 OPTIONS")]
+        sock.sendall(msg.to_bytes())
+        buf, deadline = b"", time.time() + timeout
+        while (left := deadline - time.time()) > 0:
+            sock.settimeout(left)
+            chunk = sock.recv(65535)
+            if not chunk:
+                return 0
+            messages, buf = split_stream(buf + chunk)
+            for raw in messages:
+                resp = parse(raw)
+                if not resp.is_request and resp.status >= 200:
+                    return resp.status
+        return 0
+    except (OSError, SipParseError):
         return 0
     finally:
         sock.close()

@@ -60,6 +60,7 @@ class _Leg:
         self.entry = entry
         self.tcp = opts.transport == "tcp"
         self.buf = b""
+        self.closed = False  # TCP: the peer closed the connection
         if self.tcp:
             self.sock = socket.create_connection(entry, timeout=opts.invite_timeout,
                                                  source_address=(opts.local_ip, 0))
@@ -127,13 +128,14 @@ class _Leg:
         """The next SIP message on this socket, or None when the deadline passes."""
         while True:
             left = deadline - time.time()
-            if left <= 0:
+            if left <= 0 or self.closed:
                 return None
             try:
                 data = self._read(left)
             except (socket.timeout, ConnectionRefusedError):
                 continue
             except (ConnectionResetError, BrokenPipeError):
+                self.closed = True  # never spin on a dead connection: it would starve the others
                 return None
             try:
                 return parse(data)
@@ -153,7 +155,7 @@ class _Leg:
                 interval = min(interval * 2, 4.0)
             resp = self.receive(min(deadline, next_send) if not provisional else deadline)
             if resp is None:
-                if time.time() >= deadline:
+                if time.time() >= deadline or self.closed:
                     return None
                 continue
             if resp.is_request or resp.cseq != msg.cseq:
@@ -212,7 +214,8 @@ def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions, node_of) 
     rec.started_at = time.time()
     final = leg.transact(invite, opts.invite_timeout, provisional)
     if final is None:
-        rec.fail(0, "no final response to INVITE (timeout)")
+        rec.fail(0, "connection closed by the peer" if leg.closed
+                 else "no final response to INVITE (timeout)")
         return
     rec.status = final.status
     if final.status >= 300:
@@ -261,6 +264,9 @@ def _hold(leg: _Leg, media_sock, remote, opts: CallOptions, rec: CallRecord):
     if not opts.rtp or remote is None:
         while time.time() < end:
             msg = leg.receive(end)
+            if msg is None and leg.closed:
+                time.sleep(max(0.0, end - time.time()))  # hold on; the BYE will tell
+                break
             if msg is not None and msg.is_request and msg.method == "BYE":
                 rec.reason = "remote hung up"
                 end = time.time()

@@ -65,3 +65,18 @@ def test_lab_carrier_cut(lab, tmp_path):
     assert all(c.outcome == "completed" for c in during if c.carrier != "carrier-a")
     assert any(c.carrier == "carrier-a" and c.answered for c in calls
                if c.started_at > f["ended_at"] + 1)
+
+
+def test_lab_tcp_trunk_through_toxiproxy(lab, tmp_path):
+    trunk = lab.find("carrier-c")
+    assert trunk.transport == "tcp" and trunk.toxiproxy is not None  # CI has toxiproxy-server
+    summary, calls = run_lab_drill("lab-tcp-trunk-latency", tmp_path)
+    assert containers.truth_check(calls, lab) == []
+    slow, down = summary["faults"]
+    on_c = [c for c in calls if c.carrier == "carrier-c"]
+    slowed = [c for c in on_c if slow["started_at"] < c.started_at < slow["ended_at"] and c.answered]
+    assert slowed and all(c.pdd >= 0.4 for c in slowed)  # 400 ms on the responses
+    cut = [c for c in on_c if down["started_at"] + 0.2 < c.started_at < down["ended_at"]]
+    assert cut and all(c.outcome == "failed" and "cannot connect" in c.reason for c in cut)
+    assert all(c.outcome == "completed" for c in calls if c.carrier != "carrier-c"
+               and down["started_at"] < c.started_at < down["ended_at"])

@@ -81,3 +81,22 @@ def test_our_uac_over_tcp_through_the_sbc(sandbox_up):
     assert all(r.rtp_received > 0 for r in recs)
     refused = place_call(("127.0.0.1", free_udp_port()), CallOptions(hold=0.1, transport="tcp"))
     assert refused.outcome == "failed" and "cannot connect" in refused.reason
+
+
+def test_tcp_peer_that_closes_fails_the_call_without_waiting_out_the_timeout():
+    """A closed TCP connection ends the INVITE transaction (no busy wait until the timeout)."""
+    import socket
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def accept_and_close():
+        conn, _ = srv.accept()
+        conn.recv(65535)
+        conn.close()
+
+    threading.Thread(target=accept_and_close, daemon=True).start()
+    rec = place_call(srv.getsockname(), CallOptions(hold=0.1, transport="tcp", invite_timeout=30))
+    srv.close()
+    assert rec.outcome == "failed" and rec.reason == "connection closed by the peer"

@@ -138,3 +138,13 @@ def test_evaluate_node_loss_case():
     v = {x["target"]: x["passed"] for x in out["verdicts"]}
     assert v == {"answer_rate": True, "failover_time": True, "bystander_continuity": True}
     assert out["passed"]
+
+
+def test_a_later_faults_failures_are_not_this_faults():
+    # fault A 10..20 caused nothing; fault B from 30 made attempts fail at 31, 32
+    recs = [call(t) for t in range(10, 31)] + [call(31, False), call(32, False)] + \
+        [call(t) for t in range(33, 40)]
+    a = failover.interruption(recs, fault_start=10, k=3, fault_end=20)
+    assert a.failover_time == 0.0 and a.start is None
+    b = failover.interruption(recs, fault_start=30, k=3, fault_end=40)
+    assert b.start == 31 and b.end == 33 and b.failover_time == 3
