@@ -7,6 +7,7 @@ set-up error (nothing injected); 3 aborted by a signal or abort condition
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -88,7 +89,11 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
         dry_run: bool = typer.Option(False, "--dry-run", help="print the timeline; run nothing"),
         output: Optional[Path] = typer.Option(None, "--output", "-o",
                                               help="folder for the run folder (default: reports/)"),
-        target: Optional[str] = typer.Option(None, help="override the scenario's target")):
+        target: Optional[str] = typer.Option(None, help="override the scenario's target"),
+        textfile_dir: Optional[Path] = typer.Option(
+            None, help="also write the verdicts as Prometheus text for node_exporter's textfile collector"),
+        pushgateway: Optional[str] = typer.Option(
+            None, help="also push the verdicts to this Prometheus Pushgateway URL")):
     """Run a drill: load, faults on schedule, rollback, SLA verdicts, report folder."""
     from harness.runner.drill import describe_plan, run_drill
     from harness.scenario.load import load_drill
@@ -102,7 +107,16 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
         return
     code, run_dir = run_drill(drill, output, console)
     if run_dir:
+        from harness.report import history, prometheus
         summary = json.loads((run_dir / "summary.json").read_text())
+        history.append((output or Path("reports")) / "index.jsonl", summary, run_dir)
+        if textfile_dir:
+            prometheus.write_textfile(summary, textfile_dir)
+        if pushgateway:
+            try:
+                prometheus.push(summary, pushgateway)
+            except OSError as exc:
+                err.print(f"[yellow]warning[/yellow] push to {pushgateway} failed: {exc}")
         print_verdicts(summary)
         word = {0: "[green]all SLA targets met[/green]", 1: "[red]SLA target missed[/red]",
                 3: "[red]aborted, faults rolled back[/red]"}.get(code, "")
@@ -120,6 +134,55 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder under reports/
     summary = render_run(run_dir)
     print_verdicts(summary)
     raise typer.Exit(summary["exit_code"])
+
+
+REPORTS_OPT = typer.Option(Path("reports"), "--reports", help="the reports folder (its index.jsonl)")
+
+
+@app.command("history")
+def history_(reports: Path = REPORTS_OPT,
+             last: int = typer.Option(30, help="how many of the latest runs to show"),
+             as_json: bool = typer.Option(False, "--json", help="one JSON object per line")):
+    """List past runs with their verdicts (from reports/index.jsonl)."""
+    from harness.report import history
+    rows = history.read(reports / "index.jsonl")
+    if as_json:
+        for e in rows[-last:]:
+            print(json.dumps(e))
+        return
+    if not rows:
+        console.print(f"no runs recorded in {reports / 'index.jsonl'} yet")
+        return
+    t = Table("started (UTC)", "scenario", "target", "tags", "result", "missed targets", "run folder")
+    for e in rows[-last:]:
+        result = "[magenta]aborted[/magenta]" if e["aborted"] else \
+            ("[green]passed[/green]" if e["passed"] else "[red]failed[/red]")
+        t.add_row(time.strftime("%Y-%m-%d %H:%M", time.gmtime(e["started_at"])), e["scenario"], e["target"],
+            ", ".join(e["tags"]), result, ", ".join(e["failed_targets"]) or "—", e["run_dir"])
+    console.print(t)
+
+
+@app.command("calendar")
+def calendar_(reports: Path = REPORTS_OPT,
+              cadence: list[str] = typer.Option(
+                  [], help="TAG=DAYS, e.g. weekly-failover=7 (defaults: monthly-switchover=31, "
+                           "quarterly-dr=92, surprise=91)")):
+    """Which drills are due or overdue, per scenario tag, from the run history."""
+    from harness.report import history
+    extra = {}
+    for c in cadence:
+        tag, _, days = c.partition("=")
+        if not days.isdigit():
+            err.print(f"[red]error[/red] --cadence {c!r}: write it as TAG=DAYS")
+            raise typer.Exit(EXIT_INPUT)
+        extra[tag] = int(days)
+    rows = history.calendar(history.read(reports / "index.jsonl"), time.time(), extra)
+    colours = {"ok": "green", "due soon": "yellow", "overdue": "red", "never run": "red"}
+    t = Table("tag", "every", "last run", "last passed", "next due", "status")
+    for r in rows:
+        t.add_row(r.tag, f"{r.cadence_days} days", history.day(r.last_run), history.day(r.last_passed),
+                  history.day(r.due), f"[{colours[r.status]}]{r.status}[/{colours[r.status]}]")
+    console.print(t)
 
 
 @app.command()

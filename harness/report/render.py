@@ -13,6 +13,8 @@ from harness import __version__
 from harness.metrics.evaluate import evaluate
 from harness.metrics.records import CallRecord, FaultWindow
 from harness.report.calls_csv import write_calls_csv
+from harness.report.html import write_html
+from harness.report.prometheus import exposition
 from harness.report.junit import write_junit
 from harness.report.review import write_review
 from harness.runner.events import read_events
@@ -68,11 +70,13 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
 
 
 def render_run(run_dir: Path) -> dict:
-    """Write summary.json, calls.csv, junit.xml and review.md; return the summary."""
+    """Write summary.json, calls.csv, junit.xml, review.md, report.html and metrics.prom."""
     run_dir = Path(run_dir)
     summary, records = summarize(run_dir)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     write_calls_csv(sorted(records, key=lambda r: r.started_at), run_dir / "calls.csv")
     write_junit(summary, run_dir / "junit.xml")
     write_review(summary, run_dir / "review.md")
+    write_html(summary, records, run_dir / "report.html")
+    (run_dir / "metrics.prom").write_text(exposition(summary))
     return summary

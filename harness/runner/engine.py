@@ -47,6 +47,7 @@ class DrillRun:
     active: dict[str, ActiveFault] = field(default_factory=dict)
     abort_reason: str | None = None
     abort_at: float | None = None  # when the abort was asked for (signal, failed fault)
+    next_step: str = ""
     t0: float = 0.0
 
     # -- faults ---------------------------------------------------------------
@@ -147,6 +148,8 @@ class DrillRun:
             if t >= sc.duration or (load_on and t >= load_end and not plan):
                 break
             if on_tick:
+                self.next_step = (f"{plan[0][1]} {plan[0][2].fault_id} at {plan[0][0]:g}s" if plan
+                                  else f"load stops at {load_end:g}s")
                 on_tick(self)
             time.sleep(TICK)
         if self.abort_reason:

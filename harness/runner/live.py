@@ -23,6 +23,7 @@ class LiveView:
         self.t0 = time.time()
         self.last = 0.0
         self.live: Live | None = None
+        self.next_step = ""
 
     def __call__(self, ev: dict) -> None:
         e = ev["event"]
@@ -53,17 +54,20 @@ class LiveView:
         elapsed, cps, rate = self._figures()
         level = alarm_level(rate)
         t = Table(title="hotline-drill", show_header=False, box=None)
-        t.add_row("elapsed", f"{elapsed:5.1f}s of {self.duration:g}s")
+        t.add_row("elapsed", f"{elapsed:5.1f}s of {self.duration:g}s "
+                             f"({max(0.0, self.duration - elapsed):.0f}s left)")
         t.add_row("calls ended/s (10 s)", f"{cps:.1f}")
         t.add_row("calls finished", str(len(self.calls)))
         t.add_row("calls in progress", str(self.active_calls))
         t.add_row("answer rate (10 s)", f"[{COLOURS[level]}]{'—' if rate is None else f'{rate:.1%}'}"
                                         f" {level}[/{COLOURS[level]}]")
         t.add_row("faults active", "; ".join(self.faults) or "none")
+        t.add_row("next", self.next_step or "—")
         return t
 
     def tick(self, run) -> None:
         self.active_calls = getattr(run, "load_in_flight", 0)
+        self.next_step = getattr(run, "next_step", "")
         now = time.time()
         if self.console.is_terminal:
             if self.live is None:
@@ -76,7 +80,8 @@ class LiveView:
             self.console.print(f"[{elapsed:6.1f}s] calls ended/s {cps:.1f}  finished {len(self.calls)}  "
                                f"in progress {self.active_calls}  answer rate "
                                f"{'—' if rate is None else f'{rate:.1%}'}  "
-                               f"faults: {', '.join(self.faults) or 'none'}", highlight=False)
+                               f"faults: {', '.join(self.faults) or 'none'}  next: {self.next_step}",
+                               highlight=False)
 
     def close(self) -> None:
         if self.live:

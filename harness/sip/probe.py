@@ -8,6 +8,16 @@ from harness.sip.message import (SipMessage, SipParseError, local_ip_for, new_br
                                  token)
 
 
+def _options(addr: tuple[str, int], local_ip: str, port: int, transport: str) -> SipMessage:
+    suffix = ";transport=tcp" if transport == "TCP" else ""
+    msg = SipMessage(method="OPTIONS", uri=f"sip:{addr[0]}:{addr[1]}{suffix}")
+    msg.headers = [("Via", f"SIP/2.0/{transport} {local_ip}:{port};branch={new_branch()};rport"),
+                   ("Max-Forwards", "70"), ("From", f"<sip:probe@{local_ip}>;tag={token(6)}"),
+                   ("To", f"<sip:{addr[0]}:{addr[1]}>"), ("Call-ID", token(12)),
+                   ("CSeq", "1 OPTIONS")]
+    return msg
+
+
 def options_ping(addr: tuple[str, int], timeout: float = 0.5, local_ip: str | None = None,
                  transport: str = "udp") -> int:
     """Send one OPTIONS; return the response status, or 0 when none came in time."""
@@ -17,12 +27,7 @@ def options_ping(addr: tuple[str, int], timeout: float = 0.5, local_ip: str | No
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.bind((local_ip, 0))
-        port = sock.getsockname()[1]
-        msg = SipMessage(method="OPTIONS", uri=f"sip:{addr[0]}:{addr[1]}")
-        msg.headers = [("Via", f"SIP/2.0/UDP {local_ip}:{port};branch={new_branch()};rport"),
-                       ("Max-Forwards", "70"), ("From", f"<sip:probe@{local_ip}>;tag={token(6)}"),
-                       ("To", f"<sip:{addr[0]}:{addr[1]}>"), ("Call-ID", token(12)),
-                       ("CSeq", "1 OPTIONS")]
+        msg = _options(addr, local_ip, sock.getsockname()[1], "UDP")
         sock.sendto(msg.to_bytes(), addr)
         deadline = time.time() + timeout
         while (left := deadline - time.time()) > 0:
@@ -47,13 +52,7 @@ def _options_tcp(addr: tuple[str, int], timeout: float, local_ip: str) -> int:
     except OSError:
         return 0
     try:
-        port = sock.getsockname()[1]
-        msg = SipMessage(method="OPTIONS", uri=f"sip:{addr[0]}:{addr[1]};transport=tcp")
-        msg.headers = [("Via", f"SIP/2.0/TCP {local_ip}:{port};branch={new_branch()};rport"),
-                       ("Max-Forwards", "70"), ("From", f"<sip:probe@{local_ip}>;tag={token(6)}"),
-                       ("To", f"<sip:{addr[0]}:{addr[1]}>"), ("Call-ID", token(12)),
-                       ("CSeq", "1 OPTIONS")]
-        sock.sendall(msg.to_bytes())
+        sock.sendall(_options(addr, local_ip, sock.getsockname()[1], "TCP").to_bytes())
         buf, deadline = b"", time.time() + timeout
         while (left := deadline - time.time()) > 0:
             sock.settimeout(left)

@@ -15,7 +15,7 @@ from harness.report.calls_csv import read_calls_csv
 from harness.report.render import fault_windows
 from harness.runner.events import read_events
 from harness.runner.journal import Journal
-from tests.conftest import wait_for
+from tests.conftest import need, wait_for
 
 HERE = Path(__file__).parent / "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -35,7 +35,8 @@ def test_node_loss_drill_end_to_end(isolated, tmp_path):
     res = drill("run", str(HERE / "short-node-loss.yaml"), "-o", str(tmp_path / "out"))
     assert res.returncode in (0, 1), res.stdout + res.stderr
     run = run_dir_of(tmp_path / "out")
-    for name in ("events.jsonl", "calls.csv", "summary.json", "junit.xml", "review.md"):
+    for name in ("events.jsonl", "calls.csv", "summary.json", "junit.xml", "review.md",
+                 "report.html", "metrics.prom"):
         assert (run / name).stat().st_size > 0, name
     summary = json.loads((run / "summary.json").read_text())
     calls = read_calls_csv(run / "calls.csv")
@@ -80,11 +81,37 @@ def test_node_loss_drill_end_to_end(isolated, tmp_path):
     assert all(pid is None for pid in sandbox.status().values())
     assert Journal(Path(isolated["HOTLINE_DRILL_STATE"]) / "journal.jsonl").open_faults() == []
 
+    # the HTML report, looked at in headless Chromium: chart drawn, tables filled
+    dom, png = render_in_chromium(run / "report.html", tmp_path)
+    assert dom.count('class="main-svg"') >= 4  # plotly drew the timeline and three distributions
+    assert "kill-pbx-1" in dom  # the fault window's label on the timeline
+    assert dom.count("<tr>") >= len(summary["verdicts"]) + 3
+    assert png.stat().st_size > 20_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the run is in the history
+    listed = [json.loads(line) for line in
+              drill("history", "--json", "--reports", str(tmp_path / "out")).stdout.splitlines()]
+    assert [(e["scenario"], e["run_dir"], e["passed"]) for e in listed] == \
+        [("short-node-loss", str(run), summary["passed"])]
+
     # `drill report` rebuilds the same verdicts from the saved records
     (run / "summary.json").unlink()
     rebuilt = drill("report", str(run))
     assert rebuilt.returncode == res.returncode
     assert json.loads((run / "summary.json").read_text())["verdicts"] == summary["verdicts"]
+
+
+def render_in_chromium(html: Path, tmp: Path) -> tuple[str, Path]:
+    """The DOM after scripts ran, and a screenshot, from Debian's headless Chromium."""
+    chromium = need("chromium")
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp / 'chromium-profile'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run(flags + ["--dump-dom", html.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    png = tmp / "report.png"
+    subprocess.run(flags + ["--window-size=1200,1900", f"--screenshot={png}", html.as_uri()],
+                   capture_output=True, timeout=120)
+    return dom, png
 
 
 def _start_long_drill(out: Path) -> tuple[subprocess.Popen, Path]:

@@ -148,3 +148,14 @@ def test_a_later_faults_failures_are_not_this_faults():
     assert a.failover_time == 0.0 and a.start is None
     b = failover.interruption(recs, fault_start=30, k=3, fault_end=40)
     assert b.start == 31 and b.end == 33 and b.failover_time == 3
+
+
+def test_per_second_series():
+    from harness.metrics.timeline import per_second
+    a = call(100.2, hold=2)
+    a.ended_at = a.answered_at + 2           # answered 100.5, up until 102.5
+    b = call(101.7, ok=False)
+    s = per_second([a, b], start=100, end=104)
+    assert s["offered"] == [1, 1, 0, 0] and s["answered"] == [1, 0, 0, 0]
+    assert s["failed"] == [0, 1, 0, 0]
+    assert s["active"] == [0, 1, 1, 0]

@@ -1,0 +1,75 @@
+"""report.html: one self-contained file (plotly.js inlined, no network) for people to read.
+
+A timeline chart (per-second offered/answered/failed, active calls, fault
+windows shaded and labelled, the alarm-level band), the verdict table,
+answered calls per node around each fault, PDD and media distributions, and
+the run's metadata.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+from jinja2 import Environment, PackageLoader, select_autoescape
+from plotly.offline import get_plotlyjs
+
+from harness.metrics.records import CallRecord
+from harness.metrics.sla import Verdict, fmt
+from harness.metrics.timeline import per_second
+from harness.report.review import clock
+
+LEVEL_COLOURS = {"green": "#2e7d32", "yellow": "#f9a825", "orange": "#ef6c00", "red": "#c62828"}
+
+
+def timeline_figure(summary: dict, records: list[CallRecord]) -> go.Figure:
+    t0, t1 = summary["run"]["started_at"], summary["run"]["ended_at"]
+    s = per_second(records, t0, t1)
+    fig = go.Figure()
+    for name, colour in (("offered", "#546e7a"), ("answered", "#2e7d32"), ("failed", "#c62828")):
+        fig.add_trace(go.Scatter(x=s["t"], y=s[name], name=f"{name} / s", mode="lines",
+                                 line={"color": colour, "shape": "hv"}))
+    fig.add_trace(go.Scatter(x=s["t"], y=s["active"], name="active calls", yaxis="y2",
+                             line={"color": "#1565c0", "dash": "dot"}))
+    for f in summary["faults"]:
+        x0 = f["started_at"] - t0
+        x1 = (f["ended_at"] or t1) - t0
+        fig.add_vrect(x0=x0, x1=x1, fillcolor="#ffcdd2", opacity=0.45, line_width=0,
+                      annotation_text=f["fault_id"], annotation_position="top left")
+    for p in summary["alarm_timeline"]:  # the alarm band along the bottom
+        fig.add_shape(type="rect", xref="x", yref="paper", x0=p["t"] - 1, x1=p["t"], y0=0, y1=0.04,
+                      fillcolor=LEVEL_COLOURS[p["level"]], line_width=0)
+    fig.update_layout(
+        title="Calls per second, active calls, faults (shaded) and alarm level (band)",
+        xaxis={"title": "seconds since the drill started"},
+        yaxis={"title": "calls started per second", "rangemode": "tozero"},
+        yaxis2={"title": "active calls", "overlaying": "y", "side": "right", "rangemode": "tozero"},
+        legend={"orientation": "h", "y": -0.2}, height=460, margin={"t": 60, "b": 40})
+    return fig
+
+
+def distribution_figure(values: list[float], title: str, unit: str) -> go.Figure:
+    fig = go.Figure(go.Histogram(x=values, nbinsx=40, marker_color="#1565c0"))
+    fig.update_layout(title=title, xaxis={"title": unit}, yaxis={"title": "calls"}, height=300,
+                      margin={"t": 50, "b": 40})
+    return fig
+
+
+def write_html(summary: dict, records: list[CallRecord], path: Path) -> None:
+    env = Environment(loader=PackageLoader("harness.report", "templates"),
+                      autoescape=select_autoescape(["html", "j2"]))
+    answered = [r for r in records if r.answered]
+    figures = {
+        "timeline": timeline_figure(summary, records),
+        "pdd": distribution_figure([r.pdd * 1000 for r in answered if r.pdd is not None],
+                                   "Post-dial delay", "ms"),
+        "jitter": distribution_figure([r.rtp_jitter_ms for r in answered if r.media],
+                                      "RTP jitter (RFC 3550)", "ms"),
+        "gap": distribution_figure([r.rtp_max_gap for r in answered if r.media],
+                                   "Longest RTP gap per call", "s"),
+    }
+    divs = {k: f.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{k}")
+            for k, f in figures.items()}
+    html = env.get_template("report.html.j2").render(
+        s=summary, verdicts=[Verdict(**v) for v in summary["verdicts"]], charts=divs,
+        plotly_js=get_plotlyjs(), fmt=fmt, clock=clock)
+    path.write_text(html)

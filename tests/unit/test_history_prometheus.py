@@ -1,0 +1,72 @@
+"""Drill calendar (pure), run index, and the Prometheus text format."""
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from harness.report import history, prometheus
+
+DAY = 86400
+NOW = 1_800_000_000.0
+
+
+def entry(tag, days_ago, passed=True, aborted=False):
+    return {"tags": [tag], "started_at": NOW - days_ago * DAY, "passed": passed, "aborted": aborted}
+
+
+def test_calendar_statuses():
+    rows = {r.tag: r for r in history.calendar([
+        entry("monthly-switchover", 10),                       # due in 21 days: ok
+        entry("quarterly-dr", 88),                             # due in 4 days: due soon
+        entry("surprise", 100), entry("surprise", 5, passed=False),  # last pass 100 days ago
+    ], NOW)}
+    assert rows["monthly-switchover"].status == "ok"
+    assert rows["quarterly-dr"].status == "due soon"
+    assert rows["surprise"].status == "overdue"
+    assert rows["surprise"].last_run == NOW - 5 * DAY and rows["surprise"].last_passed == NOW - 100 * DAY
+    extra = history.calendar([], NOW, {"weekly-failover": 7})
+    assert {r.tag: r.status for r in extra}["weekly-failover"] == "never run"
+
+
+SUMMARY = {"scenario": {"name": "node-loss", "target": "sandbox", "tags": ["monthly-switchover"]},
+           "run": {"started_at": NOW, "aborted": False}, "passed": False, "exit_code": 1,
+           "verdicts": [{"target": "answer_rate", "passed": True, "measured": 0.95},
+                        {"target": "failover_time", "passed": False, "measured": 42.5}],
+           "counts": {"attempts": 10, "answered": 9, "failed": 1}}
+
+
+def test_index_append_and_read(tmp_path):
+    history.append(tmp_path / "index.jsonl", SUMMARY, tmp_path / "run1")
+    (e,) = history.read(tmp_path / "index.jsonl")
+    assert e["scenario"] == "node-loss" and e["failed_targets"] == ["failover_time"]
+
+
+def test_exposition_lines():
+    text = prometheus.exposition(SUMMARY)
+    base = 'scenario="node-loss",target_system="sandbox"'
+    assert f"hotline_drill_passed{{{base}}} 0" in text
+    assert f'hotline_drill_sla_pass{{{base},sla="failover_time"}} 0' in text
+    assert f'hotline_drill_sla_measured{{{base},sla="failover_time"}} 42.5' in text
+    assert f'hotline_drill_calls{{{base},outcome="failed"}} 1' in text
+    assert text.count("# TYPE") == 5
+
+
+def test_textfile_and_push_to_a_local_gateway(tmp_path):
+    path = prometheus.write_textfile(SUMMARY, tmp_path / "textfile")
+    assert path.name == "hotline_drill_node_loss.prom" and "hotline_drill_passed" in path.read_text()
+    got = {}
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_PUT(self):
+            got["path"] = self.path
+            got["body"] = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=srv.handle_request, daemon=True).start()
+    status = prometheus.push(SUMMARY, f"http://127.0.0.1:{srv.server_address[1]}")
+    srv.server_close()
+    assert status == 200 and got["path"] == "/metrics/job/hotline_drill/scenario/node-loss"
+    assert got["body"] == prometheus.exposition(SUMMARY)
