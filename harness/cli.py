@@ -93,7 +93,9 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
         textfile_dir: Optional[Path] = typer.Option(
             None, help="also write the verdicts as Prometheus text for node_exporter's textfile collector"),
         pushgateway: Optional[str] = typer.Option(
-            None, help="also push the verdicts to this Prometheus Pushgateway URL")):
+            None, help="also push the verdicts to this Prometheus Pushgateway URL"),
+        gate: bool = typer.Option(False, "--gate", help="CI release gate: end with one line "
+                                  "`DRILL PASS|FAIL|ABORTED name: ...` and exit non-zero on any miss")):
     """Run a drill: load, faults on schedule, rollback, SLA verdicts, report folder."""
     from harness.runner.drill import describe_plan, run_drill
     from harness.scenario.load import load_drill
@@ -121,7 +123,23 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
         word = {0: "[green]all SLA targets met[/green]", 1: "[red]SLA target missed[/red]",
                 3: "[red]aborted, faults rolled back[/red]"}.get(code, "")
         console.print(f"{word} — report: {run_dir}", highlight=False)
+        if gate:
+            print(gate_line(summary, run_dir))
+    elif gate:
+        print(f"DRILL ERROR {drill.scenario.name}: could not run (exit {code})")
     raise typer.Exit(code)
+
+
+def gate_line(summary: dict, run_dir: Path) -> str:
+    """One line for a CI log: the outcome, every missed target measured vs threshold, the report."""
+    from harness.metrics.sla import Verdict
+    name = summary["scenario"]["name"]
+    if summary["run"]["aborted"]:
+        return f"DRILL ABORTED {name}: {summary['run']['abort_reason']} ({run_dir})"
+    missed = [Verdict(**v).sentence() for v in summary["verdicts"] if not v["passed"]]
+    if missed:
+        return f"DRILL FAIL {name}: " + "; ".join(missed) + f" ({run_dir})"
+    return f"DRILL PASS {name}: {len(summary['verdicts'])} SLA targets met ({run_dir})"
 
 
 @app.command()
