@@ -50,6 +50,10 @@ class DrillRun:
     next_step: str = ""
     t0: float = 0.0
 
+    def _collect_call(self, ev: dict) -> None:
+        if ev["event"] == "call":
+            self.records.append(CallRecord.from_dict(ev["call"]))
+
     # -- faults ---------------------------------------------------------------
     def inject(self, pf: PlannedFault) -> None:
         inj = pf.build()
@@ -125,6 +129,9 @@ class DrillRun:
         plan = self.schedule()
         load_start = sc.load.start
         load_end = min(sc.duration, load_start + (sc.load.duration or sc.duration))
+        from harness.runner.abort import Watchdog
+        watchdog = Watchdog(sc.abort_when, self.drill.inventory) if sc.abort_when else None
+        self.bus.subscribe(self._collect_call)
         self.t0 = time.time()
         self.bus.publish("run_started", ts=self.t0, run_id=self.run_id)
         load_on = False
@@ -147,6 +154,12 @@ class DrillRun:
                     self.abort_reason = f"{action} of {pf.fault_id} failed: {kind}{exc}"
             if t >= sc.duration or (load_on and t >= load_end and not plan):
                 break
+            if watchdog and not self.abort_reason:
+                fired = watchdog.check(self)
+                if fired:
+                    self.abort_at = time.time()
+                    self.abort_reason = fired
+                    break
             if on_tick:
                 self.next_step = (f"{plan[0][1]} {plan[0][2].fault_id} at {plan[0][0]:g}s" if plan
                                   else f"load stops at {load_end:g}s")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
@@ -114,6 +114,40 @@ class MetricOptions(Strict):
     alarm_window: Duration = 10.0
 
 
+class HttpProbe(Strict):
+    url: str = Field(pattern=r"^https?://")
+    expect_status: int = 200
+    timeout: Duration = 2.0
+
+
+class PrometheusQuery(Strict):
+    url: str = Field(pattern=r"^https?://")
+    query: str
+    timeout: Duration = 2.0
+
+
+class AbortRule(Strict):
+    """One stop condition: exactly one of the conditions, held for `for` seconds."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    answer_rate_below: Ratio | None = None
+    node_down: bool | None = None
+    http: HttpProbe | None = None
+    prometheus: PrometheusQuery | None = None
+    for_: Duration = Field(0.0, alias="for")
+    window: Duration = 10.0
+    every: Duration = 1.0
+
+    @model_validator(mode="after")
+    def _one(self):
+        given = [k for k in ("answer_rate_below", "node_down", "http", "prometheus")
+                 if getattr(self, k) not in (None, False)]
+        if len(given) != 1:
+            raise ValueError("each abort_when rule needs exactly one of answer_rate_below, "
+                             "node_down, http, prometheus")
+        return self
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
@@ -125,6 +159,7 @@ class Scenario(Strict):
     faults: list[FaultSpec] = []
     sla: SlaSpec = SlaSpec()
     metrics: MetricOptions = MetricOptions()
+    abort_when: list[AbortRule] = []
 
     @field_validator("duration")
     @classmethod

@@ -1,0 +1,86 @@
+"""Stop conditions (`abort_when`): rules watched throughout a run; the first to hold long enough aborts it.
+
+Each rule checks one condition every `every` seconds; when the condition has
+held for `for` seconds without a break, the rule fires: the runner rolls back
+every fault at once, stops the load, and the report names the rule.
+"""
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+
+from harness.metrics.calls import answer_rate
+from harness.scenario.inventory import TargetInventory, split_address
+from harness.scenario.model import AbortRule
+from harness.sip.probe import options_ping
+
+
+def describe(rule: AbortRule) -> str:
+    if rule.answer_rate_below is not None:
+        what = f"answer rate below {rule.answer_rate_below:.0%} (over {rule.window:g}s)"
+    elif rule.node_down:
+        what = "a node outside the fault plan stops answering SIP OPTIONS"
+    elif rule.http is not None:
+        what = f"HTTP probe {rule.http.url} not answering {rule.http.expect_status}"
+    else:
+        what = f"Prometheus query {rule.prometheus.query!r} returns samples"
+    return f"{what} for {rule.for_:g}s"
+
+
+def condition(rule: AbortRule, run, inv: TargetInventory, now: float) -> tuple[bool, str]:
+    """(holds, detail) of one rule at this moment."""
+    if rule.answer_rate_below is not None:
+        rate = answer_rate(run.records, now - rule.window, now)
+        return (rate is not None and rate < rule.answer_rate_below,
+                f"answer rate {rate:.0%}" if rate is not None else "no calls")
+    if rule.node_down:
+        planned = {af.planned.spec.target for af in run.active.values()}
+        down = [n.name for n in inv.nodes if n.sip and n.name not in planned
+                and options_ping(split_address(n.sip), timeout=0.3) != 200]
+        return bool(down), f"down: {', '.join(down)}" if down else "all up"
+    if rule.http is not None:
+        try:
+            with urllib.request.urlopen(rule.http.url, timeout=rule.http.timeout) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError as exc:
+            return True, f"{rule.http.url}: {exc}"
+        return status != rule.http.expect_status, f"{rule.http.url} answered {status}"
+    q = rule.prometheus
+    url = f"{q.url.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode({"query": q.query})
+    try:
+        with urllib.request.urlopen(url, timeout=q.timeout) as resp:
+            result = json.load(resp)["data"]["result"]
+    except (OSError, ValueError, KeyError) as exc:
+        return False, f"Prometheus unreachable: {exc}"  # a broken monitor is not an outage
+    return bool(result), f"{len(result)} sample(s)"
+
+
+@dataclass
+class Watchdog:
+    """Evaluates the rules on the runner's ticks; `check` returns the reason of the first that fires."""
+
+    rules: list[AbortRule]
+    inv: TargetInventory
+    since: dict[int, float | None] = field(default_factory=dict)
+    last_check: dict[int, float] = field(default_factory=dict)
+
+    def check(self, run, now: float | None = None) -> str | None:
+        now = now or time.time()
+        for i, rule in enumerate(self.rules):
+            if now - self.last_check.get(i, 0.0) < rule.every:
+                continue
+            self.last_check[i] = now
+            holds, detail = condition(rule, run, self.inv, now)
+            if not holds:
+                self.since[i] = None
+                continue
+            start = self.since.get(i) or now
+            self.since[i] = start
+            if now - start >= rule.for_:
+                return f"abort rule {i + 1} fired: {describe(rule)} ({detail})"
+        return None
