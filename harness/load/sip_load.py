@@ -94,6 +94,16 @@ class LoadController:
         runner = self.env.create_local_runner()
         runner.start(self.users, spawn_rate=self.spec.calls_per_second)
 
+    def set_rate(self, calls_per_second: float, ramp: float = 0.0) -> int:
+        """Change the arrival rate (a step, surge or spike); returns the new number of callers."""
+        users = max(1, round(calls_per_second * self.interval))
+        # new callers are spread over the ramp (at least over one pacing of the new rate)
+        spawn = users / ramp if ramp > 0 else max(calls_per_second, users)
+        self.users = users
+        if self.env and self.env.runner:
+            self.env.runner.start(users, spawn_rate=spawn)
+        return users
+
     def stop(self, wait: float) -> None:
         """Place no new call, let calls in progress finish (at most `wait` s), then quit."""
         self.accepting = False

@@ -26,6 +26,9 @@ def key_moments(summary: dict) -> list[tuple[float, str]]:
         elif e == "load_started":
             out.append((ev["ts"], f"load started: {ev['calls_per_second']} calls/s "
                                   f"({ev['users']} callers)"))
+        elif e == "load_changed":
+            out.append((ev["ts"], f"load changed to {ev['calls_per_second']:g} calls/s"
+                                  + (f" over {ev['ramp']:g}s" if ev.get("ramp") else "")))
         elif e == "fault_injected":
             out.append((ev["ts"], f"fault **{ev['fault_id']}** injected: {ev['description']}"
                                   + ("" if ev.get("verified") else " — NOT confirmed")))

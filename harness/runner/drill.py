@@ -23,6 +23,9 @@ def describe_plan(drill: Drill) -> list[str]:
              f"  0s: load starts at {sc.load.calls_per_second:g} calls/s, hold {sc.load.hold:g}s, "
              f"RTP on {sc.load.rtp_share:.0%} of calls, via "
              f"{', '.join(sc.load.carriers or [e.name for e in drill.inventory.entry_points])}"]
+    for c in sc.load.shape:
+        lines.append(f"  {c.at:g}s: load changes to {c.calls_per_second:g} calls/s"
+                     + (f" over {c.ramp:g}s" if c.ramp else ""))
     for pf in sorted(drill.faults, key=lambda p: p.spec.at):
         until = f"for {pf.spec.duration:g}s" if pf.spec.duration is not None else "until the load ends"
         lines.append(f"  {pf.spec.at:g}s: {pf.fault_id}: {pf.build().describe()}; {until}")

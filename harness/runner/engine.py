@@ -115,13 +115,13 @@ class DrillRun:
         return errors
 
     # -- the timeline ---------------------------------------------------------
-    def schedule(self) -> list[tuple[float, str, PlannedFault]]:
-        plan = []
+    def schedule(self) -> list[tuple[float, str, object]]:
+        plan = [(c.at, "rate", c) for c in self.drill.scenario.load.shape]
         for pf in self.drill.faults:
             plan.append((pf.spec.at, "inject", pf))
             if pf.end is not None:
                 plan.append((pf.end, "rollback", pf))
-        return sorted(plan, key=lambda x: (x[0], x[1] == "inject"))
+        return sorted(plan, key=lambda x: (x[0], x[1] == "inject"))  # rollbacks before injects
 
     def execute(self, load, on_tick=None) -> None:
         """Run the timeline with `load` (a LoadController); returns when done or aborted."""
@@ -144,6 +144,11 @@ class DrillRun:
                                  calls_per_second=sc.load.calls_per_second)
             while plan and plan[0][0] <= t and not self.abort_reason:
                 _, action, pf = plan.pop(0)
+                if action == "rate":
+                    users = load.set_rate(pf.calls_per_second, pf.ramp)
+                    self.bus.publish("load_changed", calls_per_second=pf.calls_per_second,
+                                     ramp=pf.ramp, users=users)
+                    continue
                 try:
                     if action == "inject":
                         self.inject(pf)
@@ -161,8 +166,7 @@ class DrillRun:
                     self.abort_reason = fired
                     break
             if on_tick:
-                self.next_step = (f"{plan[0][1]} {plan[0][2].fault_id} at {plan[0][0]:g}s" if plan
-                                  else f"load stops at {load_end:g}s")
+                self.next_step = describe_step(plan[0]) if plan else f"load stops at {load_end:g}s"
                 on_tick(self)
             time.sleep(TICK)
         if self.abort_reason:
@@ -181,6 +185,13 @@ class DrillRun:
         ok, problems = steady_state(self.drill.inventory, within=10.0)
         self.bus.publish("steady_state_after", ok=ok, problems=problems)
         return ok
+
+
+def describe_step(step: tuple) -> str:
+    at, action, what = step
+    if action == "rate":
+        return f"load to {what.calls_per_second:g} calls/s at {at:g}s"
+    return f"{action} {what.fault_id} at {at:g}s"
 
 
 def install_signal_handlers(run: DrillRun) -> dict:

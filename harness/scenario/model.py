@@ -47,8 +47,20 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class RateChange(Strict):
+    """From `at` on, place `calls_per_second`, reached within `ramp` (0: at once)."""
+
+    at: Duration
+    calls_per_second: float = Field(gt=0, le=5000)
+    ramp: Duration = 0.0
+
+
 class LoadSpec(Strict):
-    """Steady SIP call load placed through the target's entry points."""
+    """SIP call load through the target's entry points: a base rate and optional changes.
+
+    `shape` lists rate changes in time: one change is a step or a surge, a
+    change and its return a spike; stairs are several steps.
+    """
 
     calls_per_second: float = Field(2.0, gt=0, le=5000)
     hold: Duration = 8.0
@@ -58,6 +70,14 @@ class LoadSpec(Strict):
     bye_timeout: Duration = 3.0
     start: Duration = 0.0
     duration: Duration | None = None
+    shape: list[RateChange] = []
+
+    @field_validator("shape")
+    @classmethod
+    def _in_order(cls, v: list[RateChange]) -> list[RateChange]:
+        if [c.at for c in v] != sorted(c.at for c in v):
+            raise ValueError("shape: list the rate changes in time order")
+        return v
 
 
 class FaultSpec(BaseModel):

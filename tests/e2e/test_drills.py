@@ -183,3 +183,23 @@ def test_a_fault_that_cannot_be_injected_aborts_and_rolls_back(isolated, tmp_pat
     assert [e["fault_id"] for e in evs if e["event"] == "fault_rolled_back"] == ["pause-pbx-2"]
     assert '<error message="aborted' in (run / "junit.xml").read_text()
     assert _journal(isolated).open_faults() == []
+
+
+def test_load_shape_spike(isolated, tmp_path):
+    res = drill("run", str(HERE / "spike.yaml"), "-o", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stdout[-2000:]
+    run = run_dir_of(tmp_path / "out")
+    summary = json.loads((run / "summary.json").read_text())
+    t0 = summary["run"]["started_at"]
+    calls = read_calls_csv(run / "calls.csv")
+
+    def rate(a, b):
+        return sum(a <= c.started_at - t0 < b for c in calls) / (b - a)
+
+    # windows of one whole pacing interval (hold + bye timeout + 2 s = 6 s) each
+    base, peak, after = rate(0, 6), rate(6, 12), rate(13, 19)
+    assert 1.5 <= base <= 2.8 and 1.5 <= after <= 2.8, (base, after)
+    assert 6.0 <= peak <= 10.0, peak  # the spike really happened, ×4
+    changes = [e for e in summary["timeline"] if e["event"] == "load_changed"]
+    assert [c["calls_per_second"] for c in changes] == [8, 2]
+    assert all(c.outcome == "completed" for c in calls)  # no call cut short by the step down
