@@ -23,12 +23,15 @@ def describe_plan(drill: Drill) -> list[str]:
              f"  0s: load starts at {sc.load.calls_per_second:g} calls/s, hold {sc.load.hold:g}s, "
              f"RTP on {sc.load.rtp_share:.0%} of calls, via "
              f"{', '.join(sc.load.carriers or [e.name for e in drill.inventory.entry_points])}"]
-    for c in sc.load.shape:
-        lines.append(f"  {c.at:g}s: load changes to {c.calls_per_second:g} calls/s"
-                     + (f" over {c.ramp:g}s" if c.ramp else ""))
-    for pf in sorted(drill.faults, key=lambda p: p.spec.at):
+    steps = [(c.at, f"load changes to {c.calls_per_second:g} calls/s"
+                    + (f" over {c.ramp:g}s" if c.ramp else "")) for c in sc.load.shape]
+    for pf in drill.faults:
         until = f"for {pf.spec.duration:g}s" if pf.spec.duration is not None else "until the load ends"
-        lines.append(f"  {pf.spec.at:g}s: {pf.fault_id}: {pf.build().describe()}; {until}")
+        steps.append((pf.spec.at, f"{pf.fault_id}: {pf.build().describe()}; {until}"))
+    lines += [f"  {at:g}s: {text}" for at, text in sorted(steps, key=lambda x: x[0])]
+    for rule in sc.abort_when:
+        from harness.runner.abort import describe
+        lines.append(f"  always: abort (roll back everything, exit 3) if {describe(rule)}")
     lines.append(f"  {sc.duration:g}s: load stops; every fault still active is rolled back; "
                  "steady state checked")
     return lines
