@@ -29,6 +29,14 @@ def free_udp_port() -> int:
     return port
 
 
+def free_tcp_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     """Env for one test: its own sandbox address block and state folder (journal, pidfiles)."""

@@ -9,7 +9,7 @@ import pytest
 from harness.faults.base import FaultError, lookup
 from harness.faults.toxiproxy import _client
 from harness.scenario.inventory import Link, ToxiproxyRef
-from tests.conftest import free_udp_port, need, wait_for
+from tests.conftest import free_tcp_port, need, wait_for
 
 
 def tcp_echo() -> int:
@@ -35,13 +35,14 @@ def _echo(conn):
 @pytest.fixture
 def proxy():
     server = need("toxiproxy-server")
-    api_port, listen_port = free_udp_port(), free_udp_port()
+    api_port = free_tcp_port()
     proc = subprocess.Popen([server, "-host", "127.0.0.1", "-port", str(api_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     api = f"127.0.0.1:{api_port}"
     wait_for(lambda: _client(api).running(), 10, what="Toxiproxy API")
-    _client(api).create(upstream=f"127.0.0.1:{tcp_echo()}", name="trunk-tcp",
-                        listen=f"127.0.0.1:{listen_port}")
+    created = _client(api).create(upstream=f"127.0.0.1:{tcp_echo()}", name="trunk-tcp",
+                                  listen="127.0.0.1:0")  # the server picks a free port
+    listen_port = int(created.listen.rsplit(":", 1)[1])
     yield Link(name="trunk-tcp", toxiproxy=ToxiproxyRef(api=api, proxy="trunk-tcp")), listen_port
     proc.terminate()
     proc.wait(5)

@@ -8,7 +8,7 @@ import pytest
 from harness.faults.base import FaultError, lookup
 from harness.faults.udp import relay_command
 from harness.scenario.inventory import EntryPoint
-from tests.conftest import free_udp_port, wait_for
+from tests.conftest import free_tcp_port, free_udp_port, wait_for
 from tests.udp_probe import echo_server, probe
 
 
@@ -16,7 +16,7 @@ from tests.udp_probe import echo_server, probe
 def relay():
     """A relay in front of a UDP echo server, both on loopback; yields (relay addr, control)."""
     echo_port, stop = echo_server()
-    port, cport = free_udp_port(), free_udp_port()
+    port, cport = free_udp_port(), free_tcp_port()  # the control channel is TCP
     proc = subprocess.Popen([sys.executable, "-m", "harness.lab.relay", "--name", "t",
                              "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{echo_port}",
                              "--control", f"127.0.0.1:{cport}", "--seed", "5"])
