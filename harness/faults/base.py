@@ -28,7 +28,6 @@ class Injector:
 
     type: ClassVar[str]
     Params: ClassVar[type[BaseModel]] = NoParams
-    target_kinds: ClassVar[tuple[str, ...]] = ("node",)
 
     def __init__(self, fault_id: str, target, params: BaseModel):
         self.fault_id = fault_id

@@ -41,7 +41,6 @@ class Command(Injector):
 
     type = "command"
     Params = CommandParams
-    target_kinds = ("node", "entry_point", "link")
 
     def describe(self) -> str:
         return f"run {' '.join(self.params.inject)!r} for {self.target.name}; " \

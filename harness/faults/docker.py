@@ -14,6 +14,7 @@ container runs again and, if it has a healthcheck, reports healthy.
 """
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -25,7 +26,9 @@ from harness.faults.base import FaultError, Injector, register
 HEALTHY_WAIT = 30.0
 
 
+@functools.cache
 def client():
+    """The Docker Engine client, made once (a failure is not cached, so a later call retries)."""
     try:
         import docker
         return docker.from_env(version="auto", timeout=30)
@@ -102,7 +105,6 @@ def wait_healthy(container_id: str, within: float = HEALTHY_WAIT) -> str:
 
 
 class _DockerFault(Injector):
-    target_kinds = ("node", "link")
     action = ""
     rollback_action = "start"
 
@@ -140,6 +142,14 @@ class _DockerFault(Injector):
     def _took(self, state: dict) -> bool:
         return state["Status"] in ("exited", "dead")
 
+    def _act(self, api, cid: str) -> None:
+        raise NotImplementedError
+
+    def inject(self) -> None:
+        api = client().api
+        for cid in self._ids():
+            self._act(api, cid)
+
     @classmethod
     def undo(cls, recipe: dict) -> str:
         c = client()
@@ -168,9 +178,8 @@ class DockerKill(_DockerFault):
     Params = KillParams
     action = "kill"
 
-    def inject(self) -> None:
-        for cid in self._ids():
-            client().api.kill(cid, signal=self.params.signal)
+    def _act(self, api, cid: str) -> None:
+        api.kill(cid, signal=self.params.signal)
 
 
 @register
@@ -179,9 +188,8 @@ class DockerStop(_DockerFault):
     Params = StopParams
     action = "stop"
 
-    def inject(self) -> None:
-        for cid in self._ids():
-            client().api.stop(cid, timeout=self.params.grace)
+    def _act(self, api, cid: str) -> None:
+        api.stop(cid, timeout=self.params.grace)
 
 
 @register
@@ -194,9 +202,8 @@ class DockerPause(_DockerFault):
     def _took(self, state: dict) -> bool:
         return bool(state.get("Paused"))
 
-    def inject(self) -> None:
-        for cid in self._ids():
-            client().api.pause(cid)
+    def _act(self, api, cid: str) -> None:
+        api.pause(cid)
 
 
 @register
@@ -206,9 +213,8 @@ class DockerRestart(_DockerFault):
     action = "restart"
     rollback_action = "wait"
 
-    def inject(self) -> None:
-        for cid in self._ids():
-            client().api.restart(cid, timeout=self.params.grace)
+    def _act(self, api, cid: str) -> None:
+        api.restart(cid, timeout=self.params.grace)
 
     def verify(self) -> bool:
         return all(wait_healthy(cid) for cid in self._ids())
@@ -240,6 +246,5 @@ class DockerDisconnect(_DockerFault):
         return all(self.params.network not in
                    c.api.inspect_container(cid)["NetworkSettings"]["Networks"] for cid in self._ids())
 
-    def inject(self) -> None:
-        for cid in self._ids():
-            client().api.disconnect_container_from_network(cid, self.params.network)
+    def _act(self, api, cid: str) -> None:
+        api.disconnect_container_from_network(cid, self.params.network)

@@ -15,6 +15,7 @@ found again by that tag; a tc qdisc is removed only if it is still ours.
 """
 from __future__ import annotations
 
+import shlex
 import subprocess
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,7 +59,7 @@ def tagged_rules(netns: str | None, tag: str) -> list[tuple[str, str]]:
     out = []
     for table in ("filter",):
         for line in in_netns(netns, ["iptables", "-t", table, "-S"]).stdout.splitlines():
-            words = _split(line)
+            words = shlex.split(line)
             if words[:1] == ["-A"] and any(a == "--comment" and b == tag
                                            for a, b in zip(words, words[1:])):
                 out.append((table, line))
@@ -102,7 +103,6 @@ class LatencyParams(BaseModel):
 
 
 class _NetFault(Injector):
-    target_kinds = ("node", "entry_point", "link")
 
     @property
     def netns(self) -> str | None:
@@ -115,6 +115,10 @@ class _NetFault(Injector):
     def verify(self) -> bool:
         return bool(tagged_rules(self.netns, self.tag))
 
+    def _drop(self, extra: list[str]) -> None:
+        for r in _rules(self.params, extra, self.tag):
+            in_netns(self.netns, r)
+
     def recipe(self) -> dict:
         return {"netns": self.netns, "tag": self.tag, "target": self.target.name}
 
@@ -122,15 +126,10 @@ class _NetFault(Injector):
     def undo(cls, recipe: dict) -> str:
         removed = 0
         for table, rule in tagged_rules(recipe["netns"], recipe["tag"]):
-            args = ["iptables", "-t", table, "-D"] + _split(rule)[1:]
+            args = ["iptables", "-t", table, "-D"] + shlex.split(rule)[1:]
             in_netns(recipe["netns"], args)
             removed += 1
         return f"{recipe['target']}: {removed} tagged iptables rule(s) removed"
-
-
-def _split(rule: str) -> list[str]:
-    import shlex
-    return shlex.split(rule)
 
 
 def _match_args(m: Match) -> list[str]:
@@ -165,8 +164,7 @@ class NetCut(_NetFault):
                "rollback: delete the tagged rules"
 
     def inject(self) -> None:
-        for r in _rules(self.params, [], self.tag):
-            in_netns(self.netns, r)
+        self._drop([])
 
 
 @register
@@ -182,9 +180,7 @@ class NetLoss(_NetFault):
 
     def inject(self) -> None:
         # per direction p gives a one-way loss of p (INPUT and OUTPUT see different packets)
-        extra = ["-m", "statistic", "--mode", "random", "--probability", f"{self.params.ratio:.6f}"]
-        for r in _rules(self.params, extra, self.tag):
-            in_netns(self.netns, r)
+        self._drop(["-m", "statistic", "--mode", "random", "--probability", f"{self.params.ratio:.6f}"])
 
 
 @register

@@ -95,7 +95,6 @@ class SignalParams(BaseModel):
 
 
 class _ProcessFault(Injector):
-    target_kinds = ("node", "entry_point", "link")
     signal_name = "SIGKILL"
     rollback_action = "restart"
 
@@ -115,6 +114,11 @@ class _ProcessFault(Injector):
         return f"{self._signal()} to the process of {self.target.name}; rollback: {how}"
 
     def recipe(self) -> dict:
+        if getattr(self, "_recipe", None) is None:
+            self._recipe = self._make_recipe()
+        return self._recipe
+
+    def _make_recipe(self) -> dict:
         ref = self._ref()
         base = {"action": self.rollback_action, "name": self.target.name,
                 "sip": getattr(self.target, "sip", None) or getattr(self.target, "address", None)}

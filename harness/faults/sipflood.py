@@ -47,7 +47,6 @@ class SipScan(Injector):
 
     type = "sipflood.scan"
     Params = ScanParams
-    target_kinds = ("node", "entry_point")
 
     def _address(self) -> str:
         addr = getattr(self.target, "sip", None) or getattr(self.target, "address", None)

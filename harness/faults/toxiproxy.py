@@ -58,7 +58,6 @@ class ToxicParams(BaseModel):
 
 
 class _ToxiproxyFault(Injector):
-    target_kinds = ("entry_point", "link")
 
     def _ref(self) -> tuple[str, str]:
         ref = getattr(self.target, "toxiproxy", None)

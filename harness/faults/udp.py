@@ -62,7 +62,6 @@ class RateParams(_Common):
 
 
 class _UdpFault(Injector):
-    target_kinds = ("entry_point", "link")
     toxic_type = ""
 
     def _control(self) -> str:

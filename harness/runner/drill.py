@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.report.render import EXIT_INPUT, render_run
+from harness.runner.abort import describe
 from harness.runner.engine import (DrillRun, SetupError, install_signal_handlers, new_journal,
                                    open_event_log, restore_signal_handlers)
 from harness.runner.live import LiveView
@@ -30,7 +31,6 @@ def describe_plan(drill: Drill) -> list[str]:
         steps.append((pf.spec.at, f"{pf.fault_id}: {pf.build().describe()}; {until}"))
     lines += [f"  {at:g}s: {text}" for at, text in sorted(steps, key=lambda x: x[0])]
     for rule in sc.abort_when:
-        from harness.runner.abort import describe
         lines.append(f"  always: abort (roll back everything, exit 3) if {describe(rule)}")
     lines.append(f"  {sc.duration:g}s: load stops; every fault still active is rolled back; "
                  "steady state checked")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from harness.faults.base import FaultError, Injector, lookup
 from harness.metrics.records import CallRecord
+from harness.runner.abort import Watchdog
 from harness.runner.events import EventBus, JsonlLog
 from harness.runner.journal import Journal
 from harness.runner.steady import steady_state
@@ -129,7 +130,6 @@ class DrillRun:
         plan = self.schedule()
         load_start = sc.load.start
         load_end = min(sc.duration, load_start + (sc.load.duration or sc.duration))
-        from harness.runner.abort import Watchdog
         watchdog = Watchdog(sc.abort_when, self.drill.inventory) if sc.abort_when else None
         self.bus.subscribe(self._collect_call)
         self.t0 = time.time()

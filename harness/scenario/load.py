@@ -15,9 +15,6 @@ from harness.scenario.inventory import TargetInventory
 from harness.scenario.model import FaultSpec, Scenario
 from harness.scenario.yamlload import InputError, line_of, load_yaml
 
-BUILTIN_TARGETS = ("sandbox", "lab")
-
-
 @dataclass
 class PlannedFault:
     """A fault spec resolved to its injector class, validated params and inventory entry."""

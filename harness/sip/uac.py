@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from harness.metrics.records import CallRecord
 from harness.sip import rtp
@@ -176,7 +176,6 @@ def place_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
     """Place one call through `entry` and return what happened to it (never raises for I/O)."""
     started = time.time()
     if opts.local_ip is None:
-        from dataclasses import replace
         opts = replace(opts, local_ip=local_ip_for(entry[0]))
     try:
         leg = _Leg(opts, entry)
