@@ -108,6 +108,12 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
             console.print(line, highlight=False)
         return
     code, run_dir = run_drill(drill, output, console)
+    finish_run(code, run_dir, drill.scenario.name, output, textfile_dir, pushgateway, gate)
+
+
+def finish_run(code: int, run_dir: Optional[Path], name: str, output: Optional[Path],
+               textfile_dir: Optional[Path], pushgateway: Optional[str], gate: bool) -> None:
+    """After any drill: history, exports, verdicts on screen, the gate line, the exit code."""
     if run_dir:
         from harness.report import history, prometheus
         summary = json.loads((run_dir / "summary.json").read_text())
@@ -126,7 +132,7 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
         if gate:
             print(gate_line(summary, run_dir))
     elif gate:
-        print(f"DRILL ERROR {drill.scenario.name}: could not run (exit {code})")
+        print(f"DRILL ERROR {name}: could not run (exit {code})")
     raise typer.Exit(code)
 
 
@@ -152,6 +158,79 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder under reports/
     summary = render_run(run_dir)
     print_verdicts(summary)
     raise typer.Exit(summary["exit_code"])
+
+
+@app.command()
+def gameday(pool: Path = typer.Option(..., "--pool", help="folder of scenario files to draw from "
+                                      "(and its optional gameday.yaml)"),
+            window: Optional[str] = typer.Option(None, help="the drill starts and ends inside this "
+                                                 "window from now, e.g. 2h (default 2h)"),
+            seed: Optional[int] = typer.Option(None, help="repeatable draw (anyone with the seed "
+                                               "knows the plan: keep it secret or leave it out)"),
+            webhook: Optional[str] = typer.Option(None, help="POST JSON here at armed, started, "
+                                                  "aborted and finished"),
+            ack_listen: Optional[str] = typer.Option(None, help="HOST:PORT of the acknowledgement "
+                                                     "endpoint (default 127.0.0.1:8089)"),
+            ack_wait: Optional[str] = typer.Option(None, help="after the drill, wait this long for "
+                                                   "a first acknowledgement (default 5m)"),
+            max_faults: Optional[int] = typer.Option(None, help="blast radius: faults in the drill"),
+            max_nodes: Optional[int] = typer.Option(None, help="blast radius: nodes under a fault "
+                                                    "at one time"),
+            forbid: list[str] = typer.Option([], help="blast radius: a target never to touch "
+                                             "(repeat the option for more)"),
+            target: Optional[str] = typer.Option(None, help="override every scenario's target"),
+            output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                                  help="folder for run folders (default: reports/)"),
+            gate: bool = typer.Option(False, "--gate", help="end with the one-line CI summary")):
+    """Surprise game day: draw a scenario and a start time at random inside the window, keep
+    them sealed (only the plan's SHA-256 is shown) until the drill starts, then run it.
+
+    On-call acknowledges with `drill ack`; the report gives the time to detect and
+    reveals the plan, which must match the sealed hash."""
+    from harness.gameday.run import run_gameday
+    from harness.scenario.gameday import load_gameday
+    from harness.scenario.model import parse_duration
+    try:
+        gd = load_gameday(pool)
+        overrides = {"seed": seed, "webhook": webhook, "ack_listen": ack_listen, "target": target}
+        for key, text in (("window", window), ("ack_wait", ack_wait)):
+            if text is not None:
+                try:
+                    overrides[key] = parse_duration(text)
+                except ValueError as exc:
+                    raise InputError([f"--{key.replace('_', '-')}: {exc}"]) from None
+        gd = gd.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+        limits = {"max_faults": max_faults, "max_nodes_at_once": max_nodes}
+        limits = {k: v for k, v in limits.items() if v is not None}
+        if forbid:
+            limits["forbidden_targets"] = [*gd.limits.forbidden_targets, *forbid]
+        gd = gd.model_copy(update={"limits": gd.limits.model_copy(update=limits)})
+        if not pool.is_dir():
+            raise InputError([f"{pool}: not a folder of scenario files"])
+        code, run_dir = run_gameday(pool, gd, output, console)
+    except InputError as exc:
+        _fail_input(exc)
+    except OSError as exc:  # e.g. the acknowledgement address is taken
+        err.print(f"[red]error[/red] {exc} (hint: pick another --ack-listen HOST:PORT); nothing injected")
+        raise typer.Exit(EXIT_INPUT)
+    finish_run(code, run_dir, "gameday", output, None, None, gate)
+
+
+@app.command()
+def ack(url: str = typer.Option("http://127.0.0.1:8089/ack", help="the game day's "
+                                "acknowledgement endpoint (printed when it was armed)"),
+        by: str = typer.Option(..., help="who acknowledges (name or rota)"),
+        note: str = typer.Option("", help="what you saw")):
+    """On-call: acknowledge that you have noticed the incident (measures time to detect)."""
+    from harness.gameday.ack import send_ack
+    try:
+        answer = send_ack(url, by, note)
+    except OSError as exc:
+        err.print(f"[red]error[/red] could not reach {url}: {exc} (hint: is a game day armed, "
+                  "and is this the address it printed?)")
+        raise typer.Exit(EXIT_INPUT)
+    console.print(f"acknowledged at {time.strftime('%H:%M:%S', time.localtime(answer['ts']))} "
+                  f"(game day {answer['gameday_id']})", highlight=False)
 
 
 REPORTS_OPT = typer.Option(Path("reports"), "--reports", help="the reports folder (its index.jsonl)")
@@ -225,7 +304,9 @@ DOCKER_OPT = typer.Option(False, "--docker", help="the container lab (Kamailio, 
 
 
 @lab_app.command("up")
-def lab_up(docker: bool = DOCKER_OPT):
+def lab_up(docker: bool = DOCKER_OPT,
+           channels: Optional[int] = typer.Option(None, help="sandbox: calls each PBX node holds at "
+                                                  "once before answering 503 (a capacity to find)")):
     """Start the practice hotline: the sandbox (local processes) or, with --docker, the container lab."""
     if docker:
         from harness.lab import containers
@@ -235,7 +316,7 @@ def lab_up(docker: bool = DOCKER_OPT):
         console.print(f"target inventory: {containers.inventory_path()} (scenarios say `target: lab`)")
         return
     from harness.lab import sandbox
-    inv = sandbox.up()
+    inv = sandbox.up(sandbox.SandboxConfig(channels=channels) if channels else None)
     lab_status_table(inv)
 
 

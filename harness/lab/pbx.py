@@ -39,13 +39,15 @@ class Call:
 
 class PbxNode:
     def __init__(self, name: str, ip: str, port: int, ring_delay: float, answer_delay: float,
-                 stats_file: str | None):
+                 stats_file: str | None, channels: int | None = None):
         self.name, self.ip, self.port = name, ip, port
+        self.channels = channels  # calls it can hold at once (a licence or trunk limit); None: no limit
+        self.ringing: set[str] = set()
         self.ring_delay, self.answer_delay = ring_delay, answer_delay
         self.calls: dict[str, Call] = {}
         self.ended: dict[str, SipMessage] = {}
         self.proto = SipUdp(self.handle)
-        self.counts = {"invites": 0, "answered": 0, "byes": 0}
+        self.counts = {"invites": 0, "answered": 0, "byes": 0, "rejected": 0}
         self.stats_file = stats_file
 
     async def start(self):
@@ -89,14 +91,22 @@ class PbxNode:
             self.proto.send(existing.final, addr)
             return
         self.counts["invites"] += 1
+        if self.channels is not None and len(self.calls) + len(self.ringing) >= self.channels:
+            self.counts["rejected"] += 1  # all channels busy: the SBC may try another node
+            self.proto.send(response_to(msg, 503, "All Channels Busy"), addr)
+            return
+        self.ringing.add(msg.call_id)
         self.proto.send(response_to(msg, 100), addr)
         asyncio.get_running_loop().create_task(self._answer(msg, addr))
 
     async def _answer(self, msg: SipMessage, addr) -> None:
         to_tag = token(8)
-        await asyncio.sleep(self.ring_delay)
-        self.proto.send(response_to(msg, 180, to_tag=to_tag), addr)
-        await asyncio.sleep(self.answer_delay)
+        try:
+            await asyncio.sleep(self.ring_delay)
+            self.proto.send(response_to(msg, 180, to_tag=to_tag), addr)
+            await asyncio.sleep(self.answer_delay)
+        finally:
+            self.ringing.discard(msg.call_id)
         media_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         media_sock.bind((self.ip, 0))
         media_sock.setblocking(False)
@@ -160,9 +170,10 @@ def main(argv=None) -> None:
     ap.add_argument("--ring-delay", type=float, default=0.02)
     ap.add_argument("--answer-delay", type=float, default=0.05)
     ap.add_argument("--stats-file", help="write call counts here on exit")
+    ap.add_argument("--channels", type=int, help="calls held at once before answering 503")
     a = ap.parse_args(argv)
     ip, port = a.listen.rsplit(":", 1)
-    node = PbxNode(a.name, ip, int(port), a.ring_delay, a.answer_delay, a.stats_file)
+    node = PbxNode(a.name, ip, int(port), a.ring_delay, a.answer_delay, a.stats_file, a.channels)
     run_forever(node.start)
 
 

@@ -36,6 +36,10 @@ class SandboxConfig:
                                                               "127.10.0"))
     pbx_nodes: int = 2
     port: int = 5060
+    # calls each PBX node holds at once before it answers 503 (None: no limit); a
+    # finite number gives the hotline a capacity that a capacity search can find
+    channels: int | None = field(default_factory=lambda: int(os.environ["HOTLINE_DRILL_SANDBOX_CHANNELS"])
+                                 if os.environ.get("HOTLINE_DRILL_SANDBOX_CHANNELS") else None)
 
     @property
     def folder(self) -> Path:
@@ -56,7 +60,8 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
     pbx = [(f"pbx-{i}", f"{cfg.block}.{10 + i}:{cfg.port}") for i in range(1, cfg.pbx_nodes + 1)]
     nodes = [Node(name=n, role="pbx", sip=a,
                   process=_proc(cfg, n, py + ["harness.lab.pbx", "--name", n, "--listen", a,
-                                              "--stats-file", str(cfg.folder / f"{n}.stats.json")]))
+                                              "--stats-file", str(cfg.folder / f"{n}.stats.json")]
+                                    + (["--channels", str(cfg.channels)] if cfg.channels else [])))
              for n, a in pbx]
     sbc_argv = py + ["harness.lab.sbc", "--listen", sbc_addr,
                      "--stats-file", str(cfg.folder / "sbc.stats.json")]

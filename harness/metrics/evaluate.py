@@ -6,6 +6,8 @@ on saved records, and both must get the same answer.
 from __future__ import annotations
 
 from harness.metrics import alarms, calls, failover
+from harness.metrics.capacity import STEP_TARGETS, in_window, knee, step_misses
+from harness.metrics.detect import time_to_detect
 from harness.metrics.records import CallRecord, FaultWindow
 from harness.metrics.sla import Verdict, verdicts
 
@@ -38,8 +40,14 @@ def _sum_pairs(pairs: list[tuple[int, int]]) -> tuple[int, int]:
 
 def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
              k: int, max_gap: float, alarm_window: float, run_start: float, run_end: float,
-             steady_state_after: bool | None) -> dict:
-    """All figures of a run and one verdict per enabled SLA target."""
+             steady_state_after: bool | None, acks: list[dict] = (),
+             capacity_steps: list[dict] | None = None) -> dict:
+    """All figures of a run and one verdict per enabled SLA target.
+
+    `acks`: on-call acknowledgements ({ts, by}) of a game day. `capacity_steps`:
+    the rate steps ({rate, started, ended}) of a capacity search; when given,
+    the per-call targets are judged per step and the run is judged by its knee.
+    """
     records = sorted(records, key=lambda r: r.started_at)
     pre = [r for r in records if not faults or r.started_at < min(f.started_at for f in faults)]
     base_pdd = calls.pdd_stats(pre)["p50"] or 0.0
@@ -67,6 +75,21 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "steady_state_after": (None if steady_state_after is None else float(steady_state_after),
                                "target healthy after rollback", False),
     }
+    ttd = time_to_detect([f.started_at for f in faults], [a["ts"] for a in acks])
+    measured["time_to_detect"] = (ttd, "no acknowledgement after the fault" if ttd is None
+                                  else f"first acknowledgement by {_first_ack_by(acks, faults)}", False)
+    capacity = None
+    if capacity_steps is not None:
+        steps = [{**s, "attempts": len(in_window(records, s["started"], s["ended"])),
+                  "missed": step_misses(in_window(records, s["started"], s["ended"]), sla)}
+                 for s in capacity_steps]
+        capacity = {"steps": steps, "knee": knee(steps)}
+        sla = {k: v for k, v in sla.items() if k not in STEP_TARGETS}  # judged per step instead
+        if sla.get("capacity") is None and steps:
+            sla["capacity"] = steps[0]["rate"]  # at least the first step must hold
+        measured["capacity"] = (capacity["knee"], f"knee of {len(steps)} step(s)", False)
+    else:
+        measured["capacity"] = (None, "no capacity_search in this scenario", False)
     vs: list[Verdict] = verdicts(sla, measured)
     return {
         "counts": calls.counts(records),
@@ -76,9 +99,17 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "media": media,
         "answered_by_node": calls.calls_by_node(records),
         "faults": per_fault,
+        "detection": {"acks": list(acks), "time_to_detect": ttd,
+                      "first_fault_at": min((f.started_at for f in faults), default=None)},
+        "capacity": capacity,
         "alarm_worst": alarms.worst_level(timeline),
         "alarm_timeline": [{"t": t - run_start, "answer_rate": r, "level": lvl}
                            for t, r, lvl in timeline],
         "verdicts": [v.to_dict() for v in vs],
         "passed": all(v.passed for v in vs),
     }
+
+
+def _first_ack_by(acks: list[dict], faults: list[FaultWindow]) -> str:
+    first = min(f.started_at for f in faults)
+    return min((a for a in acks if a["ts"] >= first), key=lambda a: a["ts"]).get("by", "?")

@@ -10,6 +10,7 @@ import platform
 from pathlib import Path
 
 from harness import __version__
+from harness.gameday.seal import verify
 from harness.metrics.evaluate import evaluate
 from harness.metrics.records import CallRecord, FaultWindow
 from harness.report.calls_csv import write_calls_csv
@@ -35,6 +36,16 @@ def fault_windows(events: list[dict]) -> list[FaultWindow]:
     return list(windows.values())
 
 
+def read_gameday(run_dir: Path) -> dict | None:
+    """The game-day record of a run, with whether its plan matches the hash sealed at arming."""
+    path = run_dir / "gameday.json"
+    if not path.exists():
+        return None
+    gd = json.loads(path.read_text())
+    gd["plan_matches_seal"] = verify(gd["plan"], gd["sealed_sha256"])
+    return gd
+
+
 def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
     events = read_events(run_dir / "events.jsonl")
     data, _ = load_yaml(run_dir / "scenario.yaml")
@@ -46,10 +57,19 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
     aborted = first.get("run_aborted")
     steady = first.get("steady_state_after")
     windows = fault_windows(events)
-    figures = evaluate(records, windows, sc.sla.model_dump(), k=sc.metrics.recovery_run,
+    sla = sc.sla.model_dump()
+    gameday = read_gameday(run_dir)
+    if gameday:
+        sla.update({k: v for k, v in gameday.get("sla", {}).items() if v is not None})
+    steps = [{k: ev[k] for k in ("rate", "started", "ended")} for ev in events
+             if ev["event"] == "capacity_step"]
+    figures = evaluate(records, windows, sla, k=sc.metrics.recovery_run,
                        max_gap=sc.metrics.media_gap, alarm_window=sc.metrics.alarm_window,
                        run_start=started, run_end=ended,
-                       steady_state_after=steady["ok"] if steady else None)
+                       steady_state_after=steady["ok"] if steady else None,
+                       acks=[{"ts": ev["ts"], "by": ev.get("by"), "note": ev.get("note", "")}
+                             for ev in events if ev["event"] == "ack"],
+                       capacity_steps=steps if sc.load.capacity_search else None)
     exit_code = EXIT_ABORTED if aborted else (EXIT_PASS if figures["passed"] else EXIT_MISSED)
     summary = {
         "scenario": {"name": sc.name, "description": sc.description, "target": sc.target,
@@ -59,11 +79,13 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
         "run": {"run_id": first.get("run_started", {}).get("run_id", run_dir.name),
                 "started_at": started, "ended_at": ended, "elapsed": ended - started,
                 "aborted": bool(aborted), "abort_reason": aborted["reason"] if aborted else None,
+                "stop_reason": first.get("run_stopping", {}).get("reason"),
                 "steady_state_after": steady["ok"] if steady else None,
                 "versions": {"hotline-drill": __version__, "python": platform.python_version()}},
         "timeline": [{k: v for k, v in ev.items() if k != "call"} for ev in events
                      if ev["event"] != "call"],
         **figures,
+        "gameday": gameday,
         "exit_code": exit_code,
     }
     return summary, records

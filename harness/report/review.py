@@ -34,6 +34,17 @@ def key_moments(summary: dict) -> list[tuple[float, str]]:
                                   + ("" if ev.get("verified") else " — NOT confirmed")))
         elif e == "fault_rolled_back":
             out.append((ev["ts"], f"fault **{ev['fault_id']}** rolled back: {ev['note']}"))
+        elif e == "gameday_revealed":
+            out.append((ev["ts"], f"game day plan revealed: {ev['plan']['scenario_name']} "
+                                  f"(sealed sha256 {ev['sealed_sha256'][:16]}…)"))
+        elif e == "ack":
+            out.append((ev["ts"], f"acknowledged by {ev.get('by')}"
+                                  + (f": {ev['note']}" if ev.get("note") else "")))
+        elif e == "capacity_step":
+            out.append((ev["ended"], f"capacity step {ev['rate']:g} calls/s: "
+                                     + ("missed " + ", ".join(ev["missed"]) if ev["missed"] else "met")))
+        elif e == "run_stopping":
+            out.append((ev["ts"], f"drill ended early: {ev['reason']}"))
         elif e == "run_aborted":
             out.append((ev["ts"], f"drill ABORTED: {ev['reason']}"))
         elif e == "steady_state_after":

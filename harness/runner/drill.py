@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 from rich.console import Console
 
@@ -49,8 +50,13 @@ def run_dir_for(drill: Drill, output: Path | None) -> Path:
     return path
 
 
-def run_drill(drill: Drill, output: Path | None, console: Console) -> tuple[int, Path | None]:
-    """Run a checked drill; returns (exit code, run folder)."""
+def run_drill(drill: Drill, output: Path | None, console: Console,
+              observers: Sequence = ()) -> tuple[int, Path | None]:
+    """Run a checked drill; returns (exit code, run folder).
+
+    Each observer (a game day, say) gets `attach(run)` once the run folder and
+    event bus exist, and `finish(run)` after the drill, before the report.
+    """
     from harness.load.sip_load import LoadController, node_mapper  # imports Locust (gevent)
 
     sandbox_cfg = None
@@ -74,6 +80,8 @@ def run_drill(drill: Drill, output: Path | None, console: Console) -> tuple[int,
         log = open_event_log(run)
         live = LiveView(console, drill.scenario.duration, drill.scenario.metrics.alarm_window)
         run.bus.subscribe(live)
+        for ob in observers:
+            ob.attach(run)
         entries = [e for e in drill.inventory.entry_points
                    if not drill.scenario.load.carriers or e.name in drill.scenario.load.carriers]
         load = LoadController(drill.scenario.load, entries,
@@ -96,6 +104,8 @@ def run_drill(drill: Drill, output: Path | None, console: Console) -> tuple[int,
             restore_signal_handlers(old)
             live.close()
         run.check_after()
+        for ob in observers:
+            ob.finish(run)
         run.bus.publish("run_finished")
         log.close()
         summary = render_run(run_dir)

@@ -17,6 +17,7 @@ from pathlib import Path
 from harness.faults.base import FaultError, Injector, lookup
 from harness.metrics.records import CallRecord
 from harness.runner.abort import Watchdog
+from harness.runner.capacity import CapacityJudge
 from harness.runner.events import EventBus, JsonlLog
 from harness.runner.journal import Journal
 from harness.runner.steady import steady_state
@@ -48,6 +49,7 @@ class DrillRun:
     active: dict[str, ActiveFault] = field(default_factory=dict)
     abort_reason: str | None = None
     abort_at: float | None = None  # when the abort was asked for (signal, failed fault)
+    stop_reason: str | None = None  # a normal early end (the capacity search found the knee)
     next_step: str = ""
     t0: float = 0.0
 
@@ -131,7 +133,10 @@ class DrillRun:
         load_start = sc.load.start
         load_end = min(sc.duration, load_start + (sc.load.duration or sc.duration))
         watchdog = Watchdog(sc.abort_when, self.drill.inventory) if sc.abort_when else None
+        judge = CapacityJudge(sc) if sc.load.capacity_search else None
         self.bus.subscribe(self._collect_call)
+        if judge:
+            self.bus.subscribe(judge)
         self.t0 = time.time()
         self.bus.publish("run_started", ts=self.t0, run_id=self.run_id)
         load_on = False
@@ -159,6 +164,11 @@ class DrillRun:
                     self.abort_reason = f"{action} of {pf.fault_id} failed: {kind}{exc}"
             if t >= sc.duration or (load_on and t >= load_end and not plan):
                 break
+            if judge and not self.abort_reason:
+                self.stop_reason = judge.check(self)
+                if self.stop_reason:
+                    self.bus.publish("run_stopping", reason=self.stop_reason)
+                    break
             if watchdog and not self.abort_reason:
                 fired = watchdog.check(self)
                 if fired:
@@ -176,7 +186,10 @@ class DrillRun:
             self.bus.publish("run_aborted", reason=self.abort_reason, requested_at=requested,
                              rolled_back_in=time.time() - requested, rollback_errors=errors)
             return
+        stopped_at = time.time()
         load.stop(wait=sc.load.hold + sc.load.invite_timeout + sc.load.bye_timeout + 2)
+        if judge and not self.stop_reason:
+            judge.finish(self, stopped_at)
         errors = self.rollback_all()
         if errors:
             self.bus.publish("rollback_errors", errors=errors)

@@ -55,6 +55,26 @@ class RateChange(Strict):
     ramp: Duration = 0.0
 
 
+class CapacitySearch(Strict):
+    """Raise the rate by `step` every `step_duration`, from `start` up to `max`, until a
+    step misses a per-call SLA target; the knee is the highest rate that met them all."""
+
+    start: float = Field(gt=0, le=5000)
+    step: float = Field(gt=0, le=5000)
+    max: float = Field(gt=0, le=5000)
+    step_duration: Duration = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _upwards(self):
+        if self.max < self.start:
+            raise ValueError("capacity_search: max must not be below start")
+        return self
+
+    def rates(self) -> list[float]:
+        n = int((self.max - self.start) / self.step + 1e-9)
+        return [round(self.start + i * self.step, 6) for i in range(n + 1)]
+
+
 class LoadSpec(Strict):
     """SIP call load through the target's entry points: a base rate and optional changes.
 
@@ -71,6 +91,18 @@ class LoadSpec(Strict):
     start: Duration = 0.0
     duration: Duration | None = None
     shape: list[RateChange] = []
+    capacity_search: CapacitySearch | None = None
+
+    @model_validator(mode="after")
+    def _search_owns_the_rate(self):
+        if self.capacity_search is not None:
+            if self.shape:
+                raise ValueError("capacity_search sets the rate itself; remove `shape`")
+            cs = self.capacity_search
+            self.calls_per_second = cs.start
+            self.shape = [RateChange(at=self.start + i * cs.step_duration, calls_per_second=r)
+                          for i, r in enumerate(cs.rates()) if i > 0]
+        return self
 
     @field_validator("shape")
     @classmethod
@@ -109,6 +141,8 @@ SLA_TARGETS: dict[str, tuple[str, str, float | None]] = {
     "pdd_p95": ("max", "s", None),
     "media_loss": ("max", "ratio", None),
     "steady_state_after": ("min", "bool", 1.0),
+    "time_to_detect": ("max", "s", None),
+    "capacity": ("min", "calls/s", None),
 }
 
 
@@ -124,6 +158,8 @@ class SlaSpec(Strict):
     pdd_p95: Duration | None = None
     media_loss: Ratio | None = None
     steady_state_after: bool | None = True
+    time_to_detect: Duration | None = None
+    capacity: float | None = Field(None, gt=0)
 
 
 class MetricOptions(Strict):

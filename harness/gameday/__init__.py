@@ -1,0 +1,1 @@
+"""Surprise game days: a sealed random plan, notifications, acknowledgement, blast radius."""

@@ -1,0 +1,179 @@
+"""`drill gameday`: arm a sealed plan, wait in secret, run the drill, tell the webhook.
+
+Order: read and check the pool (exit 2 on any invalid file or when nothing
+may be drawn), draw and seal the plan, start the acknowledgement endpoint,
+notify `gameday_armed`, wait until the secret start time (Ctrl-C cancels:
+nothing injected, the plan is revealed), then run the drill like
+`drill run`, revealing the plan in its run folder, and notify
+`gameday_started`, `gameday_aborted`, `gameday_finished`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import secrets
+import signal
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.gameday.ack import AckServer
+from harness.gameday.notify import Notifier
+from harness.gameday.plan import Pool, draw, read_pool
+from harness.gameday.seal import seal
+from harness.lab.sandbox import state_home
+from harness.report.render import EXIT_ABORTED
+from harness.runner.drill import run_drill
+from harness.scenario.gameday import GameDay
+from harness.scenario.load import load_drill
+from harness.scenario.yamlload import InputError
+
+
+def _write_private(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2)
+
+
+class GameDayObserver:
+    """Plugs a game day into one drill run: reveals the plan, records acks, notifies."""
+
+    def __init__(self, gd: GameDay, plan: dict, sealed: str, pool: Pool, ack: AckServer,
+                 notifier: Notifier, console: Console):
+        self.gd, self.plan, self.sealed, self.pool = gd, plan, sealed, pool
+        self.ack, self.notifier, self.console = ack, notifier, console
+        self.run = None
+        self.fault_starts: list[float] = []
+
+    def _notify(self, event: str, **data) -> None:
+        entry = self.notifier.send(event, **data)
+        if self.run is not None:
+            self.run.bus.publish("webhook", sent=event, url=entry["url"], error=entry["error"])
+
+    def attach(self, run) -> None:
+        self.run = run
+        (run.run_dir / "gameday.json").write_text(json.dumps({
+            "plan": self.plan, "sealed_sha256": self.sealed, "limits": self.gd.limits.model_dump(),
+            "window": self.gd.window, "ack_url": self.ack.url,
+            "sla": {"time_to_detect": self.gd.time_to_detect},
+            "pool": [str(d.path) for d in self.pool.eligible],
+            "excluded": [{"file": str(p), "why": why} for p, why in self.pool.excluded]}, indent=2))
+        run.bus.publish("gameday_revealed", plan=self.plan, sealed_sha256=self.sealed)
+        for a in self.ack.acks:  # acknowledgements while the game day was armed: false alarms
+            run.bus.publish("ack", ts=a["ts"], by=a["by"], note=a["note"])
+        self.ack.on_ack = lambda a: run.bus.publish("ack", ts=a["ts"], by=a["by"], note=a["note"])
+        run.bus.subscribe(self._on_event)
+        self._notify("gameday_started", scenario=self.plan["scenario_name"],
+                     run_dir=str(run.run_dir), plan=self.plan)
+
+    def _on_event(self, ev: dict) -> None:
+        if ev["event"] == "fault_injected":
+            self.fault_starts.append(ev["ts"])
+        elif ev["event"] == "run_aborted":
+            self._notify("gameday_aborted", reason=ev["reason"], run_dir=str(self.run.run_dir))
+
+    def finish(self, run) -> None:
+        """Give on-call up to `ack_wait` after the drill to acknowledge, if nobody has yet."""
+        first = min(self.fault_starts, default=None)
+        if first is None or run.abort_reason or any(a["ts"] >= first for a in self.ack.acks):
+            return
+        self.ack.got_one.clear()
+        stop = {"asked": False}
+        old = signal.signal(signal.SIGTERM, lambda *_: stop.update(asked=True))
+        deadline = time.time() + self.gd.ack_wait
+        try:
+            with self.console.status(f"drill over; waiting up to {self.gd.ack_wait:g}s for an "
+                                     f"acknowledgement (drill ack --url {self.ack.url})"):
+                while time.time() < deadline and not stop["asked"]:
+                    if self.ack.got_one.wait(0.2):
+                        break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, old)
+
+
+def wait_in_secret(until: float, sealed: str, window_end: float, console: Console) -> str | None:
+    """Sleep until the secret start; returns the signal's name when cancelled."""
+    got: dict = {}
+
+    def handler(signum, _):
+        got["sig"] = signal.Signals(signum).name
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with console.status(f"armed; sealed plan sha256 {sealed[:16]}…; the drill starts at a "
+                            f"secret time before {time.strftime('%H:%M:%S', time.localtime(window_end))}"):
+            while time.time() < until and "sig" not in got:
+                time.sleep(0.1)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return got.get("sig")
+
+
+def run_gameday(pool_dir: Path, gd: GameDay, output: Path | None, console: Console) -> tuple[int, Path | None]:
+    """Arm, wait, run; returns (exit code, run folder)."""
+    import harness.load.sip_load  # noqa: F401  Locust patches the stdlib for gevent: before any thread
+    pool = read_pool(pool_dir, gd)
+    for path, why in pool.excluded:
+        console.print(f"not drawable: {path.name}: {why}", highlight=False)
+    if not pool.eligible:
+        raise InputError([f"{pool_dir}: no scenario may be drawn (see above); fix the limits in "
+                          f"{pool_dir / 'gameday.yaml'} or add scenarios (nothing was injected)"])
+    gid = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    rng = random.Random(gd.seed) if gd.seed is not None else random.SystemRandom()
+    plan = draw(pool, gd.window, time.time(), rng, gid)
+    sealed = seal(plan)
+    reports = Path(output) if output else Path("reports")
+    secret = state_home() / "gamedays" / f"{gid}.plan.json"
+    _write_private(secret, plan)  # readable by the harness's user only, until the reveal
+    public = reports / "gamedays" / f"{gid}.json"
+    record = {"gameday_id": gid, "sealed_sha256": sealed, "armed_at": plan["armed_at"],
+              "window_end": plan["window_end"], "pool": [d.scenario.name for d in pool.eligible],
+              "limits": gd.limits.model_dump(), "plan": None}
+    public.parent.mkdir(parents=True, exist_ok=True)
+    public.write_text(json.dumps(record, indent=2))
+    ack = AckServer(gd.ack_listen, gid).start()
+    notifier = Notifier(gd.webhook, gid, sealed)
+    try:
+        console.print(f"game day {gid} armed: {len(pool.eligible)} scenario(s) in the pool, "
+                      f"window {gd.window:g}s; sealed plan sha256 {sealed}", highlight=False)
+        console.print(f"acknowledgements: drill ack --url {ack.url}", highlight=False)
+        notifier.send("gameday_armed", window_end=plan["window_end"],
+                      pool=[d.scenario.name for d in pool.eligible])
+        cancelled = wait_in_secret(plan["start_at"], sealed, plan["window_end"], console)
+        record["plan"] = plan  # revealed from here on, whatever happens next
+        public.write_text(json.dumps(record, indent=2))
+        if cancelled:
+            notifier.send("gameday_aborted", reason=f"received {cancelled} before the drill "
+                          "started; nothing was injected", plan=plan)
+            console.print(f"game day cancelled ({cancelled}) before it started; nothing injected; "
+                          f"plan revealed in {public}", highlight=False)
+            return EXIT_ABORTED, None
+        drill = load_drill(Path(plan["scenario_file"]), gd.target)
+        if hashlib.sha256(drill.path.read_bytes()).hexdigest() != plan["scenario_sha256"]:
+            raise InputError([f"{drill.path}: the scenario changed after the game day was armed; "
+                              "refusing to run a plan that differs from the sealed one"])
+        console.print(f"game day {gid}: drawn {drill.scenario.name} ({drill.path})", highlight=False)
+        observer = GameDayObserver(gd, plan, sealed, pool, ack, notifier, console)
+        code, run_dir = run_drill(drill, output, console, observers=[observer])
+        summary = json.loads((run_dir / "summary.json").read_text()) if run_dir else {}
+        detection = summary.get("detection", {})
+        notifier.send("gameday_finished", exit_code=code, run_dir=str(run_dir) if run_dir else None,
+                      scenario=drill.scenario.name, time_to_detect=detection.get("time_to_detect"),
+                      failed_targets=[v["target"] for v in summary.get("verdicts", []) if not v["passed"]])
+        if run_dir:
+            gdj = json.loads((run_dir / "gameday.json").read_text())
+            gdj["notifications"] = notifier.log
+            (run_dir / "gameday.json").write_text(json.dumps(gdj, indent=2))
+        record["run_dir"] = str(run_dir) if run_dir else None
+        record["notifications"] = notifier.log
+        public.write_text(json.dumps(record, indent=2))
+        return code, run_dir
+    finally:
+        ack.close()
+        secret.unlink(missing_ok=True)

@@ -1,0 +1,45 @@
+"""A game day: which scenarios may be drawn, when, what may be touched, who is told.
+
+Read from `gameday.yaml` in the pool folder when there is one; `drill gameday`
+options override it. Every field is documented in README.md ("Surprise game days").
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from harness.scenario.model import Duration, Strict
+from harness.scenario.yamlload import InputError, load_yaml
+
+
+class BlastRadius(Strict):
+    """Limits on what one game day may do; a scenario over any of them is never drawn."""
+
+    max_faults: int | None = Field(None, ge=1, description="faults in the whole drill")
+    max_nodes_at_once: int | None = Field(None, ge=1, description="nodes under a fault at one time")
+    forbidden_targets: list[str] = []
+
+
+class GameDay(Strict):
+    window: Duration = 2 * 3600.0
+    seed: int | None = None
+    target: str | None = None
+    webhook: str | None = Field(None, pattern=r"^https?://")
+    ack_listen: str = "127.0.0.1:8089"
+    ack_wait: Duration = 300.0
+    time_to_detect: Duration | None = None
+    limits: BlastRadius = BlastRadius()
+
+
+def load_gameday(pool: Path) -> GameDay:
+    """The pool's gameday.yaml, or the defaults when it has none."""
+    path = pool / "gameday.yaml"
+    if not path.exists():
+        return GameDay()
+    from harness.scenario.load import _messages  # one error format for every input file
+    data, lines = load_yaml(path)
+    try:
+        return GameDay.model_validate(data)
+    except ValidationError as err:
+        raise InputError(_messages(err, path, lines)) from None
