@@ -1,8 +1,10 @@
-"""Steady SIP call load with Locust used as a library (headless).
+"""SIP call load with Locust used as a library (headless).
 
-Each Locust user is one caller that places a call, holds it, hangs up, and
-waits out the rest of its pacing interval; `users = calls_per_second * interval`
-callers spawned at `calls_per_second` give a steady arrival rate. Every call
+Arrivals are paced by one dispatcher, not by each user: it releases a token
+every 1/rate seconds (the rate can step, surge, ramp or spike at any time) and
+an idle Locust user takes the token and places one call. Per-user pacing
+would keep the phase of users spawned together and repeat their burst every
+cycle; a shared clock gives the asked rate from the first second. Every call
 is reported to Locust as one request (so its stats and tooling work) and to
 the drill as one call record.
 
@@ -12,12 +14,15 @@ library for gevent: the CLI imports it only when a drill actually runs.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import resource
 import time
 from typing import Callable
 
-from locust import User, constant_pacing, task
+import gevent
+from gevent.queue import Queue
+from locust import User, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
 
@@ -26,6 +31,24 @@ from harness.scenario.inventory import EntryPoint
 from harness.scenario.model import LoadSpec
 from harness.sip.message import host_port
 from harness.sip.uac import CallOptions, place_call
+
+
+class Pacer:
+    """The arrival clock: the rate now (a linear ramp between two rates) and the next slot."""
+
+    def __init__(self, rate: float):
+        self.rate_from = self.rate_to = rate
+        self.ramp_start, self.ramp = 0.0, 0.0
+
+    def change(self, rate: float, ramp: float, now: float) -> None:
+        self.rate_from, self.rate_to = self.rate_at(now), rate
+        self.ramp_start, self.ramp = now, ramp
+
+    def rate_at(self, t: float) -> float:
+        if self.ramp <= 0 or t >= self.ramp_start + self.ramp:
+            return self.rate_to
+        share = max(0.0, (t - self.ramp_start) / self.ramp)
+        return self.rate_from + (self.rate_to - self.rate_from) * share
 
 
 class LoadController:
@@ -45,23 +68,42 @@ class LoadController:
         self.placed = 0
         self.started_at = self.last_placed_at = 0.0
         self.max_calls = max_calls
-        self.interval = spec.hold + spec.bye_timeout + 2.0
-        self.users = max(1, round(spec.calls_per_second * self.interval))
+        # the longest a call can keep its caller busy: enough callers for every call in progress
+        self.call_span = spec.invite_timeout + spec.hold + spec.bye_timeout + 1.0
+        self.users = self._callers(spec.calls_per_second)
+        self.pacer = Pacer(spec.calls_per_second)
+        self.tokens: Queue = Queue()
         self.env: Environment | None = None
+
+    def _callers(self, rate: float) -> int:
+        return max(2, math.ceil(rate * self.call_span) + 2)
 
     def _user_class(self):
         ctl = self
 
         class SipCaller(User):
-            wait_time = constant_pacing(ctl.interval)
+            wait_time = constant(0)
 
             @task
             def call(self):
-                if not ctl.accepting or (ctl.max_calls is not None and ctl.placed >= ctl.max_calls):
+                ctl.tokens.get()  # idle until the dispatcher releases the next arrival
+                if not ctl.accepting:
                     raise StopUser()
                 ctl.place_one(self.environment)
 
         return SipCaller
+
+    def _dispatch(self) -> None:
+        """Release one token per arrival; never more than max_calls."""
+        issued, nxt = 0, time.time()
+        while self.accepting and (self.max_calls is None or issued < self.max_calls):
+            now = time.time()
+            if now < nxt:
+                gevent.sleep(min(nxt - now, 0.05))
+                continue
+            self.tokens.put(1)
+            issued += 1
+            nxt = max(nxt + 1.0 / self.pacer.rate_at(nxt), now - 1.0)  # never catch up more than 1 s
 
     def place_one(self, env: Environment) -> CallRecord:
         entry = next(self._carrier)
@@ -92,16 +134,17 @@ class LoadController:
         self.started_at = time.time()
         self.env = Environment(user_classes=[self._user_class()])
         runner = self.env.create_local_runner()
-        runner.start(self.users, spawn_rate=self.spec.calls_per_second)
+        runner.start(self.users, spawn_rate=self.users)  # idle callers: spawning them is cheap
+        gevent.spawn(self._dispatch)
 
     def set_rate(self, calls_per_second: float, ramp: float = 0.0) -> int:
-        """Change the arrival rate (a step, surge or spike); returns the new number of callers."""
-        users = max(1, round(calls_per_second * self.interval))
-        # new callers are spread over the ramp (at least over one pacing of the new rate)
-        spawn = users / ramp if ramp > 0 else max(calls_per_second, users)
+        """Change the arrival rate (a step, surge or spike), reached over `ramp` seconds;
+        returns the number of callers."""
+        self.pacer.change(calls_per_second, ramp, time.time())
+        users = max(self.users, self._callers(calls_per_second))  # idle callers cost little
+        if users > self.users and self.env and self.env.runner:
+            self.env.runner.start(users, spawn_rate=users)
         self.users = users
-        if self.env and self.env.runner:
-            self.env.runner.start(users, spawn_rate=spawn)
         return users
 
     def stop(self, wait: float) -> None:

@@ -196,10 +196,34 @@ def test_load_shape_spike(isolated, tmp_path):
     def rate(a, b):
         return sum(a <= c.started_at - t0 < b for c in calls) / (b - a)
 
-    # windows of one whole pacing interval (hold + bye timeout + 2 s = 6 s) each
+    # six-second windows: base, the spike, after it
     base, peak, after = rate(0, 6), rate(6, 12), rate(13, 19)
     assert 1.5 <= base <= 2.8 and 1.5 <= after <= 2.8, (base, after)
     assert 6.0 <= peak <= 10.0, peak  # the spike really happened, ×4
     changes = [e for e in summary["timeline"] if e["event"] == "load_changed"]
     assert [c["calls_per_second"] for c in changes] == [8, 2]
     assert all(c.outcome == "completed" for c in calls)  # no call cut short by the step down
+
+
+def test_capacity_search_finds_the_knee_of_a_limited_hotline(isolated, tmp_path):
+    env = {**os.environ, "HOTLINE_DRILL_SANDBOX_CHANNELS": "4"}
+    res = drill("run", str(HERE / "capacity-search.yaml"), "-o", str(tmp_path / "out"), env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    run = run_dir_of(tmp_path / "out")
+    summary = json.loads((run / "summary.json").read_text())
+    steps = summary["capacity"]["steps"]
+    # 8 channels held ~1.1 s each carry ~7 calls/s: 3 and 6 fit, 9 does not
+    assert [(s["rate"], bool(s["missed"])) for s in steps] == [(3, False), (6, False), (9, True)]
+    assert summary["capacity"]["knee"] == 6
+    assert "knee 6 calls/s" in summary["run"]["stop_reason"]  # stopped early, before 12 calls/s
+    calls = read_calls_csv(run / "calls.csv")
+    step9 = [c for c in calls if steps[2]["started"] <= c.started_at < steps[2]["ended"]]
+    assert len(step9) == steps[2]["attempts"] and sum(c.answered for c in step9) / len(step9) < 0.9
+    assert all(c.reason and "503" in c.reason for c in step9 if not c.answered)
+    # the PBX nodes' own counts agree that they turned calls away
+    stats = [json.loads((sandbox.SandboxConfig().folder / f"pbx-{i}.stats.json").read_text())
+             for i in (1, 2)]
+    assert sum(s["rejected"] for s in stats) > 0
+    verdict = next(v for v in summary["verdicts"] if v["target"] == "capacity")
+    assert verdict["measured"] == 6 and verdict["passed"]
+    assert "answer_rate" not in {v["target"] for v in summary["verdicts"]}
