@@ -95,19 +95,40 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
         pushgateway: Optional[str] = typer.Option(
             None, help="also push the verdicts to this Prometheus Pushgateway URL"),
         gate: bool = typer.Option(False, "--gate", help="CI release gate: end with one line "
-                                  "`DRILL PASS|FAIL|ABORTED name: ...` and exit non-zero on any miss")):
-    """Run a drill: load, faults on schedule, rollback, SLA verdicts, report folder."""
-    from harness.runner.drill import describe_plan, run_drill
+                                  "`DRILL PASS|FAIL|ABORTED name: ...` and exit non-zero on any miss"),
+        workers: int = typer.Option(0, "--workers", min=0, help="spread the load over N Locust "
+                                    "worker processes started on this machine"),
+        master: bool = typer.Option(False, "--master", help="be the Locust master: wait for "
+                                    "--expect-workers workers from other machines"),
+        master_bind: str = typer.Option("0.0.0.0:5557", help="with --master: where workers connect"),
+        expect_workers: int = typer.Option(1, min=1, help="with --master: workers to wait for"),
+        worker: Optional[str] = typer.Option(None, "--worker", metavar="HOST[:PORT]",
+                                             help="be a Locust worker of the master at HOST: place "
+                                                  "calls only, inject nothing, report to the master")):
+    """Run a drill: load, faults on schedule, rollback, SLA verdicts, report folder.
+
+    Load beyond one machine: `--workers N` starts N local Locust workers;
+    `--master` waits for workers started elsewhere with `drill run FILE --worker HOST`
+    (same scenario file and target on every machine); the report merges every call."""
     from harness.scenario.load import load_drill
     try:
         drill = load_drill(scenario, target)
     except InputError as exc:
         _fail_input(exc)
+    if worker:
+        from harness.load.distributed import run_worker
+        run_worker(drill, worker)
+        return
+    from harness.runner.drill import Workers, describe_plan, run_drill
     if dry_run:
         for line in describe_plan(drill):
             console.print(line, highlight=False)
         return
-    code, run_dir = run_drill(drill, output, console)
+    spread = None
+    if workers or master:
+        spread = Workers(local=workers, remote=expect_workers if master else 0,
+                         bind=master_bind if master else "127.0.0.1:0")
+    code, run_dir = run_drill(drill, output, console, workers=spread)
     finish_run(code, run_dir, drill.scenario.name, output, textfile_dir, pushgateway, gate)
 
 

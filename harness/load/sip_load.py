@@ -51,13 +51,20 @@ class Pacer:
         return self.rate_from + (self.rate_to - self.rate_from) * share
 
 
+def callers_for(spec: LoadSpec, rate: float) -> int:
+    """Callers to keep for `rate` calls/s: one per call that can be in progress, plus spares."""
+    call_span = spec.invite_timeout + spec.hold + spec.bye_timeout + 1.0  # longest a call lasts
+    return max(2, math.ceil(rate * call_span) + 2)
+
+
 class LoadController:
     """Owns one Locust environment for one drill; the drill's only view of the load."""
 
     def __init__(self, spec: LoadSpec, entries: list[EntryPoint], on_record: Callable[[CallRecord], None],
                  node_of: Callable[[str], str], seed: int | None = None,
-                 max_calls: int | None = None):
+                 max_calls: int | None = None, manage_users: bool = True):
         self.spec = spec
+        self.manage_users = manage_users  # False on a Locust worker: the master sets the users
         self.entries = entries
         self.on_record = on_record
         self.node_of = node_of
@@ -68,17 +75,13 @@ class LoadController:
         self.placed = 0
         self.started_at = self.last_placed_at = 0.0
         self.max_calls = max_calls
-        # the longest a call can keep its caller busy: enough callers for every call in progress
-        self.call_span = spec.invite_timeout + spec.hold + spec.bye_timeout + 1.0
-        self.users = self._callers(spec.calls_per_second)
+        self.users = callers_for(spec, spec.calls_per_second)
         self.pacer = Pacer(spec.calls_per_second)
         self.tokens: Queue = Queue()
         self.env: Environment | None = None
+        self._dispatcher = None
 
-    def _callers(self, rate: float) -> int:
-        return max(2, math.ceil(rate * self.call_span) + 2)
-
-    def _user_class(self):
+    def user_class(self):
         ctl = self
 
         class SipCaller(User):
@@ -132,17 +135,21 @@ class LoadController:
         if soft < hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         self.started_at = time.time()
-        self.env = Environment(user_classes=[self._user_class()])
+        self.env = Environment(user_classes=[self.user_class()])
         runner = self.env.create_local_runner()
         runner.start(self.users, spawn_rate=self.users)  # idle callers: spawning them is cheap
-        gevent.spawn(self._dispatch)
+        self.start_dispatch()
+
+    def start_dispatch(self) -> None:
+        if self._dispatcher is None:
+            self._dispatcher = gevent.spawn(self._dispatch)
 
     def set_rate(self, calls_per_second: float, ramp: float = 0.0) -> int:
         """Change the arrival rate (a step, surge or spike), reached over `ramp` seconds;
         returns the number of callers."""
         self.pacer.change(calls_per_second, ramp, time.time())
-        users = max(self.users, self._callers(calls_per_second))  # idle callers cost little
-        if users > self.users and self.env and self.env.runner:
+        users = max(self.users, callers_for(self.spec, calls_per_second))  # idle callers cost little
+        if users > self.users and self.env and self.env.runner and self.manage_users:
             self.env.runner.start(users, spawn_rate=users)
         self.users = users
         return users

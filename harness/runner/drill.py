@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -50,8 +51,41 @@ def run_dir_for(drill: Drill, output: Path | None) -> Path:
     return path
 
 
+@dataclass
+class Workers:
+    """Locust master/worker: `local` worker processes started here, `remote` ones expected
+    to join from other machines (`drill run FILE --worker HOST`) at `bind`."""
+
+    local: int = 0
+    remote: int = 0
+    bind: str = "127.0.0.1:0"
+    wait: float = 60.0
+
+    @property
+    def total(self) -> int:
+        return self.local + self.remote
+
+
+def start_master(drill: Drill, run, workers: Workers, on_record, console: Console):
+    """The Locust master, with its workers connected; SetupError when they do not all come."""
+    from harness.load.distributed import MasterLoad, free_tcp_port, split_hostport
+    host, port = split_hostport(workers.bind)
+    port = port or free_tcp_port(host)
+    load = MasterLoad(drill.scenario.load, on_record, f"{host}:{port}", run.bus.publish)
+    load.spawn_local_workers(workers.local, drill.path, drill.scenario.target, run.run_dir)
+    console.log(f"Locust master on {host}:{port}: waiting for {workers.total} worker(s)")
+    got = load.wait_for_workers(workers.total, workers.wait)
+    if got < workers.total:
+        load.runner.quit()
+        load.close(grace=1.0)
+        raise SetupError(f"only {got} of {workers.total} Locust workers connected to {host}:{port} "
+                         f"within {workers.wait:g}s (local workers log to {run.run_dir}/worker-*.log)")
+    run.bus.publish("workers_ready", workers=got, master=f"{host}:{port}")
+    return load
+
+
 def run_drill(drill: Drill, output: Path | None, console: Console,
-              observers: Sequence = ()) -> tuple[int, Path | None]:
+              observers: Sequence = (), workers: Workers | None = None) -> tuple[int, Path | None]:
     """Run a checked drill; returns (exit code, run folder).
 
     Each observer (a game day, say) gets `attach(run)` once the run folder and
@@ -80,15 +114,26 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
         log = open_event_log(run)
         live = LiveView(console, drill.scenario.duration, drill.scenario.metrics.alarm_window)
         run.bus.subscribe(live)
-        for ob in observers:
-            ob.attach(run)
         entries = [e for e in drill.inventory.entry_points
                    if not drill.scenario.load.carriers or e.name in drill.scenario.load.carriers]
-        load = LoadController(drill.scenario.load, entries,
-                              on_record=lambda rec: run.bus.publish("call", ts=rec.ended_at,
-                                                                    call=rec.to_dict()),
-                              node_of=node_mapper(drill.inventory.node_by_sip()),
-                              seed=drill.scenario.seed)
+
+        def on_record(rec):
+            run.bus.publish("call", ts=rec.ended_at, call=rec.to_dict())
+
+        if workers and workers.total:
+            try:
+                load = start_master(drill, run, workers, on_record, console)
+            except SetupError:
+                log.close()
+                shutil.rmtree(run_dir)  # nothing ran: leave no empty run folder
+                raise
+        else:
+            load = LoadController(drill.scenario.load, entries, on_record=on_record,
+                                  node_of=node_mapper(drill.inventory.node_by_sip()),
+                                  seed=drill.scenario.seed)
+
+        for ob in observers:
+            ob.attach(run)
 
         def tick(r):
             r.load_in_flight = load.in_flight
@@ -103,6 +148,8 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
                 run.bus.publish("rollback_errors", errors=errors)
             restore_signal_handlers(old)
             live.close()
+            if hasattr(load, "close"):
+                load.close()
         run.check_after()
         for ob in observers:
             ob.finish(run)
