@@ -120,7 +120,17 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
         def on_record(rec):
             run.bus.publish("call", ts=rec.ended_at, call=rec.to_dict())
 
-        if workers and workers.total:
+        if workers and workers.total and drill.scenario.load.engine == "sipp":
+            log.close()
+            shutil.rmtree(run_dir)
+            raise SetupError("--workers/--master spread the locust engine; with engine: sipp, "
+                             "run one drill per load machine or raise the rate SIPp is given")
+        if drill.scenario.load.engine == "sipp":
+            from harness.load.sipp_engine import SippLoad
+            load = SippLoad(drill.scenario.load, entries, on_record,
+                            node_mapper(drill.inventory.node_by_sip()), run_dir,
+                            drill.scenario.duration, run.bus.publish)
+        elif workers and workers.total:
             try:
                 load = start_master(drill, run, workers, on_record, console)
             except SetupError:

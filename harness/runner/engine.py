@@ -143,7 +143,11 @@ class DrillRun:
         while not self.abort_reason:
             t = time.time() - self.t0
             if not load_on and t >= load_start:
-                load.start()
+                try:
+                    load.start()
+                except (RuntimeError, OSError) as exc:  # e.g. SIPp refused its options
+                    self.abort_reason = f"the load could not start: {exc}"
+                    break
                 load_on = True
                 self.bus.publish("load_started", users=load.users,
                                  calls_per_second=sc.load.calls_per_second)

@@ -5,7 +5,7 @@ Every field is documented in README.md ("Scenario format"); keep both in step.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -92,6 +92,16 @@ class LoadSpec(Strict):
     duration: Duration | None = None
     shape: list[RateChange] = []
     capacity_search: CapacitySearch | None = None
+    engine: Literal["locust", "sipp"] = "locust"
+
+    @model_validator(mode="after")
+    def _sipp_sends_no_media(self):
+        if self.engine == "sipp":
+            if "rtp_share" in self.model_fields_set and self.rtp_share > 0:
+                raise ValueError("engine sipp sends no RTP, so media cannot be measured with it: "
+                                 "set rtp_share: 0% (or use engine: locust for media quality)")
+            self.rtp_share = 0.0
+        return self
 
     @model_validator(mode="after")
     def _search_owns_the_rate(self):

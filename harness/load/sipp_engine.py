@@ -1,0 +1,358 @@
+"""The SIPp engine (`engine: sipp` in the load section): SIPp places the calls.
+
+For call rates beyond what Python can generate. One SIPp process per entry
+point runs a UAC scenario written here; each call logs one line when it
+starts and one when it ends (times from SIPp's own gettimeofday, the
+answering node's Contact, the failure code), and those lines become the
+same call records the Locust engine makes. SIPp's own statistics
+(`-trace_stat`) are kept beside them, and its final counts are published as
+the `sipp_totals` event so the two can be compared. The rate is changed
+through SIPp's control port (`cset rate N`), and `q` on that port makes SIPp
+stop placing calls and let the ones in progress finish. SIPp sends no RTP
+here: media is not measured with this engine (the scenario model refuses
+`rtp_share` above 0 with it).
+
+Every SIPp process is bounded: `-m` (calls) and `-timeout` (seconds) make it
+stop by itself, and it is stopped by its pid.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from harness.metrics.records import CallRecord
+from harness.scenario.inventory import EntryPoint
+from harness.scenario.model import LoadSpec
+from harness.sip.message import local_ip_for
+
+# final answers a call may get instead of 200; any other one aborts the call inside SIPp
+FAIL_CODES = (400, 403, 404, 407, 408, 480, 481, 483, 486, 487, 488, 500, 501, 502, 503, 504,
+              600, 603, 604)
+
+
+def scenario_xml(spec: LoadSpec) -> str:
+    """The UAC scenario: INVITE, (1xx), 200 or a failure, ACK, hold, BYE, 200; one log line
+    at the start and one at the end of every call."""
+    invite_ms, hold_ms, bye_ms = (int(x * 1000) for x in (spec.invite_timeout, spec.hold,
+                                                          spec.bye_timeout))
+    fails = "\n".join(
+        f'  <recv response="{c}" optional="true" next="failed"><action>'
+        f'<assign assign_to="code" value="{c}"/></action></recv>' for c in FAIL_CODES)
+    stamp = lambda n: f'<gettimeofday assign_to="s{n},u{n}"/>'  # noqa: E731
+    ack_for_failure = """
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:drill@[local_ip]:[local_port]>;tag=[pid]hd[call_number]
+To: <sip:hotline@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+"""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!-- written by hotline-drill (harness/load/sipp_engine.py) -->
+<scenario name="hotline-drill-uac">
+  <send retrans="500">
+    <![CDATA[
+INVITE sip:hotline@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:drill@[local_ip]:[local_port]>;tag=[pid]hd[call_number]
+To: <sip:hotline@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:drill@[local_ip]:[local_port];transport=[transport]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=drill 1 1 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+
+    ]]>
+    <action>
+      {stamp(0)}
+      <assign assign_to="s1" value="0"/><assign assign_to="u1" value="0"/>
+      <assign assign_to="s2" value="0"/><assign assign_to="u2" value="0"/>
+      <assign assign_to="code" value="0"/>
+      <assignstr assign_to="contact" value="-"/>
+      <log message="start [call_id] [$s0] [$u0]"/>
+    </action>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"><action>{stamp(1)}</action></recv>
+  <recv response="183" optional="true"><action>{stamp(1)}</action></recv>
+{fails}
+  <recv response="200" rtd="true" rrs="true" timeout="{invite_ms}" ontimeout="timedout">
+    <action>
+      {stamp(2)}
+      <ereg regexp="sip:[^>;]+" search_in="hdr" header="Contact:" assign_to="contact"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:drill@[local_ip]:[local_port]>;tag=[pid]hd[call_number]
+To: <sip:hotline@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+[routes]
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="{hold_ms}"/>
+  <send retrans="500">
+    <![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:drill@[local_ip]:[local_port]>;tag=[pid]hd[call_number]
+To: <sip:hotline@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+[routes]
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+    <action>{stamp(3)}</action>
+  </send>
+  <recv response="200" timeout="{bye_ms}" ontimeout="byefailed">
+    <action>
+      {stamp(4)}
+      <log message="end [call_id] completed 200 [$s1] [$u1] [$s2] [$u2] [$s3] [$u3] [$s4] [$u4] [$contact]"/>
+    </action>
+  </recv>
+  <nop next="done"/>
+
+  <label id="byefailed"/>
+  <nop><action>{stamp(4)}<log message="end [call_id] dropped 0 [$s1] [$u1] [$s2] [$u2] [$s3] [$u3] [$s4] [$u4] [$contact]"/></action></nop>
+  <nop next="done"/>
+
+  <label id="failed"/>
+  <send>
+    <![CDATA[
+ACK sip:hotline@[remote_ip]:[remote_port] SIP/2.0{ack_for_failure}
+    ]]>
+  </send>
+  <nop><action>{stamp(4)}<log message="end [call_id] failed [$code] [$s1] [$u1] 0 0 0 0 [$s4] [$u4] -"/></action></nop>
+  <nop next="done"/>
+
+  <label id="timedout"/>
+  <nop><action>{stamp(4)}<log message="end [call_id] failed 408 [$s1] [$u1] 0 0 0 0 [$s4] [$u4] -"/></action></nop>
+
+  <label id="done"/>
+</scenario>
+"""
+
+
+def _t(s: str, u: str) -> float | None:
+    seconds = float(s) + float(u) / 1e6
+    return seconds if seconds > 0 else None
+
+
+@dataclass
+class LogReader:
+    """Turns SIPp's log lines into call records, as they are written."""
+
+    carrier: str
+    hold: float
+    node_of: Callable[[str], str]
+    starts: dict[str, float] = field(default_factory=dict)
+    ended: int = 0
+
+    def line(self, text: str) -> CallRecord | None:
+        parts = text.split()
+        if len(parts) == 4 and parts[0] == "start":
+            self.starts[parts[1]] = _t(parts[2], parts[3]) or time.time()
+            return None
+        if len(parts) != 13 or parts[0] != "end":
+            return None
+        _, call_id, outcome, code, s1, u1, s2, u2, s3, u3, s4, u4, contact = parts
+        self.ended += 1
+        started = self.starts.pop(call_id, None) or _t(s4, u4)
+        rec = CallRecord(call_id=call_id, carrier=self.carrier, started_at=started,
+                         ringing_at=_t(s1, u1), answered_at=_t(s2, u2), bye_sent_at=_t(s3, u3),
+                         ended_at=_t(s4, u4), outcome=outcome, hold_planned=self.hold)
+        if outcome == "failed":
+            rec.status = int(float(code))
+            rec.reason = f"{rec.status} (SIPp)" if rec.status != 408 else "no final answer (SIPp timeout)"
+            rec.answered_at = rec.bye_sent_at = None
+        else:
+            rec.status, rec.node = 200, self.node_of(contact)
+            rec.bye_status = 200 if outcome == "completed" else 0
+            rec.reason = "" if outcome == "completed" else "BYE not answered"
+        return rec
+
+    def leftovers(self) -> list[CallRecord]:
+        """Calls SIPp started but never logged an end for: aborted inside SIPp (an unexpected
+        message, or the run stopped): failed."""
+        out = [CallRecord(call_id=cid, carrier=self.carrier, started_at=t, ended_at=t,
+                          outcome="failed", reason="no outcome logged by SIPp (call aborted)",
+                          hold_planned=self.hold) for cid, t in self.starts.items()]
+        self.starts.clear()
+        return out
+
+
+def _free_port(kind: int, host: str) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class SippLoad:
+    """The drill's view of SIPp load; the same interface as LoadController."""
+
+    def __init__(self, spec: LoadSpec, entries: list[EntryPoint], on_record: Callable[[CallRecord], None],
+                 node_of: Callable[[str], str], work_dir: Path, duration: float,
+                 on_event: Callable[..., None] | None = None):
+        self.spec, self.entries, self.on_record, self.node_of = spec, entries, on_record, node_of
+        self.work_dir, self.duration = Path(work_dir), duration
+        self.on_event = on_event or (lambda *a, **k: None)
+        peak = max([spec.calls_per_second] + [c.calls_per_second for c in spec.shape])
+        self.max_calls = int(peak * duration * 1.2) + 10  # a bound SIPp enforces by itself
+        self.procs: list[tuple[EntryPoint, subprocess.Popen, int, Path, LogReader]] = []
+        self.users = 0
+        self.placed = 0
+        self._stop_reading = threading.Event()
+        self._reader = None
+        (self.work_dir / "sipp").mkdir(parents=True, exist_ok=True)
+        self.xml = self.work_dir / "sipp" / "uac.xml"
+        self.xml.write_text(scenario_xml(spec))
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(r.starts) for *_, r in self.procs)
+
+    def _argv(self, entry: EntryPoint, rate: float, control: int, folder: Path) -> list[str]:
+        host, port = entry.addr
+        local = entry.caller_ip or local_ip_for(host)
+        tcp = entry.transport == "tcp"
+        return ["sipp", f"{host}:{port}", "-sf", str(self.xml), "-i", local,
+                "-p", str(_free_port(socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM, local)),
+                "-t", "t1" if tcp else "u1", "-r", f"{rate:.3f}", "-rp", "1000",
+                "-m", str(max(1, self.max_calls // len(self.entries))),
+                "-timeout", f"{int(self.duration + self.spec.hold + 60)}s",
+                "-cp", str(control), "-nostdin",
+                # a recv with no answer at all (the node died after 180) aborts the call here
+                "-recv_timeout", str(int(max(self.spec.invite_timeout, self.spec.bye_timeout) * 1000) + 500),
+                "-trace_logs", "-log_file", str(folder / "calls.log"),
+                "-trace_stat", "-stf", str(folder / "stats.csv"), "-fd", "1",
+                "-trace_err", "-error_file", str(folder / "errors.log")]
+
+    def start(self) -> None:
+        rate = self.spec.calls_per_second / len(self.entries)
+        for entry in self.entries:
+            folder = self.work_dir / "sipp" / entry.name
+            folder.mkdir(parents=True, exist_ok=True)
+            control = _free_port(socket.SOCK_DGRAM, "127.0.0.1")
+            proc = subprocess.Popen(self._argv(entry, rate, control, folder), cwd=folder,
+                                    stdout=subprocess.DEVNULL, stderr=open(folder / "stderr.log", "w"),
+                                    start_new_session=True)
+            self.procs.append((entry, proc, control, folder,
+                               LogReader(entry.name, self.spec.hold, self.node_of)))
+        deadline = time.time() + 1.0  # a scenario or option SIPp rejects makes it exit at once
+        while time.time() < deadline and all(p.poll() is None for _, p, *_ in self.procs):
+            time.sleep(0.05)
+        dead = [(e, p, f) for e, p, _, f, _ in self.procs if p.poll() is not None]
+        if dead:
+            self.abort()
+            entry, proc, folder = dead[0]
+            why = (folder / "stderr.log").read_text().strip().splitlines()[-1:] or ["(no message)"]
+            raise RuntimeError(f"SIPp for {entry.name} exited at once (code {proc.returncode}): "
+                               f"{why[0]} (see {folder})")
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        offsets = {id(p): 0 for _, p, *_ in self.procs}
+        while True:
+            stopping = self._stop_reading.is_set()
+            for _, proc, _, folder, reader in self.procs:
+                path = folder / "calls.log"
+                if not path.exists():
+                    continue
+                with open(path) as fh:
+                    fh.seek(offsets[id(proc)])
+                    chunk = fh.read()
+                complete = chunk[:chunk.rfind("\n") + 1]
+                offsets[id(proc)] += len(complete.encode())
+                for text in complete.splitlines():
+                    if text.startswith("start "):
+                        self.placed += 1
+                    rec = reader.line(text)
+                    if rec:
+                        self.on_record(rec)
+            if stopping:
+                return
+            time.sleep(0.1)
+
+    def _control(self, control: int, command: str) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(command.encode(), ("127.0.0.1", control))
+
+    def set_rate(self, calls_per_second: float, ramp: float = 0.0) -> int:
+        """A new rate at once (SIPp has no ramp of its own: a ramp is taken as a step)."""
+        for _, proc, control, *_ in self.procs:
+            if proc.poll() is None:
+                self._control(control, f"cset rate {calls_per_second / len(self.entries):.3f}")
+        return self.users
+
+    def _finish(self) -> None:
+        self._stop_reading.set()
+        if self._reader:
+            self._reader.join(timeout=10)
+        for entry, proc, _, folder, reader in self.procs:
+            for rec in reader.leftovers():
+                self.on_record(rec)
+            self.on_event("sipp_totals", carrier=entry.name, exit_code=proc.returncode,
+                          **sipp_totals(folder / "stats.csv"), logged=reader.ended)
+
+    def stop(self, wait: float) -> None:
+        """`q` on the control port: no new calls, calls in progress end; then read the rest."""
+        for _, proc, control, *_ in self.procs:
+            if proc.poll() is None:
+                self._control(control, "q")
+        deadline = time.time() + wait + 5
+        for _, proc, *_ in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self._finish()
+
+    def abort(self) -> None:
+        for _, proc, *_ in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        self._finish()
+
+    close = lambda self: None  # noqa: E731  (processes are waited for in stop/abort)
+
+
+def sipp_totals(stats_csv: Path) -> dict:
+    """SIPp's own cumulative counts from the last row of its -trace_stat file."""
+    if not stats_csv.exists():
+        return {"sipp_total_calls": None, "sipp_successful": None, "sipp_failed": None}
+    rows = list(csv.DictReader(stats_csv.open(), delimiter=";"))
+    if not rows:
+        return {"sipp_total_calls": None, "sipp_successful": None, "sipp_failed": None}
+    last = rows[-1]
+    return {"sipp_total_calls": int(last["TotalCallCreated"]),
+            "sipp_successful": int(last["SuccessfulCall(C)"]),
+            "sipp_failed": int(last["FailedCall(C)"])}
