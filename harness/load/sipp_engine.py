@@ -43,9 +43,14 @@ def scenario_xml(spec: LoadSpec) -> str:
     at the start and one at the end of every call."""
     invite_ms, hold_ms, bye_ms = (int(x * 1000) for x in (spec.invite_timeout, spec.hold,
                                                           spec.bye_timeout))
-    fails = "\n".join(
-        f'  <recv response="{c}" optional="true" next="failed"><action>'
-        f'<assign assign_to="code" value="{c}"/></action></recv>' for c in FAIL_CODES)
+    # SIPp times a wait by the recv it is at, optional ones included: every recv of a wait
+    # carries the same timeout and the label to go to when it expires
+    inv = f'timeout="{invite_ms}" ontimeout="timedout"'
+    bye = f'timeout="{bye_ms}" ontimeout="byefailed"'
+
+    def fails(label: str, wait: str) -> str:
+        return "\n".join(f'  <recv response="{c}" optional="true" next="{label}" {wait}><action>'
+                         f'<assign assign_to="code" value="{c}"/></action></recv>' for c in FAIL_CODES)
     stamp = lambda n: f'<gettimeofday assign_to="s{n},u{n}"/>'  # noqa: E731
     ack_for_failure = """
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -87,14 +92,14 @@ a=rtpmap:0 PCMU/8000
       <assign assign_to="s2" value="0"/><assign assign_to="u2" value="0"/>
       <assign assign_to="code" value="0"/>
       <assignstr assign_to="contact" value="-"/>
-      <log message="start [call_id] [$s0] [$u0]"/>
+      <log message="start|[call_id]|[$s0]|[$u0]"/>
     </action>
   </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"><action>{stamp(1)}</action></recv>
-  <recv response="183" optional="true"><action>{stamp(1)}</action></recv>
-{fails}
-  <recv response="200" rtd="true" rrs="true" timeout="{invite_ms}" ontimeout="timedout">
+  <recv response="100" optional="true" {inv}/>
+  <recv response="180" optional="true" {inv}><action>{stamp(1)}</action></recv>
+  <recv response="183" optional="true" {inv}><action>{stamp(1)}</action></recv>
+{fails("failed", inv)}
+  <recv response="200" rtd="true" rrs="true" {inv}>
     <action>
       {stamp(2)}
       <ereg regexp="sip:[^>;]+" search_in="hdr" header="Contact:" assign_to="contact"/>
@@ -130,16 +135,17 @@ Content-Length: 0
     ]]>
     <action>{stamp(3)}</action>
   </send>
-  <recv response="200" timeout="{bye_ms}" ontimeout="byefailed">
+{fails("byefailed", bye)}
+  <recv response="200" {bye}>
     <action>
       {stamp(4)}
-      <log message="end [call_id] completed 200 [$s1] [$u1] [$s2] [$u2] [$s3] [$u3] [$s4] [$u4] [$contact]"/>
+      <log message="end|[call_id]|completed|200|[$s1]|[$u1]|[$s2]|[$u2]|[$s3]|[$u3]|[$s4]|[$u4]|[$contact]"/>
     </action>
   </recv>
   <nop next="done"/>
 
   <label id="byefailed"/>
-  <nop><action>{stamp(4)}<log message="end [call_id] dropped 0 [$s1] [$u1] [$s2] [$u2] [$s3] [$u3] [$s4] [$u4] [$contact]"/></action></nop>
+  <nop><action>{stamp(4)}<log message="end|[call_id]|dropped|[$code]|[$s1]|[$u1]|[$s2]|[$u2]|[$s3]|[$u3]|[$s4]|[$u4]|[$contact]"/></action></nop>
   <nop next="done"/>
 
   <label id="failed"/>
@@ -148,11 +154,11 @@ Content-Length: 0
 ACK sip:hotline@[remote_ip]:[remote_port] SIP/2.0{ack_for_failure}
     ]]>
   </send>
-  <nop><action>{stamp(4)}<log message="end [call_id] failed [$code] [$s1] [$u1] 0 0 0 0 [$s4] [$u4] -"/></action></nop>
+  <nop><action>{stamp(4)}<log message="end|[call_id]|failed|[$code]|[$s1]|[$u1]|0|0|0|0|[$s4]|[$u4]|-"/></action></nop>
   <nop next="done"/>
 
   <label id="timedout"/>
-  <nop><action>{stamp(4)}<log message="end [call_id] failed 408 [$s1] [$u1] 0 0 0 0 [$s4] [$u4] -"/></action></nop>
+  <nop><action>{stamp(4)}<log message="end|[call_id]|failed|408|[$s1]|[$u1]|0|0|0|0|[$s4]|[$u4]|-"/></action></nop>
 
   <label id="done"/>
 </scenario>
@@ -160,7 +166,7 @@ ACK sip:hotline@[remote_ip]:[remote_port] SIP/2.0{ack_for_failure}
 
 
 def _t(s: str, u: str) -> float | None:
-    seconds = float(s) + float(u) / 1e6
+    seconds = float(s or 0) + float(u or 0) / 1e6  # a variable never set prints as nothing
     return seconds if seconds > 0 else None
 
 
@@ -175,7 +181,7 @@ class LogReader:
     ended: int = 0
 
     def line(self, text: str) -> CallRecord | None:
-        parts = text.split()
+        parts = [p.strip() for p in text.split("|")]
         if len(parts) == 4 and parts[0] == "start":
             self.starts[parts[1]] = _t(parts[2], parts[3]) or time.time()
             return None
@@ -193,8 +199,9 @@ class LogReader:
             rec.answered_at = rec.bye_sent_at = None
         else:
             rec.status, rec.node = 200, self.node_of(contact)
-            rec.bye_status = 200 if outcome == "completed" else 0
-            rec.reason = "" if outcome == "completed" else "BYE not answered"
+            rec.bye_status = int(float(code or 0))
+            rec.reason = "" if outcome == "completed" else \
+                (f"BYE answered {rec.bye_status}" if rec.bye_status else "BYE not answered")
         return rec
 
     def leftovers(self) -> list[CallRecord]:
@@ -247,8 +254,8 @@ class SippLoad:
                 "-m", str(max(1, self.max_calls // len(self.entries))),
                 "-timeout", f"{int(self.duration + self.spec.hold + 60)}s",
                 "-cp", str(control), "-nostdin",
-                # a recv with no answer at all (the node died after 180) aborts the call here
-                "-recv_timeout", str(int(max(self.spec.invite_timeout, self.spec.bye_timeout) * 1000) + 500),
+                # a safety net: every wait in the scenario has its own timeout and label
+                "-recv_timeout", str(int((self.spec.invite_timeout + self.spec.bye_timeout) * 2000)),
                 "-trace_logs", "-log_file", str(folder / "calls.log"),
                 "-trace_stat", "-stf", str(folder / "stats.csv"), "-fd", "1",
                 "-trace_err", "-error_file", str(folder / "errors.log")]
@@ -291,7 +298,7 @@ class SippLoad:
                 complete = chunk[:chunk.rfind("\n") + 1]
                 offsets[id(proc)] += len(complete.encode())
                 for text in complete.splitlines():
-                    if text.startswith("start "):
+                    if text.startswith("start|"):
                         self.placed += 1
                     rec = reader.line(text)
                     if rec:

@@ -82,3 +82,51 @@ def test_lab_tcp_trunk_through_toxiproxy(lab, tmp_path):
     assert cut and all(c.outcome == "failed" and "cannot connect" in c.reason for c in cut)
     assert all(c.outcome == "completed" for c in calls if c.carrier != "carrier-c"
                and down["started_at"] < c.started_at < down["ended_at"])
+
+
+def test_lab_sipp_engine_pbx_kill(lab, tmp_path):
+    summary, calls = run_lab_drill("lab-sipp-engine-pbx-kill", tmp_path)
+    assert containers.truth_check(calls, lab) == []  # SIPp's calls, counted by Kamailio too
+    run = next(d for d in tmp_path.iterdir() if d.is_dir())
+    totals = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()
+              if '"sipp_totals"' in x]
+    assert sorted(t["carrier"] for t in totals) == ["carrier-a", "carrier-b", "carrier-c"]
+    for t in totals:
+        assert t["sipp_total_calls"] == len([c for c in calls if c.carrier == t["carrier"]]) > 20
+    f = summary["faults"][0]
+    shifted = f["started_at"] + f["traffic_shift"]
+    assert {c.node for c in calls if c.answered and c.started_at < f["started_at"]} == {"pbx-1", "pbx-2"}
+    assert all(c.node == "pbx-2" for c in calls if shifted < c.started_at < f["ended_at"] and c.answered)
+    assert any(c.answered for c in calls if c.carrier == "carrier-c")  # the TCP trunk carried calls
+
+
+def test_lab_gameday_with_acknowledgement(lab, tmp_path):
+    from tests.conftest import free_tcp_port, wait_for
+    from harness.runner.events import read_events
+    port = free_tcp_port()
+    containers.kamailio_reset()
+    proc = subprocess.Popen(DRILL + ["gameday", "--pool", str(Path(__file__).parent / "gameday-lab-pool"),
+                                     "--ack-listen", f"127.0.0.1:{port}", "-o", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def injected():
+            runs = [d for d in tmp_path.iterdir() if d.is_dir() and d.name != "gamedays"]
+            return runs and any(e["event"] == "fault_injected"
+                                for e in read_events(runs[0] / "events.jsonl"))
+        wait_for(injected, 60, what="the game day's fault")
+        ack = subprocess.run(DRILL + ["ack", "--url", f"http://127.0.0.1:{port}/ack", "--by", "lab-oncall"],
+                             capture_output=True, text=True, timeout=30)
+        assert ack.returncode == 0, ack.stderr
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    run = next(d for d in tmp_path.iterdir() if d.is_dir() and d.name != "gamedays")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["scenario"]["name"] == "gd-lab-pause-pbx-2"  # the SBC scenario is never drawn
+    assert summary["gameday"]["plan_matches_seal"]
+    assert 0 < summary["detection"]["time_to_detect"] < 60
+    # no truth check here: a paused PBX answers the INVITEs it held once it resumes, after
+    # Kamailio has failed those calls over, so Kamailio counts 200s no caller ever took
+    calls = read_calls_csv(run / "calls.csv")
+    assert {c.node for c in calls if c.answered} == {"pbx-1", "pbx-2"}
