@@ -23,9 +23,14 @@ def describe_plan(drill: Drill) -> list[str]:
     """The dry-run timeline: each fault, on what, when, for how long, and how it is undone."""
     sc = drill.scenario
     lines = [f"drill {sc.name} against target '{drill.inventory.name}', {sc.duration:g}s",
-             f"  0s: load starts at {sc.load.calls_per_second:g} calls/s, hold {sc.load.hold:g}s, "
+             f"  {sc.load.start:g}s: load ({sc.load.engine} engine) starts at "
+             f"{sc.load.calls_per_second:g} calls/s, hold {sc.load.hold:g}s, "
              f"RTP on {sc.load.rtp_share:.0%} of calls, via "
              f"{', '.join(sc.load.carriers or [e.name for e in drill.inventory.entry_points])}"]
+    if sc.load.capacity_search:
+        cs = sc.load.capacity_search
+        lines.append(f"  capacity search: +{cs.step:g} calls/s every {cs.step_duration:g}s up to "
+                     f"{cs.max:g}; the drill ends at the first step that misses a per-call target")
     steps = [(c.at, f"load changes to {c.calls_per_second:g} calls/s"
                     + (f" over {c.ramp:g}s" if c.ramp else "")) for c in sc.load.shape]
     for pf in drill.faults:
