@@ -3,7 +3,9 @@ import itertools
 import os
 import shutil
 import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -60,3 +62,28 @@ def need(binary: str) -> str:
     if not path:  # never skip: a missing real engine is a broken set-up, not a pass
         pytest.fail(f"{binary} is not installed; run .ci/run (or apt-get install it)")
     return path
+
+
+@pytest.fixture
+def http_sink():
+    """A local HTTP server that answers every POST/PUT with 204 and keeps what it got:
+    (base url, list of {"method", "path", "body"})."""
+    got = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _keep(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            got.append({"method": self.command, "path": self.path, "body": body})
+            self.send_response(204)
+            self.end_headers()
+
+        do_POST = do_PUT = _keep
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", got
+    server.shutdown()
+    server.server_close()

@@ -16,40 +16,34 @@ def clock(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3] + "Z"
 
 
+def _steady(ev: dict) -> str:
+    return "steady state after: " + ("healthy" if ev["ok"] else "NOT healthy: " + "; ".join(ev["problems"]))
+
+
+# event -> what the review's timeline says of it (events not listed are left out)
+MOMENTS = {
+    "run_started": lambda ev: "drill started",
+    "load_started": lambda ev: f"load started: {ev['calls_per_second']} calls/s ({ev['users']} callers)",
+    "load_changed": lambda ev: f"load changed to {ev['calls_per_second']:g} calls/s"
+                               + (f" over {ev['ramp']:g}s" if ev.get("ramp") else ""),
+    "fault_injected": lambda ev: f"fault **{ev['fault_id']}** injected: {ev['description']}"
+                                 + ("" if ev.get("verified") else " — NOT confirmed"),
+    "fault_rolled_back": lambda ev: f"fault **{ev['fault_id']}** rolled back: {ev['note']}",
+    "gameday_revealed": lambda ev: f"game day plan revealed: {ev['plan']['scenario_name']} "
+                                   f"(sealed sha256 {ev['sealed_sha256'][:16]}…)",
+    "ack": lambda ev: f"acknowledged by {ev.get('by')}" + (f": {ev['note']}" if ev.get("note") else ""),
+    "capacity_step": lambda ev: f"capacity step {ev['rate']:g} calls/s: "
+                                + ("missed " + ", ".join(ev["missed"]) if ev["missed"] else "met"),
+    "run_stopping": lambda ev: f"drill ended early: {ev['reason']}",
+    "run_aborted": lambda ev: f"drill ABORTED: {ev['reason']}",
+    "steady_state_after": _steady,
+}
+
+
 def key_moments(summary: dict) -> list[tuple[float, str]]:
     """(time, what happened) for the review's timeline, in order."""
-    out = []
-    for ev in summary["timeline"]:
-        e = ev["event"]
-        if e == "run_started":
-            out.append((ev["ts"], "drill started"))
-        elif e == "load_started":
-            out.append((ev["ts"], f"load started: {ev['calls_per_second']} calls/s "
-                                  f"({ev['users']} callers)"))
-        elif e == "load_changed":
-            out.append((ev["ts"], f"load changed to {ev['calls_per_second']:g} calls/s"
-                                  + (f" over {ev['ramp']:g}s" if ev.get("ramp") else "")))
-        elif e == "fault_injected":
-            out.append((ev["ts"], f"fault **{ev['fault_id']}** injected: {ev['description']}"
-                                  + ("" if ev.get("verified") else " — NOT confirmed")))
-        elif e == "fault_rolled_back":
-            out.append((ev["ts"], f"fault **{ev['fault_id']}** rolled back: {ev['note']}"))
-        elif e == "gameday_revealed":
-            out.append((ev["ts"], f"game day plan revealed: {ev['plan']['scenario_name']} "
-                                  f"(sealed sha256 {ev['sealed_sha256'][:16]}…)"))
-        elif e == "ack":
-            out.append((ev["ts"], f"acknowledged by {ev.get('by')}"
-                                  + (f": {ev['note']}" if ev.get("note") else "")))
-        elif e == "capacity_step":
-            out.append((ev["ended"], f"capacity step {ev['rate']:g} calls/s: "
-                                     + ("missed " + ", ".join(ev["missed"]) if ev["missed"] else "met")))
-        elif e == "run_stopping":
-            out.append((ev["ts"], f"drill ended early: {ev['reason']}"))
-        elif e == "run_aborted":
-            out.append((ev["ts"], f"drill ABORTED: {ev['reason']}"))
-        elif e == "steady_state_after":
-            out.append((ev["ts"], "steady state after: " +
-                        ("healthy" if ev["ok"] else "NOT healthy: " + "; ".join(ev["problems"]))))
+    out = [(ev["ended"] if ev["event"] == "capacity_step" else ev["ts"], MOMENTS[ev["event"]](ev))
+           for ev in summary["timeline"] if ev["event"] in MOMENTS]
     for f in summary["faults"]:
         if f["interruption_start"] is not None:
             out.append((f["interruption_start"], f"first failed call after {f['fault_id']}"))

@@ -7,8 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,24 +21,10 @@ DRILL = [sys.executable, "-m", "harness.cli"]
 
 
 @pytest.fixture
-def webhook():
-    """A local webhook receiver: (url, list of received JSON bodies)."""
-    got = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", got
-    server.shutdown()
-    server.server_close()
+def webhook(http_sink):
+    """The webhook receiver: (url, a function giving the JSON bodies received so far)."""
+    url, got = http_sink
+    return f"{url}/hook", lambda: [json.loads(g["body"]) for g in got]
 
 
 def events_of(got, name):
@@ -54,18 +38,18 @@ def start_gameday(out, hook_url, ack_port, *extra):
 
 
 def test_gameday_sealed_plan_webhooks_and_time_to_detect(isolated, tmp_path, webhook):
-    hook_url, got = webhook
+    hook_url, bodies = webhook
     ack_port = free_tcp_port()
     proc = start_gameday(tmp_path / "out", hook_url, ack_port, "--window", "25s")
     try:
-        armed = wait_for(lambda: events_of(got, "gameday_armed"), 30, what="armed webhook")[0]
+        armed = wait_for(lambda: events_of(bodies(), "gameday_armed"), 30, what="armed webhook")[0]
         public = tmp_path / "out" / "gamedays" / f"{armed['gameday_id']}.json"
         record = json.loads(public.read_text())
         assert record["sealed_sha256"] == armed["sealed_sha256"]
         assert record["plan"] is None  # not revealed while armed
         assert sorted(armed["pool"]) == ["gd-kill-pbx-1", "gd-pause-pbx-2"]
 
-        started = wait_for(lambda: events_of(got, "gameday_started"), 40, what="started webhook")[0]
+        started = wait_for(lambda: events_of(bodies(), "gameday_started"), 40, what="started webhook")[0]
         run_dir = Path(started["run_dir"])
         wait_for(lambda: any(e["event"] == "fault_injected"
                              for e in read_events(run_dir / "events.jsonl")), 30, what="the fault")
@@ -105,18 +89,18 @@ def test_gameday_sealed_plan_webhooks_and_time_to_detect(isolated, tmp_path, web
     assert "time to detect" in (run_dir / "review.md").read_text().lower()
 
     # webhooks: armed, started, finished, in that order, one game day
-    assert [e["event"] for e in got] == ["gameday_armed", "gameday_started", "gameday_finished"]
-    assert {e["gameday_id"] for e in got} == {armed["gameday_id"]}
-    finished = got[-1]
+    assert [e["event"] for e in bodies()] == ["gameday_armed", "gameday_started", "gameday_finished"]
+    assert {e["gameday_id"] for e in bodies()} == {armed["gameday_id"]}
+    finished = bodies()[-1]
     assert finished["exit_code"] == 0 and finished["time_to_detect"] == pytest.approx(ack_ts - fault_ts)
     assert Journal(Path(isolated["HOTLINE_DRILL_STATE"]) / "journal.jsonl").open_faults() == []
 
 
 def test_gameday_sigterm_mid_drill_rolls_back_and_notifies_abort(isolated, tmp_path, webhook):
-    hook_url, got = webhook
+    hook_url, bodies = webhook
     proc = start_gameday(tmp_path / "out", hook_url, free_tcp_port(), "--window", "9s")
     try:
-        started = wait_for(lambda: events_of(got, "gameday_started"), 40, what="started webhook")[0]
+        started = wait_for(lambda: events_of(bodies(), "gameday_started"), 40, what="started webhook")[0]
         run_dir = Path(started["run_dir"])
         wait_for(lambda: any(e["event"] == "fault_injected"
                              for e in read_events(run_dir / "events.jsonl")), 30, what="the fault")
@@ -125,19 +109,19 @@ def test_gameday_sigterm_mid_drill_rolls_back_and_notifies_abort(isolated, tmp_p
     finally:
         proc.kill()
     assert proc.returncode == 3, out
-    aborted = events_of(got, "gameday_aborted")
+    aborted = events_of(bodies(), "gameday_aborted")
     assert len(aborted) == 1 and "SIGTERM" in aborted[0]["reason"]
-    assert got[-1]["event"] == "gameday_finished" and got[-1]["exit_code"] == 3
+    assert bodies()[-1]["event"] == "gameday_finished" and bodies()[-1]["exit_code"] == 3
     events = read_events(run_dir / "events.jsonl")
     assert [e["event"] for e in events].count("fault_rolled_back") == 1
     assert Journal(Path(isolated["HOTLINE_DRILL_STATE"]) / "journal.jsonl").open_faults() == []
 
 
 def test_gameday_cancelled_while_armed_injects_nothing_and_reveals(isolated, tmp_path, webhook):
-    hook_url, got = webhook
+    hook_url, bodies = webhook
     proc = start_gameday(tmp_path / "out", hook_url, free_tcp_port(), "--window", "1h", "--seed", "5")
     try:
-        armed = wait_for(lambda: events_of(got, "gameday_armed"), 30, what="armed webhook")[0]
+        armed = wait_for(lambda: events_of(bodies(), "gameday_armed"), 30, what="armed webhook")[0]
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     finally:
@@ -145,9 +129,9 @@ def test_gameday_cancelled_while_armed_injects_nothing_and_reveals(isolated, tmp
     assert proc.returncode == 3, out
     record = json.loads((tmp_path / "out" / "gamedays" / f"{armed['gameday_id']}.json").read_text())
     assert verify(record["plan"], armed["sealed_sha256"])
-    assert record["plan"]["start_at"] > got[-1]["ts"]  # it really was cancelled before its start
-    assert [e["event"] for e in got] == ["gameday_armed", "gameday_aborted"]
-    assert "nothing was injected" in got[-1]["reason"]
+    assert record["plan"]["start_at"] > bodies()[-1]["ts"]  # it really was cancelled before its start
+    assert [e["event"] for e in bodies()] == ["gameday_armed", "gameday_aborted"]
+    assert "nothing was injected" in bodies()[-1]["reason"]
     assert not [d for d in (tmp_path / "out").iterdir() if d.name != "gamedays"]  # no run folder
     assert not (Path(isolated["HOTLINE_DRILL_STATE"]) / "journal.jsonl").exists() or \
         Journal(Path(isolated["HOTLINE_DRILL_STATE"]) / "journal.jsonl").open_faults() == []

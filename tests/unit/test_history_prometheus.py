@@ -1,6 +1,4 @@
 """Drill calendar (pure), run index, and the Prometheus text format."""
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from harness.report import history, prometheus
 
@@ -49,24 +47,11 @@ def test_exposition_lines():
     assert text.count("# TYPE") == 5
 
 
-def test_textfile_and_push_to_a_local_gateway(tmp_path):
+def test_textfile_and_push_to_a_local_gateway(tmp_path, http_sink):
     path = prometheus.write_textfile(SUMMARY, tmp_path / "textfile")
     assert path.name == "hotline_drill_node_loss.prom" and "hotline_drill_passed" in path.read_text()
-    got = {}
-
-    class Gateway(BaseHTTPRequestHandler):
-        def do_PUT(self):
-            got["path"] = self.path
-            got["body"] = self.rfile.read(int(self.headers["Content-Length"])).decode()
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    srv = HTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=srv.handle_request, daemon=True).start()
-    status = prometheus.push(SUMMARY, f"http://127.0.0.1:{srv.server_address[1]}")
-    srv.server_close()
-    assert status == 200 and got["path"] == "/metrics/job/hotline_drill/scenario/node-loss"
-    assert got["body"] == prometheus.exposition(SUMMARY)
+    url, got = http_sink
+    status = prometheus.push(SUMMARY, url)
+    assert status == 204 and len(got) == 1 and got[0]["method"] == "PUT"
+    assert got[0]["path"] == "/metrics/job/hotline_drill/scenario/node-loss"
+    assert got[0]["body"] == prometheus.exposition(SUMMARY)
