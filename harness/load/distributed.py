@@ -131,6 +131,8 @@ class MasterLoad:
         deadline = time.time() + wait + 5
         while len(self.totals) < self.workers and time.time() < deadline:
             time.sleep(0.1)
+        if len(self.totals) < self.workers:  # its calls in progress were not reported: say so
+            self.on_event("workers_lost", expected=self.workers, reported=len(self.totals))
         self.runner.quit()
 
     def abort(self) -> None:
