@@ -26,9 +26,9 @@ def lab(tmp_path_factory):
         containers.down()
 
 
-def run_lab_drill(name: str, out: Path):
+def run_lab_drill(name: str, out: Path, *extra: str):
     containers.kamailio_reset()
-    res = subprocess.run(DRILL + ["run", str(SCENARIOS / f"{name}.yaml"), "-o", str(out)],
+    res = subprocess.run(DRILL + ["run", str(SCENARIOS / f"{name}.yaml"), "-o", str(out), *extra],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
     run = next(d for d in out.iterdir() if d.is_dir())
@@ -130,3 +130,13 @@ def test_lab_gameday_with_acknowledgement(lab, tmp_path):
     # Kamailio has failed those calls over, so Kamailio counts 200s no caller ever took
     calls = read_calls_csv(run / "calls.csv")
     assert {c.node for c in calls if c.answered} == {"pbx-1", "pbx-2"}
+
+
+def test_lab_pbx_kill_with_two_locust_workers(lab, tmp_path):
+    summary, calls = run_lab_drill("lab-pbx-kill", tmp_path, "--workers", "2")
+    assert containers.truth_check(calls, lab) == []  # merged records, counted by Kamailio too
+    run = next(d for d in tmp_path.iterdir() if d.is_dir())
+    totals = [json.loads(x)["worker_totals"] for i in (1, 2)
+              for x in (run / f"worker-{i}.log").read_text().splitlines() if x.startswith('{"worker_totals"')]
+    assert len(totals) == 2 and all(t["placed"] > 10 for t in totals)
+    assert len(calls) == summary["counts"]["attempts"] == sum(t["placed"] for t in totals)
