@@ -51,7 +51,7 @@ class RateChange(Strict):
     """From `at` on, place `calls_per_second`, reached within `ramp` (0: at once)."""
 
     at: Duration
-    calls_per_second: float = Field(gt=0, le=5000)
+    calls_per_second: float = Field(gt=0, le=20000)
     ramp: Duration = 0.0
 
 
@@ -59,9 +59,9 @@ class CapacitySearch(Strict):
     """Raise the rate by `step` every `step_duration`, from `start` up to `max`, until a
     step misses a per-call SLA target; the knee is the highest rate that met them all."""
 
-    start: float = Field(gt=0, le=5000)
-    step: float = Field(gt=0, le=5000)
-    max: float = Field(gt=0, le=5000)
+    start: float = Field(gt=0, le=20000)
+    step: float = Field(gt=0, le=20000)
+    max: float = Field(gt=0, le=20000)
     step_duration: Duration = Field(gt=0)
 
     @model_validator(mode="after")
@@ -82,7 +82,7 @@ class LoadSpec(Strict):
     change and its return a spike; stairs are several steps.
     """
 
-    calls_per_second: float = Field(2.0, gt=0, le=5000)
+    calls_per_second: float = Field(2.0, gt=0, le=20000)
     hold: Duration = 8.0
     rtp_share: Ratio = 1.0
     carriers: list[str] | None = None
