@@ -146,3 +146,43 @@ def test_gameday_with_nothing_drawable_is_refused(isolated, tmp_path):
     assert "no scenario may be drawn" in res.stderr and "nothing was run or injected" in res.stderr
     assert "kill-pbx-1.yaml: touches forbidden target(s) pbx-1" in res.stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_gameday_waits_for_a_late_acknowledgement(isolated, tmp_path, webhook):
+    hook_url, bodies = webhook
+    ack_port = free_tcp_port()
+    proc = start_gameday(tmp_path / "out", hook_url, ack_port, "--window", "9s", "--ack-wait", "60s")
+    try:
+        started = wait_for(lambda: events_of(bodies(), "gameday_started"), 40, what="started webhook")[0]
+        run_dir = Path(started["run_dir"])
+        # the drill is over (steady state checked after it) and nobody has acknowledged yet
+        wait_for(lambda: any(e["event"] == "steady_state_after"
+                             for e in read_events(run_dir / "events.jsonl")), 60, what="the drill's end")
+        assert proc.poll() is None  # still waiting for on-call
+        ack = subprocess.run(DRILL + ["ack", "--url", f"http://127.0.0.1:{ack_port}/ack", "--by", "late"],
+                             capture_output=True, text=True, timeout=30)
+        assert ack.returncode == 0, ack.stderr
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    events = read_events(run_dir / "events.jsonl")
+    kinds = [e["event"] for e in events]
+    assert kinds.index("steady_state_after") < kinds.index("ack") < kinds.index("run_finished")
+    fault_ts = next(e["ts"] for e in events if e["event"] == "fault_injected")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    ttd = summary["detection"]["time_to_detect"]
+    assert ttd == pytest.approx(next(e["ts"] for e in events if e["event"] == "ack") - fault_ts)
+    assert ttd > 8 - 2  # later than the rest of the drill after the fault (faults start at 2 s)
+
+
+def test_gameday_without_acknowledgement_misses_time_to_detect(isolated, tmp_path, webhook):
+    hook_url, bodies = webhook
+    proc = start_gameday(tmp_path / "out", hook_url, free_tcp_port(), "--window", "9s", "--ack-wait", "1s",
+                         "--gate")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out  # a missed target, not an error
+    assert "time_to_detect: measured n/a" in out and "no acknowledgement after the fault" in out
+    finished = events_of(bodies(), "gameday_finished")[0]
+    assert finished["exit_code"] == 1 and finished["time_to_detect"] is None
+    assert finished["failed_targets"] == ["time_to_detect"]
