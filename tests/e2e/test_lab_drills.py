@@ -140,3 +140,62 @@ def test_lab_pbx_kill_with_two_locust_workers(lab, tmp_path):
               for x in (run / f"worker-{i}.log").read_text().splitlines() if x.startswith('{"worker_totals"')]
     assert len(totals) == 2 and all(t["placed"] > 10 for t in totals)
     assert len(calls) == summary["counts"]["attempts"] == sum(t["placed"] for t in totals)
+
+
+def test_lab_ci_gate_through_the_pytest_plugin(lab, tmp_path):
+    """A release gate against the lab: pytest collects the scenario, one item per SLA target."""
+    import xml.etree.ElementTree as ET
+    containers.kamailio_reset()
+    junit = tmp_path / "junit.xml"
+    res = subprocess.run([sys.executable, "-m", "pytest", str(SCENARIOS / "lab-pbx-kill.yaml"),
+                          "-p", "no:cacheprovider", "-q", f"--junitxml={junit}",
+                          "--drill-output", str(tmp_path / "runs")],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    assert set(cases) == {"answer_rate", "failover_time", "dropped_call_rate",
+                          "bystander_continuity", "steady_state_after"}, res.stdout[-2000:]
+    failed = {n for n, c in cases.items() if c.find("failure") is not None}
+    assert res.returncode == (1 if failed else 0), res.stdout[-2000:]
+    run = next(d for d in (tmp_path / "runs").iterdir() if d.is_dir())
+    assert containers.truth_check(read_calls_csv(run / "calls.csv"), lab) == []
+
+
+def test_lab_abort_rule_rolls_back_both_trunk_cuts(lab, tmp_path):
+    import yaml
+    from harness.runner.journal import Journal
+    from harness.lab.sandbox import state_home
+    path = tmp_path / "abort.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "lab-abort-on-answer-rate", "target": "lab", "duration": "60s",
+        "load": {"calls_per_second": 4, "hold": "1s", "invite_timeout": "2s",
+                 "carriers": ["carrier-a", "carrier-b"]},
+        "faults": [{"id": "cut-a", "type": "udp.blackhole", "target": "carrier-a", "at": "2s"},
+                   {"id": "cut-b", "type": "udp.blackhole", "target": "carrier-b", "at": "2s"}],
+        "abort_when": [{"answer_rate_below": "60%", "for": "2s", "window": "4s"}]}))
+    res = subprocess.run(DRILL + ["run", str(path), "-o", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=180)
+    assert res.returncode == 3, res.stdout[-2000:]
+    run = next(d for d in (tmp_path / "out").iterdir() if d.is_dir())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["run"]["abort_reason"].startswith("abort rule 1 fired: answer rate below 60%")
+    assert summary["run"]["elapsed"] < 30
+    rolled = sorted(e["fault_id"] for e in summary["timeline"] if e["event"] == "fault_rolled_back")
+    assert rolled == ["cut-a", "cut-b"]
+    assert Journal(state_home() / "journal.jsonl").open_faults() == []
+
+
+def test_lab_capacity_search_of_policed_trunks(lab, tmp_path):
+    """Two UDP trunks policed to 24 kbit/s each: once the signalling outgrows them,
+    messages are dropped and calls fail; the search stops there and reports the knee."""
+    summary, calls = run_lab_drill("lab-capacity-trunks", tmp_path)
+    steps = summary["capacity"]["steps"]
+    knee = summary["capacity"]["knee"]
+    assert steps and steps[-1]["missed"], steps  # the search found a step that breaks
+    assert knee is not None and knee < steps[-1]["rate"]
+    assert all(not s["missed"] for s in steps if s["rate"] <= knee)
+    assert summary["exit_code"] == 0  # the capacity verdict: the first step held
+    # no exact truth check: the policer drops some 200s after Kamailio counted them; but every
+    # call the harness counts as answered, Kamailio saw answered
+    theirs = {n.name: containers.kamailio_answered().get(n.sip, 0) for n in lab.nodes if n.sip}
+    ours = {node: sum(c.answered and c.node == node for c in calls) for node in theirs}
+    assert all(ours[n] <= theirs[n] for n in theirs) and sum(ours.values()) > 50, (ours, theirs)
