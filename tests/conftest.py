@@ -57,6 +57,17 @@ def sandbox_up(isolated):
     return sandbox.up()
 
 
+def drill_ack(port: int, by: str, note: str = "") -> str:
+    """On-call's acknowledgement, as a user sends it: the real `drill ack` command."""
+    import subprocess
+    import sys
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "ack", "--url",
+                          f"http://127.0.0.1:{port}/ack", "--by", by, "--note", note],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
+
+
 def need(binary: str) -> str:
     path = shutil.which(binary)
     if not path:  # never skip: a missing real engine is a broken set-up, not a pass

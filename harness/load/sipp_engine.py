@@ -52,15 +52,21 @@ def scenario_xml(spec: LoadSpec) -> str:
         return "\n".join(f'  <recv response="{c}" optional="true" next="{label}" {wait}><action>'
                          f'<assign assign_to="code" value="{c}"/></action></recv>' for c in FAIL_CODES)
     stamp = lambda n: f'<gettimeofday assign_to="s{n},u{n}"/>'  # noqa: E731
-    ack_for_failure = """
+    def request(method: str, cseq: int, uri: str = "[next_url]", routes: str = "[routes]\n") -> str:
+        """An in-dialog request (ACK, BYE) as SIPp sends it: same From, To tag, Call-ID."""
+        return f"""
+    <![CDATA[
+{method} {uri} SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: <sip:drill@[local_ip]:[local_port]>;tag=[pid]hd[call_number]
 To: <sip:hotline@[remote_ip]:[remote_port]>[peer_tag_param]
 Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
+CSeq: {cseq} {method}
+{routes}Max-Forwards: 70
 Content-Length: 0
-"""
+
+    ]]>"""
+
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!-- written by hotline-drill (harness/load/sipp_engine.py) -->
 <scenario name="hotline-drill-uac">
@@ -105,34 +111,10 @@ a=rtpmap:0 PCMU/8000
       <ereg regexp="sip:[^>;]+" search_in="hdr" header="Contact:" assign_to="contact"/>
     </action>
   </recv>
-  <send>
-    <![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:drill@[local_ip]:[local_port]>;tag=[pid]hd[call_number]
-To: <sip:hotline@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-[routes]
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
+  <send>{request("ACK", 1)}
   </send>
   <pause milliseconds="{hold_ms}"/>
-  <send retrans="500">
-    <![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:drill@[local_ip]:[local_port]>;tag=[pid]hd[call_number]
-To: <sip:hotline@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-[routes]
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
+  <send retrans="500">{request("BYE", 2)}
     <action>{stamp(3)}</action>
   </send>
 {fails("byefailed", bye)}
@@ -149,10 +131,7 @@ Content-Length: 0
   <nop next="done"/>
 
   <label id="failed"/>
-  <send>
-    <![CDATA[
-ACK sip:hotline@[remote_ip]:[remote_port] SIP/2.0{ack_for_failure}
-    ]]>
+  <send>{request("ACK", 1, "sip:hotline@[remote_ip]:[remote_port]", "")}
   </send>
   <nop><action>{stamp(4)}<log message="end|[call_id]|failed|[$code]|[$s1]|[$u1]|0|0|0|0|[$s4]|[$u4]|-"/></action></nop>
   <nop next="done"/>

@@ -14,7 +14,7 @@ import pytest
 from harness.gameday.seal import verify
 from harness.runner.events import read_events
 from harness.runner.journal import Journal
-from tests.conftest import free_tcp_port, wait_for
+from tests.conftest import drill_ack, free_tcp_port, wait_for
 
 POOL = Path(__file__).parent / "gameday-pool"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -53,10 +53,7 @@ def test_gameday_sealed_plan_webhooks_and_time_to_detect(isolated, tmp_path, web
         run_dir = Path(started["run_dir"])
         wait_for(lambda: any(e["event"] == "fault_injected"
                              for e in read_events(run_dir / "events.jsonl")), 30, what="the fault")
-        ack = subprocess.run(DRILL + ["ack", "--url", f"http://127.0.0.1:{ack_port}/ack",
-                                      "--by", "on-call-1", "--note", "SBC alarm"],
-                             capture_output=True, text=True, timeout=30)
-        assert ack.returncode == 0 and armed["gameday_id"] in ack.stdout, ack.stdout + ack.stderr
+        assert armed["gameday_id"] in drill_ack(ack_port, "on-call-1", "SBC alarm")
         out, _ = proc.communicate(timeout=120)
     finally:
         proc.kill()
@@ -159,9 +156,7 @@ def test_gameday_waits_for_a_late_acknowledgement(isolated, tmp_path, webhook):
         wait_for(lambda: any(e["event"] == "steady_state_after"
                              for e in read_events(run_dir / "events.jsonl")), 60, what="the drill's end")
         assert proc.poll() is None  # still waiting for on-call
-        ack = subprocess.run(DRILL + ["ack", "--url", f"http://127.0.0.1:{ack_port}/ack", "--by", "late"],
-                             capture_output=True, text=True, timeout=30)
-        assert ack.returncode == 0, ack.stderr
+        drill_ack(ack_port, "late")
         out, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()

@@ -101,7 +101,7 @@ def test_lab_sipp_engine_pbx_kill(lab, tmp_path):
 
 
 def test_lab_gameday_with_acknowledgement(lab, tmp_path):
-    from tests.conftest import free_tcp_port, wait_for
+    from tests.conftest import drill_ack, free_tcp_port, wait_for
     from harness.runner.events import read_events
     port = free_tcp_port()
     containers.kamailio_reset()
@@ -114,9 +114,7 @@ def test_lab_gameday_with_acknowledgement(lab, tmp_path):
             return runs and any(e["event"] == "fault_injected"
                                 for e in read_events(runs[0] / "events.jsonl"))
         wait_for(injected, 60, what="the game day's fault")
-        ack = subprocess.run(DRILL + ["ack", "--url", f"http://127.0.0.1:{port}/ack", "--by", "lab-oncall"],
-                             capture_output=True, text=True, timeout=30)
-        assert ack.returncode == 0, ack.stderr
+        drill_ack(port, "lab-oncall")
         out, _ = proc.communicate(timeout=120)
     finally:
         proc.kill()
