@@ -209,7 +209,9 @@ def gameday(pool: Path = typer.Option(..., "--pool", help="folder of scenario fi
     On-call acknowledges with `drill ack`; the report gives the time to detect and
     reveals the plan, which must match the sealed hash."""
     from harness.gameday.run import run_gameday
-    from harness.scenario.gameday import load_gameday
+    from pydantic import ValidationError
+
+    from harness.scenario.gameday import GameDay, load_gameday
     from harness.scenario.model import parse_duration
     try:
         gd = load_gameday(pool)
@@ -220,12 +222,15 @@ def gameday(pool: Path = typer.Option(..., "--pool", help="folder of scenario fi
                     overrides[key] = parse_duration(text)
                 except ValueError as exc:
                     raise InputError([f"--{key.replace('_', '-')}: {exc}"]) from None
-        gd = gd.model_copy(update={k: v for k, v in overrides.items() if v is not None})
         limits = {"max_faults": max_faults, "max_nodes_at_once": max_nodes}
-        limits = {k: v for k, v in limits.items() if v is not None}
-        if forbid:
-            limits["forbidden_targets"] = [*gd.limits.forbidden_targets, *forbid]
-        gd = gd.model_copy(update={"limits": gd.limits.model_copy(update=limits)})
+        limits = {**gd.limits.model_dump(), **{k: v for k, v in limits.items() if v is not None}}
+        limits["forbidden_targets"] = [*gd.limits.forbidden_targets, *forbid]
+        try:  # the options are checked like the file: a bad --webhook is refused, exit 2
+            gd = GameDay.model_validate({**gd.model_dump(), "limits": limits,
+                                         **{k: v for k, v in overrides.items() if v is not None}})
+        except ValidationError as exc:
+            raise InputError([f"drill gameday options: {e['loc'][-1]}: {e['msg']}"
+                              for e in exc.errors()]) from None
         if not pool.is_dir():
             raise InputError([f"{pool}: not a folder of scenario files"])
         code, run_dir = run_gameday(pool, gd, output, console)

@@ -170,3 +170,17 @@ def test_sipp_log_lines_become_call_records():
     assert [(c.call_id, c.outcome) for c in left] == [("3-1@h", "failed")] and r.starts == {}
     xml = scenario_xml(LoadSpec(engine="sipp", hold="3s", invite_timeout="4s"))
     assert '<pause milliseconds="3000"/>' in xml and 'timeout="4000" ontimeout="timedout"' in xml
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--webhook", "ftp://chat"], "webhook: String should match pattern"),
+    (["--max-faults", "0"], "max_faults: Input should be greater than or equal to 1"),
+    (["--window", "soon"], "--window: 'soon' is not a duration"),
+])
+def test_gameday_options_are_checked_before_anything_is_armed(args, words, tmp_path):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+    res = CliRunner().invoke(app, ["gameday", "--pool", str(POOL), "-o", str(tmp_path), *args])
+    assert res.exit_code == 2 and words in res.output, res.output
+    assert not (tmp_path / "gamedays").exists()  # nothing armed, nothing written
