@@ -16,18 +16,11 @@ import argparse
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
-
-def free_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from harness.sip.message import free_port
 
 
 def start_uas(calls: int) -> tuple[subprocess.Popen, int]:

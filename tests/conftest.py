@@ -2,12 +2,13 @@
 import itertools
 import os
 import shutil
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from harness.sip.message import free_port
 
 _blocks = itertools.count(30)
 
@@ -24,19 +25,11 @@ def wait_for(predicate, within: float, every: float = 0.05, what: str = "conditi
 
 
 def free_udp_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_port(udp=True)
 
 
 def free_tcp_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_port(udp=False)
 
 
 @pytest.fixture

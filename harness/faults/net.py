@@ -189,24 +189,27 @@ class NetRate(_NetFault):
 
     type = "net.rate"
     Params = RateParams
+    qdisc = "tbf"
 
     def describe(self) -> str:
         p = self.params
         return f"tc tbf {p.rate_kbit} kbit/s on {p.interface} in netns {self.netns or '(host)'} " \
                f"of {self.target.name}; rollback: delete that qdisc"
 
+    def qdisc_args(self) -> list[str]:
+        p = self.params
+        return ["rate", f"{p.rate_kbit}kbit", "burst", f"{p.burst_kbit}kbit", "latency", f"{p.latency_ms}ms"]
+
     def recipe(self) -> dict:
-        return {**super().recipe(), "interface": self.params.interface, "qdisc": "tbf"}
+        return {**super().recipe(), "interface": self.params.interface, "qdisc": self.qdisc}
 
     def inject(self) -> None:
-        p = self.params
-        in_netns(self.netns, ["tc", "qdisc", "add", "dev", p.interface, "root", "tbf",
-                              "rate", f"{p.rate_kbit}kbit", "burst", f"{p.burst_kbit}kbit",
-                              "latency", f"{p.latency_ms}ms"])
+        in_netns(self.netns, ["tc", "qdisc", "add", "dev", self.params.interface, "root", self.qdisc,
+                              *self.qdisc_args()])
 
     def verify(self) -> bool:
         out = in_netns(self.netns, ["tc", "qdisc", "show", "dev", self.params.interface]).stdout
-        return "tbf" in out
+        return self.qdisc in out
 
     @classmethod
     def undo(cls, recipe: dict) -> str:
@@ -224,23 +227,18 @@ class NetLatency(NetRate):
 
     type = "net.latency"
     Params = LatencyParams
+    qdisc = "netem"
 
     def describe(self) -> str:
         p = self.params
         return f"tc netem delay {p.latency_ms:g}ms ±{p.jitter_ms:g}ms on {p.interface} in netns " \
                f"{self.netns or '(host)'} of {self.target.name}; rollback: delete that qdisc"
 
-    def recipe(self) -> dict:
-        return {**_NetFault.recipe(self), "interface": self.params.interface, "qdisc": "netem"}
+    def qdisc_args(self) -> list[str]:
+        return ["delay", f"{self.params.latency_ms}ms", f"{self.params.jitter_ms}ms"]
 
     def inject(self) -> None:
         if not has_netem(self.netns):
             raise FaultError("this kernel lacks netem (sch_netem), so net.latency cannot work here; "
                              "use udp.latency on a relay in the path instead")
-        p = self.params
-        in_netns(self.netns, ["tc", "qdisc", "add", "dev", p.interface, "root", "netem", "delay",
-                              f"{p.latency_ms}ms", f"{p.jitter_ms}ms"])
-
-    def verify(self) -> bool:
-        return "netem" in in_netns(self.netns, ["tc", "qdisc", "show", "dev",
-                                                self.params.interface]).stdout
+        super().inject()

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.faults.base import FaultError, Injector, register
 from harness.faults.process import proc_state
 from harness.scenario.inventory import split_address
+from harness.sip.message import free_port
 
 
 class ScanParams(BaseModel):
@@ -30,15 +31,6 @@ class ScanParams(BaseModel):
     throttle: float | None = Field(None, gt=0, le=5, description="svwar's select timeout; higher is slower")
     local_ip: str = "127.0.0.1"
     local_port: int = Field(0, ge=0, le=65535, description="0: a free port")
-
-
-def _free_udp_port(ip: str) -> int:
-    import socket
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((ip, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @register
@@ -63,7 +55,7 @@ class SipScan(Injector):
         last = p.first_extension + p.extensions - 1
         argv = [tool, "-e", f"{p.first_extension}-{last}", "-m", p.method, "--force",
                 "--maximumtime", f"{int(p.max_seconds)}", "-p", str(port), "-b", p.local_ip,
-                "-P", str(p.local_port or _free_udp_port(p.local_ip)), "-q"]
+                "-P", str(p.local_port or free_port(p.local_ip)), "-q"]
         if p.throttle:
             argv += ["-t", str(p.throttle)]
         return argv + [host]

@@ -7,14 +7,13 @@ run. A worker is `drill run FILE --worker HOST[:PORT]`: it places calls only,
 injects nothing, and prints its own totals when the master quits it.
 Messages (Locust custom messages over its ZeroMQ link):
   master -> workers: hd_rate {rate, ramp}, hd_stop
-  worker -> master:  hd_call {record}, hd_state {in_flight, placed}, hd_totals {...}
+  worker -> master:  hd_call {record}, hd_state {in_flight}, hd_totals {...}
 """
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,12 +34,6 @@ DEFAULT_PORT = 5557
 def split_hostport(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
     host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
     return host or text, int(port) if port else default_port
-
-
-def free_tcp_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class SipCaller(User):
@@ -86,10 +79,6 @@ class MasterLoad:
     @property
     def in_flight(self) -> int:
         return sum(s.get("in_flight", 0) for s in self.states.values())
-
-    @property
-    def placed(self) -> int:
-        return sum(s.get("placed", 0) for s in self.states.values())
 
     # -- workers ------------------------------------------------------------
     def spawn_local_workers(self, n: int, scenario: Path, target: str | None, log_dir: Path) -> None:
@@ -188,7 +177,7 @@ def run_worker(drill, master: str, out=sys.stdout) -> dict:
 
     def report_state():
         while True:
-            runner.send_message("hd_state", {"in_flight": ctl.in_flight, "placed": ctl.placed})
+            runner.send_message("hd_state", {"in_flight": ctl.in_flight})
             gevent.sleep(0.5)
 
     runner.register_message("hd_rate", on_rate)

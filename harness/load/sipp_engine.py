@@ -31,7 +31,7 @@ from typing import Callable
 from harness.metrics.records import CallRecord
 from harness.scenario.inventory import EntryPoint
 from harness.scenario.model import LoadSpec
-from harness.sip.message import local_ip_for
+from harness.sip.message import free_port, local_ip_for
 
 # final answers a call may get instead of 200; any other one aborts the call inside SIPp
 FAIL_CODES = (400, 403, 404, 407, 408, 480, 481, 483, 486, 487, 488, 500, 501, 502, 503, 504,
@@ -193,12 +193,6 @@ class LogReader:
         return out
 
 
-def _free_port(kind: int, host: str) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 class SippLoad:
     """The drill's view of SIPp load; the same interface as LoadController."""
 
@@ -212,7 +206,6 @@ class SippLoad:
         self.max_calls = int(peak * duration * 1.2) + 10  # a bound SIPp enforces by itself
         self.procs: list[tuple[EntryPoint, subprocess.Popen, int, Path, LogReader]] = []
         self.users = 0
-        self.placed = 0
         self._stop_reading = threading.Event()
         self._reader = None
         (self.work_dir / "sipp").mkdir(parents=True, exist_ok=True)
@@ -228,7 +221,7 @@ class SippLoad:
         local = entry.caller_ip or local_ip_for(host)
         tcp = entry.transport == "tcp"
         return ["sipp", f"{host}:{port}", "-sf", str(self.xml), "-i", local,
-                "-p", str(_free_port(socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM, local)),
+                "-p", str(free_port(local, udp=not tcp)),
                 "-t", "t1" if tcp else "u1", "-r", f"{rate:.3f}", "-rp", "1000",
                 "-m", str(max(1, self.max_calls // len(self.entries))),
                 "-timeout", f"{int(self.duration + self.spec.hold + 60)}s",
@@ -244,7 +237,7 @@ class SippLoad:
         for entry in self.entries:
             folder = self.work_dir / "sipp" / entry.name
             folder.mkdir(parents=True, exist_ok=True)
-            control = _free_port(socket.SOCK_DGRAM, "127.0.0.1")
+            control = free_port()
             proc = subprocess.Popen(self._argv(entry, rate, control, folder), cwd=folder,
                                     stdout=subprocess.DEVNULL, stderr=open(folder / "stderr.log", "w"),
                                     start_new_session=True)
@@ -277,8 +270,6 @@ class SippLoad:
                 complete = chunk[:chunk.rfind("\n") + 1]
                 offsets[id(proc)] += len(complete.encode())
                 for text in complete.splitlines():
-                    if text.startswith("start|"):
-                        self.placed += 1
                     rec = reader.line(text)
                     if rec:
                         self.on_record(rec)
@@ -327,8 +318,6 @@ class SippLoad:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         self._finish()
-
-    close = lambda self: None  # noqa: E731  (processes are waited for in stop/abort)
 
 
 def sipp_totals(stats_csv: Path) -> dict:

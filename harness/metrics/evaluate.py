@@ -80,9 +80,10 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
                                   else f"first acknowledgement by {_first_ack_by(acks, faults)}", False)
     capacity = None
     if capacity_steps is not None:
-        steps = [{**s, "attempts": len(in_window(records, s["started"], s["ended"])),
-                  "missed": step_misses(in_window(records, s["started"], s["ended"]), sla)}
-                 for s in capacity_steps]
+        steps = []
+        for s in capacity_steps:
+            calls_in_step = in_window(records, s["started"], s["ended"])
+            steps.append({**s, "attempts": len(calls_in_step), "missed": step_misses(calls_in_step, sla)})
         capacity = {"steps": steps, "knee": knee(steps)}
         sla = {k: v for k, v in sla.items() if k not in STEP_TARGETS}  # judged per step instead
         if sla.get("capacity") is None and steps:

@@ -24,9 +24,7 @@ class CapacityJudge:
         self.steps: list[dict] = []
 
     def __call__(self, ev: dict) -> None:  # bus listener
-        if ev["event"] == "load_started":
-            self.starts.append((ev["ts"], ev["calls_per_second"]))
-        elif ev["event"] == "load_changed":
+        if ev["event"] in ("load_started", "load_changed"):
             self.starts.append((ev["ts"], ev["calls_per_second"]))
 
     def _judge_ready(self, run, now: float, load_stopped_at: float | None) -> str | None:

@@ -73,9 +73,10 @@ class Workers:
 
 def start_master(drill: Drill, run, workers: Workers, on_record, console: Console):
     """The Locust master, with its workers connected; SetupError when they do not all come."""
-    from harness.load.distributed import MasterLoad, free_tcp_port, split_hostport
+    from harness.load.distributed import MasterLoad, split_hostport
+    from harness.sip.message import free_port
     host, port = split_hostport(workers.bind)
-    port = port or free_tcp_port(host)
+    port = port or free_port(host, udp=False)
     load = MasterLoad(drill.scenario.load, on_record, f"{host}:{port}", run.bus.publish)
     load.spawn_local_workers(workers.local, drill.path, drill.scenario.target, run.run_dir)
     console.log(f"Locust master on {host}:{port}: waiting for {workers.total} worker(s)")

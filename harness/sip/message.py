@@ -201,6 +201,14 @@ def via_address(via: str) -> tuple[str, int]:
     return received or host, int(rport) if rport else int(port or 5060)
 
 
+def free_port(host: str = "127.0.0.1", udp: bool = True) -> int:
+    """A port the kernel says is free on `host` now (UDP or TCP), for a listener we start."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def local_ip_for(host: str) -> str:
     """Our address on the route to `host`: 127.0.0.1 for loopback, else what the kernel picks."""
     if host.startswith("127."):
