@@ -12,10 +12,13 @@ from harness.metrics.records import CallRecord, FaultWindow
 from harness.metrics.sla import Verdict, verdicts
 
 
-def fault_figures(records: list[CallRecord], fault: FaultWindow, k: int, max_gap: float,
-                  slow_pdd: float) -> dict:
-    """Everything measured about one fault."""
-    intr = failover.interruption(records, fault.started_at, k, fault.ended_at)
+def fault_figures(records: list[CallRecord], fault: FaultWindow, *, max_gap: float,
+                  pdd_good: float, baseline: float, rule: failover.RecoveryRule,
+                  horizon: float | None) -> dict:
+    """Everything measured about one fault, with the calls that bound each figure."""
+    out = failover.outage(records, fault)
+    rec = failover.recovery(records, fault, baseline, pdd_good, rule, horizon)
+    shift = failover.traffic_shift(records, fault, pdd_good, rule)
     end = fault.ended_at
     before = calls.calls_by_node(records, None, fault.started_at)
     during = calls.calls_by_node(records, fault.started_at, end)
@@ -23,10 +26,16 @@ def fault_figures(records: list[CallRecord], fault: FaultWindow, k: int, max_gap
     return {
         "fault_id": fault.fault_id, "type": fault.type, "target": fault.target,
         "nodes": list(fault.nodes), "started_at": fault.started_at, "ended_at": end,
-        "interruption_start": intr.start, "interruption_end": intr.end,
-        "failover_time": intr.failover_time, "recovered": intr.recovered,
-        "failed_attempts": intr.failed_attempts,
-        "traffic_shift": failover.traffic_shift(records, fault, slow_pdd),
+        "outage": {"length": out.length, "start": out.start, "end": out.end,
+                   "resolution": out.resolution, "over": out.over,
+                   "last_answered": out.last_answered, "first_answered": out.first_answered},
+        "recovery": {"at": rec.at, "level": rec.level, "bad_attempts": rec.bad_attempts,
+                     "first_good": rec.first_good, "window": rule.window,
+                     "min_attempts": rule.min_attempts},
+        "failover_time": rec.failover_time, "recovered": rec.at is not None,
+        "traffic_shift": shift.value,
+        "shift": {"seconds": shift.seconds, "never": shift.never, "touched": shift.touched,
+                  "last_touched": shift.last_touched},
         "continuity": failover.continuity(records, fault.started_at, max_gap),
         "bystander_continuity": failover.continuity(records, fault.started_at, max_gap,
                                                     exclude_nodes=fault.nodes),
@@ -34,12 +43,21 @@ def fault_figures(records: list[CallRecord], fault: FaultWindow, k: int, max_gap
     }
 
 
+def horizon_of(fault: FaultWindow, faults: list[FaultWindow]) -> float | None:
+    """Where judging this fault's recovery stops: the start of the next fault that
+    begins after it ended (overlapping faults are judged together)."""
+    end = fault.ended_at if fault.ended_at is not None else float("inf")
+    later = [g.started_at for g in faults if g is not fault and g.started_at >= end]
+    return min(later, default=None)
+
+
 def _sum_pairs(pairs: list[tuple[int, int]]) -> tuple[int, int]:
     return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
 
 
 def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
-             k: int, max_gap: float, alarm_window: float, run_start: float, run_end: float,
+             max_gap: float, pdd_good: float | None = None,
+             rule: failover.RecoveryRule = failover.RecoveryRule(), alarm_window: float, run_start: float, run_end: float,
              steady_state_after: bool | None, acks: list[dict] = (),
              capacity_steps: list[dict] | None = None) -> dict:
     """All figures of a run and one verdict per enabled SLA target.
@@ -50,9 +68,12 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
     """
     records = sorted(records, key=lambda r: r.started_at)
     pre = [r for r in records if not faults or r.started_at < min(f.started_at for f in faults)]
-    base_pdd = calls.pdd_stats(pre)["p50"] or 0.0
-    slow_pdd = base_pdd + 0.5
-    per_fault = [fault_figures(records, f, k, max_gap, slow_pdd) for f in faults]
+    if pdd_good is None:
+        pdd_good = failover.pdd_good_default(pre)
+    baseline = failover.good_share(pre, pdd_good)
+    baseline = 1.0 if baseline is None else baseline
+    per_fault = [fault_figures(records, f, max_gap=max_gap, pdd_good=pdd_good, baseline=baseline,
+                               rule=rule, horizon=horizon_of(f, faults)) for f in faults]
     timeline = alarms.alarm_timeline(records, run_start, run_end, alarm_window)
     media = calls.media_summary(records)
     pdd = calls.pdd_stats(records)
@@ -66,7 +87,9 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "answer_rate": (rate, f"{sum(r.answered for r in records)}/{len(records)} attempts", False),
         "failover_time": (worst_fo, "never recovered" if per_fault and worst_fo is None
                           else f"worst of {len(per_fault)} fault(s)", no_fault),
-        "traffic_shift": (max((f["traffic_shift"] for f in per_fault), default=None), "", no_fault),
+        "traffic_shift": _worst_shift(per_fault),
+        "outage": (max((f["outage"]["length"] for f in per_fault), default=None),
+                   f"longest of {len(per_fault)} fault(s)", no_fault),
         "dropped_call_rate": (calls.dropped_call_rate(records), "", True),
         "call_continuity": (failover.share(cont), f"{cont[0]}/{cont[1]} calls", cont[1] == 0),
         "bystander_continuity": (failover.share(by), f"{by[0]}/{by[1]} calls", by[1] == 0),
@@ -99,6 +122,8 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "dropped_call_rate": calls.dropped_call_rate(records),
         "media": media,
         "answered_by_node": calls.calls_by_node(records),
+        "good_calls": {"pdd_good": pdd_good, "pre_fault_share": baseline,
+                       "recovery_tolerance": rule.tolerance},
         "faults": per_fault,
         "detection": {"acks": list(acks), "time_to_detect": ttd,
                       "first_fault_at": min((f.started_at for f in faults), default=None)},
@@ -109,6 +134,15 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "verdicts": [v.to_dict() for v in vs],
         "passed": all(v.passed for v in vs),
     }
+
+
+def _worst_shift(per_fault: list[dict]) -> tuple[float | None, str, bool]:
+    if not per_fault:
+        return None, "", True
+    never = [f["fault_id"] for f in per_fault if f["shift"]["never"]]
+    if never:
+        return None, f"traffic never shifted away during {', '.join(never)}", False
+    return max(f["traffic_shift"] for f in per_fault), "", False
 
 
 def _first_ack_by(acks: list[dict], faults: list[FaultWindow]) -> str:

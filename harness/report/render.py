@@ -12,6 +12,7 @@ from pathlib import Path
 from harness import __version__
 from harness.gameday.seal import verify
 from harness.metrics.evaluate import evaluate
+from harness.metrics.failover import RecoveryRule
 from harness.metrics.records import CallRecord, FaultWindow
 from harness.report.calls_csv import write_calls_csv
 from harness.report.html import write_html
@@ -34,6 +35,11 @@ def fault_windows(events: list[dict]) -> list[FaultWindow]:
         elif ev["event"] == "fault_rolled_back" and ev["fault_id"] in windows:
             windows[ev["fault_id"]].ended_at = ev["ts"]
     return list(windows.values())
+
+
+def recovery_rule(sc: Scenario) -> RecoveryRule:
+    m = sc.metrics
+    return RecoveryRule(m.recovery_window, m.recovery_min_attempts, m.recovery_tolerance)
 
 
 def read_gameday(run_dir: Path) -> dict | None:
@@ -63,8 +69,8 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
         sla.update({k: v for k, v in gameday.get("sla", {}).items() if v is not None})
     steps = [{k: ev[k] for k in ("rate", "started", "ended")} for ev in events
              if ev["event"] == "capacity_step"]
-    figures = evaluate(records, windows, sla, k=sc.metrics.recovery_run,
-                       max_gap=sc.metrics.media_gap, alarm_window=sc.metrics.alarm_window,
+    figures = evaluate(records, windows, sla, max_gap=sc.metrics.media_gap,
+                       pdd_good=sc.metrics.pdd_good, rule=recovery_rule(sc), alarm_window=sc.metrics.alarm_window,
                        run_start=started, run_end=ended,
                        steady_state_after=steady["ok"] if steady else None,
                        acks=[{"ts": ev["ts"], "by": ev.get("by"), "note": ev.get("note", "")}

@@ -144,7 +144,8 @@ SLA_TARGETS: dict[str, tuple[str, str, float | None]] = {
     # name: (direction, unit, default) — defaults from MISSION.md where it has one
     "answer_rate": ("min", "ratio", 0.90),
     "failover_time": ("max", "s", 30.0),
-    "traffic_shift": ("max", "s", None),
+    "traffic_shift": ("max", "s", 30.0),  # the hotline playbook's "switch within 30 s"
+    "outage": ("max", "s", None),
     "dropped_call_rate": ("max", "ratio", 0.01),
     "call_continuity": ("min", "ratio", None),
     "bystander_continuity": ("min", "ratio", None),
@@ -161,7 +162,8 @@ class SlaSpec(Strict):
 
     answer_rate: Ratio | None = SLA_TARGETS["answer_rate"][2]
     failover_time: Duration | None = SLA_TARGETS["failover_time"][2]
-    traffic_shift: Duration | None = None
+    traffic_shift: Duration | None = SLA_TARGETS["traffic_shift"][2]
+    outage: Duration | None = None
     dropped_call_rate: Ratio | None = SLA_TARGETS["dropped_call_rate"][2]
     call_continuity: Ratio | None = None
     bystander_continuity: Ratio | None = None
@@ -173,11 +175,26 @@ class SlaSpec(Strict):
 
 
 class MetricOptions(Strict):
-    """How the metrics are computed (DESIGN.md definitions)."""
+    """How the metrics are computed (README "What the numbers mean")."""
 
-    recovery_run: int = Field(5, ge=1, description="K answered attempts in a row that end an interruption")
+    model_config = ConfigDict(extra="forbid")
+    pdd_good: Duration | None = Field(None, description="a good call is answered within this; "
+                                      "default max(1 s, 3 x the pre-fault PDD p95)")
+    recovery_window: Duration = Field(2.0, gt=0)
+    recovery_min_attempts: int = Field(10, ge=1)
+    recovery_tolerance: Ratio = 0.10
     media_gap: Duration = 1.0
     alarm_window: Duration = 10.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_recovery_run(cls, data):
+        if isinstance(data, dict) and "recovery_run" in data:
+            raise ValueError("recovery_run (K answered calls in a row) is gone: a lucky run ended "
+                             "half outages early; recovery is now judged over a sliding window: "
+                             "use recovery_window (default 2s), recovery_min_attempts (10) and "
+                             "recovery_tolerance (10%), or delete the key")
+        return data
 
 
 class HttpProbe(Strict):

@@ -145,7 +145,7 @@ def test_capacity_run_is_judged_by_its_knee():
            [call(10 + t / 4, ok=(t % 2 == 0), media=False) for t in range(20)]
     steps = [{"rate": 2, "started": 0, "ended": 10}, {"rate": 4, "started": 10, "ended": 15}]
     sla = {"answer_rate": 0.9, "capacity": 3.0, "steady_state_after": None}
-    fig = evaluate(recs, [], sla, k=5, max_gap=1, alarm_window=10, run_start=0, run_end=15,
+    fig = evaluate(recs, [], sla, max_gap=1, alarm_window=10, run_start=0, run_end=15,
                    steady_state_after=None, capacity_steps=steps)
     assert fig["capacity"]["knee"] == 2
     assert [s["missed"] for s in fig["capacity"]["steps"]] == [[], ["answer_rate"]]

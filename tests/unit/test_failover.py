@@ -1,0 +1,161 @@
+"""Outage, recovery and traffic shift on the failure shapes that fooled "K answered in a row":
+a blackout with retransmitted INVITEs, a half outage, an SBC that never marks a node down.
+Every expected figure is worked out by hand in the comments."""
+import random
+
+import pytest
+
+from harness.metrics import failover
+from harness.metrics.evaluate import evaluate
+from harness.metrics.records import CallRecord, FaultWindow
+
+RULE = failover.RecoveryRule(window=2.0, min_attempts=10, tolerance=0.10)
+TIMER_A = (0.0, 0.5, 1.5, 3.5, 7.5)  # RFC 3261 INVITE retransmissions, from the first send
+
+
+def attempt(start, answered_at=None, node="pbx-2", pdd=0.01):
+    rec = CallRecord(call_id=f"c{start:.2f}", started_at=start, node=node if answered_at else "")
+    if answered_at is not None:
+        rec.ringing_at = answered_at
+        rec.answered_at = answered_at
+        rec.outcome = "completed"
+    return rec
+
+
+def blackout_calls(cps, t_end, cut_from, cut_to, invite_timeout=8.0):
+    """One call every 1/cps s; INVITEs sent in [cut_from, cut_to) are lost and retransmitted
+    (Timer A); each is answered 10 ms after its first send that gets through."""
+    out = []
+    for i in range(int(t_end * cps)):
+        s = i / cps
+        sends = [s + d for d in TIMER_A if not cut_from <= s + d < cut_to and d < invite_timeout]
+        out.append(attempt(s, sends[0] + 0.01 if sends else None))
+    return out
+
+
+def test_blackout_with_retransmissions_is_an_outage_of_its_length():
+    # 10 calls/s, a 5 s blackout from 5.0 to 10.0. Last answer before: call 4.9 at 4.91.
+    # First answers after: 10.01 (call 10.0, and the retransmissions of 8.5 and 9.5).
+    # Raw gap 5.1 s, less half the 0.1 s spacing at each edge: 5.0 s.
+    recs = blackout_calls(10, 20, 5.0, 10.0)
+    fault = FaultWindow("cut", "net.cut", "pbx-1", 5.0, 10.0, ("pbx-1",))
+    out = failover.outage(recs, fault)
+    assert out.length == pytest.approx(5.0, abs=1e-6)
+    assert out.resolution == pytest.approx(0.1)
+    assert out.last_answered == "c4.90" and out.over
+    # No attempt failed (the old rule said "failover 0 s"). Recovery: the first good call of
+    # the recovered stretch is answered at 10.01 (a call placed at 9.5, PDD 0.51 s).
+    rec = failover.recovery(recs, fault, baseline=1.0, pdd_good=1.0, rule=RULE)
+    assert rec.failover_time == pytest.approx(5.01, abs=1e-6)
+    assert rec.failover_time >= 5.0
+    shift = failover.traffic_shift(recs, fault, pdd_good=1.0, rule=RULE)
+    assert shift.never and shift.value is None  # the only node: nowhere to shift to
+
+
+@pytest.mark.parametrize("cps", [20, 100])
+@pytest.mark.parametrize("length", [1, 2, 5, 10])
+def test_blackout_outage_within_resolution_at_any_phase(cps, length):
+    # the blackout starts at an arbitrary phase between two attempts
+    for phase in (0.0, 0.3, 0.77):
+        cut = 5.0 + phase / cps
+        recs = blackout_calls(cps, 25, cut, cut + length)
+        out = failover.outage(recs, FaultWindow("b", "udp.blackhole", "carrier-a", cut, cut + length))
+        assert abs(out.length - length) <= 1 / cps + 0.011  # half a spacing per edge, +10 ms PDD
+
+
+def test_half_outage_recovery_is_not_ended_by_a_lucky_run():
+    # 10 calls/s; from 10 to 20 s a hash-dispatched half of the calls fail. The pattern holds
+    # runs of 5+ answered calls early on (the old rule ended the outage there).
+    rng = random.Random(3)
+    recs = []
+    for i in range(300):
+        s = i / 10
+        fails = 10 <= s < 20 and rng.random() < 0.5
+        recs.append(attempt(s, None if fails else s + 0.01))
+    during = [r.answered for r in recs if 10 <= r.started_at < 20]
+    runs = "".join("1" if a else "0" for a in during)
+    assert "11111" in runs[:40]  # a lucky run in the first 4 s of the outage
+    fault = FaultWindow("half", "process.kill", "pbx-1", 10.0, 20.0, ("pbx-1",))
+    rec = failover.recovery(recs, fault, baseline=1.0, pdd_good=1.0, rule=RULE)
+    assert 10.0 - RULE.window <= rec.failover_time <= 10.0 + RULE.window
+    assert rec.bad_attempts == runs[:int(rec.failover_time * 10)].count("0")
+
+
+def test_sbc_that_never_marks_the_node_down():
+    # 10 calls/s; pbx-1 dead from 10 to 30 s. Every other new call tries it first and is
+    # retried on pbx-2 after 1 s (PDD 1.01 s: not a good call); the rest go to pbx-2 at once.
+    recs = []
+    for i in range(400):
+        s = i / 10
+        slow = 10 <= s < 30 and i % 2 == 0
+        recs.append(attempt(s, s + (1.01 if slow else 0.01), node="pbx-2"))
+    fault = FaultWindow("kill", "process.kill", "pbx-1", 10.0, 30.0, ("pbx-1",))
+    shift = failover.traffic_shift(recs, fault, pdd_good=1.0, rule=RULE)
+    assert shift.never and shift.seconds == pytest.approx(19.8)  # last slow call at 29.8
+    rec = failover.recovery(recs, fault, baseline=1.0, pdd_good=1.0, rule=RULE)
+    # from a good call at t the window of 20 attempts holds the slow calls in [t, 30):
+    # at most 2 (10 %) from 29.5 on, so recovery is the call at 29.5, answered at 29.51
+    assert rec.failover_time == pytest.approx(19.51, abs=1e-6)
+    # never silent for long: answers 9.91 -> 10.11 (the call at 10.0 waits), less one spacing
+    assert failover.outage(recs, fault).length == pytest.approx(0.1, abs=1e-6)
+    out = evaluate(recs, [fault], {"traffic_shift": 30.0, "failover_time": 30.0},
+                   max_gap=1.0, alarm_window=10, run_start=0, run_end=40, steady_state_after=True)
+    v = {x["target"]: x for x in out["verdicts"]}
+    assert not v["traffic_shift"]["passed"] and "never shifted" in v["traffic_shift"]["detail"]
+    assert v["failover_time"]["passed"] and not out["passed"]
+
+
+def test_a_node_loss_that_shifts_quickly():
+    # 10 calls/s alternating pbx-1/pbx-2; pbx-1 killed at 10.0; its calls fail until the SBC
+    # marks it down at 10.9 (attempts 10.0, 10.2, 10.4, 10.6, 10.8 fail); then all on pbx-2.
+    recs = []
+    for i in range(300):
+        s = round(i / 10, 1)
+        node = "pbx-1" if i % 2 == 0 and s < 10 else "pbx-2"
+        fails = 10 <= s < 10.9 and i % 2 == 0
+        recs.append(attempt(s, None if fails else s + 0.01, node=node))
+    fault = FaultWindow("kill", "process.kill", "pbx-1", 10.0, 20.0, ("pbx-1",))
+    shift = failover.traffic_shift(recs, fault, pdd_good=1.0, rule=RULE)
+    assert not shift.never and shift.value == pytest.approx(0.8)
+    rec = failover.recovery(recs, fault, baseline=1.0, pdd_good=1.0, rule=RULE)
+    # windows of 20 attempts from a good call at t hold the failures in [t, 10.9): at most
+    # 2 of 20 (10 %) from 10.5 on, so the recovered stretch begins with the call at 10.5
+    assert rec.failover_time == pytest.approx(0.51, abs=1e-6) and rec.bad_attempts == 3
+    # answers every 0.2 s while every other call fails: a gap of two spacings, less one
+    assert failover.outage(recs, fault).length == pytest.approx(0.1, abs=1e-6)
+
+
+def test_no_effect_and_never_over():
+    recs = [attempt(i / 10, i / 10 + 0.01) for i in range(200)]
+    fault = FaultWindow("noop", "udp.latency", "carrier-a", 10.0, 15.0)
+    assert failover.recovery(recs, fault, 1.0, 1.0, RULE).failover_time == 0.0
+    assert failover.traffic_shift(recs, fault, 1.0, RULE).value == 0.0
+    assert failover.outage(recs, fault).length == pytest.approx(0.0, abs=1e-6)
+    # service stops at 12 and never comes back within the records
+    dead = [attempt(i / 10, i / 10 + 0.01 if i < 120 else None) for i in range(200)]
+    out = failover.outage(dead, fault)
+    assert not out.over and out.length == pytest.approx(19.9 - 11.96, abs=1e-6)
+    rec = failover.recovery(dead, fault, 1.0, 1.0, RULE)
+    assert rec.failover_time is None and rec.bad_attempts == 80
+
+
+def test_next_fault_does_not_hold_up_recovery():
+    # fault A (10..12) breaks calls until 12; fault B from 16 breaks them for good.
+    recs = [attempt(i / 10, None if 10 <= i / 10 < 12 or i / 10 >= 16 else i / 10 + 0.01)
+            for i in range(250)]
+    a = FaultWindow("a", "net.cut", "pbx-1", 10.0, 12.0)
+    b = FaultWindow("b", "net.cut", "pbx-1", 16.0, None)
+    out = evaluate(recs, [a, b], {"failover_time": 30.0}, max_gap=1.0, alarm_window=10,
+                   run_start=0, run_end=25, steady_state_after=True)
+    fa, fb = out["faults"]
+    assert fa["failover_time"] == pytest.approx(2.01, abs=1e-6)
+    assert fb["failover_time"] is None and not fb["recovered"]
+    assert fa["outage"]["length"] == pytest.approx(2.0, abs=1e-6)
+
+
+def test_pdd_good_default():
+    pre = [attempt(i, i + 0.2) for i in range(20)]
+    assert failover.pdd_good_default(pre) == pytest.approx(1.0)
+    slow = [attempt(i, i + 0.5) for i in range(20)]
+    assert failover.pdd_good_default(slow) == pytest.approx(1.5)
+    assert failover.pdd_good_default([]) == 1.0
