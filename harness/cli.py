@@ -76,12 +76,14 @@ def print_verdicts(summary: dict) -> None:
                   (">= " if v.direction == "min" else "<= ") + fmt(v.threshold, v.unit),
                   "[green]pass[/green]" if v.passed else "[red]FAIL[/red]")
     console.print(t)
+    from harness.report.explain import fault_sentences
+    from harness.report.review import clock
     for f in summary["faults"]:
         nodes = f["answered_by_node"]
-        console.print(f"fault {f['fault_id']}: failover time {fmt(f['failover_time'], 's')}, "
-                      f"traffic shift {fmt(f['traffic_shift'], 's')}, answered by node "
-                      f"before {nodes['before']} during {nodes['during']} after {nodes['after']}",
-                      highlight=False)
+        console.print(f"fault {f['fault_id']}: answered by node before {nodes['before']} "
+                      f"during {nodes['during']} after {nodes['after']}", highlight=False)
+        for line in fault_sentences(f, summary["good_calls"]["pdd_good"], clock):
+            console.print("  " + line.replace("**", "").replace("`", ""), highlight=False)
 
 
 @app.command()
@@ -332,7 +334,12 @@ DOCKER_OPT = typer.Option(False, "--docker", help="the container lab (Kamailio, 
 @lab_app.command("up")
 def lab_up(docker: bool = DOCKER_OPT,
            channels: Optional[int] = typer.Option(None, help="sandbox: calls each PBX node holds at "
-                                                  "once before answering 503 (a capacity to find)")):
+                                                  "once before answering 503 (a capacity to find)"),
+           pbx_nodes: int = typer.Option(2, min=1, max=8, help="sandbox: PBX nodes behind the SBC"),
+           health_check: bool = typer.Option(True, help="sandbox: --no-health-check makes an SBC "
+                                             "that never marks a dead node down"),
+           dispatch: str = typer.Option("round-robin", help="sandbox: round-robin or hash "
+                                        "(of the Call-ID) to pick a node")):
     """Start the practice hotline: the sandbox (local processes) or, with --docker, the container lab."""
     if docker:
         from harness.lab import containers
@@ -342,13 +349,19 @@ def lab_up(docker: bool = DOCKER_OPT,
         console.print(f"target inventory: {containers.inventory_path()} (scenarios say `target: lab`)")
         return
     from harness.lab import sandbox
-    inv = sandbox.up(sandbox.SandboxConfig(channels=channels) if channels else None)
+    if dispatch not in ("round-robin", "hash"):
+        console.print(f"[red]error:[/red] --dispatch {dispatch!r}: use round-robin or hash")
+        raise typer.Exit(2)
+    cfg = sandbox.SandboxConfig(pbx_nodes=pbx_nodes, health_check=health_check, dispatch=dispatch)
+    if channels:
+        cfg.channels = channels
+    inv = sandbox.up(cfg)
     lab_status_table(inv)
 
 
 def lab_status_table(inv=None):
     from harness.lab import sandbox
-    inv = inv or sandbox.inventory()
+    inv = inv or sandbox.inventory(sandbox.SandboxConfig.saved())
     st = sandbox.status()
     t = Table("part", "role", "address", "pid")
     for n in inv.nodes:

@@ -54,6 +54,19 @@ def in_netns(netns: str | None, argv: list[str], check: bool = True) -> subproce
     return res
 
 
+def restore(netns: str | None, rules: list[list[str]]) -> None:
+    """Apply rule changes (`-I ...`, `-D ...`) to the filter table in one atomic
+    `iptables-restore --noflush` transaction."""
+    text = "*filter\n" + "".join(shlex.join(r) + "\n" for r in rules) + "COMMIT\n"
+    cmd = netns_prefix(netns) + ["iptables-restore", "--noflush"]
+    try:
+        res = subprocess.run(cmd, input=text, capture_output=True, text=True, timeout=10)
+    except FileNotFoundError as exc:
+        raise FaultError(f"{cmd[0]} is not installed (apt-get install iptables iproute2)") from exc
+    if res.returncode != 0:
+        raise FaultError(f"{' '.join(cmd)} failed: {res.stderr.strip() or res.stdout.strip()}")
+
+
 def tagged_rules(netns: str | None, tag: str) -> list[tuple[str, str]]:
     """(table, rule spec in `iptables -S` form) of every rule carrying the tag as its comment."""
     out = []
@@ -116,20 +129,18 @@ class _NetFault(Injector):
         return bool(tagged_rules(self.netns, self.tag))
 
     def _drop(self, extra: list[str]) -> None:
-        for r in _rules(self.params, extra, self.tag):
-            in_netns(self.netns, r)
+        # one iptables-restore: both directions are cut in the same instant, by one exec
+        restore(self.netns, [r[1:] for r in _rules(self.params, extra, self.tag)])
 
     def recipe(self) -> dict:
         return {"netns": self.netns, "tag": self.tag, "target": self.target.name}
 
     @classmethod
     def undo(cls, recipe: dict) -> str:
-        removed = 0
-        for table, rule in tagged_rules(recipe["netns"], recipe["tag"]):
-            args = ["iptables", "-t", table, "-D"] + shlex.split(rule)[1:]
-            in_netns(recipe["netns"], args)
-            removed += 1
-        return f"{recipe['target']}: {removed} tagged iptables rule(s) removed"
+        rules = [["-D"] + shlex.split(rule)[1:] for _, rule in tagged_rules(recipe["netns"], recipe["tag"])]
+        if rules:
+            restore(recipe["netns"], rules)  # all at once: the fault ends in one instant
+        return f"{recipe['target']}: {len(rules)} tagged iptables rule(s) removed"
 
 
 def _match_args(m: Match) -> list[str]:

@@ -6,11 +6,12 @@ in the state folder, so `drill lab down` works from any shell.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.faults.process import proc_state, read_pid, start_process
@@ -40,10 +41,40 @@ class SandboxConfig:
     # finite number gives the hotline a capacity that a capacity search can find
     channels: int | None = field(default_factory=lambda: int(os.environ["HOTLINE_DRILL_SANDBOX_CHANNELS"])
                                  if os.environ.get("HOTLINE_DRILL_SANDBOX_CHANNELS") else None)
+    health_check: bool = True      # False: the SBC never marks a node down (misconfigured)
+    dispatch: str = "round-robin"  # or "hash" (of the Call-ID)
+    failover_timer: float = 1.0    # seconds the SBC waits for a node before trying the next
 
     @property
     def folder(self) -> Path:
         return state_home() / f"sandbox-{self.block}"
+
+    @classmethod
+    def for_drill(cls, options: dict | None) -> "SandboxConfig":
+        """A scenario's `sandbox:` options; without any, the running sandbox's own (as
+        `drill lab up` started it), else the defaults."""
+        if options:
+            return cls(**{k: v for k, v in options.items() if v is not None})
+        return cls.saved() if any(status(cls()).values()) else cls()
+
+    @classmethod
+    def saved(cls) -> "SandboxConfig":
+        """The config the sandbox on this block was last started with (else the defaults)."""
+        path = cls().folder / "config.json"
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text())
+        data.pop("block", None)
+        return cls(**data)
+
+    def differs_from_running(self) -> list[str]:
+        """What a running sandbox on this block was started with that this config is not."""
+        saved = self.folder / "config.json"
+        if not saved.exists():
+            return []
+        have = json.loads(saved.read_text())
+        return [f"{k}: running {have[k]!r}, wanted {v!r}" for k, v in asdict(self).items()
+                if k in have and have[k] != v]
 
 
 def _proc(cfg: SandboxConfig, name: str, argv: list[str]) -> ProcessRef:
@@ -64,7 +95,9 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
                                     + (["--channels", str(cfg.channels)] if cfg.channels else [])))
              for n, a in pbx]
     sbc_argv = py + ["harness.lab.sbc", "--listen", sbc_addr,
-                     "--stats-file", str(cfg.folder / "sbc.stats.json")]
+                     "--stats-file", str(cfg.folder / "sbc.stats.json"),
+                     "--health-check", "on" if cfg.health_check else "off",
+                     "--dispatch", cfg.dispatch, "--fr-timer", f"{cfg.failover_timer:g}"]
     for n, a in pbx:
         sbc_argv += ["--node", f"{n}={a}"]
     nodes.insert(0, Node(name="sbc", role="sbc", sip=sbc_addr, process=_proc(cfg, "sbc", sbc_argv)))
@@ -86,7 +119,7 @@ def _parts(inv: TargetInventory):
 def status(cfg: SandboxConfig | None = None) -> dict[str, int | None]:
     """name -> pid of each running sandbox process (None when not running)."""
     out = {}
-    for part in _parts(inventory(cfg)):
+    for part in _parts(inventory(cfg or SandboxConfig.saved())):
         pid = read_pid(part.process.pidfile)
         out[part.name] = pid if pid and proc_state(pid) else None
     return out
@@ -98,6 +131,8 @@ def up(cfg: SandboxConfig | None = None, wait: float = 10.0) -> TargetInventory:
     cfg.folder.mkdir(parents=True, exist_ok=True)
     inv = inventory(cfg)
     running = status(cfg)
+    if not any(running.values()):
+        (cfg.folder / "config.json").write_text(json.dumps(asdict(cfg)))
     # PBX nodes first, then the SBC, then the carriers in front of it
     for part in [*inv.nodes[1:], inv.nodes[0], *inv.entry_points]:
         if running.get(part.name) is None:
@@ -118,7 +153,7 @@ def up(cfg: SandboxConfig | None = None, wait: float = 10.0) -> TargetInventory:
 def down(cfg: SandboxConfig | None = None, grace: float = 3.0) -> list[str]:
     """Stop the sandbox's processes by pid (SIGCONT first, in case one is paused)."""
     stopped = []
-    for part in _parts(inventory(cfg)):
+    for part in _parts(inventory(cfg or SandboxConfig.saved())):
         pid = read_pid(part.process.pidfile)
         if pid and proc_state(pid):
             for sig in (signal.SIGCONT, signal.SIGTERM):

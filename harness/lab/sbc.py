@@ -1,11 +1,15 @@
 """Sandbox SBC: a SIP proxy that health-checks PBX nodes and re-routes new calls.
 
 Behaves like Kamailio's dispatcher with failover: OPTIONS keepalives mark a
-node down after `--down-after` missed probes; a new INVITE goes round-robin to
-a healthy node; when that node sends no response within `--fr-timer` or
+node down after `--down-after` missed probes; a new INVITE goes to a healthy node,
+round-robin or by a hash of its Call-ID (Kamailio's dispatcher algorithm 0); when that node sends no response within `--fr-timer` or
 answers 5xx/408, the INVITE goes to the next node; with none left the caller
 gets 503. Record-Route keeps the SBC in the dialog, so a BYE reaches the node
 that answered (and fails if that node is dead).
+
+`--health-check off` makes the SBC a badly configured one that never marks a
+node down: no keepalives, and a node that times out is tried again by the
+next call. Drills must catch that (traffic never shifts).
 
 Run: `python -m harness.lab.sbc --listen 127.10.0.1:5060 --node pbx-1=127.10.0.11:5060 ...`
 """
@@ -52,10 +56,11 @@ class InviteTx:
 class Sbc:
     def __init__(self, ip: str, port: int, nodes: list[Node], interval: float,
                  probe_timeout: float, down_after: int, fr_timer: float,
-                 stats_file: str | None):
+                 stats_file: str | None, health_check: bool = True, dispatch: str = "round-robin"):
         self.ip, self.port, self.nodes = ip, port, nodes
         self.interval, self.probe_timeout, self.down_after = interval, probe_timeout, down_after
         self.fr_timer = fr_timer
+        self.health_check, self.dispatch = health_check, dispatch
         self.proto = SipTransports(self.handle)
         self.by_client: dict[tuple[str, str], InviteTx] = {}
         self.by_branch: dict[str, InviteTx] = {}
@@ -67,7 +72,8 @@ class Sbc:
 
     async def start(self):
         await self.proto.listen(self.ip, self.port, tcp=True)
-        asyncio.create_task(self._health_loop())
+        if self.health_check:
+            asyncio.create_task(self._health_loop())
         log.info("sbc listening on %s:%d (UDP and TCP), nodes %s", self.ip, self.port,
                  ", ".join(f"{n.name}={n.addr[0]}:{n.addr[1]}" for n in self.nodes))
         return self
@@ -100,6 +106,8 @@ class Sbc:
         self.proto.send(msg, node.addr)
 
     def _probe_result(self, node: Node, ok: bool) -> None:
+        if not self.health_check:
+            return  # misconfigured on purpose: nodes are never marked down
         if ok:
             node.missed = 0
             if not node.up:
@@ -190,15 +198,18 @@ class Sbc:
         self.proto.send(response_to(msg, 100), tx.client)
         self._try_next(tx)
 
-    def _pick(self, tried: list[str]) -> Node | None:
+    def _pick(self, tried: list[str], call_id: str) -> Node | None:
         healthy = [n for n in self.nodes if n.up and n.name not in tried]
         if not healthy:
             return None
+        if self.dispatch == "hash":
+            digest = hashlib.sha1(call_id.encode()).digest()
+            return healthy[int.from_bytes(digest[:4], "big") % len(healthy)]
         self.rr = (self.rr + 1) % len(healthy)
         return healthy[self.rr]
 
     def _try_next(self, tx: InviteTx) -> None:
-        node = self._pick(tx.tried)
+        node = self._pick(tx.tried, tx.request.call_id)
         if node is None:
             self._finish(tx, response_to(tx.request, 503))
             return
@@ -313,11 +324,15 @@ def main(argv=None) -> None:
     ap.add_argument("--down-after", type=int, default=2, help="missed probes before a node is down")
     ap.add_argument("--fr-timer", type=float, default=1.0,
                     help="seconds to wait for a node's first response before failing over")
+    ap.add_argument("--health-check", choices=("on", "off"), default="on",
+                    help="off: never mark a node down (a misconfigured SBC, for drills to catch)")
+    ap.add_argument("--dispatch", choices=("round-robin", "hash"), default="round-robin",
+                    help="how a new call picks a node: in turn, or by a hash of its Call-ID")
     ap.add_argument("--stats-file")
     a = ap.parse_args(argv)
     ip, port = a.listen.rsplit(":", 1)
     sbc = Sbc(ip, int(port), [parse_node(n) for n in a.node], a.interval, a.probe_timeout,
-              a.down_after, a.fr_timer, a.stats_file)
+              a.down_after, a.fr_timer, a.stats_file, a.health_check == "on", a.dispatch)
     run_forever(sbc.start)
 
 

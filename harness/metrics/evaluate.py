@@ -13,10 +13,10 @@ from harness.metrics.sla import Verdict, verdicts
 
 
 def fault_figures(records: list[CallRecord], fault: FaultWindow, *, max_gap: float,
-                  pdd_good: float, baseline: float, rule: failover.RecoveryRule,
+                  pdd_good: float, baseline: float, setup: float, rule: failover.RecoveryRule,
                   horizon: float | None) -> dict:
     """Everything measured about one fault, with the calls that bound each figure."""
-    out = failover.outage(records, fault)
+    out = failover.outage(records, fault, setup)
     rec = failover.recovery(records, fault, baseline, pdd_good, rule, horizon)
     shift = failover.traffic_shift(records, fault, pdd_good, rule)
     end = fault.ended_at
@@ -43,12 +43,13 @@ def fault_figures(records: list[CallRecord], fault: FaultWindow, *, max_gap: flo
     }
 
 
-def horizon_of(fault: FaultWindow, faults: list[FaultWindow]) -> float | None:
-    """Where judging this fault's recovery stops: the start of the next fault that
-    begins after it ended (overlapping faults are judged together)."""
+def horizon_of(fault: FaultWindow, faults: list[FaultWindow], setup: float) -> float | None:
+    """Where judging this fault's recovery stops: one set-up time before the next fault
+    that begins after it ended (a call placed then is still being set up when that
+    fault strikes); overlapping faults are judged together."""
     end = fault.ended_at if fault.ended_at is not None else float("inf")
     later = [g.started_at for g in faults if g is not fault and g.started_at >= end]
-    return min(later, default=None)
+    return min(later) - setup if later else None
 
 
 def _sum_pairs(pairs: list[tuple[int, int]]) -> tuple[int, int]:
@@ -72,8 +73,9 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         pdd_good = failover.pdd_good_default(pre)
     baseline = failover.good_share(pre, pdd_good)
     baseline = 1.0 if baseline is None else baseline
+    setup = failover.setup_time(pre)
     per_fault = [fault_figures(records, f, max_gap=max_gap, pdd_good=pdd_good, baseline=baseline,
-                               rule=rule, horizon=horizon_of(f, faults)) for f in faults]
+                               setup=setup, rule=rule, horizon=horizon_of(f, faults, setup)) for f in faults]
     timeline = alarms.alarm_timeline(records, run_start, run_end, alarm_window)
     media = calls.media_summary(records)
     pdd = calls.pdd_stats(records)
@@ -122,7 +124,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "dropped_call_rate": calls.dropped_call_rate(records),
         "media": media,
         "answered_by_node": calls.calls_by_node(records),
-        "good_calls": {"pdd_good": pdd_good, "pre_fault_share": baseline,
+        "good_calls": {"pdd_good": pdd_good, "pre_fault_share": baseline, "setup_time": setup,
                        "recovery_tolerance": rule.tolerance},
         "faults": per_fault,
         "detection": {"acks": list(acks), "time_to_detect": ttd,

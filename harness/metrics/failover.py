@@ -52,11 +52,13 @@ def good_share(records: list[CallRecord], pdd_good: float) -> float | None:
 class Outage:
     """The longest time, overlapping the fault, in which the hotline answered no call.
 
-    Read from answer timestamps. The break happened somewhere between the last
-    call answered before the gap and the next attempt, so each edge is placed
-    half an attempt spacing inside the gap; `resolution` is that half spacing
-    at both edges (about 1/CPS in all). `end` is None when no call was answered
-    again before the records end.
+    Read from answer timestamps: the hotline still worked when the last call
+    before the gap was answered, and worked again when the first call after it
+    was placed, about one normal set-up time (`setup`: INVITE to 200 before the
+    fault) before its answer. Each edge is then placed half an attempt spacing
+    inside the gap, since the break fell somewhere between two attempts;
+    `resolution` is that half spacing at both edges (about 1/CPS in all). `end`
+    is None when no call was answered again before the records end.
     """
 
     start: float | None
@@ -82,7 +84,12 @@ def _spacing_before(starts: list[float], t: float) -> float:
     return t - max(earlier) if earlier else 0.0
 
 
-def outage(records: list[CallRecord], fault: FaultWindow) -> Outage:
+def setup_time(records: list[CallRecord]) -> float:
+    """Median INVITE-to-200 time of answered calls (0 with none): the normal set-up time."""
+    return percentile([r.answered_at - r.started_at for r in records if r.answered_at], 50) or 0.0
+
+
+def outage(records: list[CallRecord], fault: FaultWindow, setup: float = 0.0) -> Outage:
     """Outage of one fault (see `Outage`); length 0 when answers never stopped."""
     answered = sorted((r for r in records if r.answered_at is not None), key=lambda r: r.answered_at)
     starts = sorted(r.started_at for r in records)
@@ -105,7 +112,7 @@ def outage(records: list[CallRecord], fault: FaultWindow) -> Outage:
     lead = _spacing_after(starts, before.started_at) / 2 if before else 0.0
     trail = _spacing_before(starts, after.started_at) / 2 if after else 0.0
     start = (before.answered_at if before else fs) + lead
-    end = after.answered_at - trail if after else None
+    end = max(start, after.answered_at - setup - trail) if after else None
     length = max(0.0, (end if end is not None else max(last_seen, start)) - start)
     return Outage(start, end, length, lead + trail,
                   before.call_id if before else None, after.call_id if after else None)

@@ -7,15 +7,18 @@ the run's metadata.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import plotly.graph_objects as go
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 from plotly.offline import get_plotlyjs
 
 from harness.metrics.records import CallRecord
 from harness.metrics.sla import Verdict, fmt
 from harness.metrics.timeline import per_second
+from harness.report.explain import fault_sentences
 from harness.report.review import clock
 
 LEVEL_COLOURS = {"green": "#2e7d32", "yellow": "#f9a825", "orange": "#ef6c00", "red": "#c62828"}
@@ -35,6 +38,14 @@ def timeline_figure(summary: dict, records: list[CallRecord]) -> go.Figure:
         x1 = (f["ended_at"] or t1) - t0
         fig.add_vrect(x0=x0, x1=x1, fillcolor="#ffcdd2", opacity=0.45, line_width=0,
                       annotation_text=f["fault_id"], annotation_position="top left")
+        o = f["outage"]
+        if o["start"] is not None and o["length"] > o["resolution"]:
+            fig.add_vrect(x0=o["start"] - t0, x1=(o["end"] or t1) - t0, fillcolor="#b71c1c",
+                          opacity=0.25, line_width=0, annotation_text=f"outage {o['length']:.2f}s",
+                          annotation_position="bottom left")
+        if f["recovery"]["at"] is not None and f["failover_time"]:
+            fig.add_vline(x=f["recovery"]["at"] - t0, line_dash="dash", line_color="#2e7d32",
+                          annotation_text="recovered", annotation_position="top right")
     for p in summary["alarm_timeline"]:  # the alarm band along the bottom
         fig.add_shape(type="rect", xref="x", yref="paper", x0=p["t"] - 1, x1=p["t"], y0=0, y1=0.04,
                       fillcolor=LEVEL_COLOURS[p["level"]], line_width=0)
@@ -54,9 +65,17 @@ def distribution_figure(values: list[float], title: str, unit: str) -> go.Figure
     return fig
 
 
+def md(text: str) -> Markup:
+    """The little Markdown the evidence sentences use (**bold**, `code`), made safe for HTML."""
+    html = str(escape(text))
+    html = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html)
+    return Markup(re.sub(r"`(.+?)`", r"<code>\1</code>", html))
+
+
 def write_html(summary: dict, records: list[CallRecord], path: Path) -> None:
     env = Environment(loader=PackageLoader("harness.report", "templates"),
                       autoescape=select_autoescape(["html", "j2"]))
+    env.filters["md"] = md
     answered = [r for r in records if r.answered]
     figures = {
         "timeline": timeline_figure(summary, records),
@@ -71,5 +90,6 @@ def write_html(summary: dict, records: list[CallRecord], path: Path) -> None:
             for k, f in figures.items()}
     html = env.get_template("report.html.j2").render(
         s=summary, verdicts=[Verdict(**v) for v in summary["verdicts"]], charts=divs,
-        plotly_js=get_plotlyjs(), fmt=fmt, clock=clock)
+        plotly_js=get_plotlyjs(), fmt=fmt, clock=clock,
+        explain=lambda f: fault_sentences(f, summary["good_calls"]["pdd_good"], clock))
     path.write_text(html)

@@ -8,6 +8,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from harness.metrics.alarms import ESCALATION, LEVELS
 from harness.metrics.sla import Verdict, fmt
+from harness.report.explain import fault_sentences
 
 
 def clock(ts: float | None) -> str:
@@ -45,13 +46,16 @@ def key_moments(summary: dict) -> list[tuple[float, str]]:
     out = [(ev["ended"] if ev["event"] == "capacity_step" else ev["ts"], MOMENTS[ev["event"]](ev))
            for ev in summary["timeline"] if ev["event"] in MOMENTS]
     for f in summary["faults"]:
-        if f["interruption_start"] is not None:
-            out.append((f["interruption_start"], f"first failed call after {f['fault_id']}"))
-        if f["interruption_end"] is not None:
-            out.append((f["interruption_end"], f"service restored after {f['fault_id']} "
-                                               "(first of K answered calls in a row)"))
-        out.append((f["started_at"] + f["traffic_shift"],
-                    f"traffic shifted away from {f['target']} (last call touched by the fault)"))
+        o, r = f["outage"], f["recovery"]
+        if o["start"] is not None and o["length"] > o["resolution"]:
+            out.append((o["start"], f"no call answered any more ({f['fault_id']}): outage begins"))
+            if o["end"] is not None:
+                out.append((o["end"], f"calls answered again: outage of {o['length']:.3f} s ends"))
+        if r["at"] is not None and f["failover_time"]:
+            out.append((r["at"], f"recovered from {f['fault_id']}: good calls back and staying"))
+        if f["shift"]["touched"] and not f["shift"]["never"]:
+            out.append((f["started_at"] + f["shift"]["seconds"],
+                        f"traffic shifted away from {f['target']} (last call touched by the fault)"))
     return sorted(out)
 
 
@@ -63,5 +67,6 @@ def write_review(summary: dict, path: Path) -> None:
     reached = [lvl for lvl in LEVELS if lvl in levels and lvl != "green"]
     text = env.get_template("review.md.j2").render(
         s=summary, verdicts=verdicts, moments=key_moments(summary), clock=clock, fmt=fmt,
-        reached=reached, escalation=ESCALATION, t0=summary["run"]["started_at"])
+        reached=reached, escalation=ESCALATION, t0=summary["run"]["started_at"],
+        explain=lambda f: fault_sentences(f, summary["good_calls"]["pdd_good"], clock))
     path.write_text(text)

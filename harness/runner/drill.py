@@ -102,11 +102,18 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
     sandbox_cfg = None
     if drill.scenario.target == "sandbox":
         from harness.lab import sandbox
-        sandbox_cfg = sandbox.SandboxConfig()
+        opts = drill.scenario.sandbox
+        sandbox_cfg = sandbox.SandboxConfig.for_drill(opts.model_dump() if opts else None)
         if all(pid is None for pid in sandbox.status(sandbox_cfg).values()):
             console.log("starting the sandbox hotline (stopped again at the end)")
             sandbox.up(sandbox_cfg)
         else:
+            differs = sandbox_cfg.differs_from_running() if opts else []
+            if differs:
+                console.print("[red]error:[/red] the running sandbox is not the one this scenario "
+                              "asks for (" + "; ".join(differs) + "); stop it with `drill lab "
+                              "down` and the drill starts its own")
+                return EXIT_INPUT, None
             sandbox_cfg = None  # someone else's `drill lab up`: leave it running
     try:
         ok, problems = steady_state(drill.inventory, within=5.0)

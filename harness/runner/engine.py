@@ -78,12 +78,13 @@ class DrillRun:
             extra = learned()
             recipe = {**recipe, **extra}
             self.journal.amend(self.run_id, pf.fault_id, extra)
+        in_effect = time.time()  # the fault's window opens when inject() has done its work
         self.active[pf.fault_id] = ActiveFault(pf, inj, recipe, started)
         took = inj.verify()
         nodes = [pf.spec.target] if hasattr(pf.target, "role") else []
-        self.bus.publish("fault_injected", ts=started, fault_id=pf.fault_id, type=pf.spec.type,
+        self.bus.publish("fault_injected", ts=in_effect, fault_id=pf.fault_id, type=pf.spec.type,
                          target=pf.spec.target, nodes=nodes, verified=took,
-                         description=inj.describe())
+                         inject_took=in_effect - started, description=inj.describe())
         if not took:
             self.abort_reason = f"fault {pf.fault_id} did not take effect"
 
@@ -95,9 +96,10 @@ class DrillRun:
         except FaultError as exc:
             self.bus.publish("fault_rollback_failed", fault_id=fault_id, error=str(exc))
             raise
+        gone = time.time()  # ... and closes when undo() has done its work
         self.journal.closed(self.run_id, fault_id, note)
-        self.bus.publish("fault_rolled_back", ts=started, fault_id=fault_id, note=note,
-                         took=time.time() - started)
+        self.bus.publish("fault_rolled_back", ts=gone, fault_id=fault_id, note=note,
+                         took=gone - started)
 
     def rollback_all(self) -> list[str]:
         """Roll back every active fault at once (in parallel: one slow restart must not
@@ -182,7 +184,9 @@ class DrillRun:
             if on_tick:
                 self.next_step = describe_step(plan[0]) if plan else f"load stops at {load_end:g}s"
                 on_tick(self)
-            time.sleep(TICK)
+            # wake for the next step on time: a fault's window must be as long as asked
+            due = plan[0][0] - (time.time() - self.t0) if plan else TICK
+            time.sleep(min(TICK, max(0.0, due)))
         if self.abort_reason:
             requested = self.abort_at or time.time()
             errors = self.rollback_all()  # first: nothing left behind, then the load

@@ -57,11 +57,12 @@ def _messages(err: ValidationError, path: Path, lines: dict, prefix: tuple = ())
     return out
 
 
-def load_inventory(ref: str, base: Path) -> TargetInventory:
-    """`sandbox` or a path (relative to the scenario's folder) to a target inventory YAML."""
+def load_inventory(ref: str, base: Path, sandbox: dict | None = None) -> TargetInventory:
+    """`sandbox` (built with the scenario's `sandbox:` options) or a path (relative to
+    the scenario's folder) to a target inventory YAML."""
     if ref == "sandbox":
-        from harness.lab.sandbox import inventory
-        return inventory()
+        from harness.lab.sandbox import SandboxConfig, inventory
+        return inventory(SandboxConfig.for_drill(sandbox))
     if ref == "lab":
         from harness.lab.containers import inventory_path
         path = inventory_path()
@@ -126,8 +127,13 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
         raise InputError(_messages(err, path, lines)) from None
     if target_override:
         scenario.target = target_override
-    inv = load_inventory(scenario.target, path.parent)
     problems: list[str] = []
+    if scenario.sandbox is not None and scenario.target != "sandbox":
+        raise InputError([f"{path}:{line_of(lines, ('sandbox',))}: sandbox: these options build the "
+                          f"practice hotline, but the target is '{scenario.target}' "
+                          "(hint: remove `sandbox:` or set `target: sandbox`)"])
+    inv = load_inventory(scenario.target, path.parent,
+                         scenario.sandbox.model_dump() if scenario.sandbox else None)
     planned = []
     for i, spec in enumerate(scenario.faults):
         p = _check_fault(i, spec, scenario, inv, path, lines, problems)

@@ -231,6 +231,16 @@ class AbortRule(Strict):
         return self
 
 
+class SandboxOptions(Strict):
+    """How the practice hotline is built for this drill (only with `target: sandbox`)."""
+
+    pbx_nodes: int = Field(2, ge=1, le=8)
+    health_check: bool = Field(True, description="false: the SBC never marks a node down")
+    dispatch: Literal["round-robin", "hash"] = "round-robin"
+    failover_timer: Duration = Field(1.0, gt=0, le=60)
+    channels: int | None = Field(None, ge=1)
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
@@ -243,6 +253,7 @@ class Scenario(Strict):
     sla: SlaSpec = SlaSpec()
     metrics: MetricOptions = MetricOptions()
     abort_when: list[AbortRule] = []
+    sandbox: SandboxOptions | None = None
 
     @field_validator("duration")
     @classmethod
