@@ -97,7 +97,7 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
         pushgateway: Optional[str] = typer.Option(
             None, help="also push the verdicts to this Prometheus Pushgateway URL"),
         gate: bool = typer.Option(False, "--gate", help="CI release gate: end with one line "
-                                  "`DRILL PASS|FAIL|ABORTED name: ...` and exit non-zero on any miss"),
+                                  "`DRILL PASS|FAIL|ABORTED|INCONCLUSIVE name: ...` and exit non-zero on any miss"),
         workers: int = typer.Option(0, "--workers", min=0, help="spread the load over N Locust "
                                     "worker processes started on this machine"),
         master: bool = typer.Option(False, "--master", help="be the Locust master: wait for "
@@ -150,7 +150,9 @@ def finish_run(code: int, run_dir: Optional[Path], name: str, output: Optional[P
                 err.print(f"[yellow]warning[/yellow] push to {pushgateway} failed: {exc}")
         print_verdicts(summary)
         word = {0: "[green]all SLA targets met[/green]", 1: "[red]SLA target missed[/red]",
-                3: "[red]aborted, faults rolled back[/red]"}.get(code, "")
+                3: "[red]aborted, faults rolled back[/red]",
+                4: "[yellow]INCONCLUSIVE: " + "; ".join(summary.get("inconclusive") or [])
+                   + "[/yellow]"}.get(code, "")
         console.print(f"{word} — report: {run_dir}", highlight=False)
         if gate:
             print(gate_line(summary, run_dir))
@@ -165,6 +167,8 @@ def gate_line(summary: dict, run_dir: Path) -> str:
     name = summary["scenario"]["name"]
     if summary["run"]["aborted"]:
         return f"DRILL ABORTED {name}: {summary['run']['abort_reason']} ({run_dir})"
+    if summary.get("inconclusive"):
+        return f"DRILL INCONCLUSIVE {name}: " + "; ".join(summary["inconclusive"]) + f" ({run_dir})"
     missed = [Verdict(**v).sentence() for v in summary["verdicts"] if not v["passed"]]
     if missed:
         return f"DRILL FAIL {name}: " + "; ".join(missed) + f" ({run_dir})"

@@ -95,11 +95,20 @@ class DrillFailure(Exception):
     pass
 
 
+class DrillInconclusive(Exception):
+    """The load generator could not keep its schedule: no verdict can be given."""
+
+
 class SlaItem(pytest.Item):
     def __init__(self, *, sla: str, **kw):
         super().__init__(**kw)
         self.sla = sla
         self.add_marker(pytest.mark.drill)
+
+    def setup(self):
+        summary = self.parent.summary()
+        if summary.get("inconclusive"):  # an error, not a pass or a fail: the load was not as asked
+            raise DrillInconclusive("drill inconclusive: " + "; ".join(summary["inconclusive"]))
 
     def runtest(self):
         from harness.metrics.sla import Verdict

@@ -24,6 +24,7 @@ import gevent
 from locust import User, task
 from locust.env import Environment
 
+from harness.load.health import merge
 from harness.load.sip_load import LoadController, callers_for
 from harness.metrics.records import CallRecord
 from harness.scenario.model import LoadSpec
@@ -74,11 +75,18 @@ class MasterLoad:
 
     def _on_totals(self, environment, msg, **_):
         self.totals[msg.node_id] = msg.data
-        self.on_event("worker_totals", worker=msg.node_id, **msg.data)
+        self.on_event("worker_totals", worker=msg.node_id,
+                      **{k: v for k, v in msg.data.items() if k != "health"})
 
     @property
     def in_flight(self) -> int:
         return sum(s.get("in_flight", 0) for s in self.states.values())
+
+    def health(self) -> dict | None:
+        """The workers' own watch on their schedules, merged (final totals where sent)."""
+        latest = {**{k: v.get("health") for k, v in self.states.items()},
+                  **{k: v.get("health") for k, v in self.totals.items()}}
+        return merge([h for h in latest.values() if h])
 
     # -- workers ------------------------------------------------------------
     def spawn_local_workers(self, n: int, scenario: Path, target: str | None, log_dir: Path) -> None:
@@ -168,16 +176,17 @@ def run_worker(drill, master: str, out=sys.stdout) -> dict:
         ctl.accepting = False
 
         def drain():
+            ctl.watch.unplaced = ctl.tokens.qsize()
             deadline = time.time() + msg.data.get("wait", 0)
             while ctl.in_flight and time.time() < deadline:
                 gevent.sleep(0.05)
             runner.send_message("hd_totals", {"placed": ctl.placed, "sent": sent["records"],
-                                              "answered": sent["answered"]})
+                                              "answered": sent["answered"], "health": ctl.health()})
         gevent.spawn(drain)
 
     def report_state():
         while True:
-            runner.send_message("hd_state", {"in_flight": ctl.in_flight})
+            runner.send_message("hd_state", {"in_flight": ctl.in_flight, "health": ctl.health()})
             gevent.sleep(0.5)
 
     runner.register_message("hd_rate", on_rate)

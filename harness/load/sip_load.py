@@ -26,6 +26,7 @@ from locust import User, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
 
+from harness.load.health import GeneratorHealth
 from harness.metrics.records import CallRecord
 from harness.scenario.inventory import EntryPoint
 from harness.scenario.model import LoadSpec
@@ -80,6 +81,7 @@ class LoadController:
         self.tokens: Queue = Queue()
         self.env: Environment | None = None
         self._dispatcher = None
+        self.watch = GeneratorHealth()
 
     def user_class(self):
         ctl = self
@@ -89,9 +91,10 @@ class LoadController:
 
             @task
             def call(self):
-                ctl.tokens.get()  # idle until the dispatcher releases the next arrival
+                scheduled = ctl.tokens.get()  # idle until the dispatcher releases the next arrival
                 if not ctl.accepting:
                     raise StopUser()
+                ctl.watch.left(scheduled, time.time())
                 ctl.place_one(self.environment)
 
         return SipCaller
@@ -104,9 +107,23 @@ class LoadController:
             if now < nxt:
                 gevent.sleep(min(nxt - now, 0.05))
                 continue
-            self.tokens.put(1)
+            self.tokens.put(nxt)  # the arrival's scheduled time: how late it leaves is watched
+            self.watch.arrival()
             issued += 1
-            nxt = max(nxt + 1.0 / self.pacer.rate_at(nxt), now - 1.0)  # never catch up more than 1 s
+            nxt += 1.0 / self.pacer.rate_at(nxt)
+            if nxt < now - 1.0:  # never catch up more than 1 s: those arrivals are skipped
+                self.watch.skipped += int((now - 1.0 - nxt) * self.pacer.rate_at(now))
+                nxt = now - 1.0
+
+    def _watch_loop(self, every: float = 0.05) -> None:
+        """Sample how much later than asked a sleep on the event loop wakes up."""
+        while self.accepting:
+            t = time.perf_counter()
+            gevent.sleep(every)
+            self.watch.lag.append(max(0.0, time.perf_counter() - t - every))
+
+    def health(self) -> dict:
+        return self.watch.snapshot()
 
     def place_one(self, env: Environment) -> CallRecord:
         entry = next(self._carrier)
@@ -143,6 +160,7 @@ class LoadController:
     def start_dispatch(self) -> None:
         if self._dispatcher is None:
             self._dispatcher = gevent.spawn(self._dispatch)
+            gevent.spawn(self._watch_loop)
 
     def set_rate(self, calls_per_second: float, ramp: float = 0.0) -> int:
         """Change the arrival rate (a step, surge or spike), reached over `ramp` seconds;
@@ -157,6 +175,7 @@ class LoadController:
     def stop(self, wait: float) -> None:
         """Place no new call, let calls in progress finish (at most `wait` s), then quit."""
         self.accepting = False
+        self.watch.unplaced = self.tokens.qsize()  # released arrivals no caller ever took
         deadline = time.time() + wait
         while self.in_flight and time.time() < deadline:
             time.sleep(0.05)

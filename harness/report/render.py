@@ -13,6 +13,7 @@ from harness import __version__
 from harness.gameday.seal import verify
 from harness.metrics.evaluate import evaluate
 from harness.metrics.failover import RecoveryRule
+from harness.metrics.generator import generator_problems
 from harness.metrics.records import CallRecord, FaultWindow
 from harness.report.calls_csv import write_calls_csv
 from harness.report.html import write_html
@@ -23,7 +24,7 @@ from harness.runner.events import read_events
 from harness.scenario.model import Scenario
 from harness.scenario.yamlload import load_yaml
 
-EXIT_PASS, EXIT_MISSED, EXIT_INPUT, EXIT_ABORTED = 0, 1, 2, 3
+EXIT_PASS, EXIT_MISSED, EXIT_INPUT, EXIT_ABORTED, EXIT_INCONCLUSIVE = 0, 1, 2, 3, 4
 
 
 def fault_windows(events: list[dict]) -> list[FaultWindow]:
@@ -76,7 +77,12 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
                        acks=[{"ts": ev["ts"], "by": ev.get("by"), "note": ev.get("note", "")}
                              for ev in events if ev["event"] == "ack"],
                        capacity_steps=steps if sc.load.capacity_search else None)
-    exit_code = EXIT_ABORTED if aborted else (EXIT_PASS if figures["passed"] else EXIT_MISSED)
+    health = next((ev for ev in reversed(events) if ev["event"] == "generator_health"), None)
+    inconclusive = generator_problems(health, first.get("workers_lost"))
+    if inconclusive:
+        figures["passed"] = False  # never a pass, and the exit code says it is not a fail either
+    exit_code = EXIT_ABORTED if aborted else EXIT_INCONCLUSIVE if inconclusive else \
+        (EXIT_PASS if figures["passed"] else EXIT_MISSED)
     summary = {
         "scenario": {"name": sc.name, "description": sc.description, "target": sc.target,
                      "tags": sc.tags, "seed": sc.seed, "duration": sc.duration,
@@ -91,6 +97,8 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
         "timeline": [{k: v for k, v in ev.items() if k != "call"} for ev in events
                      if ev["event"] != "call"],
         **figures,
+        "inconclusive": inconclusive,
+        "generator": {k: v for k, v in (health or {}).items() if k not in ("event", "ts")} or None,
         "gameday": gameday,
         "exit_code": exit_code,
     }

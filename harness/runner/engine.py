@@ -24,6 +24,7 @@ from harness.runner.steady import steady_state
 from harness.scenario.load import Drill, PlannedFault
 
 TICK = 0.1
+HEALTH_EVERY = 1.0  # seconds between the load generator's health events
 
 
 class SetupError(Exception):
@@ -142,6 +143,7 @@ class DrillRun:
         self.t0 = time.time()
         self.bus.publish("run_started", ts=self.t0, run_id=self.run_id)
         load_on = False
+        last_health = 0.0
         while not self.abort_reason:
             t = time.time() - self.t0
             if not load_on and t >= load_start:
@@ -181,6 +183,9 @@ class DrillRun:
                     self.abort_at = time.time()
                     self.abort_reason = fired
                     break
+            if load_on and time.time() - last_health >= HEALTH_EVERY:
+                self.publish_health(load)
+                last_health = time.time()
             if on_tick:
                 self.next_step = describe_step(plan[0]) if plan else f"load stops at {load_end:g}s"
                 on_tick(self)
@@ -196,11 +201,18 @@ class DrillRun:
             return
         stopped_at = time.time()
         load.stop(wait=sc.load.hold + sc.load.invite_timeout + sc.load.bye_timeout + 2)
+        self.publish_health(load)
         if judge and not self.stop_reason:
             judge.finish(self, stopped_at)
         errors = self.rollback_all()
         if errors:
             self.bus.publish("rollback_errors", errors=errors)
+
+    def publish_health(self, load) -> None:
+        """The generator's watch on its own schedule (engines without one say nothing)."""
+        health = load.health() if hasattr(load, "health") else None
+        if health:
+            self.bus.publish("generator_health", **health)
 
     def check_after(self) -> bool:
         ok, problems = steady_state(self.drill.inventory, within=10.0)

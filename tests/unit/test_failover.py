@@ -165,3 +165,16 @@ def test_pdd_good_default():
     slow = [attempt(i, i + 0.5) for i in range(20)]
     assert failover.pdd_good_default(slow) == pytest.approx(1.5)
     assert failover.pdd_good_default([]) == 1.0
+
+
+def test_generator_problems():
+    from harness.metrics.generator import generator_problems
+    fine = {"offered": 1000, "placed": 1000, "late": 50, "skipped": 0, "unplaced": 0,
+            "loop_lag_p99": 0.02}
+    assert generator_problems(fine) == []  # 5 % late is the limit, not over it
+    behind = {**fine, "late": 40, "skipped": 11}
+    assert "51 of 1000" in generator_problems(behind)[0]
+    stalled = {**fine, "loop_lag_p99": 0.08}
+    assert "p99 80 ms" in generator_problems(stalled)[0]
+    lost = generator_problems(None, {"expected": 3, "reported": 2})
+    assert lost == ["load workers lost: 1 of 3 never reported their calls"]

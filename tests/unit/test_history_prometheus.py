@@ -44,7 +44,8 @@ def test_exposition_lines():
     assert f'hotline_drill_sla_pass{{{base},sla="failover_time"}} 0' in text
     assert f'hotline_drill_sla_measured{{{base},sla="failover_time"}} 42.5' in text
     assert f'hotline_drill_calls{{{base},outcome="failed"}} 1' in text
-    assert text.count("# TYPE") == 5
+    assert text.count("# TYPE") == 6
+    assert f"hotline_drill_inconclusive{{{base}}} 0" in text
 
 
 def test_textfile_and_push_to_a_local_gateway(tmp_path, http_sink):

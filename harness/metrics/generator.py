@@ -1,0 +1,29 @@
+"""Is the load generator's own record good enough to judge the hotline? Pure.
+
+When it is not, the run's verdicts are inconclusive (exit 4): the harness
+never blames the hotline for its own overload.
+"""
+from __future__ import annotations
+
+LATE_SHARE = 0.05   # more than 5 % of offered calls late by > 100 ms (or never placed) ...
+LOOP_LAG_P99 = 0.05  # ... or the event loop's p99 stall above 50 ms ...
+# ... or a load worker lost: each makes the run inconclusive
+
+
+def generator_problems(health: dict | None, workers_lost: dict | None = None) -> list[str]:
+    """Why the load cannot be trusted (empty: it can)."""
+    out = []
+    if health and health.get("offered"):
+        behind = health["late"] + health["skipped"] + health["unplaced"]
+        if behind > LATE_SHARE * health["offered"]:
+            out.append(f"the load generator fell behind its schedule: {behind} of "
+                       f"{health['offered']} offered calls ({behind / health['offered']:.0%}) left "
+                       f"more than 100 ms late or not at all (limit {LATE_SHARE:.0%})")
+    lag = (health or {}).get("loop_lag_p99")
+    if lag is not None and lag > LOOP_LAG_P99:
+        out.append(f"the load generator's event loop stalled: p99 {lag * 1000:.0f} ms "
+                   f"(limit {LOOP_LAG_P99 * 1000:.0f} ms)")
+    if workers_lost:
+        out.append(f"load workers lost: {workers_lost['expected'] - workers_lost['reported']} of "
+                   f"{workers_lost['expected']} never reported their calls")
+    return out
