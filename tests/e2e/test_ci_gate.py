@@ -26,7 +26,7 @@ def test_pytest_collects_scenarios_with_one_item_per_sla_target(isolated, tmp_pa
                          capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert res.returncode == 1, res.stdout[-2000:]  # pdd_p95 <= 1 ms cannot be met
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
-    assert set(cases) == {"answer_rate", "failover_time", "dropped_call_rate", "pdd_p95",
+    assert set(cases) == {"answer_rate", "failover_time", "traffic_shift", "dropped_call_rate", "pdd_p95",
                           "steady_state_after"}
     failed = {n for n, c in cases.items() if c.find("failure") is not None}
     assert failed == {"pdd_p95"}

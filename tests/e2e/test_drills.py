@@ -63,9 +63,9 @@ def test_node_loss_drill_end_to_end(isolated, tmp_path):
     # verdicts and files agree with the records
     windows = fault_windows(read_events(run / "events.jsonl"))
     again = evaluate(calls, windows, {"answer_rate": 0.9, "failover_time": 5.0,
-                                      "dropped_call_rate": 0.4, "bystander_continuity": 0.95,
+                                      "traffic_shift": 30.0, "dropped_call_rate": 0.4, "bystander_continuity": 0.95,
                                       "steady_state_after": True},
-                     k=5, max_gap=1.0, alarm_window=10, run_start=summary["run"]["started_at"],
+                     max_gap=1.0, alarm_window=10, run_start=summary["run"]["started_at"],
                      run_end=summary["run"]["ended_at"], steady_state_after=True)
     assert again["verdicts"] == summary["verdicts"]
     assert summary["counts"]["attempts"] == len(calls)
