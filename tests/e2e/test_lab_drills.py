@@ -67,6 +67,21 @@ def test_lab_carrier_cut(lab, tmp_path):
                if c.started_at > f["ended_at"] + 1)
 
 
+def test_lab_blackouts_of_known_length(lab, tmp_path):
+    """The outage figure against blackouts of known length, in front of real Kamailio."""
+    res = subprocess.run(DRILL + ["run", str(Path(__file__).parent / "scenarios" / "lab-blackouts.yaml"),
+                                  "-o", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
+    run = next(d for d in tmp_path.iterdir() if d.is_dir())
+    summary = json.loads((run / "summary.json").read_text())
+    # no Kamailio truth check here: the 200s it counts are lost in the cut carrier path
+    for f, length in zip(summary["faults"], (2, 5)):
+        window = f["ended_at"] - f["started_at"]
+        assert abs(window - length) <= 0.05, f
+        assert abs(f["outage"]["length"] - length) <= 0.1, f["outage"]  # max(0.1 s, 2/20 s)
+        assert f["failover_time"] >= window - 0.01, f["recovery"]
+
+
 def test_lab_tcp_trunk_through_toxiproxy(lab, tmp_path):
     trunk = lab.find("carrier-c")
     assert trunk.transport == "tcp" and trunk.toxiproxy is not None  # CI has toxiproxy-server
