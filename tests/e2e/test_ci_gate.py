@@ -54,4 +54,4 @@ def test_gate_prints_one_line_and_exits_non_zero_on_a_miss(isolated, tmp_path):
     ok = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--gate", str(path),
                          "-o", str(tmp_path / "out2")], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0
-    assert ok.stdout.strip().splitlines()[-1].startswith("DRILL PASS gate-steady: 5 SLA targets met")
+    assert ok.stdout.strip().splitlines()[-1].startswith("DRILL PASS gate-steady: 6 SLA targets met")
