@@ -84,6 +84,8 @@ def print_verdicts(summary: dict) -> None:
                       f"during {nodes['during']} after {nodes['after']}", highlight=False)
         for line in fault_sentences(f, summary["good_calls"]["pdd_good"], clock):
             console.print("  " + line.replace("**", "").replace("`", ""), highlight=False)
+    for line in summary.get("findings", []):
+        console.print("finding: " + line.replace("`", ""), highlight=False)
 
 
 @app.command()

@@ -39,7 +39,8 @@ class Call:
 
 class PbxNode:
     def __init__(self, name: str, ip: str, port: int, ring_delay: float, answer_delay: float,
-                 stats_file: str | None, channels: int | None = None):
+                 stats_file: str | None, channels: int | None = None, contact: str | None = None,
+                 drop_record_route: bool = False):
         self.name, self.ip, self.port = name, ip, port
         self.channels = channels  # calls it can hold at once (a licence or trunk limit); None: no limit
         self.ringing: set[str] = set()
@@ -49,6 +50,8 @@ class PbxNode:
         self.proto = SipUdp(self.handle)
         self.counts = {"invites": 0, "answered": 0, "byes": 0, "rejected": 0}
         self.stats_file = stats_file
+        self.contact = contact or f"{ip}:{port}"  # what its 200 advertises
+        self.drop_record_route = drop_record_route  # a PBX that strips Record-Route (a broken one)
 
     async def start(self):
         loop = asyncio.get_running_loop()
@@ -112,7 +115,9 @@ class PbxNode:
         media_sock.setblocking(False)
         mport = media_sock.getsockname()[1]
         ok = response_to(msg, 200, to_tag=to_tag)
-        ok.headers.append(("Contact", f"<sip:{self.name}@{self.ip}:{self.port}>"))
+        if self.drop_record_route:
+            ok.remove("Record-Route")
+        ok.headers.append(("Contact", f"<sip:{self.name}@{self.contact}>"))
         ok.headers.append(("Content-Type", "application/sdp"))
         sid = random.randrange(1, 2**31)
         ok.body = (f"v=0\r\no={self.name} {sid} {sid} IN IP4 {self.ip}\r\ns=pbx\r\n"
@@ -171,9 +176,13 @@ def main(argv=None) -> None:
     ap.add_argument("--answer-delay", type=float, default=0.05)
     ap.add_argument("--stats-file", help="write call counts here on exit")
     ap.add_argument("--channels", type=int, help="calls held at once before answering 503")
+    ap.add_argument("--contact", help="ip:port its 200 advertises (default: --listen)")
+    ap.add_argument("--drop-record-route", action="store_true",
+                    help="strip Record-Route from its 200 (a PBX that breaks in-dialog routing)")
     a = ap.parse_args(argv)
     ip, port = a.listen.rsplit(":", 1)
-    node = PbxNode(a.name, ip, int(port), a.ring_delay, a.answer_delay, a.stats_file, a.channels)
+    node = PbxNode(a.name, ip, int(port), a.ring_delay, a.answer_delay, a.stats_file, a.channels,
+                   a.contact, a.drop_record_route)
     run_forever(node.start)
 
 

@@ -19,6 +19,7 @@ from harness.scenario.inventory import EntryPoint, Node, ProcessRef, TargetInven
 from harness.sip.probe import wait_until_answers
 
 CARRIERS = ("carrier-a", "carrier-b", "carrier-c")
+UNREACHABLE_PORT = 5099  # where a PBX that hides behind the SBC says it is (nothing listens)
 CONTROL_PORT = 8474  # the carrier relays' control channel (Toxiproxy's API port, on its own address)
 
 
@@ -44,6 +45,10 @@ class SandboxConfig:
     health_check: bool = True      # False: the SBC never marks a node down (misconfigured)
     dispatch: str = "round-robin"  # or "hash" (of the Call-ID)
     failover_timer: float = 1.0    # seconds the SBC waits for a node before trying the next
+    # PBX nodes that strip Record-Route and advertise a Contact the callers cannot reach
+    # (a port nothing listens on), as PBXs behind an SBC do
+    pbx_drops_record_route: bool = False
+    outbound_proxy: bool = False   # the carriers send ACK/BYE back to their entry point
 
     @property
     def folder(self) -> Path:
@@ -92,7 +97,10 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
     nodes = [Node(name=n, role="pbx", sip=a,
                   process=_proc(cfg, n, py + ["harness.lab.pbx", "--name", n, "--listen", a,
                                               "--stats-file", str(cfg.folder / f"{n}.stats.json")]
-                                    + (["--channels", str(cfg.channels)] if cfg.channels else [])))
+                                    + (["--channels", str(cfg.channels)] if cfg.channels else [])
+                                    + (["--drop-record-route", "--contact",
+                                        a.replace(f":{cfg.port}", f":{UNREACHABLE_PORT}")]
+                                       if cfg.pbx_drops_record_route else [])))
              for n, a in pbx]
     sbc_argv = py + ["harness.lab.sbc", "--listen", sbc_addr,
                      "--stats-file", str(cfg.folder / "sbc.stats.json"),
@@ -105,7 +113,8 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
     for i, c in enumerate(CARRIERS):
         addr = f"{cfg.block}.{21 + i}:{cfg.port}"
         control = f"{cfg.block}.{21 + i}:{CONTROL_PORT}"
-        entries.append(EntryPoint(name=c, address=addr, relay=control, process=_proc(
+        entries.append(EntryPoint(name=c, address=addr, relay=control,
+                                  outbound_proxy=cfg.outbound_proxy, process=_proc(
             cfg, c, py + ["harness.lab.relay", "--name", c, "--listen", addr,
                           "--upstream", sbc_addr, "--control", control])))
     names = [n.name for n in nodes] + [e.name for e in entries]

@@ -130,7 +130,7 @@ class LoadController:
         opts = CallOptions(hold=self.spec.hold, rtp=self.rng.random() < self.spec.rtp_share,
                            invite_timeout=self.spec.invite_timeout,
                            bye_timeout=self.spec.bye_timeout, transport=entry.transport,
-                           local_ip=entry.caller_ip)
+                           local_ip=entry.caller_ip, outbound_proxy=entry.outbound_proxy)
         self.in_flight += 1
         self.placed += 1
         self.last_placed_at = time.time()
@@ -191,9 +191,13 @@ class LoadController:
 
 def node_mapper(sip_to_node: dict[tuple[str, int], str]) -> Callable[[str], str]:
     """Contact URI of the answering side -> inventory node name (the URI if unknown)."""
+    names = set(sip_to_node.values())
+
     def node_of(contact: str) -> str:
         try:
-            return sip_to_node.get(host_port(contact), contact)
+            found = sip_to_node.get(host_port(contact))
         except (ValueError, IndexError):
-            return contact
+            found = None
+        user = contact.partition(":")[2].partition("@")[0] if "@" in contact else ""
+        return found or (user if user in names else contact)  # else a Contact naming the node
     return node_of

@@ -8,6 +8,7 @@ from __future__ import annotations
 from harness.metrics import alarms, calls, failover
 from harness.metrics.capacity import STEP_TARGETS, in_window, knee, step_misses
 from harness.metrics.detect import time_to_detect
+from harness.metrics.diagnose import findings
 from harness.metrics.records import CallRecord, FaultWindow
 from harness.metrics.sla import Verdict, verdicts
 
@@ -133,6 +134,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "alarm_worst": alarms.worst_level(timeline),
         "alarm_timeline": [{"t": t - run_start, "answer_rate": r, "level": lvl}
                            for t, r, lvl in timeline],
+        "findings": findings(records),
         "verdicts": [v.to_dict() for v in vs],
         "passed": all(v.passed for v in vs),
     }

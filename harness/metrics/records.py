@@ -32,6 +32,7 @@ class CallRecord:
     rtp_received: int = 0
     rtp_jitter_ms: float = 0.0
     rtp_max_gap: float = 0.0
+    dialog_via: str = ""  # where ACK and BYE went: outbound_proxy, record_route or contact
 
     def fail(self, status: int, reason: str) -> None:
         self.outcome, self.status, self.reason = "failed", status, reason

@@ -83,6 +83,8 @@ class EntryPoint(Strict):
     relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
     toxiproxy: ToxiproxyRef | None = None
     netns: str | None = Field(None, description="network namespace the net injector acts in")
+    outbound_proxy: bool = Field(False, description="send ACK, BYE and re-INVITEs to this entry "
+                                 "point whatever Record-Route/Contact say (a trunk facing a B2BUA SBC)")
 
     @property
     def addr(self) -> tuple[str, int]:

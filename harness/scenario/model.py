@@ -239,6 +239,10 @@ class SandboxOptions(Strict):
     dispatch: Literal["round-robin", "hash"] = "round-robin"
     failover_timer: Duration = Field(1.0, gt=0, le=60)
     channels: int | None = Field(None, ge=1)
+    pbx_drops_record_route: bool = Field(False, description="PBX nodes strip Record-Route and "
+                                         "advertise a Contact callers cannot reach")
+    outbound_proxy: bool = Field(False, description="the carriers send ACK and BYE back to "
+                                 "their entry point (the entry-point option of the same name)")
 
 
 class Scenario(Strict):

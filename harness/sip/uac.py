@@ -32,6 +32,9 @@ class CallOptions:
     local_ip: str | None = None  # None: our address on the route to the entry point
     max_media_gap: float = 1.0
     transport: str = "udp"  # or "tcp": one connection to the entry point carries the dialog
+    # ACK, BYE and re-INVITEs go to the entry point whatever Record-Route and Contact say, as a
+    # carrier trunk facing a B2BUA SBC does (the Request-URI and Route headers are unchanged)
+    outbound_proxy: bool = False
     extra_headers: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -99,6 +102,8 @@ class _Leg:
 
     def next_hop(self) -> tuple[str, int]:
         """RFC 3261 §12.2.1.1: the first route, else the remote target (the entry before a dialog)."""
+        if self.opts.outbound_proxy:
+            return self.entry
         if self.route_set:
             return host_port(uri_of(self.route_set[0]))
         return host_port(self.remote_target)
@@ -227,6 +232,8 @@ def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions, node_of) 
     leg.to_header = final.get("to", leg.to_header) or leg.to_header
     leg.route_set = list(final.get_all("record-route"))[::-1]
     leg.remote_target = contact or leg.remote_target
+    rec.dialog_via = "outbound_proxy" if opts.outbound_proxy else \
+        ("record_route" if leg.route_set else "contact")
     _ack(leg, invite, final, non_2xx=False)
     remote_media = media_address(final.body)
     stats = _hold(leg, media_sock, remote_media, opts, rec)

@@ -115,3 +115,19 @@ def test_per_second_series():
     assert s["offered"] == [1, 1, 0, 0] and s["answered"] == [1, 0, 0, 0]
     assert s["failed"] == [0, 1, 0, 0]
     assert s["active"] == [0, 1, 1, 0]
+
+
+def test_unrouted_byes_are_named_only_when_they_dominate():
+    from harness.metrics.diagnose import findings
+    lost = [call(t, outcome="dropped") for t in range(4)]
+    for r in lost:
+        r.dialog_via, r.bye_status = "contact", 0
+    fine = [call(10 + t) for t in range(4)]
+    for r in fine:
+        r.dialog_via, r.bye_status = "record_route", 200
+    assert "outbound_proxy: true" in findings(lost + fine)[0]
+    assert findings(fine) == []
+    proxied = [call(t, outcome="dropped") for t in range(4)]
+    for r in proxied:
+        r.dialog_via = "outbound_proxy"  # lost BYEs, but not for that reason
+    assert findings(proxied) == []
