@@ -24,7 +24,7 @@ import gevent
 from locust import User, task
 from locust.env import Environment
 
-from harness.load.health import merge
+from harness.load.health import keep_in_ram, merge
 from harness.load.sip_load import LoadController, callers_for
 from harness.metrics.records import CallRecord
 from harness.scenario.model import LoadSpec
@@ -115,8 +115,9 @@ class MasterLoad:
         self.set_rate(self.spec.calls_per_second, 0.0)
 
     def set_rate(self, calls_per_second: float, ramp: float = 0.0) -> int:
-        self.runner.send_message("hd_rate", {"rate": calls_per_second / self.workers, "ramp": ramp})
         users = max(self.users, self._users_for(calls_per_second))
+        self.runner.send_message("hd_rate", {"rate": calls_per_second / self.workers, "ramp": ramp,
+                                             "users": users // self.workers})
         if users > self.users:
             self.runner.start(users, spawn_rate=users)
             self.users = users
@@ -165,11 +166,19 @@ def run_worker(drill, master: str, out=sys.stdout) -> dict:
                          seed=sc.seed, manage_users=False)
     env = Environment(user_classes=[ctl.user_class()])  # named SipCaller, as on the master
     ctl.env = env
-    runner = env.create_worker_runner(host, port)
-    env_box["runner"] = runner
 
     def on_rate(environment, msg, **_):
         ctl.pacer.change(msg.data["rate"], msg.data["ramp"], time.time())
+        if ctl._dispatcher is None:
+            gevent.spawn(start_when_spawned, msg.data.get("users", 0))
+
+    def start_when_spawned(users: int, within: float = 10.0):
+        """The first arrivals wait for the callers the master is spawning here: a schedule
+        started before them would be late by the spawning, not by the calls."""
+        deadline = time.time() + within
+        while runner.user_count < users and time.time() < deadline:
+            gevent.sleep(0.02)
+        ctl.pacer.change(ctl.pacer.rate_to, 0.0, time.time())
         ctl.start_dispatch()
 
     def on_stop(environment, msg, **_):
@@ -189,7 +198,10 @@ def run_worker(drill, master: str, out=sys.stdout) -> dict:
             runner.send_message("hd_state", {"in_flight": ctl.in_flight, "health": ctl.health()})
             gevent.sleep(0.5)
 
-    runner.register_message("hd_rate", on_rate)
+    keep_in_ram()  # before connecting: the master may send its first message at once
+    runner = env.create_worker_runner(host, port)
+    env_box["runner"] = runner
+    runner.register_message("hd_rate", on_rate)  # at once: the master may be quick
     runner.register_message("hd_stop", on_stop)
     gevent.spawn(report_state)
     runner.greenlet.join()  # until the master sends quit

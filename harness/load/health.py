@@ -7,6 +7,9 @@ counts what is needed to tell (`metrics/generator.py` judges it).
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+
 from harness.metrics.calls import percentile
 
 LATE_BY = 0.1  # a call is late when it leaves more than this after its scheduled arrival
@@ -34,6 +37,21 @@ class GeneratorHealth:
                 "skipped": self.skipped, "unplaced": self.unplaced,
                 "loop_lag_p99": percentile(self.lag, 99), "loop_lag_max": max(self.lag, default=None),
                 "loop_samples": len(self.lag)}
+
+
+def keep_in_ram() -> bool:
+    """Lock the generator's pages in memory as they are touched (mlockall with MCL_ONFAULT).
+
+    A page reclaimed from a running generator stalls it on the next touch (a disk
+    read, 100 ms and more on a busy or virtualised machine), and every call in
+    flight is timed late. Needs root or CAP_IPC_LOCK; without, nothing changes.
+    """
+    MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def merge(snapshots: list[dict]) -> dict | None:

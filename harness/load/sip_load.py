@@ -26,7 +26,7 @@ from locust import User, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
 
-from harness.load.health import GeneratorHealth
+from harness.load.health import GeneratorHealth, keep_in_ram
 from harness.metrics.records import CallRecord
 from harness.scenario.inventory import EntryPoint
 from harness.scenario.model import LoadSpec
@@ -152,6 +152,7 @@ class LoadController:
         if soft < hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         self.started_at = time.time()
+        keep_in_ram()
         self.env = Environment(user_classes=[self.user_class()])
         runner = self.env.create_local_runner()
         runner.start(self.users, spawn_rate=self.users)  # idle callers: spawning them is cheap

@@ -211,6 +211,8 @@ class SippLoad:
         (self.work_dir / "sipp").mkdir(parents=True, exist_ok=True)
         self.xml = self.work_dir / "sipp" / "uac.xml"
         self.xml.write_text(scenario_xml(spec))
+        self.rates: list[tuple[float, float]] = []  # (since, calls/s): the schedule SIPp was given
+        self.stopped_at: float | None = None
 
     @property
     def in_flight(self) -> int:
@@ -233,6 +235,7 @@ class SippLoad:
                 "-trace_err", "-error_file", str(folder / "errors.log")]
 
     def start(self) -> None:
+        self.rates.append((time.time(), self.spec.calls_per_second))
         rate = self.spec.calls_per_second / len(self.entries)
         for entry in self.entries:
             folder = self.work_dir / "sipp" / entry.name
@@ -283,6 +286,7 @@ class SippLoad:
 
     def set_rate(self, calls_per_second: float, ramp: float = 0.0) -> int:
         """A new rate at once (SIPp has no ramp of its own: a ramp is taken as a step)."""
+        self.rates.append((time.time(), calls_per_second))
         for _, proc, control, *_ in self.procs:
             if proc.poll() is None:
                 self._control(control, f"cset rate {calls_per_second / len(self.entries):.3f}")
@@ -300,6 +304,7 @@ class SippLoad:
 
     def stop(self, wait: float) -> None:
         """`q` on the control port: no new calls, calls in progress end; then read the rest."""
+        self.stopped_at = time.time()
         for _, proc, control, *_ in self.procs:
             if proc.poll() is None:
                 self._control(control, "q")
@@ -311,6 +316,19 @@ class SippLoad:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self._finish()
+
+    def health(self) -> dict | None:
+        """After the stop: calls SIPp created against those its schedule asked for. SIPp's own
+        counts are exact only once it has exited, so nothing is said before."""
+        if self.stopped_at is None or not self.rates:
+            return None
+        edges = self.rates + [(self.stopped_at, 0.0)]
+        offered = round(sum(r * max(0.0, t1 - t0) for (t0, r), (t1, _) in zip(edges, edges[1:])))
+        created = sum(sipp_totals(f / "stats.csv")["sipp_total_calls"] or 0 for *_, f, _ in self.procs)
+        # SIPp starts placing a moment after it is started: one call per entry point is not late
+        missing = max(0, offered - created - len(self.entries))
+        return {"offered": offered, "placed": created, "late": 0, "skipped": missing, "unplaced": 0,
+                "loop_lag_p99": None, "loop_lag_max": None, "loop_samples": 0}
 
     def abort(self) -> None:
         for _, proc, *_ in self.procs:

@@ -197,8 +197,11 @@ class Shift:
     not a good call, or answered by a faulted node).
 
     `never`: that call came so close to the fault's end that no clean stretch
-    (`window` seconds and `min_attempts` untouched attempts) followed it before
-    the fault ended: traffic never shifted away while the fault lasted.
+    (`window` seconds holding at least `CLEAN_ATTEMPTS` untouched attempts)
+    followed it before the fault ended: traffic never shifted away while the
+    fault lasted. The stretch is judged by time, so short faults at low rates
+    can still show a shift; with hash dispatch at a low rate a lucky clean
+    stretch can end a shift early (each start has a chance of 2^-(rate x window)).
     """
 
     seconds: float | None
@@ -209,6 +212,9 @@ class Shift:
     @property
     def value(self) -> float | None:
         return None if self.never else self.seconds
+
+
+CLEAN_ATTEMPTS = 3  # untouched attempts a clean stretch must hold, besides its length
 
 
 def traffic_shift(records: list[CallRecord], fault: FaultWindow, pdd_good: float,
@@ -222,7 +228,7 @@ def traffic_shift(records: list[CallRecord], fault: FaultWindow, pdd_good: float
         return Shift(0.0, False, 0)
     last = touched[-1]
     clean = [r for r in during if r.started_at > last.started_at]
-    never = len(clean) < rule.min_attempts or end - last.started_at < rule.window
+    never = len(clean) < CLEAN_ATTEMPTS or end - last.started_at < rule.window
     return Shift(last.started_at - fault.started_at, never, len(touched), last.call_id)
 
 
