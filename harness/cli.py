@@ -2,7 +2,8 @@
 
 Exit codes: 0 every SLA target met; 1 a target missed; 2 invalid input or
 set-up error (nothing injected); 3 aborted by a signal or abort condition
-(faults rolled back).
+(faults rolled back); 4 inconclusive: the load generator fell behind its own
+schedule, stalled or lost a worker, so no verdict is given.
 """
 from __future__ import annotations
 

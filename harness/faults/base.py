@@ -38,6 +38,14 @@ class Injector:
         """One line for --dry-run and reports: what it does and how it is undone."""
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        """Get ready before the load starts: import heavy clients, reach the engine.
+
+        Importing a client library in the middle of a drill stalls the load generator
+        for as long as the import takes (seconds, from a cold disk). A FaultError
+        here means a dead endpoint: the drill stops with exit 2, nothing injected.
+        """
+
     def recipe(self) -> dict[str, Any]:
         """JSON-able facts `undo` needs; journaled before `inject` runs."""
         raise NotImplementedError

@@ -129,6 +129,13 @@ class _DockerFault(Injector):
     def recipe(self) -> dict:
         return {"action": self.rollback_action, "containers": self._ids(), "target": self.target.name}
 
+    def prepare(self) -> None:
+        try:
+            client().ping()
+        except Exception as exc:
+            raise FaultError(f"{self.target.name}: the Docker engine does not answer: {exc} "
+                             "(start it: lab/dockerd-up.sh, or check DOCKER_HOST)") from exc
+
     def verify(self) -> bool:
         c = client()
         deadline = time.time() + 5

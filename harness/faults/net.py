@@ -125,6 +125,9 @@ class _NetFault(Injector):
     def tag(self) -> str:
         return TAG + self.fault_id
 
+    def prepare(self) -> None:
+        netns_prefix(self.netns)  # a container's namespace: the Docker client, imported now
+
     def verify(self) -> bool:
         return bool(tagged_rules(self.netns, self.tag))
 

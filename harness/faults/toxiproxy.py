@@ -65,6 +65,9 @@ class _ToxiproxyFault(Injector):
             raise FaultError(f"{self.target.name} has no `toxiproxy:` (api, proxy) in the inventory")
         return ref.api, ref.proxy
 
+    def prepare(self) -> None:
+        _proxy(*self._ref())  # imports the client and reaches the proxy before the load starts
+
 
 @register
 class ToxiproxyDown(_ToxiproxyFault):

@@ -97,22 +97,31 @@ class GameDayObserver:
             signal.signal(signal.SIGTERM, old)
 
 
-def wait_in_secret(until: float, sealed: str, window_end: float, console: Console) -> str | None:
-    """Sleep until the secret start; returns the signal's name when cancelled."""
-    got: dict = {}
+class Cancel:
+    """SIGINT/SIGTERM while armed cancel the game day: installed before anyone is told it is
+    armed, so a signal sent on the `gameday_armed` webhook is never missed."""
 
-    def handler(signum, _):
-        got["sig"] = signal.Signals(signum).name
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with console.status(f"armed; sealed plan sha256 {sealed[:16]}…; the drill starts at a "
-                            f"secret time before {time.strftime('%H:%M:%S', time.localtime(window_end))}"):
-            while time.time() < until and "sig" not in got:
-                time.sleep(0.1)
-    finally:
-        for s, h in old.items():
+    def __enter__(self):
+        self.sig: str | None = None
+        self.old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handler(self, signum, _frame):
+        self.sig = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for s, h in self.old.items():
             signal.signal(s, h)
-    return got.get("sig")
+
+
+def wait_in_secret(until: float, sealed: str, window_end: float, console: Console,
+                   cancel: Cancel) -> str | None:
+    """Sleep until the secret start; returns the signal's name when cancelled."""
+    with console.status(f"armed; sealed plan sha256 {sealed[:16]}…; the drill starts at a "
+                        f"secret time before {time.strftime('%H:%M:%S', time.localtime(window_end))}"):
+        while time.time() < until and cancel.sig is None:
+            time.sleep(0.1)
+    return cancel.sig
 
 
 def run_gameday(pool_dir: Path, gd: GameDay, output: Path | None, console: Console) -> tuple[int, Path | None]:
@@ -140,12 +149,13 @@ def run_gameday(pool_dir: Path, gd: GameDay, output: Path | None, console: Conso
     ack = AckServer(gd.ack_listen, gid).start()
     notifier = Notifier(gd.webhook, gid, sealed)
     try:
-        console.print(f"game day {gid} armed: {len(pool.eligible)} scenario(s) in the pool, "
-                      f"window {gd.window:g}s; sealed plan sha256 {sealed}", highlight=False)
-        console.print(f"acknowledgements: drill ack --url {ack.url}", highlight=False)
-        notifier.send("gameday_armed", window_end=plan["window_end"],
-                      pool=[d.scenario.name for d in pool.eligible])
-        cancelled = wait_in_secret(plan["start_at"], sealed, plan["window_end"], console)
+        with Cancel() as cancel:
+            console.print(f"game day {gid} armed: {len(pool.eligible)} scenario(s) in the pool, "
+                          f"window {gd.window:g}s; sealed plan sha256 {sealed}", highlight=False)
+            console.print(f"acknowledgements: drill ack --url {ack.url}", highlight=False)
+            notifier.send("gameday_armed", window_end=plan["window_end"],
+                          pool=[d.scenario.name for d in pool.eligible])
+            cancelled = wait_in_secret(plan["start_at"], sealed, plan["window_end"], console, cancel)
         record["plan"] = plan  # revealed from here on, whatever happens next
         public.write_text(json.dumps(record, indent=2))
         if cancelled:

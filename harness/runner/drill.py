@@ -10,6 +10,7 @@ from typing import Sequence
 
 from rich.console import Console
 
+from harness.faults.base import FaultError
 from harness.report.render import EXIT_INPUT, render_run
 from harness.runner.abort import describe
 from harness.runner.engine import (DrillRun, SetupError, install_signal_handlers, new_journal,
@@ -90,6 +91,16 @@ def start_master(drill: Drill, run, workers: Workers, on_record, console: Consol
     return load
 
 
+def prepare_faults(drill: Drill) -> None:
+    """Every planned injector gets ready before the load starts (clients imported, engines
+    reached); a dead endpoint is a set-up error, with nothing injected."""
+    for pf in drill.faults:
+        try:
+            pf.build().prepare()
+        except FaultError as exc:
+            raise SetupError(f"fault {pf.fault_id} cannot be prepared (nothing injected): {exc}") from exc
+
+
 def run_drill(drill: Drill, output: Path | None, console: Console,
               observers: Sequence = (), workers: Workers | None = None) -> tuple[int, Path | None]:
     """Run a checked drill; returns (exit code, run folder).
@@ -120,6 +131,7 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
         if not ok:
             raise SetupError("target is not healthy before the drill (nothing injected):\n  "
                              + "\n  ".join(problems))
+        prepare_faults(drill)
         run_dir = run_dir_for(drill, output)
         shutil.copyfile(drill.path, run_dir / "scenario.yaml")
         (run_dir / "target.json").write_text(json.dumps(drill.inventory.model_dump(), indent=2))
