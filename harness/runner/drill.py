@@ -28,6 +28,13 @@ def describe_plan(drill: Drill) -> list[str]:
              f"{sc.load.calls_per_second:g} calls/s, hold {sc.load.hold:g}s, "
              f"RTP on {sc.load.rtp_share:.0%} of calls, via "
              f"{', '.join(sc.load.carriers or [e.name for e in drill.inventory.entry_points])}"]
+    if sc.sandbox:
+        o = sc.sandbox
+        lines.append(f"  sandbox: {o.pbx_nodes} PBX node(s), SBC health check "
+                     f"{'on' if o.health_check else 'OFF (never marks a node down)'}, {o.dispatch} "
+                     f"dispatch, failover timer {o.failover_timer:g}s"
+                     + (", PBX nodes drop Record-Route" if o.pbx_drops_record_route else "")
+                     + (", carriers as outbound proxy" if o.outbound_proxy else ""))
     if sc.load.capacity_search:
         cs = sc.load.capacity_search
         lines.append(f"  capacity search: +{cs.step:g} calls/s every {cs.step_duration:g}s up to "

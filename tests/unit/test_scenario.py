@@ -132,3 +132,15 @@ def test_every_registered_injector_describes_itself_with_defaults():
                 continue
             params = cls.Params.model_validate({**required.get(name, {}), **extra})
             assert cls("f", t, params).describe(), name
+
+
+def test_sandbox_options_shape_the_inventory_and_old_keys_are_explained(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOTLINE_DRILL_STATE", str(tmp_path / "state"))
+    one = load_drill(write(tmp_path, GOOD + "sandbox: {pbx_nodes: 1, health_check: false}\n"))
+    assert [n.name for n in one.inventory.nodes] == ["sbc", "pbx-1"]
+    sbc = one.inventory.find("sbc").process.start
+    assert sbc[sbc.index("--health-check") + 1] == "off"
+    msgs = problems(tmp_path, GOOD + "target: inv.yaml\nsandbox: {pbx_nodes: 1}\n")
+    assert any("these options build the practice hotline" in m for m in msgs), msgs
+    msgs = problems(tmp_path, GOOD + "metrics: {recovery_run: 5}\n")
+    assert any("recovery_window" in m and "sliding window" in m for m in msgs), msgs
