@@ -38,11 +38,13 @@ def one_run(kind: str, cps: int, work: Path, i: int) -> list[dict]:
     out = work / f"out-{i}"
     res = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(path), "-o", str(out)],
                          capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
-    if res.returncode not in (0, 1):
+    if res.returncode not in (0, 1, 4):
         raise SystemExit(f"run {i} exited {res.returncode}:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
-    summary = json.loads(next(out.iterdir()).joinpath("summary.json").read_text())
+    run_dir = next(d for d in out.iterdir() if d.is_dir())
+    summary = json.loads((run_dir / "summary.json").read_text())
     return [{"length": int(f["fault_id"].split("-")[1][:-1]), "outage": f["outage"]["length"],
-             "window": f["ended_at"] - f["started_at"]} for f in summary["faults"]]
+             "window": f["ended_at"] - f["started_at"], "inconclusive": res.returncode == 4}
+            for f in summary["faults"]]
 
 
 def main() -> None:
@@ -58,10 +60,14 @@ def main() -> None:
             print(f"run {i + 1}/{a.runs} done", file=sys.stderr, flush=True)
     print(f"{a.kind}, {a.cps} calls/s, {a.runs} runs (tolerance max(0.1 s, 2/CPS) = "
           f"{max(0.1, 2 / a.cps):.3f} s)")
+    bad = sum(r["inconclusive"] for r in rows) // len(BLACKOUTS)
+    print(f"{bad} of {a.runs} runs inconclusive (the generator stalled or fell behind): left out")
     print("| blackout | median error vs length | max error vs length | max error vs window |")
     print("| --- | --- | --- | --- |")
     for length in BLACKOUTS:
-        got = [r for r in rows if r["length"] == length]
+        got = [r for r in rows if r["length"] == length and not r["inconclusive"]]
+        if not got:
+            continue
         err = [r["outage"] - length for r in got]
         werr = [abs(r["outage"] - r["window"]) for r in got]
         print(f"| {length} s | {statistics.median(err):+.3f} s | {max(err, key=abs):+.3f} s "

@@ -27,6 +27,7 @@ def fault_figures(records: list[CallRecord], fault: FaultWindow, *, max_gap: flo
     return {
         "fault_id": fault.fault_id, "type": fault.type, "target": fault.target,
         "nodes": list(fault.nodes), "started_at": fault.started_at, "ended_at": end,
+        "undo_started": fault.undo_started,
         "outage": {"length": out.length, "start": out.start, "end": out.end,
                    "resolution": out.resolution, "over": out.over,
                    "last_answered": out.last_answered, "first_answered": out.first_answered},

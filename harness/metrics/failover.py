@@ -223,7 +223,10 @@ def traffic_shift(records: list[CallRecord], fault: FaultWindow, pdd_good: float
         max((r.started_at for r in records), default=fault.started_at) + 1e-6
     during = sorted((r for r in records if fault.started_at <= r.started_at < end),
                     key=lambda r: r.started_at)
-    touched = [r for r in during if not is_good(r, pdd_good) or r.node in fault.nodes]
+    # a call the faulted node answers while its undo brings it back is not one the fault touched
+    back_from = fault.undo_started if fault.undo_started is not None else end
+    touched = [r for r in during if not is_good(r, pdd_good)
+               or (r.node in fault.nodes and r.started_at < back_from)]
     if not touched:
         return Shift(0.0, False, 0)
     last = touched[-1]

@@ -88,3 +88,4 @@ class FaultWindow:
     started_at: float
     ended_at: float | None = None
     nodes: tuple[str, ...] = ()
+    undo_started: float | None = None  # a restart's node is coming back from here to ended_at

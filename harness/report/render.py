@@ -35,6 +35,7 @@ def fault_windows(events: list[dict]) -> list[FaultWindow]:
                                                   ev["ts"], None, tuple(ev.get("nodes", [])))
         elif ev["event"] == "fault_rolled_back" and ev["fault_id"] in windows:
             windows[ev["fault_id"]].ended_at = ev["ts"]
+            windows[ev["fault_id"]].undo_started = ev.get("undo_started", ev["ts"])
     return list(windows.values())
 
 

@@ -97,11 +97,10 @@ class DrillRun:
         except FaultError as exc:
             self.bus.publish("fault_rollback_failed", fault_id=fault_id, error=str(exc))
             raise
-        # ... and closes when the undo begins: a restart's wait for health is the node coming
-        # back, and calls it answers then are not calls the fault still touched
+        gone = time.time()  # ... and closes when undo() has done its work
         self.journal.closed(self.run_id, fault_id, note)
-        self.bus.publish("fault_rolled_back", ts=started, fault_id=fault_id, note=note,
-                         took=time.time() - started)
+        self.bus.publish("fault_rolled_back", ts=gone, fault_id=fault_id, note=note,
+                         undo_started=started, took=gone - started)
 
     def rollback_all(self) -> list[str]:
         """Roll back every active fault at once (in parallel: one slow restart must not

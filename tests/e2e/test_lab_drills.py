@@ -41,7 +41,7 @@ def test_lab_pbx_kill(lab, tmp_path):
     summary, calls = run_lab_drill("lab-pbx-kill", tmp_path)
     assert containers.truth_check(calls, lab) == []
     f = summary["faults"][0]
-    start, end, shifted = f["started_at"], f["ended_at"], f["started_at"] + f["traffic_shift"]
+    start, end, shifted = f["started_at"], f["undo_started"], f["started_at"] + f["traffic_shift"]
     assert {c.node for c in calls if c.answered and c.started_at < start} == {"pbx-1", "pbx-2"}
     assert all(c.node == "pbx-2" for c in calls if shifted < c.started_at < end and c.answered)
     spanning = [c for c in calls if c.answered_at and c.answered_at < start < c.planned_end]
@@ -111,7 +111,8 @@ def test_lab_sipp_engine_pbx_kill(lab, tmp_path):
     f = summary["faults"][0]
     shifted = f["started_at"] + f["traffic_shift"]
     assert {c.node for c in calls if c.answered and c.started_at < f["started_at"]} == {"pbx-1", "pbx-2"}
-    assert all(c.node == "pbx-2" for c in calls if shifted < c.started_at < f["ended_at"] and c.answered)
+    assert all(c.node == "pbx-2" for c in calls
+               if shifted < c.started_at < f["undo_started"] and c.answered)
     assert any(c.answered for c in calls if c.carrier == "carrier-c")  # the TCP trunk carried calls
 
 
