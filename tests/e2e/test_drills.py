@@ -140,7 +140,7 @@ def test_sigterm_rolls_back_and_exits_3(isolated, tmp_path):
     aborted = next(e for e in evs if e["event"] == "run_aborted")
     assert {e["fault_id"] for e in rolled} == {"pause-pbx-2", "kill-pbx-1", "loss-carrier-a"}
     # every fault rolled back within 1 s of the signal's arrival
-    assert max(e["ts"] + e["took"] for e in rolled) - aborted["requested_at"] < 1.0
+    assert max(e["ts"] for e in rolled) - aborted["requested_at"] < 1.0
     assert aborted["rolled_back_in"] < 1.0
     assert "SIGTERM" in aborted["reason"]
     assert _journal(isolated).open_faults() == []

@@ -77,7 +77,7 @@ def test_lab_blackouts_of_known_length(lab, tmp_path):
     # no Kamailio truth check here: the 200s it counts are lost in the cut carrier path
     for f, length in zip(summary["faults"], (2, 5)):
         window = f["ended_at"] - f["started_at"]
-        assert abs(window - length) <= 0.05, f
+        assert abs(window - length) <= 0.1, f
         assert abs(f["outage"]["length"] - length) <= 0.1, f["outage"]  # max(0.1 s, 2/20 s)
         assert f["failover_time"] >= window - 0.01, f["recovery"]
 
