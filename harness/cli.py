@@ -77,16 +77,15 @@ def print_verdicts(summary: dict) -> None:
                   (">= " if v.direction == "min" else "<= ") + fmt(v.threshold, v.unit),
                   "[green]pass[/green]" if v.passed else "[red]FAIL[/red]")
     console.print(t)
-    from harness.report.explain import fault_sentences
-    from harness.report.review import clock
+    from harness.report.explain import fault_sentences, plain
     for f in summary["faults"]:
         nodes = f["answered_by_node"]
         console.print(f"fault {f['fault_id']}: answered by node before {nodes['before']} "
                       f"during {nodes['during']} after {nodes['after']}", highlight=False)
-        for line in fault_sentences(f, summary["good_calls"]["pdd_good"], clock):
-            console.print("  " + line.replace("**", "").replace("`", ""), highlight=False)
+        for line in fault_sentences(f, summary):
+            console.print("  " + plain(line), highlight=False)
     for line in summary.get("findings", []):
-        console.print("finding: " + line.replace("`", ""), highlight=False)
+        console.print("finding: " + plain(line), highlight=False)
 
 
 @app.command()

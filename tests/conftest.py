@@ -61,6 +61,25 @@ def drill_ack(port: int, by: str, note: str = "") -> str:
     return res.stdout
 
 
+def run_scenario(folder, scenario: dict, *args):
+    """Write a scenario, run it as a user does (`drill run FILE -o folder/out ARGS`), and return
+    (the finished process, its one run folder, that folder's summary.json)."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{scenario['name']}.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    out = folder / "out"
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(path), "-o", str(out),
+                          *args], capture_output=True, text=True, timeout=300)
+    runs = [d for d in out.iterdir() if d.is_dir()] if out.exists() else []
+    assert len(runs) == 1, res.stdout[-3000:] + res.stderr[-3000:]
+    return res, runs[0], json.loads((runs[0] / "summary.json").read_text())
+
+
 def need(binary: str) -> str:
     path = shutil.which(binary)
     if not path:  # never skip: a missing real engine is a broken set-up, not a pass

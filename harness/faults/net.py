@@ -140,7 +140,8 @@ class _NetFault(Injector):
 
     @classmethod
     def undo(cls, recipe: dict) -> str:
-        rules = [["-D"] + shlex.split(rule)[1:] for _, rule in tagged_rules(recipe["netns"], recipe["tag"])]
+        rules = [["-D"] + shlex.split(rule)[1:]
+                 for _, rule in tagged_rules(recipe["netns"], recipe["tag"])]
         if rules:
             restore(recipe["netns"], rules)  # all at once: the fault ends in one instant
         return f"{recipe['target']}: {len(rules)} tagged iptables rule(s) removed"

@@ -7,6 +7,7 @@ counts what is needed to tell (`metrics/generator.py` judges it).
 """
 from __future__ import annotations
 
+import bisect
 import ctypes
 import ctypes.util
 
@@ -22,7 +23,7 @@ class GeneratorHealth:
         self.late = 0       # of those, late by more than LATE_BY
         self.skipped = 0    # arrivals dropped because the schedule ran more than 1 s behind
         self.unplaced = 0   # arrivals still waiting for a caller when the load stopped
-        self.lag: list[float] = []  # event-loop oversleep samples, seconds
+        self.lag: list[float] = []  # event-loop oversleep samples, seconds, kept sorted
 
     def arrival(self) -> None:
         self.offered += 1
@@ -32,10 +33,14 @@ class GeneratorHealth:
         if now - scheduled > LATE_BY:
             self.late += 1
 
+    def stalled(self, seconds: float) -> None:
+        # kept in order as they come: a snapshot each second then never sorts the whole run
+        bisect.insort(self.lag, seconds)
+
     def snapshot(self) -> dict:
         return {"offered": self.offered + self.skipped, "placed": self.placed, "late": self.late,
                 "skipped": self.skipped, "unplaced": self.unplaced,
-                "loop_lag_p99": percentile(self.lag, 99), "loop_lag_max": max(self.lag, default=None),
+                "loop_lag_p99": percentile(self.lag, 99), "loop_lag_max": self.lag[-1] if self.lag else None,
                 "loop_samples": len(self.lag)}
 
 

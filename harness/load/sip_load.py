@@ -120,7 +120,7 @@ class LoadController:
         while self.accepting:
             t = time.perf_counter()
             gevent.sleep(every)
-            self.watch.lag.append(max(0.0, time.perf_counter() - t - every))
+            self.watch.stalled(max(0.0, time.perf_counter() - t - every))
 
     def health(self) -> dict:
         return self.watch.snapshot()

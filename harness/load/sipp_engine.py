@@ -213,6 +213,7 @@ class SippLoad:
         self.xml.write_text(scenario_xml(spec))
         self.rates: list[tuple[float, float]] = []  # (since, calls/s): the schedule SIPp was given
         self.stopped_at: float | None = None
+        self.totals: dict[str, dict] = {}  # per entry point, SIPp's own final counts
 
     @property
     def in_flight(self) -> int:
@@ -299,8 +300,9 @@ class SippLoad:
         for entry, proc, _, folder, reader in self.procs:
             for rec in reader.leftovers():
                 self.on_record(rec)
+            self.totals[entry.name] = sipp_totals(folder / "stats.csv")
             self.on_event("sipp_totals", carrier=entry.name, exit_code=proc.returncode,
-                          **sipp_totals(folder / "stats.csv"), logged=reader.ended)
+                          **self.totals[entry.name], logged=reader.ended)
 
     def stop(self, wait: float) -> None:
         """`q` on the control port: no new calls, calls in progress end; then read the rest."""
@@ -320,11 +322,11 @@ class SippLoad:
     def health(self) -> dict | None:
         """After the stop: calls SIPp created against those its schedule asked for. SIPp's own
         counts are exact only once it has exited, so nothing is said before."""
-        if self.stopped_at is None or not self.rates:
+        if self.stopped_at is None or not self.totals:
             return None
         edges = self.rates + [(self.stopped_at, 0.0)]
         offered = round(sum(r * max(0.0, t1 - t0) for (t0, r), (t1, _) in zip(edges, edges[1:])))
-        created = sum(sipp_totals(f / "stats.csv")["sipp_total_calls"] or 0 for *_, f, _ in self.procs)
+        created = sum(t["sipp_total_calls"] or 0 for t in self.totals.values())
         # SIPp starts placing a moment after it is started: one call per entry point is not late
         missing = max(0, offered - created - len(self.entries))
         return {"offered": offered, "placed": created, "late": 0, "skipped": missing, "unplaced": 0,

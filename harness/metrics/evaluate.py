@@ -60,7 +60,8 @@ def _sum_pairs(pairs: list[tuple[int, int]]) -> tuple[int, int]:
 
 def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
              max_gap: float, pdd_good: float | None = None,
-             rule: failover.RecoveryRule = failover.RecoveryRule(), alarm_window: float, run_start: float, run_end: float,
+             rule: failover.RecoveryRule = failover.RecoveryRule(), alarm_window: float,
+             run_start: float, run_end: float,
              steady_state_after: bool | None, acks: list[dict] = (),
              capacity_steps: list[dict] | None = None) -> dict:
     """All figures of a run and one verdict per enabled SLA target.
@@ -77,7 +78,8 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
     baseline = 1.0 if baseline is None else baseline
     setup = failover.setup_time(pre)
     per_fault = [fault_figures(records, f, max_gap=max_gap, pdd_good=pdd_good, baseline=baseline,
-                               setup=setup, rule=rule, horizon=horizon_of(f, faults, setup)) for f in faults]
+                               setup=setup, rule=rule, horizon=horizon_of(f, faults, setup))
+                 for f in faults]
     timeline = alarms.alarm_timeline(records, run_start, run_end, alarm_window)
     media = calls.media_summary(records)
     pdd = calls.pdd_stats(records)

@@ -15,6 +15,7 @@ shapes that fooled simpler rules:
 """
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 from harness.metrics.calls import percentile
@@ -74,14 +75,14 @@ class Outage:
 
 
 def _spacing_after(starts: list[float], t: float) -> float:
-    """Time from an attempt started at `t` to the next attempt (0 if none)."""
-    later = [s for s in starts if s > t]
-    return min(later) - t if later else 0.0
+    """Time from an attempt started at `t` to the next one (0 if none); `starts` sorted."""
+    i = bisect_right(starts, t)
+    return starts[i] - t if i < len(starts) else 0.0
 
 
 def _spacing_before(starts: list[float], t: float) -> float:
-    earlier = [s for s in starts if s < t]
-    return t - max(earlier) if earlier else 0.0
+    i = bisect_left(starts, t)
+    return t - starts[i - 1] if i > 0 else 0.0
 
 
 def setup_time(records: list[CallRecord]) -> float:
@@ -108,7 +109,7 @@ def outage(records: list[CallRecord], fault: FaultWindow, setup: float = 0.0) ->
             best = (b - a, before, after)
     if best is None:
         return Outage(None, None, 0.0, 0.0)
-    gap, before, after = best
+    _, before, after = best
     lead = _spacing_after(starts, before.started_at) / 2 if before else 0.0
     trail = _spacing_before(starts, after.started_at) / 2 if after else 0.0
     start = (before.answered_at if before else fs) + lead
@@ -129,8 +130,8 @@ class Recovery:
     level). Its answer, not its INVITE, marks the time: a call placed just
     before a blackout ended is answered only after it. `failover_time` = at -
     fault start (0 when the very first attempt of the fault already
-    qualifies); None: never recovered within the records. `bad_attempts`: attempts between the fault's start and
-    `at` that were not good calls.
+    qualifies); None: never recovered within the records. `bad_attempts`:
+    attempts between the fault's start and `at` that were not good calls.
     """
 
     at: float | None

@@ -1,18 +1,39 @@
 """Each failover figure of a fault in words, with the calls that bound it (its evidence).
 
 One source for the console, review.md and report.html, so the three never
-tell the same figure differently.
+tell the same figure differently. The sentences use a little Markdown
+(**bold**, `code`): kept as is in review.md, turned into HTML by `md`,
+stripped for the console by `plain`.
 """
 from __future__ import annotations
 
-from typing import Callable
+import datetime as dt
+import re
+
+from markupsafe import Markup, escape
+
+
+def clock(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3] + "Z"
+
+
+def md(text: str) -> Markup:
+    """The sentences' Markdown as HTML, made safe."""
+    html = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", str(escape(text)))
+    return Markup(re.sub(r"`(.+?)`", r"<code>\1</code>", html))
+
+
+def plain(text: str) -> str:
+    return text.replace("**", "").replace("`", "")
 
 
 def _s(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f} s"
 
 
-def outage_sentence(f: dict, clock: Callable[[float | None], str]) -> str:
+def outage_sentence(f: dict) -> str:
     o = f["outage"]
     if o["start"] is None or o["length"] <= o["resolution"]:
         return "Outage: none — calls kept being answered all through the fault " \
@@ -26,7 +47,7 @@ def outage_sentence(f: dict, clock: Callable[[float | None], str]) -> str:
            f"`{o['first_answered']}` was answered."
 
 
-def recovery_sentence(f: dict, pdd_good: float, clock: Callable[[float | None], str]) -> str:
+def recovery_sentence(f: dict, pdd_good: float) -> str:
     r = f["recovery"]
     rule = f"good calls (answered within {pdd_good:.3f} s) back to at least {r['level']:.0%} " \
            f"of attempts over every {r['window']:g} s window (≥ {r['min_attempts']} attempts)"
@@ -54,5 +75,7 @@ def shift_sentence(f: dict) -> str:
            f"({touched}) was `{s['last_touched']}`; none after it."
 
 
-def fault_sentences(f: dict, pdd_good: float, clock: Callable[[float | None], str]) -> list[str]:
-    return [outage_sentence(f, clock), recovery_sentence(f, pdd_good, clock), shift_sentence(f)]
+def fault_sentences(f: dict, summary: dict) -> list[str]:
+    """Outage, recovery and shift of fault `f` of a run's `summary`."""
+    pdd_good = summary["good_calls"]["pdd_good"]
+    return [outage_sentence(f), recovery_sentence(f, pdd_good), shift_sentence(f)]

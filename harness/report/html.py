@@ -7,19 +7,16 @@ the run's metadata.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import plotly.graph_objects as go
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup, escape
 from plotly.offline import get_plotlyjs
 
 from harness.metrics.records import CallRecord
 from harness.metrics.sla import Verdict, fmt
 from harness.metrics.timeline import per_second
-from harness.report.explain import fault_sentences
-from harness.report.review import clock
+from harness.report.explain import clock, fault_sentences, md
 
 LEVEL_COLOURS = {"green": "#2e7d32", "yellow": "#f9a825", "orange": "#ef6c00", "red": "#c62828"}
 
@@ -65,13 +62,6 @@ def distribution_figure(values: list[float], title: str, unit: str) -> go.Figure
     return fig
 
 
-def md(text: str) -> Markup:
-    """The little Markdown the evidence sentences use (**bold**, `code`), made safe for HTML."""
-    html = str(escape(text))
-    html = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html)
-    return Markup(re.sub(r"`(.+?)`", r"<code>\1</code>", html))
-
-
 def write_html(summary: dict, records: list[CallRecord], path: Path) -> None:
     env = Environment(loader=PackageLoader("harness.report", "templates"),
                       autoescape=select_autoescape(["html", "j2"]))
@@ -91,5 +81,5 @@ def write_html(summary: dict, records: list[CallRecord], path: Path) -> None:
     html = env.get_template("report.html.j2").render(
         s=summary, verdicts=[Verdict(**v) for v in summary["verdicts"]], charts=divs,
         plotly_js=get_plotlyjs(), fmt=fmt, clock=clock,
-        explain=lambda f: fault_sentences(f, summary["good_calls"]["pdd_good"], clock))
+        explain=lambda f: fault_sentences(f, summary))
     path.write_text(html)

@@ -72,7 +72,8 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
     steps = [{k: ev[k] for k in ("rate", "started", "ended")} for ev in events
              if ev["event"] == "capacity_step"]
     figures = evaluate(records, windows, sla, max_gap=sc.metrics.media_gap,
-                       pdd_good=sc.metrics.pdd_good, rule=recovery_rule(sc), alarm_window=sc.metrics.alarm_window,
+                       pdd_good=sc.metrics.pdd_good, rule=recovery_rule(sc),
+                       alarm_window=sc.metrics.alarm_window,
                        run_start=started, run_end=ended,
                        steady_state_after=steady["ok"] if steady else None,
                        acks=[{"ts": ev["ts"], "by": ev.get("by"), "note": ev.get("note", "")}

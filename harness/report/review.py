@@ -1,20 +1,13 @@
 """review.md: the post-drill review operators file within 24 hours, pre-filled from the records."""
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from harness.metrics.alarms import ESCALATION, LEVELS
 from harness.metrics.sla import Verdict, fmt
-from harness.report.explain import fault_sentences
-
-
-def clock(ts: float | None) -> str:
-    if ts is None:
-        return "—"
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3] + "Z"
+from harness.report.explain import clock, fault_sentences
 
 
 def _steady(ev: dict) -> str:
@@ -68,5 +61,5 @@ def write_review(summary: dict, path: Path) -> None:
     text = env.get_template("review.md.j2").render(
         s=summary, verdicts=verdicts, moments=key_moments(summary), clock=clock, fmt=fmt,
         reached=reached, escalation=ESCALATION, t0=summary["run"]["started_at"],
-        explain=lambda f: fault_sentences(f, summary["good_calls"]["pdd_good"], clock))
+        explain=lambda f: fault_sentences(f, summary))
     path.write_text(text)

@@ -1,12 +1,6 @@
 """An overloaded load generator never produces a pass or a fail: offered far more calls than
 one process can place, the drill says so and its verdicts are inconclusive (exit 4)."""
-import json
-import subprocess
-import sys
-
-import yaml
-
-DRILL = [sys.executable, "-m", "harness.cli"]
+from tests.conftest import run_scenario
 
 
 def test_overloaded_generator_is_inconclusive(isolated, tmp_path):
@@ -19,13 +13,8 @@ def test_overloaded_generator_is_inconclusive(isolated, tmp_path):
         # targets any hotline would meet: only the generator's own lateness can spoil them
         "sla": {"answer_rate": "0%", "dropped_call_rate": None, "steady_state_after": None},
     }
-    path = tmp_path / "over.yaml"
-    path.write_text(yaml.safe_dump(scenario))
-    res = subprocess.run(DRILL + ["run", str(path), "-o", str(tmp_path / "out"), "--gate"],
-                         capture_output=True, text=True, timeout=300)
+    res, run, summary = run_scenario(tmp_path, scenario, "--gate")
     assert res.returncode == 4, res.stdout[-3000:] + res.stderr[-3000:]
-    run = next(d for d in (tmp_path / "out").iterdir() if d.is_dir())
-    summary = json.loads((run / "summary.json").read_text())
     gen = summary["generator"]
     behind = gen["late"] + gen["skipped"] + gen["unplaced"]
     assert behind > 0.05 * gen["offered"] and gen["offered"] > 3000

@@ -13,18 +13,11 @@ the figure the harness reports against it, not just the verdict:
 - a half outage (hash dispatch, half the new calls fail for D s): recovery
   within one recovery window of D.
 """
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-import yaml
 
 from harness.lab import sandbox
 from harness.report.calls_csv import read_calls_csv
-
-DRILL = [sys.executable, "-m", "harness.cli"]
+from tests.conftest import run_scenario
 BLACKOUTS = (1, 2, 5, 10)  # seconds
 GAP = 3.0  # between blackouts: enough for a 2 s recovery window with 10 attempts
 
@@ -52,22 +45,11 @@ def blackout_scenario(kind: str, cps: int, pbx_ip: str) -> dict:
     }
 
 
-def run_drill(tmp_path: Path, scenario: dict) -> tuple[subprocess.CompletedProcess, Path, dict]:
-    path = tmp_path / f"{scenario['name']}.yaml"
-    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
-    out = tmp_path / "out"
-    res = subprocess.run(DRILL + ["run", str(path), "-o", str(out)], capture_output=True,
-                         text=True, timeout=300)
-    runs = [d for d in out.iterdir() if d.is_dir()] if out.exists() else []
-    assert len(runs) == 1, res.stdout[-3000:] + res.stderr[-3000:]
-    return res, runs[0], json.loads((runs[0] / "summary.json").read_text())
-
-
 @pytest.mark.parametrize("cps", [20, 100])
 @pytest.mark.parametrize("kind", ["net.cut", "udp.blackhole"])
 def test_blackouts_of_known_length(isolated, tmp_path, kind, cps):
     pbx_ip = sandbox.SandboxConfig().block + ".11"
-    res, run, summary = run_drill(tmp_path, blackout_scenario(kind, cps, pbx_ip))
+    res, run, summary = run_scenario(tmp_path, blackout_scenario(kind, cps, pbx_ip))
     assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
     tolerance = max(0.1, 2 / cps)
     got = {f["fault_id"]: f for f in summary["faults"]}
@@ -101,7 +83,7 @@ def test_sbc_that_never_marks_a_node_down_fails_the_default_sla(isolated, tmp_pa
         # calls in progress on the killed node are lost by design; every other target default
         "sla": {"dropped_call_rate": None},
     }
-    res, run, summary = run_drill(tmp_path, scenario)
+    res, run, summary = run_scenario(tmp_path, scenario)
     assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
     f = summary["faults"][0]
     window = f["ended_at"] - f["started_at"]
@@ -138,7 +120,7 @@ def test_half_outage_recovery_matches_its_length(isolated, tmp_path):
                     "duration": f"{duration:g}s", "signal": "SIGKILL"}],
         "sla": {"dropped_call_rate": None, "answer_rate": None, "traffic_shift": None},
     }
-    res, run, summary = run_drill(tmp_path, scenario)
+    res, run, summary = run_scenario(tmp_path, scenario)
     assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
     f = summary["faults"][0]
     window = f["ended_at"] - f["started_at"]

@@ -1,13 +1,7 @@
 """In-dialog routing like a carrier's: a PBX that drops Record-Route and hides its Contact
 makes every BYE go unanswered unless the entry point is used as outbound proxy; the review
 names that cause when it sees it."""
-import json
-import subprocess
-import sys
-
-import yaml
-
-DRILL = [sys.executable, "-m", "harness.cli"]
+from tests.conftest import run_scenario
 
 
 def run(tmp_path, name, outbound_proxy):
@@ -17,13 +11,7 @@ def run(tmp_path, name, outbound_proxy):
         "sandbox": {"pbx_drops_record_route": True, "outbound_proxy": outbound_proxy},
         "load": {"calls_per_second": 4, "hold": "1s", "rtp_share": "0%", "bye_timeout": "1s"},
     }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(scenario))
-    out = tmp_path / name
-    res = subprocess.run(DRILL + ["run", str(path), "-o", str(out)], capture_output=True,
-                         text=True, timeout=180)
-    run_dir = next(d for d in out.iterdir() if d.is_dir())
-    return res, run_dir, json.loads((run_dir / "summary.json").read_text())
+    return run_scenario(tmp_path / name, scenario)
 
 
 def test_bye_to_a_hidden_contact_is_named_and_outbound_proxy_fixes_it(isolated, tmp_path):
