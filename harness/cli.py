@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.report.render import EXIT_INPUT
+from harness.report.render import EXIT_INCONCLUSIVE, EXIT_INPUT
 from harness.scenario.yamlload import InputError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
@@ -108,7 +108,12 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
         expect_workers: int = typer.Option(1, min=1, help="with --master: workers to wait for"),
         worker: Optional[str] = typer.Option(None, "--worker", metavar="HOST[:PORT]",
                                              help="be a Locust worker of the master at HOST: place "
-                                                  "calls only, inject nothing, report to the master")):
+                                                  "calls only, inject nothing, report to the master"),
+        rerun_inconclusive: int = typer.Option(
+            0, "--rerun-inconclusive", min=0, max=5, envvar="HOTLINE_DRILL_RERUN_INCONCLUSIVE",
+            help="when a run is inconclusive (the load generator could not keep its schedule, "
+                 "exit 4), run the drill again, up to N more times; every run folder is kept "
+                 "and the last run's outcome is the exit code")):
     """Run a drill: load, faults on schedule, rollback, SLA verdicts, report folder.
 
     Load beyond one machine: `--workers N` starts N local Locust workers;
@@ -128,21 +133,41 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
         for line in describe_plan(drill):
             console.print(line, highlight=False)
         return
+    if master and rerun_inconclusive:
+        err.print("[red]error[/red] --rerun-inconclusive with --master: remote workers join one "
+                  "run only; run the master again instead (or set HOTLINE_DRILL_RERUN_INCONCLUSIVE=0)")
+        raise typer.Exit(EXIT_INPUT)
     spread = None
     if workers or master:
         spread = Workers(local=workers, remote=expect_workers if master else 0,
                          bind=master_bind if master else "127.0.0.1:0")
     code, run_dir = run_drill(drill, output, console, workers=spread)
+    for again in range(rerun_inconclusive):
+        if code != EXIT_INCONCLUSIVE or not run_dir:
+            break
+        summary = record_run(run_dir, output)
+        console.print(f"[yellow]run {again + 1} inconclusive[/yellow] ("
+                      + "; ".join(summary.get("inconclusive") or []) + f"): {run_dir}; running the "
+                      f"drill again ({rerun_inconclusive - again} rerun(s) left)", highlight=False)
+        drill = load_drill(scenario, target)  # a fresh plan: nothing carried over from the last run
+        code, run_dir = run_drill(drill, output, console, workers=spread)
     finish_run(code, run_dir, drill.scenario.name, output, textfile_dir, pushgateway, gate)
+
+
+def record_run(run_dir: Path, output: Optional[Path]) -> dict:
+    """Every run goes into the drill history, inconclusive ones too; its summary back."""
+    from harness.report import history
+    summary = json.loads((run_dir / "summary.json").read_text())
+    history.append((output or Path("reports")) / "index.jsonl", summary, run_dir)
+    return summary
 
 
 def finish_run(code: int, run_dir: Optional[Path], name: str, output: Optional[Path],
                textfile_dir: Optional[Path], pushgateway: Optional[str], gate: bool) -> None:
     """After any drill: history, exports, verdicts on screen, the gate line, the exit code."""
     if run_dir:
-        from harness.report import history, prometheus
-        summary = json.loads((run_dir / "summary.json").read_text())
-        history.append((output or Path("reports")) / "index.jsonl", summary, run_dir)
+        from harness.report import prometheus
+        summary = record_run(run_dir, output)
         if textfile_dir:
             prometheus.write_textfile(summary, textfile_dir)
         if pushgateway:

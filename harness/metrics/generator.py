@@ -6,7 +6,11 @@ never blames the hotline for its own overload.
 from __future__ import annotations
 
 LATE_SHARE = 0.05   # more than 5 % of offered calls late by > 100 ms (or never placed) ...
-LOOP_LAG_P99 = 0.05  # ... or the event loop's p99 stall above 50 ms ...
+# ... or the event loop's p99 stall above 250 ms. Answers, ringing and RTP are timed by the
+# kernel's receive stamp (sip/arrival.py), so a stall moves no figure by itself: it delays what
+# the generator sends, calls (counted above) and ACKs. Past half of SIP's T1 (500 ms) at p99, a
+# PBX would be retransmitting its 200s because of the harness, not the hotline.
+LOOP_LAG_P99 = 0.25
 # ... or a load worker lost: each makes the run inconclusive
 
 

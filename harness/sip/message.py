@@ -38,6 +38,7 @@ class SipMessage:
     reason: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    received_at: float | None = None  # the kernel's receive stamp (sip/arrival.py), when read
 
     @property
     def is_request(self) -> bool:

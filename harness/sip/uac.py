@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from harness.metrics.records import CallRecord
 from harness.sip import rtp
+from harness.sip.arrival import receive as receive_stamped, stamp_arrivals
 from harness.sip.framing import split_stream
 from harness.sip.message import (SipMessage, SipParseError, host_port, local_ip_for,
                                  new_branch, parse, token, uri_of)
@@ -63,6 +64,7 @@ class _Leg:
         self.entry = entry
         self.tcp = opts.transport == "tcp"
         self.buf = b""
+        self.buf_arrival = 0.0  # when the bytes that completed the next framed message came
         self.closed = False  # TCP: the peer closed the connection
         if self.tcp:
             self.sock = socket.create_connection(entry, timeout=opts.invite_timeout,
@@ -70,6 +72,7 @@ class _Leg:
         else:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self.sock.bind((opts.local_ip, 0))
+        stamp_arrivals(self.sock)  # responses are timed when they arrive, not when read
         self.port = self.sock.getsockname()[1]
         self.call_id = f"{token(16)}@{opts.local_ip}"
         self.from_tag = token(8)
@@ -114,17 +117,18 @@ class _Leg:
         else:
             self.sock.sendto(msg.to_bytes(), dest or self.next_hop())
 
-    def _read(self, left: float) -> bytes | None:
-        """One UDP datagram, or one framed message from the TCP stream."""
+    def _read(self, left: float) -> tuple[bytes, float]:
+        """One UDP datagram, or one framed message from the TCP stream, and when it arrived."""
         self.sock.settimeout(left)
         if not self.tcp:
-            return self.sock.recvfrom(65535)[0]
+            data, _, arrival = receive_stamped(self.sock)
+            return data, arrival
         while True:
             messages, rest = split_stream(self.buf)
             if messages:
                 self.buf = rest + b"".join(messages[1:])
-                return messages[0]
-            chunk = self.sock.recv(65535)
+                return messages[0], self.buf_arrival
+            chunk, _, self.buf_arrival = receive_stamped(self.sock)
             if not chunk:
                 raise ConnectionResetError("peer closed the connection")
             self.buf += chunk
@@ -136,16 +140,18 @@ class _Leg:
             if left <= 0 or self.closed:
                 return None
             try:
-                data = self._read(left)
+                data, arrival = self._read(left)
             except (socket.timeout, ConnectionRefusedError):
                 continue
             except (ConnectionResetError, BrokenPipeError):
                 self.closed = True  # never spin on a dead connection: it would starve the others
                 return None
             try:
-                return parse(data)
+                msg = parse(data)
             except SipParseError:
                 continue
+            msg.received_at = arrival
+            return msg
 
     def transact(self, msg: SipMessage, timeout: float, on_provisional=None):
         """Send a request with UDP retransmission (timer A/E) until a final response."""
@@ -193,6 +199,7 @@ def place_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
                      media=opts.rtp)
     media_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     media_sock.bind((opts.local_ip, 0))
+    stamp_arrivals(media_sock)
     try:
         _invite(leg, rec, media_sock, opts, node_of)
     except OSError as exc:  # the connection broke mid-call
@@ -213,7 +220,7 @@ def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions, node_of) 
 
     def provisional(resp: SipMessage) -> None:
         if resp.status in (180, 183) and rec.ringing_at is None:
-            rec.ringing_at = time.time()
+            rec.ringing_at = resp.received_at or time.time()
 
     rec.started_at = time.time()
     final = leg.transact(invite, opts.invite_timeout, provisional)
@@ -226,7 +233,7 @@ def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions, node_of) 
         _ack(leg, invite, final, non_2xx=True)
         rec.fail(final.status, f"{final.status} {final.reason}")
         return
-    rec.answered_at = time.time()
+    rec.answered_at = final.received_at or time.time()
     contact = uri_of(final.get("contact", "") or "")
     rec.node = node_of(contact)
     leg.to_header = final.get("to", leg.to_header) or leg.to_header
@@ -240,7 +247,7 @@ def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions, node_of) 
     bye = leg.request("BYE", 2, new_branch())
     rec.bye_sent_at = time.time()
     resp = leg.transact(bye, opts.bye_timeout)
-    rec.ended_at = time.time()
+    rec.ended_at = resp.received_at if resp and resp.received_at else time.time()
     rec.bye_status = resp.status if resp else 0
     if stats is not None:
         stats.close(rec.bye_sent_at)
@@ -292,12 +299,12 @@ def _hold(leg: _Leg, media_sock, remote, opts: CallOptions, rec: CallRecord):
             continue
         media_sock.settimeout(max(0.0005, min(next_send, end) - now))
         try:
-            data, _ = media_sock.recvfrom(2048)
+            data, _, arrival = receive_stamped(media_sock, 2048)
         except (socket.timeout, ConnectionRefusedError):
             continue
         hdr = rtp.parse_header(data)
         if hdr:
-            stats.add(hdr[0], hdr[1], time.time())
+            stats.add(hdr[0], hdr[1], arrival)
     # what we should have received: one packet per 20 ms of hold
     rec.rtp_expected = int(round((end - start) / rtp.PACKET_INTERVAL))
     if stats.first_arrival is None:

@@ -13,6 +13,7 @@ from harness.lab import sandbox
 from harness.runner.abort import Watchdog
 from harness.runner.journal import Journal
 from harness.scenario.model import AbortRule
+from tests.conftest import last_run
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 
@@ -22,7 +23,7 @@ def run(tmp_path, scenario: dict):
     path.write_text(yaml.safe_dump(scenario))
     res = subprocess.run(DRILL + ["run", str(path), "-o", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=180)
-    run_dir = next(d for d in (tmp_path / "out").iterdir() if d.is_dir())
+    run_dir = last_run(tmp_path / "out")
     return res, json.loads((run_dir / "summary.json").read_text())
 
 

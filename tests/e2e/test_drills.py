@@ -15,7 +15,7 @@ from harness.report.calls_csv import read_calls_csv
 from harness.report.render import fault_windows
 from harness.runner.events import read_events
 from harness.runner.journal import Journal
-from tests.conftest import need, wait_for
+from tests.conftest import last_run, need, wait_for
 
 HERE = Path(__file__).parent / "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -25,16 +25,10 @@ def drill(*args, **kw):
     return subprocess.run(DRILL + list(args), capture_output=True, text=True, timeout=180, **kw)
 
 
-def run_dir_of(out: Path) -> Path:
-    dirs = [d for d in out.iterdir() if d.is_dir()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
 def test_node_loss_drill_end_to_end(isolated, tmp_path):
     res = drill("run", str(HERE / "short-node-loss.yaml"), "-o", str(tmp_path / "out"))
     assert res.returncode in (0, 1), res.stdout + res.stderr
-    run = run_dir_of(tmp_path / "out")
+    run = last_run(tmp_path / "out")
     for name in ("events.jsonl", "calls.csv", "summary.json", "junit.xml", "review.md",
                  "report.html", "metrics.prom"):
         assert (run / name).stat().st_size > 0, name
@@ -174,7 +168,7 @@ def test_sigkill_then_recover_leaves_nothing_behind(isolated, tmp_path):
 def test_a_fault_that_cannot_be_injected_aborts_and_rolls_back(isolated, tmp_path):
     res = drill("run", str(HERE / "failing-fault.yaml"), "-o", str(tmp_path / "out"))
     assert res.returncode == 3, res.stdout + res.stderr
-    run = run_dir_of(tmp_path / "out")
+    run = last_run(tmp_path / "out")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["run"]["aborted"]
     assert "inject of broken failed" in summary["run"]["abort_reason"]
@@ -188,7 +182,7 @@ def test_a_fault_that_cannot_be_injected_aborts_and_rolls_back(isolated, tmp_pat
 def test_load_shape_spike(isolated, tmp_path):
     res = drill("run", str(HERE / "spike.yaml"), "-o", str(tmp_path / "out"))
     assert res.returncode == 0, res.stdout[-2000:]
-    run = run_dir_of(tmp_path / "out")
+    run = last_run(tmp_path / "out")
     summary = json.loads((run / "summary.json").read_text())
     t0 = summary["run"]["started_at"]
     calls = read_calls_csv(run / "calls.csv")
@@ -209,7 +203,7 @@ def test_capacity_search_finds_the_knee_of_a_limited_hotline(isolated, tmp_path)
     env = {**os.environ, "HOTLINE_DRILL_SANDBOX_CHANNELS": "4"}
     res = drill("run", str(HERE / "capacity-search.yaml"), "-o", str(tmp_path / "out"), env=env)
     assert res.returncode == 0, res.stdout + res.stderr
-    run = run_dir_of(tmp_path / "out")
+    run = last_run(tmp_path / "out")
     summary = json.loads((run / "summary.json").read_text())
     steps = summary["capacity"]["steps"]
     # 8 channels held ~1.1 s each carry ~7 calls/s: 3 and 6 fit, 9 does not

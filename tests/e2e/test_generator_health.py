@@ -25,3 +25,11 @@ def test_overloaded_generator_is_inconclusive(isolated, tmp_path):
     assert "INCONCLUSIVE" in (run / "report.html").read_text()
     assert "Inconclusive: these figures cannot judge the hotline" in (run / "review.md").read_text()
     assert "DRILL INCONCLUSIVE overloaded-generator" in res.stdout
+    # run again as often as asked (HOTLINE_DRILL_RERUN_INCONCLUSIVE=2 from `isolated`), every
+    # run kept in the folder and in the history, and the gate line is the last run's
+    runs = sorted(d for d in (tmp_path / "out").iterdir() if d.is_dir())
+    assert len(runs) == 3 and run == runs[-1]
+    assert "run 1 inconclusive" in res.stdout and "run 2 inconclusive" in res.stdout
+    assert res.stdout.count("DRILL INCONCLUSIVE") == 1 and str(run) in res.stdout.splitlines()[-1]
+    history = (tmp_path / "out" / "index.jsonl").read_text().splitlines()
+    assert len(history) == 3

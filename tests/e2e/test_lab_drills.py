@@ -9,6 +9,7 @@ import pytest
 
 from harness.lab import containers
 from harness.report.calls_csv import read_calls_csv
+from tests.conftest import last_run
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -31,7 +32,7 @@ def run_lab_drill(name: str, out: Path, *extra: str):
     res = subprocess.run(DRILL + ["run", str(SCENARIOS / f"{name}.yaml"), "-o", str(out), *extra],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
-    run = next(d for d in out.iterdir() if d.is_dir())
+    run = last_run(out)
     summary = json.loads((run / "summary.json").read_text())
     assert res.returncode == (0 if summary["passed"] else 1)
     return summary, read_calls_csv(run / "calls.csv")
@@ -72,7 +73,7 @@ def test_lab_blackouts_of_known_length(lab, tmp_path):
     res = subprocess.run(DRILL + ["run", str(Path(__file__).parent / "scenarios" / "lab-blackouts.yaml"),
                                   "-o", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
-    run = next(d for d in tmp_path.iterdir() if d.is_dir())
+    run = last_run(tmp_path)
     summary = json.loads((run / "summary.json").read_text())
     # no Kamailio truth check here: the 200s it counts are lost in the cut carrier path
     for f, length in zip(summary["faults"], (2, 5)):
@@ -102,7 +103,7 @@ def test_lab_tcp_trunk_through_toxiproxy(lab, tmp_path):
 def test_lab_sipp_engine_pbx_kill(lab, tmp_path):
     summary, calls = run_lab_drill("lab-sipp-engine-pbx-kill", tmp_path)
     assert containers.truth_check(calls, lab) == []  # SIPp's calls, counted by Kamailio too
-    run = next(d for d in tmp_path.iterdir() if d.is_dir())
+    run = last_run(tmp_path)
     totals = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()
               if '"sipp_totals"' in x]
     assert sorted(t["carrier"] for t in totals) == ["carrier-a", "carrier-b", "carrier-c"]
@@ -149,7 +150,7 @@ def test_lab_gameday_with_acknowledgement(lab, tmp_path):
 def test_lab_pbx_kill_with_two_locust_workers(lab, tmp_path):
     summary, calls = run_lab_drill("lab-pbx-kill", tmp_path, "--workers", "2")
     assert containers.truth_check(calls, lab) == []  # merged records, counted by Kamailio too
-    run = next(d for d in tmp_path.iterdir() if d.is_dir())
+    run = last_run(tmp_path)
     totals = [json.loads(x)["worker_totals"] for i in (1, 2)
               for x in (run / f"worker-{i}.log").read_text().splitlines() if x.startswith('{"worker_totals"')]
     assert len(totals) == 2 and all(t["placed"] > 10 for t in totals)
@@ -170,7 +171,7 @@ def test_lab_ci_gate_through_the_pytest_plugin(lab, tmp_path):
                           "bystander_continuity", "steady_state_after"}, res.stdout[-2000:]
     failed = {n for n, c in cases.items() if c.find("failure") is not None}
     assert res.returncode == (1 if failed else 0), res.stdout[-2000:]
-    run = next(d for d in (tmp_path / "runs").iterdir() if d.is_dir())
+    run = last_run(tmp_path / "runs")
     assert containers.truth_check(read_calls_csv(run / "calls.csv"), lab) == []
 
 
@@ -189,7 +190,7 @@ def test_lab_abort_rule_rolls_back_both_trunk_cuts(lab, tmp_path):
     res = subprocess.run(DRILL + ["run", str(path), "-o", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=180)
     assert res.returncode == 3, res.stdout[-2000:]
-    run = next(d for d in (tmp_path / "out").iterdir() if d.is_dir())
+    run = last_run(tmp_path / "out")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["run"]["abort_reason"].startswith("abort rule 1 fired: answer rate below 60%")
     assert summary["run"]["elapsed"] < 30

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.report.calls_csv import read_calls_csv
 from harness.runner.events import read_events
-from tests.conftest import need
+from tests.conftest import last_run, need
 
 HERE = Path(__file__).parent / "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -18,7 +18,7 @@ def test_sipp_engine_node_loss_records_match_sipp_statistics(isolated, tmp_path)
     res = subprocess.run(DRILL + ["run", str(HERE / "sipp-engine-node-loss.yaml"), "-o", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=180)
     assert res.returncode in (0, 1), res.stdout + res.stderr
-    run = next(d for d in (tmp_path / "out").iterdir() if d.is_dir())
+    run = last_run(tmp_path / "out")
     events = read_events(run / "events.jsonl")
     calls = read_calls_csv(run / "calls.csv")
     totals = [e for e in events if e["event"] == "sipp_totals"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.report.calls_csv import read_calls_csv
 from harness.runner.events import read_events
-from tests.conftest import free_tcp_port
+from tests.conftest import free_tcp_port, last_run
 
 HERE = Path(__file__).parent / "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -25,7 +25,7 @@ def test_two_local_workers_merge_into_one_report(isolated, tmp_path):
                                   "-o", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=180)
     assert res.returncode in (0, 1), res.stdout + res.stderr
-    run = next(d for d in (tmp_path / "out").iterdir() if d.is_dir())
+    run = last_run(tmp_path / "out")
     events = read_events(run / "events.jsonl")
     workers = [own_totals(run / f"worker-{i}.log") for i in (1, 2)]
     # each worker placed calls, and every call it placed reached the master
@@ -49,7 +49,7 @@ def test_master_and_a_worker_joining_from_elsewhere(isolated, tmp_path):
     port = free_tcp_port()
     master = subprocess.Popen(DRILL + ["run", str(HERE / "short-node-loss.yaml"), "--master",
                                        "--master-bind", f"127.0.0.1:{port}", "--expect-workers", "1",
-                                       "-o", str(tmp_path / "out")],
+                                       "--rerun-inconclusive", "0", "-o", str(tmp_path / "out")],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     worker = subprocess.Popen(DRILL + ["run", str(HERE / "short-node-loss.yaml"),
                                        "--worker", f"127.0.0.1:{port}"],
@@ -64,6 +64,15 @@ def test_master_and_a_worker_joining_from_elsewhere(isolated, tmp_path):
     assert master.returncode in (0, 1), m_out
     assert worker.returncode == 0, w_out
     totals = json.loads(next(x for x in w_out.splitlines() if x.startswith('{"worker_totals"')))
-    run = next(d for d in (tmp_path / "out").iterdir() if d.is_dir())
+    run = last_run(tmp_path / "out")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["counts"]["attempts"] == totals["worker_totals"]["placed"] > 50
+
+
+def test_master_refuses_reruns_its_remote_workers_would_miss(isolated, tmp_path):
+    res = subprocess.run(DRILL + ["run", str(HERE / "short-node-loss.yaml"), "--master",
+                                  "--rerun-inconclusive", "1", "-o", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "remote workers join one run only" in res.stderr
+    assert not (tmp_path / "out").exists()  # refused before a run folder was made
