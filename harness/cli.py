@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.report.render import EXIT_INCONCLUSIVE, EXIT_INPUT
+from harness.ops.exit import EXIT_INCONCLUSIVE, EXIT_INPUT
 from harness.scenario.yamlload import InputError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
@@ -38,7 +38,7 @@ def _fail_input(exc: InputError) -> None:
 @app.command()
 def validate(files: list[Path] = typer.Argument(..., help="scenario files to check")):
     """Check scenario files and their targets without running anything."""
-    from harness.scenario.load import load_drill
+    from harness.runner.plan import load_drill
     bad = 0
     for f in files:
         try:
@@ -56,7 +56,7 @@ def validate(files: list[Path] = typer.Argument(..., help="scenario files to che
 @app.command("list")
 def list_(folder: Path = typer.Argument(Path("scenarios"), help="folder of scenario files")):
     """List the scenarios in a folder with their target, length and faults."""
-    from harness.scenario.load import load_drill
+    from harness.runner.plan import load_drill
     t = Table("file", "name", "target", "duration", "faults", "tags")
     for f in sorted(folder.glob("*.y*ml")):
         try:
@@ -119,7 +119,7 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
     Load beyond one machine: `--workers N` starts N local Locust workers;
     `--master` waits for workers started elsewhere with `drill run FILE --worker HOST`
     (same scenario file and target on every machine); the report merges every call."""
-    from harness.scenario.load import load_drill
+    from harness.runner.plan import load_drill
     try:
         drill = load_drill(scenario, target)
     except InputError as exc:
@@ -133,6 +133,10 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
         for line in describe_plan(drill):
             console.print(line, highlight=False)
         return
+    if (workers or master) and drill.scenario.load.engine == "sipp":
+        err.print("[red]error:[/red] --workers/--master spread the locust engine; with engine: sipp, "
+                  "run one drill per load machine or raise the rate SIPp is given")
+        raise typer.Exit(EXIT_INPUT)
     if master and rerun_inconclusive:
         err.print("[red]error[/red] --rerun-inconclusive with --master: remote workers join one "
                   "run only; run the master again instead (or set HOTLINE_DRILL_RERUN_INCONCLUSIVE=0)")

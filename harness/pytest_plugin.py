@@ -61,7 +61,7 @@ def pytest_collection_modifyitems(session, config, items):
 
 class DrillFile(pytest.File):
     def collect(self):
-        from harness.scenario.load import load_drill
+        from harness.runner.plan import load_drill
         from harness.scenario.yamlload import InputError
         try:
             drill = load_drill(self.path, self.config.option.drill_target)

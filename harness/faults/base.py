@@ -1,5 +1,8 @@
 """The injector protocol and the registry that maps scenario `type:` strings to injectors.
 
+The registry names no family: each module registers its own types when the
+`hotline_drill.faults` entry point imports it (ops/plugins.py).
+
 An injector is built from a fault spec and the inventory entry it targets.
 Before injecting, the runner journals `recipe()`: everything `undo(recipe)`
 needs to roll the fault back, so a later `drill recover` (after the harness was
@@ -12,10 +15,12 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from harness.ops import OpsError, plugins
+
 REGISTRY: dict[str, type["Injector"]] = {}
 
 
-class FaultError(Exception):
+class FaultError(OpsError):
     """A fault could not be injected, verified or rolled back."""
 
 
@@ -67,12 +72,17 @@ class Injector:
 
 
 def register(cls: type[Injector]) -> type[Injector]:
+    """Class decorator: the injector answers to its `type:` name in scenarios."""
+    known = REGISTRY.get(cls.type)
+    if known is not None and known is not cls:
+        raise FaultError(f"fault type {cls.type!r} is registered twice: by {known.__module__}."
+                         f"{known.__qualname__} and by {cls.__module__}.{cls.__qualname__}")
     REGISTRY[cls.type] = cls
     return cls
 
 
 def lookup(type_name: str) -> type[Injector]:
-    load_builtin()
+    load_families()
     if type_name not in REGISTRY:
         close = difflib.get_close_matches(type_name, REGISTRY, n=1)
         hint = f"did you mean '{close[0]}'?" if close else \
@@ -81,6 +91,7 @@ def lookup(type_name: str) -> type[Injector]:
     return REGISTRY[type_name]
 
 
-def load_builtin() -> None:
-    """Import the built-in injector modules (each registers its types)."""
-    from harness.faults import command, docker, net, process, sipflood, toxiproxy, udp  # noqa: F401
+def load_families() -> None:
+    """Import every fault family installed under the `hotline_drill.faults` entry point
+    (the built-ins and any other package's); each module registers its own types."""
+    plugins.load(plugins.FAULT_FAMILIES)

@@ -14,7 +14,6 @@ container runs again and, if it has a healthcheck, reports healthy.
 """
 from __future__ import annotations
 
-import functools
 import math
 import random
 import time
@@ -22,19 +21,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.faults.base import FaultError, Injector, register
-
-HEALTHY_WAIT = 30.0
-
-
-@functools.cache
-def client():
-    """The Docker Engine client, made once (a failure is not cached, so a later call retries)."""
-    try:
-        import docker
-        return docker.from_env(version="auto", timeout=30)
-    except Exception as exc:  # DockerException: no engine, no socket, no permission
-        raise FaultError(f"no Docker engine reachable ({exc}); start one with lab/dockerd-up.sh") from exc
-
+from harness.ops.docker_api import client, wait_healthy
 
 class Selection(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -86,22 +73,6 @@ def matching(ref) -> list:
         if ref.project:
             labels.append(f"com.docker.compose.project={ref.project}")
     return c.containers.list(all=True, filters={"label": labels})
-
-
-def wait_healthy(container_id: str, within: float = HEALTHY_WAIT) -> str:
-    """Wait until the container runs (and is healthy if it has a healthcheck); return its state."""
-    c = client()
-    deadline = time.time() + within
-    state = "?"
-    while time.time() < deadline:
-        attrs = c.api.inspect_container(container_id)["State"]
-        health = (attrs.get("Health") or {}).get("Status")
-        state = health or attrs["Status"]
-        if attrs["Status"] == "running" and not attrs.get("Paused") and health in (None, "healthy"):
-            return state
-        time.sleep(0.2)
-    raise FaultError(f"container {container_id[:12]} is not running and healthy after "
-                     f"{within:g}s (state: {state})")
 
 
 class _DockerFault(Injector):

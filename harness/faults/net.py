@@ -21,6 +21,8 @@ import subprocess
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.faults.base import FaultError, Injector, register
+from harness.ops import OpsError
+from harness.ops.docker_api import container_pid
 
 TAG = "hotline-drill:"
 
@@ -32,13 +34,10 @@ def netns_prefix(netns: str | None) -> list[str]:
     if netns.startswith("pid:"):
         return ["nsenter", "-t", netns[4:], "-n"]
     if netns.startswith("container:"):
-        from harness.faults.docker import client
         try:
-            pid = client().api.inspect_container(netns[10:])["State"]["Pid"]
-        except Exception as exc:
+            pid = container_pid(netns[10:])
+        except OpsError as exc:
             raise FaultError(f"cannot find the network namespace of {netns}: {exc}") from exc
-        if not pid:
-            raise FaultError(f"{netns} is not running, so it has no network namespace")
         return ["nsenter", "-t", str(pid), "-n"]
     return ["ip", "netns", "exec", netns]
 

@@ -17,7 +17,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.faults.base import FaultError, Injector, register
-from harness.faults.process import proc_state
+from harness.ops.procs import proc_state
 from harness.scenario.inventory import split_address
 from harness.sip.message import free_port
 

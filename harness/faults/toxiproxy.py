@@ -6,15 +6,15 @@ toxiproxy.<toxic>      latency, bandwidth, timeout, reset_peer, slow_close, slic
                        rollback removes exactly that toxic, by name
 
 The target's `toxiproxy:` says which server (`api`) and which proxy. Calls go
-through toxiproxy-python; it keeps the server address in class attributes of
-its APIConsumer, so `_client()` sets them before every use (one server per
-call, no leaked state between targets).
+through toxiproxy-python (`ops/toxiproxy_api.py`: one server per call, no
+leaked state between targets).
 """
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.faults.base import FaultError, Injector, register
+from harness.ops.toxiproxy_api import proxy as _proxy
 
 TOXIC_ATTRIBUTES = {  # Toxiproxy's own attribute names, per toxic type
     "latency": {"latency": 0, "jitter": 0},
@@ -25,26 +25,6 @@ TOXIC_ATTRIBUTES = {  # Toxiproxy's own attribute names, per toxic type
     "slicer": {"average_size": 0, "size_variation": 0, "delay": 0},
     "limit_data": {"bytes": 0},
 }
-
-
-def _client(api: str):
-    """A toxiproxy-python server handle pointed at `api` (host:port)."""
-    from toxiproxy.api import APIConsumer
-    from toxiproxy.server import Toxiproxy
-    host, _, port = api.rpartition(":")
-    APIConsumer.host, APIConsumer.port = host, int(port)
-    APIConsumer.base_url = f"http://{host}:{port}"
-    return Toxiproxy()
-
-
-def _proxy(api: str, name: str):
-    try:
-        proxy = _client(api).get_proxy(name)
-    except Exception as exc:  # requests' connection errors and the client's own
-        raise FaultError(f"Toxiproxy API at {api} unreachable: {exc}") from exc
-    if proxy is None:
-        raise FaultError(f"Toxiproxy at {api} has no proxy named {name!r}")
-    return proxy
 
 
 class DownParams(BaseModel):

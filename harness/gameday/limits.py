@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.scenario.gameday import BlastRadius
-from harness.scenario.load import Drill
+from harness.runner.plan import Drill
 
 
 @dataclass(frozen=True)

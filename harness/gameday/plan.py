@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.gameday.limits import over_limits, radius
 from harness.scenario.gameday import GameDay
-from harness.scenario.load import Drill, load_drill
+from harness.runner.plan import Drill, load_drill
 
 
 @dataclass

@@ -23,12 +23,11 @@ from rich.console import Console
 from harness.gameday.ack import AckServer
 from harness.gameday.notify import Notifier
 from harness.gameday.plan import Pool, draw, read_pool
-from harness.gameday.seal import seal
-from harness.lab.sandbox import state_home
-from harness.report.render import EXIT_ABORTED
+from harness.ops.exit import EXIT_ABORTED
+from harness.ops.state import state_home
 from harness.runner.drill import run_drill
-from harness.scenario.gameday import GameDay
-from harness.scenario.load import load_drill
+from harness.runner.plan import load_drill
+from harness.scenario.gameday import GameDay, seal
 from harness.scenario.yamlload import InputError
 
 

@@ -15,15 +15,20 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from harness.faults.docker import client, wait_healthy
-from harness.faults.process import proc_state, read_pid, start_process
-from harness.lab.sandbox import CARRIERS, CONTROL_PORT, state_home
+from harness.lab.sandbox import CARRIERS, CONTROL_PORT
+from harness.ops.docker_api import client, wait_healthy
+from harness.ops.procs import proc_state, read_pid, start_process
+from harness.ops.state import state_home
+from harness.ops.toxiproxy_api import client as toxiproxy_client
 from harness.scenario.inventory import TargetInventory
+from harness.scenario.load import read_inventory
+from harness.scenario.yamlload import InputError
 from harness.sip.probe import wait_until_answers
 
 LABEL = "hotline-drill.lab"
@@ -160,7 +165,6 @@ def up(cfg: LabConfig | None = None) -> TargetInventory:
 def _toxiproxy_trunk(cfg: LabConfig, entry: dict) -> None:
     """A Toxiproxy server for the TCP trunk (pid in the lab folder) and its proxy to Kamailio."""
     import time
-    from harness.faults.toxiproxy import _client
     api = entry["toxiproxy"]["api"]
     host, _, port = api.rpartition(":")
     pidfile = str(cfg.folder / "toxiproxy.pid")
@@ -169,11 +173,11 @@ def _toxiproxy_trunk(cfg: LabConfig, entry: dict) -> None:
         start_process([shutil.which("toxiproxy-server"), "-host", host, "-port", port],
                       pidfile, None, str(cfg.folder / "toxiproxy.log"))
     deadline = time.time() + 10
-    while not _client(api).running():
+    while not toxiproxy_client(api).running():
         if time.time() > deadline:
             raise RuntimeError(f"toxiproxy-server did not answer at {api}")
         time.sleep(0.1)
-    server = _client(api)
+    server = toxiproxy_client(api)
     if server.get_proxy(entry["toxiproxy"]["proxy"]) is None:
         server.create(upstream=f"{cfg.ip(2)}:5060", name=entry["toxiproxy"]["proxy"],
                       listen=entry["address"])
@@ -262,3 +266,27 @@ def truth_check(calls, inv: TargetInventory) -> list[str]:
             ours[c.node] = ours.get(c.node, 0) + 1
     return [f"{node}: harness counted {ours.get(node, 0)} answered, Kamailio {theirs.get(node, 0)}"
             for node in sorted(set(ours) | set(theirs)) if ours.get(node, 0) != theirs.get(node, 0)]
+
+
+class LabTarget:
+    """`target: lab`: the container lab that `drill lab up --docker` brought up (its
+    inventory is written then); a drill uses it as it is and leaves it running."""
+
+    name = "lab"
+    Options = None
+
+    def inventory(self, options=None) -> TargetInventory:
+        path = inventory_path()
+        if not path.exists():
+            raise InputError(["target 'lab': the container lab is not up "
+                              "(hint: run `drill lab up --docker` first)"])
+        return read_inventory(path)
+
+    def describe(self, options=None) -> list[str]:
+        return []
+
+    def running(self, options, log):
+        return nullcontext()
+
+
+TARGET = LabTarget()

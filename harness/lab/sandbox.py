@@ -11,25 +11,23 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable, Literal
 
-from harness.faults.process import proc_state, read_pid, start_process
+from pydantic import Field
+
+from harness.ops import SetupError
+from harness.ops.procs import proc_state, read_pid, start_process
+from harness.ops.state import state_home
 from harness.scenario.inventory import EntryPoint, Node, ProcessRef, TargetInventory
+from harness.scenario.model import Duration, Strict
 from harness.sip.probe import wait_until_answers
 
 CARRIERS = ("carrier-a", "carrier-b", "carrier-c")
 UNREACHABLE_PORT = 5099  # where a PBX that hides behind the SBC says it is (nothing listens)
 CONTROL_PORT = 8474  # the carrier relays' control channel (Toxiproxy's API port, on its own address)
-
-
-def state_home() -> Path:
-    """Where sandboxes and the fault journal live: $HOTLINE_DRILL_STATE or ~/.local/state."""
-    base = os.environ.get("HOTLINE_DRILL_STATE") or \
-        Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "hotline-drill"
-    path = Path(base)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @dataclass
@@ -175,3 +173,66 @@ def down(cfg: SandboxConfig | None = None, grace: float = 3.0) -> list[str]:
             stopped.append(part.name)
         Path(part.process.pidfile).unlink(missing_ok=True)
     return stopped
+
+
+class SandboxOptions(Strict):
+    """A scenario's `sandbox:` options: how the practice hotline is built for this drill."""
+
+    pbx_nodes: int = Field(2, ge=1, le=8)
+    health_check: bool = Field(True, description="false: the SBC never marks a node down")
+    dispatch: Literal["round-robin", "hash"] = "round-robin"
+    failover_timer: Duration = Field(1.0, gt=0, le=60)
+    channels: int | None = Field(None, ge=1)
+    pbx_drops_record_route: bool = Field(False, description="PBX nodes strip Record-Route and "
+                                         "advertise a Contact callers cannot reach")
+    outbound_proxy: bool = Field(False, description="the carriers send ACK and BYE back to "
+                                 "their entry point (the entry-point option of the same name)")
+
+
+class SandboxTarget:
+    """`target: sandbox`: the embedded practice hotline, started for a drill and stopped after
+    (unless a `drill lab up` sandbox is already running: that one is used and left running)."""
+
+    name = "sandbox"
+    Options = SandboxOptions
+
+    @staticmethod
+    def config(options: SandboxOptions | None) -> SandboxConfig:
+        return SandboxConfig.for_drill(options.model_dump() if options else None)
+
+    def inventory(self, options: SandboxOptions | None) -> TargetInventory:
+        return inventory(self.config(options))
+
+    def describe(self, options: SandboxOptions | None) -> list[str]:
+        if options is None:
+            return []
+        o = options
+        return [f"sandbox: {o.pbx_nodes} PBX node(s), SBC health check "
+                f"{'on' if o.health_check else 'OFF (never marks a node down)'}, {o.dispatch} "
+                f"dispatch, failover timer {o.failover_timer:g}s"
+                + (", PBX nodes drop Record-Route" if o.pbx_drops_record_route else "")
+                + (", carriers as outbound proxy" if o.outbound_proxy else "")]
+
+    @contextmanager
+    def running(self, options: SandboxOptions | None, log: Callable[[str], None]):
+        cfg = self.config(options)
+        if any(pid is not None for pid in status(cfg).values()):
+            differs = cfg.differs_from_running() if options else []
+            if differs:
+                raise SetupError("the running sandbox is not the one this scenario asks for ("
+                                 + "; ".join(differs) + "); stop it with `drill lab down` and the "
+                                 "drill starts its own")
+            yield  # someone else's `drill lab up`: leave it running
+            return
+        log("starting the sandbox hotline (stopped again at the end)")
+        try:
+            up(cfg)
+        except RuntimeError as exc:
+            raise SetupError(str(exc)) from exc
+        try:
+            yield
+        finally:
+            down(cfg)
+
+
+TARGET = SandboxTarget()

@@ -189,6 +189,9 @@ class LoadController:
         if self.env and self.env.runner:
             self.env.runner.quit()
 
+    def close(self) -> None:
+        """Nothing outlives the run here: the callers are greenlets of this process."""
+
 
 def node_mapper(sip_to_node: dict[tuple[str, int], str]) -> Callable[[str], str]:
     """Contact URI of the answering side -> inventory node name (the URI if unknown)."""

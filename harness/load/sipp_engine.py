@@ -339,6 +339,9 @@ class SippLoad:
             proc.wait()
         self._finish()
 
+    def close(self) -> None:
+        """stop() or abort() already waited for every SIPp process; none is left to reap."""
+
 
 def sipp_totals(stats_csv: Path) -> dict:
     """SIPp's own cumulative counts from the last row of its -trace_stat file."""

@@ -1,8 +1,10 @@
 """Call records and fault windows: the plain data every metric is computed from."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 
 @dataclass
@@ -89,3 +91,15 @@ class FaultWindow:
     ended_at: float | None = None
     nodes: tuple[str, ...] = ()
     undo_started: float | None = None  # a restart's node is coming back from here to ended_at
+
+
+def read_events(path) -> list[dict]:
+    """The events of a run folder's events.jsonl (the file form of the records above); a
+    torn last line after a crash is left out."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out

@@ -3,7 +3,21 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from harness.scenario.model import SLA_TARGETS
+SLA_TARGETS: dict[str, tuple[str, str, float | None]] = {
+    # name: (direction, unit, default) — defaults from MISSION.md where it has one
+    "answer_rate": ("min", "ratio", 0.90),
+    "failover_time": ("max", "s", 30.0),
+    "traffic_shift": ("max", "s", 30.0),  # the hotline playbook's "switch within 30 s"
+    "outage": ("max", "s", None),
+    "dropped_call_rate": ("max", "ratio", 0.01),
+    "call_continuity": ("min", "ratio", None),
+    "bystander_continuity": ("min", "ratio", None),
+    "pdd_p95": ("max", "s", None),
+    "media_loss": ("max", "ratio", None),
+    "steady_state_after": ("min", "bool", 1.0),
+    "time_to_detect": ("max", "s", None),
+    "capacity": ("min", "calls/s", None),
+}
 
 
 @dataclass

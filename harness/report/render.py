@@ -10,21 +10,20 @@ import platform
 from pathlib import Path
 
 from harness import __version__
-from harness.gameday.seal import verify
 from harness.metrics.evaluate import evaluate
 from harness.metrics.failover import RecoveryRule
 from harness.metrics.generator import generator_problems
-from harness.metrics.records import CallRecord, FaultWindow
+from harness.metrics.records import CallRecord, FaultWindow, read_events
+from harness.ops.exit import EXIT_ABORTED, EXIT_INCONCLUSIVE, EXIT_MISSED, EXIT_PASS
 from harness.report.calls_csv import write_calls_csv
 from harness.report.html import write_html
 from harness.report.prometheus import exposition
 from harness.report.junit import write_junit
 from harness.report.review import write_review
-from harness.runner.events import read_events
+from harness.scenario.gameday import verify
 from harness.scenario.model import Scenario
 from harness.scenario.yamlload import load_yaml
 
-EXIT_PASS, EXIT_MISSED, EXIT_INPUT, EXIT_ABORTED, EXIT_INCONCLUSIVE = 0, 1, 2, 3, 4
 
 
 def fault_windows(events: list[dict]) -> list[FaultWindow]:

@@ -1,23 +1,30 @@
-"""`drill run`: wire a checked drill to the sandbox, the load, the engine and the reports."""
+"""`drill run`: a checked drill through its phases, in the order a reader expects.
+
+prepare the target -> steady state before -> faults prepared -> run folder ->
+load + timeline -> rollback -> steady state after -> verdicts and outputs.
+"""
 from __future__ import annotations
 
 import datetime as dt
 import json
 import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from rich.console import Console
 
-from harness.faults.base import FaultError
-from harness.report.render import EXIT_INPUT, render_run
+from harness.load.engine import LoadEngine
+from harness.ops import OpsError, SetupError
+from harness.ops.exit import EXIT_INPUT
+from harness.report.render import render_run
 from harness.runner.abort import describe
-from harness.runner.engine import (DrillRun, SetupError, install_signal_handlers, new_journal,
+from harness.runner.engine import (DrillRun, install_signal_handlers, new_journal,
                                    open_event_log, restore_signal_handlers)
 from harness.runner.live import LiveView
+from harness.runner.plan import Drill
 from harness.runner.steady import steady_state
-from harness.scenario.load import Drill
 
 
 def describe_plan(drill: Drill) -> list[str]:
@@ -28,13 +35,8 @@ def describe_plan(drill: Drill) -> list[str]:
              f"{sc.load.calls_per_second:g} calls/s, hold {sc.load.hold:g}s, "
              f"RTP on {sc.load.rtp_share:.0%} of calls, via "
              f"{', '.join(sc.load.carriers or [e.name for e in drill.inventory.entry_points])}"]
-    if sc.sandbox:
-        o = sc.sandbox
-        lines.append(f"  sandbox: {o.pbx_nodes} PBX node(s), SBC health check "
-                     f"{'on' if o.health_check else 'OFF (never marks a node down)'}, {o.dispatch} "
-                     f"dispatch, failover timer {o.failover_timer:g}s"
-                     + (", PBX nodes drop Record-Route" if o.pbx_drops_record_route else "")
-                     + (", carriers as outbound proxy" if o.outbound_proxy else ""))
+    if drill.target is not None:
+        lines += [f"  {line}" for line in drill.target.describe(drill.target_options)]
     if sc.load.capacity_search:
         cs = sc.load.capacity_search
         lines.append(f"  capacity search: +{cs.step:g} calls/s every {cs.step_duration:g}s up to "
@@ -79,7 +81,7 @@ class Workers:
         return self.local + self.remote
 
 
-def start_master(drill: Drill, run, workers: Workers, on_record, console: Console):
+def start_master(drill: Drill, run, workers: Workers, on_record, console: Console) -> LoadEngine:
     """The Locust master, with its workers connected; SetupError when they do not all come."""
     from harness.load.distributed import MasterLoad, split_hostport
     from harness.sip.message import free_port
@@ -98,14 +100,82 @@ def start_master(drill: Drill, run, workers: Workers, on_record, console: Consol
     return load
 
 
+def make_load(drill: Drill, run: DrillRun, workers: Workers | None, console: Console) -> LoadEngine:
+    """The load engine the scenario and the command line ask for; every call it ends is
+    published on the run's bus."""
+    from harness.load.sip_load import LoadController, node_mapper  # imports Locust (gevent)
+    sc, inv = drill.scenario, drill.inventory
+    entries = [e for e in inv.entry_points if not sc.load.carriers or e.name in sc.load.carriers]
+
+    def on_record(rec):
+        run.bus.publish("call", ts=rec.ended_at, call=rec)
+
+    if sc.load.engine == "sipp":
+        from harness.load.sipp_engine import SippLoad
+        return SippLoad(sc.load, entries, on_record, node_mapper(inv.node_by_sip()), run.run_dir,
+                        sc.duration, run.bus.publish)
+    if workers and workers.total:
+        return start_master(drill, run, workers, on_record, console)
+    return LoadController(sc.load, entries, on_record=on_record,
+                          node_of=node_mapper(inv.node_by_sip()), seed=sc.seed)
+
+
+def target_up(drill: Drill, console: Console):
+    """The target kept up for the drill (the sandbox is started and stopped again)."""
+    if drill.target is None:
+        return nullcontext()
+    return drill.target.running(drill.target_options, console.log)
+
+
+def check_steady_before(drill: Drill) -> None:
+    ok, problems = steady_state(drill.inventory, within=5.0)
+    if not ok:
+        raise SetupError("target is not healthy before the drill (nothing injected):\n  "
+                         + "\n  ".join(problems))
+
+
 def prepare_faults(drill: Drill) -> None:
     """Every planned injector gets ready before the load starts (clients imported, engines
     reached); a dead endpoint is a set-up error, with nothing injected."""
     for pf in drill.faults:
         try:
             pf.build().prepare()
-        except FaultError as exc:
+        except OpsError as exc:
             raise SetupError(f"fault {pf.fault_id} cannot be prepared (nothing injected): {exc}") from exc
+
+
+def open_run(drill: Drill, output: Path | None) -> DrillRun:
+    """The run folder (scenario and target copied in), the journal and events.jsonl."""
+    run_dir = run_dir_for(drill, output)
+    shutil.copyfile(drill.path, run_dir / "scenario.yaml")
+    (run_dir / "target.json").write_text(json.dumps(drill.inventory.model_dump(), indent=2))
+    run = DrillRun(drill, run_dir, new_journal(), run_id=run_dir.name)
+    run.log = open_event_log(run)
+    return run
+
+
+def discard_run(run: DrillRun) -> None:
+    """Nothing ran: leave no empty run folder."""
+    run.log.close()
+    shutil.rmtree(run.run_dir)
+
+
+def run_timeline(run: DrillRun, load: LoadEngine, live: LiveView) -> None:
+    """Load and faults on schedule; whatever happens, every fault is rolled back after."""
+    def tick(r):
+        r.load_in_flight = load.in_flight
+        live.tick(r)
+
+    old = install_signal_handlers(run)
+    try:
+        run.execute(load, on_tick=tick)
+    finally:
+        errors = run.rollback_all()  # an exception mid-run must not leave a fault behind
+        if errors:
+            run.bus.publish("rollback_errors", errors=errors)
+        restore_signal_handlers(old)
+        live.close()
+        load.close()
 
 
 def run_drill(drill: Drill, output: Path | None, console: Console,
@@ -115,94 +185,28 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
     Each observer (a game day, say) gets `attach(run)` once the run folder and
     event bus exist, and `finish(run)` after the drill, before the report.
     """
-    from harness.load.sip_load import LoadController, node_mapper  # imports Locust (gevent)
-
-    sandbox_cfg = None
-    if drill.scenario.target == "sandbox":
-        from harness.lab import sandbox
-        opts = drill.scenario.sandbox
-        sandbox_cfg = sandbox.SandboxConfig.for_drill(opts.model_dump() if opts else None)
-        if all(pid is None for pid in sandbox.status(sandbox_cfg).values()):
-            console.log("starting the sandbox hotline (stopped again at the end)")
-            sandbox.up(sandbox_cfg)
-        else:
-            differs = sandbox_cfg.differs_from_running() if opts else []
-            if differs:
-                console.print("[red]error:[/red] the running sandbox is not the one this scenario "
-                              "asks for (" + "; ".join(differs) + "); stop it with `drill lab "
-                              "down` and the drill starts its own")
-                return EXIT_INPUT, None
-            sandbox_cfg = None  # someone else's `drill lab up`: leave it running
     try:
-        ok, problems = steady_state(drill.inventory, within=5.0)
-        if not ok:
-            raise SetupError("target is not healthy before the drill (nothing injected):\n  "
-                             + "\n  ".join(problems))
-        prepare_faults(drill)
-        run_dir = run_dir_for(drill, output)
-        shutil.copyfile(drill.path, run_dir / "scenario.yaml")
-        (run_dir / "target.json").write_text(json.dumps(drill.inventory.model_dump(), indent=2))
-        run = DrillRun(drill, run_dir, new_journal(), run_id=run_dir.name)
-        log = open_event_log(run)
-        live = LiveView(console, drill.scenario.duration, drill.scenario.metrics.alarm_window)
-        run.bus.subscribe(live)
-        entries = [e for e in drill.inventory.entry_points
-                   if not drill.scenario.load.carriers or e.name in drill.scenario.load.carriers]
-
-        def on_record(rec):
-            run.bus.publish("call", ts=rec.ended_at, call=rec.to_dict())
-
-        if workers and workers.total and drill.scenario.load.engine == "sipp":
-            log.close()
-            shutil.rmtree(run_dir)
-            raise SetupError("--workers/--master spread the locust engine; with engine: sipp, "
-                             "run one drill per load machine or raise the rate SIPp is given")
-        if drill.scenario.load.engine == "sipp":
-            from harness.load.sipp_engine import SippLoad
-            load = SippLoad(drill.scenario.load, entries, on_record,
-                            node_mapper(drill.inventory.node_by_sip()), run_dir,
-                            drill.scenario.duration, run.bus.publish)
-        elif workers and workers.total:
+        with target_up(drill, console):
+            check_steady_before(drill)
+            prepare_faults(drill)
+            run = open_run(drill, output)
+            live = LiveView(console, drill.scenario.duration, drill.scenario.metrics.alarm_window)
+            run.bus.subscribe(live)
             try:
-                load = start_master(drill, run, workers, on_record, console)
+                load = make_load(drill, run, workers, console)
             except SetupError:
-                log.close()
-                shutil.rmtree(run_dir)  # nothing ran: leave no empty run folder
+                discard_run(run)
                 raise
-        else:
-            load = LoadController(drill.scenario.load, entries, on_record=on_record,
-                                  node_of=node_mapper(drill.inventory.node_by_sip()),
-                                  seed=drill.scenario.seed)
-
-        for ob in observers:
-            ob.attach(run)
-
-        def tick(r):
-            r.load_in_flight = load.in_flight
-            live.tick(r)
-
-        old = install_signal_handlers(run)
-        try:
-            run.execute(load, on_tick=tick)
-        finally:
-            errors = run.rollback_all()  # an exception mid-run must not leave a fault behind
-            if errors:
-                run.bus.publish("rollback_errors", errors=errors)
-            restore_signal_handlers(old)
-            live.close()
-            if hasattr(load, "close"):
-                load.close()
-        run.check_after()
-        for ob in observers:
-            ob.finish(run)
-        run.bus.publish("run_finished")
-        log.close()
-        summary = render_run(run_dir)
-        return summary["exit_code"], run_dir
+            for ob in observers:
+                ob.attach(run)
+            run_timeline(run, load, live)
+            run.check_after()
+            for ob in observers:
+                ob.finish(run)
+            run.bus.publish("run_finished")
+            run.log.close()
+        summary = render_run(run.run_dir)
+        return summary["exit_code"], run.run_dir
     except SetupError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return EXIT_INPUT, None
-    finally:
-        if sandbox_cfg is not None:
-            from harness.lab import sandbox
-            sandbox.down(sandbox_cfg)

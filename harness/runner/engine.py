@@ -14,21 +14,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.faults.base import FaultError, Injector, lookup
+from harness.faults.base import Injector, lookup
+from harness.load.engine import LoadEngine
 from harness.metrics.records import CallRecord
+from harness.ops import OpsError
+from harness.ops.state import state_home
 from harness.runner.abort import Watchdog
 from harness.runner.capacity import CapacityJudge
 from harness.runner.events import EventBus, JsonlLog
 from harness.runner.journal import Journal
+from harness.runner.plan import Drill, PlannedFault
 from harness.runner.steady import steady_state
-from harness.scenario.load import Drill, PlannedFault
+from harness.scenario.inventory import Node
 
 TICK = 0.1
 HEALTH_EVERY = 1.0  # seconds between the load generator's health events
-
-
-class SetupError(Exception):
-    """The target is not fit for a drill (exit 2, nothing injected)."""
 
 
 @dataclass
@@ -53,10 +53,11 @@ class DrillRun:
     stop_reason: str | None = None  # a normal early end (the capacity search found the knee)
     next_step: str = ""
     t0: float = 0.0
+    log: JsonlLog | None = None  # events.jsonl, once the run folder is open
 
     def _collect_call(self, ev: dict) -> None:
         if ev["event"] == "call":
-            self.records.append(CallRecord.from_dict(ev["call"]))
+            self.records.append(ev["call"])
 
     # -- faults ---------------------------------------------------------------
     def inject(self, pf: PlannedFault) -> None:
@@ -82,7 +83,7 @@ class DrillRun:
         in_effect = time.time()  # the fault's window opens when inject() has done its work
         self.active[pf.fault_id] = ActiveFault(pf, inj, recipe, started)
         took = inj.verify()
-        nodes = [pf.spec.target] if hasattr(pf.target, "role") else []
+        nodes = [pf.spec.target] if isinstance(pf.target, Node) else []  # a node, not a link
         self.bus.publish("fault_injected", ts=in_effect, fault_id=pf.fault_id, type=pf.spec.type,
                          target=pf.spec.target, nodes=nodes, verified=took,
                          inject_took=in_effect - started, description=inj.describe())
@@ -94,7 +95,7 @@ class DrillRun:
         started = time.time()
         try:
             note = type(af.injector).undo(af.recipe)
-        except FaultError as exc:
+        except OpsError as exc:
             self.bus.publish("fault_rollback_failed", fault_id=fault_id, error=str(exc))
             raise
         gone = time.time()  # ... and closes when undo() has done its work
@@ -129,8 +130,8 @@ class DrillRun:
                 plan.append((pf.end, "rollback", pf))
         return sorted(plan, key=lambda x: (x[0], x[1] == "inject"))  # rollbacks before injects
 
-    def execute(self, load, on_tick=None) -> None:
-        """Run the timeline with `load` (a LoadController); returns when done or aborted."""
+    def execute(self, load: LoadEngine, on_tick=None) -> None:
+        """Run the timeline with `load`; returns when done or aborted."""
         sc = self.drill.scenario
         plan = self.schedule()
         load_start = sc.load.start
@@ -168,7 +169,7 @@ class DrillRun:
                     elif pf.fault_id in self.active:
                         self.rollback(pf.fault_id)
                 except Exception as exc:  # any injector failure aborts cleanly, with rollback
-                    kind = "" if isinstance(exc, (FaultError, OSError)) else f"{type(exc).__name__}: "
+                    kind = "" if isinstance(exc, (OpsError, OSError)) else f"{type(exc).__name__}: "
                     self.abort_reason = f"{action} of {pf.fault_id} failed: {kind}{exc}"
             if t >= sc.duration or (load_on and t >= load_end and not plan):
                 break
@@ -208,9 +209,9 @@ class DrillRun:
         if errors:
             self.bus.publish("rollback_errors", errors=errors)
 
-    def publish_health(self, load) -> None:
+    def publish_health(self, load: LoadEngine) -> None:
         """The generator's watch on its own schedule (engines without one say nothing)."""
-        health = load.health() if hasattr(load, "health") else None
+        health = load.health()
         if health:
             self.bus.publish("generator_health", **health)
 
@@ -249,7 +250,7 @@ def recover(journal: Journal) -> list[tuple[dict, str]]:
     for entry in journal.open_faults():
         try:
             note = lookup(entry["type"]).undo(entry["recipe"])
-        except (FaultError, KeyError, OSError) as exc:
+        except (OpsError, KeyError, OSError) as exc:
             done.append((entry, f"FAILED: {exc}"))
             continue
         journal.closed(entry["run_id"], entry["fault_id"], f"recovered: {note}")
@@ -258,7 +259,6 @@ def recover(journal: Journal) -> list[tuple[dict, str]]:
 
 
 def new_journal() -> Journal:
-    from harness.lab.sandbox import state_home
     return Journal(state_home() / "journal.jsonl")
 
 

@@ -1,12 +1,58 @@
-"""The event seam: load, faults and probes publish; the log, live view and counters listen."""
+"""The event seam: load, faults and probes publish; the log, live view and counters listen.
+
+`CATALOGUE` lists every event a run can publish, with the fields it carries
+(as Locust's `Events` lists its hooks): a publisher that names an unknown event
+or leaves out a field fails at once, in the tests, not in a report weeks later.
+"""
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from harness.metrics.records import CallRecord
+
 Listener = Callable[[dict], None]
+
+
+@dataclass(frozen=True)
+class Event:
+    fields: tuple[str, ...]
+    about: str
+    more: bool = False  # may carry further fields (engine totals, whose keys vary)
+
+
+CATALOGUE: dict[str, Event] = {
+    "run_started": Event(("run_id",), "the timeline's clock starts"),
+    "load_started": Event(("users", "calls_per_second"), "the load generator places calls"),
+    "load_changed": Event(("calls_per_second", "ramp", "users"), "a load step, surge or spike"),
+    "workers_ready": Event(("workers", "master"), "every Locust worker connected"),
+    "call": Event(("call",), "one call attempt ended: a CallRecord (a dict once in the log)"),
+    "fault_injected": Event(("fault_id", "type", "target", "nodes", "verified", "inject_took",
+                             "description"), "inject() done: the fault window opens"),
+    "fault_rolled_back": Event(("fault_id", "note", "undo_started", "took"),
+                               "undo() done: the fault window closes"),
+    "fault_rollback_failed": Event(("fault_id", "error"), "left open in the journal"),
+    "rollback_errors": Event(("errors",), "rollbacks that failed at the end of a run"),
+    "generator_health": Event(("offered", "placed", "late", "skipped", "unplaced",
+                               "loop_lag_p99", "loop_lag_max", "loop_samples"),
+                              "the load generator's watch on its own schedule"),
+    "capacity_step": Event(("rate", "started", "ended", "attempts", "answered", "missed"),
+                           "one step of a capacity search, judged"),
+    "run_stopping": Event(("reason",), "a normal early end (the capacity search found the knee)"),
+    "run_aborted": Event(("reason", "requested_at", "rolled_back_in", "rollback_errors"),
+                         "an abort rule or a signal: everything rolled back"),
+    "steady_state_after": Event(("ok", "problems"), "the target's health after the rollback"),
+    "run_finished": Event((), "the run is over; outputs follow"),
+    "worker_totals": Event(("worker",), "a Locust worker's own counts", more=True),
+    "workers_lost": Event(("expected", "reported"), "workers that never reported their calls"),
+    "sipp_totals": Event(("carrier", "exit_code", "logged"), "one SIPp's own counts", more=True),
+    "webhook": Event(("sent", "url", "error"), "a game-day notice delivered (or not)"),
+    "gameday_revealed": Event(("plan", "sealed_sha256"), "the sealed game-day plan, opened"),
+    "ack": Event(("by", "note"), "on-call acknowledged the incident"),
+}
 
 
 class EventBus:
@@ -17,10 +63,24 @@ class EventBus:
         self.listeners.append(fn)
 
     def publish(self, event: str, **data) -> dict:
+        spec = CATALOGUE.get(event)
+        if spec is None:
+            raise ValueError(f"event {event!r} is not in the catalogue (runner/events.py)")
+        missing = [f for f in spec.fields if f not in data]
+        extra = [] if spec.more else [f for f in data if f != "ts" and f not in spec.fields]
+        if missing or extra:
+            raise ValueError(f"event {event!r}: missing {missing}, not in the catalogue {extra}")
         ev = {"event": event, "ts": data.pop("ts", time.time()), **data}
         for fn in self.listeners:
             fn(ev)
         return ev
+
+
+def _plain(value):
+    """JSON for what the bus carries as objects: a call record is serialised here, once."""
+    if isinstance(value, CallRecord):
+        return value.to_dict()
+    return str(value)
 
 
 class JsonlLog:
@@ -30,18 +90,8 @@ class JsonlLog:
         self.fh = open(path, "a", buffering=1)
 
     def __call__(self, ev: dict) -> None:
-        self.fh.write(json.dumps(ev, default=str) + "\n")
+        self.fh.write(json.dumps(ev, default=_plain) + "\n")
         self.fh.flush()
 
     def close(self) -> None:
         self.fh.close()
-
-
-def read_events(path: Path) -> list[dict]:
-    out = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # torn last line after a crash
-    return out

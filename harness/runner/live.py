@@ -30,8 +30,7 @@ class LiveView:
         if e == "run_started":
             self.t0 = ev["ts"]
         elif e == "call":
-            c = ev["call"]
-            self.calls.append((ev["ts"], c["answered_at"] is not None))
+            self.calls.append((ev["ts"], ev["call"].answered))
         elif e == "fault_injected":
             self.faults[ev["fault_id"]] = ev["description"]
             self._line(f"fault {ev['fault_id']} injected: {ev['description']}")

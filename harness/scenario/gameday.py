@@ -5,12 +5,14 @@ options override it. Every field is documented in README.md ("Surprise game days
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from pydantic import Field, ValidationError
 
 from harness.scenario.model import Duration, Strict
-from harness.scenario.yamlload import InputError, load_yaml
+from harness.scenario.yamlload import InputError, line_problems, load_yaml
 
 
 class BlastRadius(Strict):
@@ -37,9 +39,24 @@ def load_gameday(pool: Path) -> GameDay:
     path = pool / "gameday.yaml"
     if not path.exists():
         return GameDay()
-    from harness.scenario.load import _messages  # one error format for every input file
     data, lines = load_yaml(path)
     try:
         return GameDay.model_validate(data)
     except ValidationError as err:
-        raise InputError(_messages(err, path, lines)) from None
+        raise InputError(line_problems(err, path, lines)) from None
+
+
+# Sealing: at arming only the SHA-256 of the plan is shown; when the drill starts the plan
+# is revealed, and anyone can check that sha256(canonical(plan)) is the hash shown.
+
+def canonical(plan: dict) -> bytes:
+    return json.dumps(plan, sort_keys=True, separators=(",", ":")).encode()
+
+
+def seal(plan: dict) -> str:
+    return hashlib.sha256(canonical(plan)).hexdigest()
+
+
+def verify(plan: dict, sealed: str) -> bool:
+    """Does the revealed plan match the hash committed when the game day was armed?"""
+    return seal(plan) == sealed

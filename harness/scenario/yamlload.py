@@ -68,3 +68,18 @@ def line_of(lines: dict, loc: tuple) -> int:
             return lines[loc]
         loc = loc[:-1]
     return lines.get((), 1)
+
+
+def line_problems(err, path: Path, lines: dict, prefix: tuple = ()) -> list[str]:
+    """A pydantic ValidationError as `file:line: key.path: message` problems."""
+    out = []
+    for e in err.errors():
+        loc = prefix + tuple(e["loc"])
+        where = ".".join(str(x) for x in loc) or "(top)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key '{loc[-1]}' (hint: check its spelling; README lists every key)"
+        elif e["type"] == "missing":
+            msg = f"missing required key '{loc[-1]}'"
+        out.append(f"{path}:{line_of(lines, loc)}: {where}: {msg}")
+    return out

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import yaml
 
-from harness.faults.docker import client
+from harness.ops.docker_api import client
 from harness.faults.net import TAG, in_netns
-from harness.faults.process import proc_state, read_pid
-from harness.faults.toxiproxy import _proxy
+from harness.ops.procs import proc_state, read_pid
+from harness.ops.toxiproxy_api import proxy as _proxy
 from harness.faults.udp import relay_command
 from harness.runner.journal import Journal
 from tests.conftest import wait_for

@@ -7,13 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.faults.process import proc_state, read_pid
+from harness.ops.procs import proc_state, read_pid
 from harness.faults.udp import relay_command
 from harness.lab import sandbox
 from harness.metrics.evaluate import evaluate
 from harness.report.calls_csv import read_calls_csv
 from harness.report.render import fault_windows
-from harness.runner.events import read_events
+from harness.metrics.records import read_events
 from harness.runner.journal import Journal
 from tests.conftest import last_run, need, wait_for
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.gameday.seal import verify
-from harness.runner.events import read_events
+from harness.scenario.gameday import verify
+from harness.metrics.records import read_events
 from harness.runner.journal import Journal
 from tests.conftest import drill_ack, free_tcp_port, wait_for
 

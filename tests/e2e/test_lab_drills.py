@@ -119,7 +119,7 @@ def test_lab_sipp_engine_pbx_kill(lab, tmp_path):
 
 def test_lab_gameday_with_acknowledgement(lab, tmp_path):
     from tests.conftest import drill_ack, free_tcp_port, wait_for
-    from harness.runner.events import read_events
+    from harness.metrics.records import read_events
     port = free_tcp_port()
     containers.kamailio_reset()
     proc = subprocess.Popen(DRILL + ["gameday", "--pool", str(Path(__file__).parent / "gameday-lab-pool"),
@@ -178,7 +178,7 @@ def test_lab_ci_gate_through_the_pytest_plugin(lab, tmp_path):
 def test_lab_abort_rule_rolls_back_both_trunk_cuts(lab, tmp_path):
     import yaml
     from harness.runner.journal import Journal
-    from harness.lab.sandbox import state_home
+    from harness.ops.state import state_home
     path = tmp_path / "abort.yaml"
     path.write_text(yaml.safe_dump({
         "name": "lab-abort-on-answer-rate", "target": "lab", "duration": "60s",

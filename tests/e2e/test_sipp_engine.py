@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from harness.report.calls_csv import read_calls_csv
-from harness.runner.events import read_events
+from harness.metrics.records import read_events
 from tests.conftest import last_run, need
 
 HERE = Path(__file__).parent / "scenarios"

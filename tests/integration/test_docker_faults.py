@@ -4,7 +4,8 @@ import uuid
 import pytest
 
 from harness.faults.base import FaultError, lookup
-from harness.faults.docker import choose, client, Selection
+from harness.faults.docker import choose, Selection
+from harness.ops.docker_api import client
 from harness.scenario.inventory import DockerRef, Node
 from tests.conftest import wait_for
 

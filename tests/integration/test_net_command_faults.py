@@ -111,7 +111,7 @@ def test_command_injector(tmp_path):
 
 
 def test_cut_inside_a_containers_namespace():
-    from harness.faults.docker import client
+    from harness.ops.docker_api import client
     c = client()
     box = c.containers.run("hotline-drill/testnode", detach=True, labels={"hotline-drill.test": "netns"})
     try:

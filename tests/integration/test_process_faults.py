@@ -2,7 +2,7 @@
 import pytest
 
 from harness.faults.base import FaultError, lookup
-from harness.faults.process import proc_state, read_pid
+from harness.ops.procs import proc_state, read_pid
 from harness.runner.engine import new_journal, recover
 from harness.scenario.inventory import split_address
 from harness.sip.probe import options_ping

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from harness.faults.base import lookup
-from harness.faults.process import proc_state
+from harness.ops.procs import proc_state
 from harness.scenario.inventory import Node
 from harness.sip.message import SipParseError, parse, response_to
 from harness.sip.uac import CallOptions, place_call

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from harness.faults.base import FaultError, lookup
-from harness.faults.toxiproxy import _client
+from harness.ops.toxiproxy_api import client as _client
 from harness.scenario.inventory import Link, ToxiproxyRef
 from tests.conftest import free_tcp_port, need, wait_for
 

@@ -8,12 +8,12 @@ from pydantic import ValidationError
 
 from harness.gameday.limits import over_limits, radius
 from harness.gameday.plan import draw, read_pool
-from harness.gameday.seal import seal, verify
+from harness.scenario.gameday import seal, verify
 from harness.metrics.capacity import knee, step_misses
 from harness.metrics.detect import time_to_detect
 from harness.metrics.evaluate import evaluate
 from harness.scenario.gameday import BlastRadius, GameDay, load_gameday
-from harness.scenario.load import load_drill
+from harness.runner.plan import load_drill
 from harness.scenario.model import CapacitySearch, LoadSpec
 from harness.scenario.yamlload import InputError
 from tests.unit.test_metrics import call

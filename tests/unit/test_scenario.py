@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.scenario.load import load_drill
+from harness.runner.plan import load_drill
 from harness.scenario.model import parse_duration, parse_ratio
 from harness.scenario.yamlload import InputError
 
@@ -111,9 +111,9 @@ def test_ratios():
 
 def test_every_registered_injector_describes_itself_with_defaults():
     """describe() must work for every type with only its required parameters."""
-    from harness.faults.base import REGISTRY, load_builtin
+    from harness.faults.base import REGISTRY, load_families
     from harness.scenario.inventory import DockerRef, Link, Node, ToxiproxyRef
-    load_builtin()
+    load_families()
     required = {"udp.latency": {"latency_ms": 10}, "udp.loss": {"ratio": 0.1},
                 "udp.reorder": {"ratio": 0.1}, "udp.duplicate": {"ratio": 0.1},
                 "udp.rate": {"rate_kbps": 64}, "net.loss": {"ratio": 0.1},

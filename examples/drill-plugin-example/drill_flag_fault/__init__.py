@@ -1,0 +1,1 @@
+"""An example plug-in for hotline-drill: the `flag.maintenance` fault family."""

@@ -1,0 +1,7 @@
+"""The exit codes of every `drill` command, one meaning each (README: "Exit codes")."""
+
+EXIT_PASS = 0          # every SLA target met
+EXIT_MISSED = 1        # an SLA target missed
+EXIT_INPUT = 2         # invalid input or set-up error: nothing injected
+EXIT_ABORTED = 3       # aborted by an abort rule or a signal: everything rolled back
+EXIT_INCONCLUSIVE = 4  # the load generator could not keep its schedule: no verdict

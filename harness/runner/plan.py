@@ -1,0 +1,149 @@
+"""Compile a scenario into a runnable plan: its target resolved, every fault bound to an injector.
+
+Everything is checked before anything runs; all problems are collected and
+reported together as `file:line: message (hint)`; the CLI turns an InputError
+into exit code 2 with nothing injected.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from harness.faults.base import Injector, load_families, lookup
+from harness.ops.plugins import PluginError
+from harness.runner.targets import Target, target_named
+from harness.scenario.inventory import TargetInventory
+from harness.scenario.load import read_inventory, read_scenario
+from harness.scenario.model import FaultSpec, Scenario
+from harness.scenario.yamlload import InputError, line_of, line_problems
+
+
+@dataclass
+class PlannedFault:
+    """A fault spec resolved to its injector class, validated params and inventory entry."""
+
+    spec: FaultSpec
+    fault_id: str
+    injector: type[Injector]
+    params: BaseModel
+    target: object
+
+    @property
+    def end(self) -> float | None:
+        # to the microsecond: 0.1 + 0.2 is 0.30000000000000004, and a rollback must not sort
+        # after an inject written for the same instant (0.3)
+        return None if self.spec.duration is None else round(self.spec.at + self.spec.duration, 6)
+
+    def build(self) -> Injector:
+        return self.injector(self.fault_id, self.target, self.params)
+
+
+@dataclass
+class Drill:
+    """Everything a run needs, all checked: the scenario, its target and its faults."""
+
+    path: Path
+    scenario: Scenario
+    inventory: TargetInventory
+    faults: list[PlannedFault]
+    target: Target | None = None          # the target plug-in, when `target:` names one
+    target_options: BaseModel | None = None  # its validated `sandbox:` options
+
+
+def target_options(scenario: Scenario, target: Target | None, path: Path,
+                   lines: dict) -> BaseModel | None:
+    """The scenario's `sandbox:` options, validated by the target that takes them."""
+    given = scenario.sandbox
+    takes = target.Options if target is not None else None
+    if given is not None and takes is None:
+        raise InputError([f"{path}:{line_of(lines, ('sandbox',))}: sandbox: these options build "
+                          f"the practice hotline, but the target is '{scenario.target}' "
+                          "(hint: remove `sandbox:` or set `target: sandbox`)"])
+    if takes is None or given is None:
+        return None
+    try:
+        return takes.model_validate(given)
+    except ValidationError as err:
+        raise InputError(line_problems(err, path, lines, ("sandbox",))) from None
+
+
+def load_inventory(ref: str, base: Path, target: Target | None = None,
+                   options: BaseModel | None = None) -> TargetInventory:
+    """A target plug-in's inventory, or the inventory YAML at `ref` (relative to `base`)."""
+    if target is not None:
+        return target.inventory(options)
+    return read_inventory((base / ref) if not Path(ref).is_absolute() else Path(ref))
+
+
+def _check_fault(i: int, spec: FaultSpec, scenario: Scenario, inv: TargetInventory,
+                 path: Path, lines: dict, problems: list[str]) -> PlannedFault | None:
+    loc = ("faults", i)
+    where = lambda key=None: f"{path}:{line_of(lines, loc + ((key,) if key else ()))}"  # noqa: E731
+    try:
+        injector = lookup(spec.type)
+    except KeyError as exc:
+        problems.append(f"{where('type')}: faults.{i}.type: {exc.args[0]}")
+        return None
+    try:
+        params = injector.Params.model_validate(spec.params)
+    except ValidationError as err:
+        problems.extend(line_problems(err, path, lines, loc))
+        return None
+    target = inv.find(spec.target)
+    if target is None:
+        known = ", ".join(x.name for x in [*inv.nodes, *inv.entry_points, *inv.links])
+        problems.append(f"{where('target')}: faults.{i}.target: '{spec.target}' is not in "
+                        f"target '{inv.name}' (known: {known})")
+        return None
+    if spec.target not in inv.allowlist:
+        problems.append(f"{where('target')}: faults.{i}.target: '{spec.target}' is not on the "
+                        f"allowlist of target '{inv.name}'; refusing to touch it "
+                        "(hint: add it to `allowlist:` in the inventory if it is a drill target)")
+        return None
+    if spec.at >= scenario.duration:
+        problems.append(f"{where('at')}: faults.{i}.at: {spec.at:g}s is not before the end of "
+                        f"the drill ({scenario.duration:g}s)")
+    end = spec.at + (spec.duration or 0)
+    if end > scenario.duration:
+        problems.append(f"{where('duration')}: faults.{i}.duration: the fault would end at "
+                        f"{end:g}s, after the drill ({scenario.duration:g}s)")
+    return PlannedFault(spec, spec.id or f"{spec.type}@{spec.target}#{i + 1}", injector, params,
+                        target)
+
+
+def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
+    """Parse and check a scenario file and its target; raise InputError listing every problem."""
+    path = Path(path)
+    scenario, lines = read_scenario(path)
+    if target_override:
+        scenario.target = target_override
+    try:  # the installed plug-ins, loaded once: a broken one is named here, nothing injected
+        load_families()
+        target = target_named(scenario.target)
+    except PluginError as exc:
+        raise InputError([f"{path}: {exc}"]) from None
+    options = target_options(scenario, target, path, lines)
+    inv = load_inventory(scenario.target, path.parent, target, options)
+    problems: list[str] = []
+    planned = []
+    for i, spec in enumerate(scenario.faults):
+        p = _check_fault(i, spec, scenario, inv, path, lines, problems)
+        if p:
+            planned.append(p)
+    ids = [p.fault_id for p in planned]
+    for p in planned:
+        if ids.count(p.fault_id) > 1:
+            problems.append(f"{path}:{line_of(lines, ('faults',))}: fault id '{p.fault_id}' "
+                            "is used twice (hint: give each fault its own `id:`)")
+            break
+    carriers = {e.name for e in inv.entry_points}
+    for c in scenario.load.carriers or []:
+        if c not in carriers:
+            problems.append(f"{path}:{line_of(lines, ('load', 'carriers'))}: load.carriers: "
+                            f"'{c}' is not an entry point of '{inv.name}' "
+                            f"(known: {', '.join(sorted(carriers))})")
+    if problems:
+        raise InputError(problems)
+    return Drill(path, scenario, inv, planned, target, options)

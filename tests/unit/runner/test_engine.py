@@ -1,0 +1,185 @@
+"""The drill engine's timeline, with a fake injector and a fake load (both named as fakes:
+they stand in for Docker, processes and Locust so the order of steps can be checked exactly).
+
+Real time, short timelines (tenths of a second): the engine sleeps until each step is due.
+"""
+import os
+import signal
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from harness.faults.base import FaultError, Injector
+from harness.runner.engine import DrillRun, install_signal_handlers, restore_signal_handlers
+from harness.runner.journal import Journal
+from harness.runner.plan import Drill, PlannedFault
+from harness.scenario.inventory import EntryPoint, Node, TargetInventory
+from harness.scenario.model import FaultSpec, Scenario
+
+STEPS: list[tuple[str, str]] = []  # what the fakes were asked to do, in order
+
+
+class FakeParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fail_inject: bool = False
+    never_takes: bool = False
+    undo_raises: bool = False
+
+
+class FakeInjector(Injector):
+    """A fake fault: writes down each step instead of touching anything."""
+
+    type = "fake.fault"
+    Params = FakeParams
+
+    def describe(self) -> str:
+        return f"fake fault on {self.target.name}"
+
+    def recipe(self) -> dict:
+        return {"fault_id": self.fault_id, "undo_raises": self.params.undo_raises}
+
+    def inject(self) -> None:
+        STEPS.append(("inject", self.fault_id))
+        if self.params.fail_inject:
+            raise FaultError("half done: the second container would not die")
+
+    def verify(self) -> bool:
+        return not self.params.never_takes
+
+    @classmethod
+    def undo(cls, recipe: dict) -> str:
+        STEPS.append(("undo", recipe["fault_id"]))
+        if recipe["undo_raises"]:
+            raise FaultError("the engine does not answer")
+        return f"undid {recipe['fault_id']}"
+
+
+class FakeLoad:
+    """A fake load engine (the LoadEngine protocol): places no call, writes down its steps."""
+
+    users = 1
+    in_flight = 0
+
+    def __init__(self, on_start=None):
+        self.on_start = on_start
+
+    def start(self):
+        STEPS.append(("load", "start"))
+        if self.on_start:
+            self.on_start()
+
+    def set_rate(self, calls_per_second, ramp=0.0):
+        STEPS.append(("load", f"rate {calls_per_second:g}"))
+        return 1
+
+    def stop(self, wait):
+        STEPS.append(("load", "stop"))
+
+    def abort(self):
+        STEPS.append(("load", "abort"))
+
+    def health(self):
+        return None
+
+    def close(self):
+        STEPS.append(("load", "close"))
+
+
+@pytest.fixture(autouse=True)
+def clean_steps():
+    STEPS.clear()
+
+
+def drill(faults: list[dict], duration: float = 0.6) -> Drill:
+    sc = Scenario.model_validate({
+        "name": "fake", "duration": duration,
+        "load": {"calls_per_second": 1, "hold": "100ms", "invite_timeout": "100ms",
+                 "bye_timeout": "100ms"},
+        "faults": [{"type": "fake.fault", "target": "pbx-1", **f} for f in faults]})
+    inv = TargetInventory(name="fake", nodes=[Node(name="pbx-1", sip="127.0.0.1:9")],
+                          entry_points=[EntryPoint(name="carrier-a", address="127.0.0.1:9")],
+                          allowlist=["pbx-1"])
+    planned = [PlannedFault(spec, spec.id, FakeInjector, FakeParams.model_validate(spec.params),
+                            inv.nodes[0]) for spec in sc.faults]
+    return Drill(path=None, scenario=sc, inventory=inv, faults=planned)
+
+
+def run_of(d: Drill, tmp_path) -> tuple[DrillRun, list[dict]]:
+    run = DrillRun(d, tmp_path, Journal(tmp_path / "journal.jsonl"), run_id="r1")
+    events: list[dict] = []
+    run.bus.subscribe(events.append)
+    return run, events
+
+
+def names(events: list[dict]) -> list[str]:
+    return [e["event"] for e in events]
+
+
+def test_a_rollback_due_at_the_same_instant_as_an_inject_runs_first(tmp_path):
+    d = drill([{"id": "a", "at": 0.1, "duration": 0.2}, {"id": "b", "at": 0.3, "duration": 0.1}])
+    schedule = DrillRun(d, tmp_path, Journal(tmp_path / "j"), "r1").schedule()
+    at_03 = [(action, pf.fault_id) for at, action, pf in schedule if at == pytest.approx(0.3)]
+    assert at_03 == [("rollback", "a"), ("inject", "b")]
+    run, events = run_of(d, tmp_path)
+    run.execute(FakeLoad())
+    assert STEPS == [("load", "start"), ("inject", "a"), ("undo", "a"), ("inject", "b"),
+                     ("undo", "b"), ("load", "stop")]
+    assert run.journal.open_faults() == []
+    assert names(events).count("fault_injected") == 2 == names(events).count("fault_rolled_back")
+
+
+def test_a_fault_that_does_not_take_aborts_and_rolls_back_before_the_load_stops(tmp_path):
+    run, events = run_of(drill([{"id": "a", "at": 0.1, "never_takes": True}]), tmp_path)
+    run.execute(FakeLoad())
+    assert STEPS == [("load", "start"), ("inject", "a"), ("undo", "a"), ("load", "abort")]
+    aborted = events[-1]
+    assert aborted["event"] == "run_aborted" and aborted["reason"] == "fault a did not take effect"
+    assert aborted["rollback_errors"] == []
+    assert run.journal.open_faults() == []
+
+
+def test_a_failed_inject_is_undone_from_its_recipe_and_aborts_the_run(tmp_path):
+    d = drill([{"id": "a", "at": 0.1, "fail_inject": True},
+               {"id": "b", "at": 0.4}])
+    run, events = run_of(d, tmp_path)
+    run.execute(FakeLoad())
+    assert STEPS == [("load", "start"), ("inject", "a"), ("undo", "a"), ("load", "abort")]
+    assert "inject of a failed: half done" in events[-1]["reason"]
+    assert "fault_injected" not in names(events)  # its window never opened
+    closed = [e for e in run.journal.entries() if e["op"] == "rolled_back"]
+    assert closed[0]["note"].startswith("inject failed; undone: undid a")
+    assert run.journal.open_faults() == []
+
+
+def test_a_rollback_that_raises_is_reported_and_left_open_for_recover(tmp_path):
+    run, events = run_of(drill([{"id": "a", "at": 0.1, "duration": 0.1,
+                                 "undo_raises": True}]), tmp_path)
+    run.execute(FakeLoad())
+    failed = [e for e in events if e["event"] == "fault_rollback_failed"]
+    assert failed and failed[0]["fault_id"] == "a" and "does not answer" in failed[0]["error"]
+    assert events[-1]["event"] == "run_aborted" and "rollback of a failed" in events[-1]["reason"]
+    assert [e["fault_id"] for e in run.journal.open_faults()] == ["a"]
+    assert run.active == {}  # popped first: never rolled back twice
+
+
+def test_a_fault_still_active_at_the_end_is_rolled_back_after_the_load_stops(tmp_path):
+    run, events = run_of(drill([{"id": "a", "at": 0.1}]), tmp_path)  # no duration: until the end
+    run.execute(FakeLoad())
+    assert STEPS == [("load", "start"), ("inject", "a"), ("load", "stop"), ("undo", "a")]
+    assert run.journal.open_faults() == []
+
+
+def test_sigterm_mid_run_rolls_back_first_then_stops_the_load(tmp_path):
+    run, events = run_of(drill([{"id": "a", "at": 0.0}], duration=30), tmp_path)
+    old = install_signal_handlers(run)
+    try:
+        def terminate_after_inject():
+            # the signal arrives while the fault is active: the engine notices on its next tick
+            run.bus.subscribe(lambda ev: ev["event"] == "fault_injected"
+                              and os.kill(os.getpid(), signal.SIGTERM))
+        run.execute(FakeLoad(on_start=terminate_after_inject))
+    finally:
+        restore_signal_handlers(old)
+    assert STEPS == [("load", "start"), ("inject", "a"), ("undo", "a"), ("load", "abort")]
+    assert events[-1]["event"] == "run_aborted" and events[-1]["reason"] == "received SIGTERM"
+    assert run.journal.open_faults() == []
