@@ -16,6 +16,7 @@ import random
 import secrets
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -123,9 +124,30 @@ def wait_in_secret(until: float, sealed: str, window_end: float, console: Consol
     return cancel.sig
 
 
-def run_gameday(pool_dir: Path, gd: GameDay, output: Path | None, console: Console) -> tuple[int, Path | None]:
-    """Arm, wait, run; returns (exit code, run folder)."""
-    import harness.load.sip_load  # noqa: F401  Locust patches the stdlib for gevent: before any thread
+@dataclass
+class Armed:
+    """A game day between arming and its run: the secret plan and who is told what."""
+
+    gid: str
+    plan: dict
+    sealed: str
+    pool: Pool
+    secret: Path   # the plan, readable by the harness's user only, until the reveal
+    public: Path   # reports/gamedays/<id>.json: the hash while armed, the plan once revealed
+    record: dict
+    ack: AckServer
+    notifier: Notifier
+
+    def publish(self) -> None:
+        self.public.write_text(json.dumps(self.record, indent=2))
+
+    def close(self) -> None:
+        self.ack.close()
+        self.secret.unlink(missing_ok=True)
+
+
+def arm(pool_dir: Path, gd: GameDay, output: Path | None, console: Console) -> Armed:
+    """Draw a scenario and a start time from the pool and seal the plan; nothing is told yet."""
     pool = read_pool(pool_dir, gd)
     for path, why in pool.excluded:
         console.print(f"not drawable: {path.name}: {why}", highlight=False)
@@ -136,53 +158,76 @@ def run_gameday(pool_dir: Path, gd: GameDay, output: Path | None, console: Conso
     rng = random.Random(gd.seed) if gd.seed is not None else random.SystemRandom()
     plan = draw(pool, gd.window, time.time(), rng, gid)
     sealed = seal(plan)
-    reports = Path(output) if output else Path("reports")
     secret = state_home() / "gamedays" / f"{gid}.plan.json"
-    _write_private(secret, plan)  # readable by the harness's user only, until the reveal
-    public = reports / "gamedays" / f"{gid}.json"
+    _write_private(secret, plan)
+    public = (Path(output) if output else Path("reports")) / "gamedays" / f"{gid}.json"
     record = {"gameday_id": gid, "sealed_sha256": sealed, "armed_at": plan["armed_at"],
               "window_end": plan["window_end"], "pool": [d.scenario.name for d in pool.eligible],
               "limits": gd.limits.model_dump(), "plan": None}
     public.parent.mkdir(parents=True, exist_ok=True)
-    public.write_text(json.dumps(record, indent=2))
-    ack = AckServer(gd.ack_listen, gid).start()
-    notifier = Notifier(gd.webhook, gid, sealed)
+    armed = Armed(gid, plan, sealed, pool, secret, public, record,
+                  AckServer(gd.ack_listen, gid), Notifier(gd.webhook, gid, sealed))
+    armed.publish()
+    armed.ack.start()
+    return armed
+
+
+def announce_and_wait(armed: Armed, gd: GameDay, console: Console) -> str | None:
+    """Tell everyone it is armed (the hash only), wait for the secret start, then reveal the
+    plan; returns the signal's name when Ctrl-C or SIGTERM cancelled it first."""
+    with Cancel() as cancel:
+        console.print(f"game day {armed.gid} armed: {len(armed.pool.eligible)} scenario(s) in the "
+                      f"pool, window {gd.window:g}s; sealed plan sha256 {armed.sealed}",
+                      highlight=False)
+        console.print(f"acknowledgements: drill ack --url {armed.ack.url}", highlight=False)
+        armed.notifier.send("gameday_armed", window_end=armed.plan["window_end"],
+                            pool=[d.scenario.name for d in armed.pool.eligible])
+        cancelled = wait_in_secret(armed.plan["start_at"], armed.sealed, armed.plan["window_end"],
+                                   console, cancel)
+    armed.record["plan"] = armed.plan  # revealed from here on, whatever happens next
+    armed.publish()
+    return cancelled
+
+
+def run_drawn(armed: Armed, gd: GameDay, output: Path | None,
+              console: Console) -> tuple[int, Path | None]:
+    """Run the drawn scenario, exactly the one sealed; notify and record how it went."""
+    plan, notifier = armed.plan, armed.notifier
+    drill = load_drill(Path(plan["scenario_file"]), gd.target)
+    if hashlib.sha256(drill.path.read_bytes()).hexdigest() != plan["scenario_sha256"]:
+        raise InputError([f"{drill.path}: the scenario changed after the game day was armed; "
+                          "refusing to run a plan that differs from the sealed one"])
+    console.print(f"game day {armed.gid}: drawn {drill.scenario.name} ({drill.path})",
+                  highlight=False)
+    observer = GameDayObserver(gd, plan, armed.sealed, armed.pool, armed.ack, notifier, console)
+    code, run_dir = run_drill(drill, output, console, observers=[observer])
+    summary = json.loads((run_dir / "summary.json").read_text()) if run_dir else {}
+    detection = summary.get("detection", {})
+    notifier.send("gameday_finished", exit_code=code, run_dir=str(run_dir) if run_dir else None,
+                  scenario=drill.scenario.name, time_to_detect=detection.get("time_to_detect"),
+                  failed_targets=[v["target"] for v in summary.get("verdicts", []) if not v["passed"]])
+    if run_dir:
+        gdj = json.loads((run_dir / "gameday.json").read_text())
+        gdj["notifications"] = notifier.log
+        (run_dir / "gameday.json").write_text(json.dumps(gdj, indent=2))
+    armed.record["run_dir"] = str(run_dir) if run_dir else None
+    armed.record["notifications"] = notifier.log
+    armed.publish()
+    return code, run_dir
+
+
+def run_gameday(pool_dir: Path, gd: GameDay, output: Path | None, console: Console) -> tuple[int, Path | None]:
+    """Arm, wait in secret, run; returns (exit code, run folder)."""
+    import harness.load.sip_load  # noqa: F401  Locust patches the stdlib for gevent: before any thread
+    armed = arm(pool_dir, gd, output, console)
     try:
-        with Cancel() as cancel:
-            console.print(f"game day {gid} armed: {len(pool.eligible)} scenario(s) in the pool, "
-                          f"window {gd.window:g}s; sealed plan sha256 {sealed}", highlight=False)
-            console.print(f"acknowledgements: drill ack --url {ack.url}", highlight=False)
-            notifier.send("gameday_armed", window_end=plan["window_end"],
-                          pool=[d.scenario.name for d in pool.eligible])
-            cancelled = wait_in_secret(plan["start_at"], sealed, plan["window_end"], console, cancel)
-        record["plan"] = plan  # revealed from here on, whatever happens next
-        public.write_text(json.dumps(record, indent=2))
+        cancelled = announce_and_wait(armed, gd, console)
         if cancelled:
-            notifier.send("gameday_aborted", reason=f"received {cancelled} before the drill "
-                          "started; nothing was injected", plan=plan)
+            armed.notifier.send("gameday_aborted", reason=f"received {cancelled} before the drill "
+                                "started; nothing was injected", plan=armed.plan)
             console.print(f"game day cancelled ({cancelled}) before it started; nothing injected; "
-                          f"plan revealed in {public}", highlight=False)
+                          f"plan revealed in {armed.public}", highlight=False)
             return EXIT_ABORTED, None
-        drill = load_drill(Path(plan["scenario_file"]), gd.target)
-        if hashlib.sha256(drill.path.read_bytes()).hexdigest() != plan["scenario_sha256"]:
-            raise InputError([f"{drill.path}: the scenario changed after the game day was armed; "
-                              "refusing to run a plan that differs from the sealed one"])
-        console.print(f"game day {gid}: drawn {drill.scenario.name} ({drill.path})", highlight=False)
-        observer = GameDayObserver(gd, plan, sealed, pool, ack, notifier, console)
-        code, run_dir = run_drill(drill, output, console, observers=[observer])
-        summary = json.loads((run_dir / "summary.json").read_text()) if run_dir else {}
-        detection = summary.get("detection", {})
-        notifier.send("gameday_finished", exit_code=code, run_dir=str(run_dir) if run_dir else None,
-                      scenario=drill.scenario.name, time_to_detect=detection.get("time_to_detect"),
-                      failed_targets=[v["target"] for v in summary.get("verdicts", []) if not v["passed"]])
-        if run_dir:
-            gdj = json.loads((run_dir / "gameday.json").read_text())
-            gdj["notifications"] = notifier.log
-            (run_dir / "gameday.json").write_text(json.dumps(gdj, indent=2))
-        record["run_dir"] = str(run_dir) if run_dir else None
-        record["notifications"] = notifier.log
-        public.write_text(json.dumps(record, indent=2))
-        return code, run_dir
+        return run_drawn(armed, gd, output, console)
     finally:
-        ack.close()
-        secret.unlink(missing_ok=True)
+        armed.close()

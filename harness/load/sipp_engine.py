@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from jinja2 import Environment, PackageLoader
+
 from harness.metrics.records import CallRecord
 from harness.scenario.inventory import EntryPoint
 from harness.scenario.model import LoadSpec
@@ -39,109 +41,13 @@ FAIL_CODES = (400, 403, 404, 407, 408, 480, 481, 483, 486, 487, 488, 500, 501, 5
 
 
 def scenario_xml(spec: LoadSpec) -> str:
-    """The UAC scenario: INVITE, (1xx), 200 or a failure, ACK, hold, BYE, 200; one log line
-    at the start and one at the end of every call."""
+    """The UAC scenario SIPp runs (templates/sipp-uac.xml.j2), with this load's timers."""
+    env = Environment(loader=PackageLoader("harness.load", "templates"), autoescape=False,
+                      keep_trailing_newline=True)
     invite_ms, hold_ms, bye_ms = (int(x * 1000) for x in (spec.invite_timeout, spec.hold,
                                                           spec.bye_timeout))
-    # SIPp times a wait by the recv it is at, optional ones included: every recv of a wait
-    # carries the same timeout and the label to go to when it expires
-    inv = f'timeout="{invite_ms}" ontimeout="timedout"'
-    bye = f'timeout="{bye_ms}" ontimeout="byefailed"'
-
-    def fails(label: str, wait: str) -> str:
-        return "\n".join(f'  <recv response="{c}" optional="true" next="{label}" {wait}><action>'
-                         f'<assign assign_to="code" value="{c}"/></action></recv>' for c in FAIL_CODES)
-    stamp = lambda n: f'<gettimeofday assign_to="s{n},u{n}"/>'  # noqa: E731
-    def request(method: str, cseq: int, uri: str = "[next_url]", routes: str = "[routes]\n") -> str:
-        """An in-dialog request (ACK, BYE) as SIPp sends it: same From, To tag, Call-ID."""
-        return f"""
-    <![CDATA[
-{method} {uri} SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:drill@[local_ip]:[local_port]>;tag=[pid]hd[call_number]
-To: <sip:hotline@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: {cseq} {method}
-{routes}Max-Forwards: 70
-Content-Length: 0
-
-    ]]>"""
-
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!-- written by hotline-drill (harness/load/sipp_engine.py) -->
-<scenario name="hotline-drill-uac">
-  <send retrans="500">
-    <![CDATA[
-INVITE sip:hotline@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:drill@[local_ip]:[local_port]>;tag=[pid]hd[call_number]
-To: <sip:hotline@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:drill@[local_ip]:[local_port];transport=[transport]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=drill 1 1 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-
-    ]]>
-    <action>
-      {stamp(0)}
-      <assign assign_to="s1" value="0"/><assign assign_to="u1" value="0"/>
-      <assign assign_to="s2" value="0"/><assign assign_to="u2" value="0"/>
-      <assign assign_to="code" value="0"/>
-      <assignstr assign_to="contact" value="-"/>
-      <log message="start|[call_id]|[$s0]|[$u0]"/>
-    </action>
-  </send>
-  <recv response="100" optional="true" {inv}/>
-  <recv response="180" optional="true" {inv}><action>{stamp(1)}</action></recv>
-  <recv response="183" optional="true" {inv}><action>{stamp(1)}</action></recv>
-{fails("failed", inv)}
-  <recv response="200" rtd="true" rrs="true" {inv}>
-    <action>
-      {stamp(2)}
-      <ereg regexp="sip:[^>;]+" search_in="hdr" header="Contact:" assign_to="contact"/>
-    </action>
-  </recv>
-  <send>{request("ACK", 1)}
-  </send>
-  <pause milliseconds="{hold_ms}"/>
-  <send retrans="500">{request("BYE", 2)}
-    <action>{stamp(3)}</action>
-  </send>
-{fails("byefailed", bye)}
-  <recv response="200" {bye}>
-    <action>
-      {stamp(4)}
-      <log message="end|[call_id]|completed|200|[$s1]|[$u1]|[$s2]|[$u2]|[$s3]|[$u3]|[$s4]|[$u4]|[$contact]"/>
-    </action>
-  </recv>
-  <nop next="done"/>
-
-  <label id="byefailed"/>
-  <nop><action>{stamp(4)}<log message="end|[call_id]|dropped|[$code]|[$s1]|[$u1]|[$s2]|[$u2]|[$s3]|[$u3]|[$s4]|[$u4]|[$contact]"/></action></nop>
-  <nop next="done"/>
-
-  <label id="failed"/>
-  <send>{request("ACK", 1, "sip:hotline@[remote_ip]:[remote_port]", "")}
-  </send>
-  <nop><action>{stamp(4)}<log message="end|[call_id]|failed|[$code]|[$s1]|[$u1]|0|0|0|0|[$s4]|[$u4]|-"/></action></nop>
-  <nop next="done"/>
-
-  <label id="timedout"/>
-  <nop><action>{stamp(4)}<log message="end|[call_id]|failed|408|[$s1]|[$u1]|0|0|0|0|[$s4]|[$u4]|-"/></action></nop>
-
-  <label id="done"/>
-</scenario>
-"""
+    return env.get_template("sipp-uac.xml.j2").render(
+        invite_ms=invite_ms, hold_ms=hold_ms, bye_ms=bye_ms, fail_codes=FAIL_CODES)
 
 
 def _t(s: str, u: str) -> float | None:

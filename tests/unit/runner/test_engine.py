@@ -14,7 +14,7 @@ from harness.runner.engine import DrillRun, install_signal_handlers, restore_sig
 from harness.runner.journal import Journal
 from harness.runner.plan import Drill, PlannedFault
 from harness.scenario.inventory import EntryPoint, Node, TargetInventory
-from harness.scenario.model import FaultSpec, Scenario
+from harness.scenario.model import Scenario
 
 STEPS: list[tuple[str, str]] = []  # what the fakes were asked to do, in order
 

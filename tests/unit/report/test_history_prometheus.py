@@ -1,13 +1,22 @@
 """Drill calendar (pure), run index, and the Prometheus text format."""
-
 from harness.report import history, prometheus
 
+
 DAY = 86400
+
+
 NOW = 1_800_000_000.0
 
 
 def entry(tag, days_ago, passed=True, aborted=False):
     return {"tags": [tag], "started_at": NOW - days_ago * DAY, "passed": passed, "aborted": aborted}
+
+
+SUMMARY = {"scenario": {"name": "node-loss", "target": "sandbox", "tags": ["monthly-switchover"]},
+           "run": {"started_at": NOW, "aborted": False}, "passed": False, "exit_code": 1,
+           "verdicts": [{"target": "answer_rate", "passed": True, "measured": 0.95},
+                        {"target": "failover_time", "passed": False, "measured": 42.5}],
+           "counts": {"attempts": 10, "answered": 9, "failed": 1}}
 
 
 def test_calendar_statuses():
@@ -22,13 +31,6 @@ def test_calendar_statuses():
     assert rows["surprise"].last_run == NOW - 5 * DAY and rows["surprise"].last_passed == NOW - 100 * DAY
     extra = history.calendar([], NOW, {"weekly-failover": 7})
     assert {r.tag: r.status for r in extra}["weekly-failover"] == "never run"
-
-
-SUMMARY = {"scenario": {"name": "node-loss", "target": "sandbox", "tags": ["monthly-switchover"]},
-           "run": {"started_at": NOW, "aborted": False}, "passed": False, "exit_code": 1,
-           "verdicts": [{"target": "answer_rate", "passed": True, "measured": 0.95},
-                        {"target": "failover_time", "passed": False, "measured": 42.5}],
-           "counts": {"attempts": 10, "answered": 9, "failed": 1}}
 
 
 def test_index_append_and_read(tmp_path):

@@ -1,6 +1,5 @@
 """Metric functions against small hand-computed cases (DESIGN.md definitions)."""
 import pytest
-
 from harness.metrics import alarms, calls, failover
 from harness.metrics.evaluate import evaluate
 from harness.metrics.records import CallRecord, FaultWindow

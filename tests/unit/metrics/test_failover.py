@@ -2,24 +2,13 @@
 a blackout with retransmitted INVITEs, a half outage, an SBC that never marks a node down.
 Every expected figure is worked out by hand in the comments."""
 import random
-
 import pytest
-
 from harness.metrics import failover
 from harness.metrics.evaluate import evaluate
 from harness.metrics.records import CallRecord, FaultWindow
 
+
 RULE = failover.RecoveryRule(window=2.0, min_attempts=10, tolerance=0.10)
-TIMER_A = (0.0, 0.5, 1.5, 3.5, 7.5)  # RFC 3261 INVITE retransmissions, from the first send
-
-
-def attempt(start, answered_at=None, node="pbx-2", pdd=0.01):
-    rec = CallRecord(call_id=f"c{start:.2f}", started_at=start, node=node if answered_at else "")
-    if answered_at is not None:
-        rec.ringing_at = answered_at
-        rec.answered_at = answered_at
-        rec.outcome = "completed"
-    return rec
 
 
 def blackout_calls(cps, t_end, cut_from, cut_to):
@@ -33,6 +22,18 @@ def blackout_calls(cps, t_end, cut_from, cut_to):
         sends = [s + d for d in TIMER_A if not (lost(s + d) or lost(s + d + 0.01))]
         out.append(attempt(s, sends[0] + 0.01 if sends else None))
     return out
+
+
+TIMER_A = (0.0, 0.5, 1.5, 3.5, 7.5)  # RFC 3261 INVITE retransmissions, from the first send
+
+
+def attempt(start, answered_at=None, node="pbx-2", pdd=0.01):
+    rec = CallRecord(call_id=f"c{start:.2f}", started_at=start, node=node if answered_at else "")
+    if answered_at is not None:
+        rec.ringing_at = answered_at
+        rec.answered_at = answered_at
+        rec.outcome = "completed"
+    return rec
 
 
 def test_blackout_with_retransmissions_is_an_outage_of_its_length():

@@ -1,13 +1,12 @@
 """Scenario validation: every mistake named as file:line with a hint, exit code 2."""
 import textwrap
-
 import pytest
 from typer.testing import CliRunner
-
 from harness.cli import app
 from harness.runner.plan import load_drill
 from harness.scenario.model import parse_duration, parse_ratio
 from harness.scenario.yamlload import InputError
+
 
 GOOD = """\
 name: t

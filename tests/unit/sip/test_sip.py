@@ -1,9 +1,8 @@
-"""SIP framing, RTP statistics and the journal: small pure pieces."""
+"""SIP messages and framing, RTP packets and statistics: small pure pieces."""
 import pytest
-
-from harness.runner.journal import Journal
 from harness.sip import rtp
 from harness.sip.message import host_port, parse, response_to, uri_of, via_address
+
 
 INVITE = (b"INVITE sip:hotline@127.0.0.1:5060 SIP/2.0\r\n"
           b"v: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKabc;rport\r\n"
@@ -53,17 +52,6 @@ def test_rtp_packet_roundtrip():
     assert rtp.parse_header(b"junk") is None
 
 
-def test_journal_open_faults_and_torn_line(tmp_path):
-    j = Journal(tmp_path / "j.jsonl")
-    j.intent("r1", "f1", "process.kill", "pbx-1", {"pid": 1})
-    j.intent("r1", "f2", "process.pause", "pbx-2", {"pid": 2})
-    j.closed("r1", "f1", "restarted")
-    with open(j.path, "a") as fh:
-        fh.write('{"op": "inject", "run_id": "r1", "fault')  # power loss mid-write
-    assert [e["fault_id"] for e in j.open_faults()] == ["f2"]
-    assert j.open_faults("other") == []
-
-
 def test_tcp_framing_splits_by_content_length():
     from harness.sip.framing import split_stream
     a = b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 3\r\n\r\nabc"
@@ -71,12 +59,3 @@ def test_tcp_framing_splits_by_content_length():
     msgs, rest = split_stream(b"\r\n" + a + b + a[:10])
     assert msgs == [a, b] and rest == a[:10]
     assert split_stream(a[:-1]) == ([], a[:-1])
-
-
-def test_journal_amend_merges_into_the_open_recipe(tmp_path):
-    j = Journal(tmp_path / "j.jsonl")
-    j.intent("r1", "flood", "sipflood.scan", "sbc", {"target": "sbc"})
-    j.amend("r1", "flood", {"pid": 42, "start_time": 7})
-    assert j.open_faults()[0]["recipe"] == {"target": "sbc", "pid": 42, "start_time": 7}
-    j.closed("r1", "flood", "stopped")
-    assert j.open_faults() == []

@@ -1,6 +1,5 @@
 """Toxic decisions of the UDP relay, with a seeded RNG: pure and repeatable."""
 import pytest
-
 from harness.lab.toxics import Bucket, Pipeline, Toxic
 
 
