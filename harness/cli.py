@@ -8,6 +8,7 @@ schedule, stalled or lost a worker, so no verdict is given.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -16,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.ops.exit import EXIT_INCONCLUSIVE, EXIT_INPUT
+from harness.ops.exit import EXIT_INCONCLUSIVE, EXIT_INPUT, EXIT_INTERNAL
 from harness.scenario.yamlload import InputError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
@@ -432,7 +433,19 @@ def lab_down(docker: bool = DOCKER_OPT):
 
 
 def main() -> None:
-    app()
+    """The `drill` command. An exception nobody expected is a bug of ours: it gets its own exit
+    code (never 1, which means an SLA target was missed) and its traceback is kept."""
+    try:
+        app()
+    except Exception as exc:  # SystemExit, KeyboardInterrupt: not ours to change
+        import traceback
+        from harness.ops.state import state_home
+        crash = state_home() / f"internal-error-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+        crash.write_text(traceback.format_exc())
+        err.print(f"[red]internal error[/red] {type(exc).__name__}: {exc}\n"
+                  f"this is a bug in hotline-drill, not a verdict on the hotline; the traceback "
+                  f"is in {crash}", highlight=False)
+        sys.exit(EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

@@ -11,17 +11,29 @@ SIGKILLed) undoes it with the very same code path as a normal rollback.
 from __future__ import annotations
 
 import difflib
-from typing import Any, ClassVar
+import signal
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from harness.ops import OpsError, plugins
+from harness.scenario.inventory import InventoryEntry
 
 REGISTRY: dict[str, type["Injector"]] = {}
 
 
 class FaultError(OpsError):
     """A fault could not be injected, verified or rolled back."""
+
+
+def _known_signal(v: str) -> str:
+    name = v.upper() if v.upper().startswith("SIG") else "SIG" + v.upper()
+    if name not in signal.Signals.__members__:  # SIG_SETMASK and SIG_IGN are constants, not signals
+        raise ValueError(f"unknown signal {v!r}; use e.g. SIGKILL, SIGTERM, SIGSEGV")
+    return name
+
+
+SignalName = Annotated[str, AfterValidator(_known_signal)]  # "kill", "SIGKILL" -> "SIGKILL"
 
 
 class NoParams(BaseModel):
@@ -34,7 +46,7 @@ class Injector:
     type: ClassVar[str]
     Params: ClassVar[type[BaseModel]] = NoParams
 
-    def __init__(self, fault_id: str, target, params: BaseModel):
+    def __init__(self, fault_id: str, target: InventoryEntry, params: BaseModel):
         self.fault_id = fault_id
         self.target = target
         self.params = params

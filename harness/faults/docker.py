@@ -20,7 +20,7 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.faults.base import FaultError, Injector, register
+from harness.faults.base import FaultError, Injector, SignalName, register
 from harness.ops.docker_api import client, wait_healthy
 
 class Selection(BaseModel):
@@ -40,7 +40,7 @@ class Selection(BaseModel):
 
 
 class KillParams(Selection):
-    signal: str = "SIGKILL"
+    signal: SignalName = "SIGKILL"
 
 
 class StopParams(Selection):

@@ -17,9 +17,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict
 
-from harness.faults.base import FaultError, Injector, register
+from harness.faults.base import FaultError, Injector, SignalName, register
 from harness.ops.procs import proc_state, read_pid, start_process
 from harness.scenario.inventory import split_address
 from harness.sip.probe import wait_until_answers
@@ -47,15 +47,7 @@ def main_pid(unit: str) -> int | None:
 
 class SignalParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    signal: str = "SIGKILL"
-
-    @field_validator("signal")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        name = v.upper() if v.upper().startswith("SIG") else "SIG" + v.upper()
-        if not hasattr(signal, name):
-            raise ValueError(f"unknown signal {v!r}; use e.g. SIGKILL, SIGTERM, SIGSEGV")
-        return name
+    signal: SignalName = "SIGKILL"
 
 
 class _ProcessFault(Injector):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from harness.scenario.gameday import BlastRadius
 from harness.runner.plan import Drill
+from harness.scenario.inventory import Node
 
 
 @dataclass(frozen=True)
@@ -22,14 +23,14 @@ class Radius:
 def radius(drill: Drill) -> Radius:
     """How many faults, the most nodes under a fault at one time, and every target touched."""
     spans = []
-    for pf in drill.faults:
-        if hasattr(pf.target, "role"):  # a node (links and entry points are not nodes)
-            end = pf.end if pf.end is not None else drill.scenario.duration
-            spans.append((pf.spec.at, end, pf.spec.target))
+    for planned in drill.faults:
+        if isinstance(planned.target, Node):  # links and entry points are not nodes
+            end = planned.end if planned.end is not None else drill.scenario.duration
+            spans.append((planned.spec.at, end, planned.spec.target))
     most = 0
     for at, _, _ in spans:  # the count only rises at a fault's start
         most = max(most, len({name for s, e, name in spans if s <= at < e}))
-    return Radius(len(drill.faults), most, frozenset(pf.spec.target for pf in drill.faults))
+    return Radius(len(drill.faults), most, frozenset(planned.spec.target for planned in drill.faults))
 
 
 def over_limits(r: Radius, limits: BlastRadius) -> list[str]:

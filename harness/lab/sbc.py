@@ -205,6 +205,11 @@ class Sbc:
         if self.dispatch == "hash":
             digest = hashlib.sha1(call_id.encode()).digest()
             return healthy[int.from_bytes(digest[:4], "big") % len(healthy)]
+        if tried:  # failing over: the next node after the last one tried, as Kamailio's
+            # ds_next_dst does; the shared counter is for new calls only, so a retry
+            # never shifts where the next new call goes
+            last = [n.name for n in self.nodes].index(tried[-1])
+            return min(healthy, key=lambda n: (self.nodes.index(n) - last) % len(self.nodes))
         self.rr = (self.rr + 1) % len(healthy)
         return healthy[self.rr]
 

@@ -37,7 +37,7 @@ def condition(rule: AbortRule, run, inv: TargetInventory, now: float) -> tuple[b
         return (rate is not None and rate < rule.answer_rate_below,
                 f"answer rate {rate:.0%}" if rate is not None else "no calls")
     if rule.node_down:
-        planned = {af.planned.spec.target for af in run.active.values()}
+        planned = {active.planned.spec.target for active in run.active.values()}
         down = [n.name for n in inv.nodes if n.sip and n.name not in planned
                 and options_ping(split_address(n.sip), timeout=0.3) != 200]
         return bool(down), f"down: {', '.join(down)}" if down else "all up"

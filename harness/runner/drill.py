@@ -43,9 +43,9 @@ def describe_plan(drill: Drill) -> list[str]:
                      f"{cs.max:g}; the drill ends at the first step that misses a per-call target")
     steps = [(c.at, f"load changes to {c.calls_per_second:g} calls/s"
                     + (f" over {c.ramp:g}s" if c.ramp else "")) for c in sc.load.shape]
-    for pf in drill.faults:
-        until = f"for {pf.spec.duration:g}s" if pf.spec.duration is not None else "until the load ends"
-        steps.append((pf.spec.at, f"{pf.fault_id}: {pf.build().describe()}; {until}"))
+    for planned in drill.faults:
+        until = f"for {planned.spec.duration:g}s" if planned.spec.duration is not None else "until the load ends"
+        steps.append((planned.spec.at, f"{planned.fault_id}: {planned.build().describe()}; {until}"))
     lines += [f"  {at:g}s: {text}" for at, text in sorted(steps, key=lambda x: x[0])]
     for rule in sc.abort_when:
         lines.append(f"  always: abort (roll back everything, exit 3) if {describe(rule)}")
@@ -137,11 +137,11 @@ def check_steady_before(drill: Drill) -> None:
 def prepare_faults(drill: Drill) -> None:
     """Every planned injector gets ready before the load starts (clients imported, engines
     reached); a dead endpoint is a set-up error, with nothing injected."""
-    for pf in drill.faults:
+    for planned in drill.faults:
         try:
-            pf.build().prepare()
+            planned.build().prepare()
         except OpsError as exc:
-            raise SetupError(f"fault {pf.fault_id} cannot be prepared (nothing injected): {exc}") from exc
+            raise SetupError(f"fault {planned.fault_id} cannot be prepared (nothing injected): {exc}") from exc
 
 
 def open_run(drill: Drill, output: Path | None) -> DrillRun:
@@ -185,6 +185,8 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
     Each observer (a game day, say) gets `attach(run)` once the run folder and
     event bus exist, and `finish(run)` after the drill, before the report.
     """
+    # Locust patches the stdlib for gevent when imported: before any client, socket or thread
+    import harness.load.sip_load  # noqa: F401
     try:
         with target_up(drill, console):
             check_steady_before(drill)

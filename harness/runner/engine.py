@@ -60,41 +60,41 @@ class DrillRun:
             self.records.append(ev["call"])
 
     # -- faults ---------------------------------------------------------------
-    def inject(self, pf: PlannedFault) -> None:
-        inj = pf.build()
-        recipe = inj.recipe()
-        self.journal.intent(self.run_id, pf.fault_id, pf.spec.type, pf.spec.target, recipe)
+    def inject(self, planned: PlannedFault) -> None:
+        injector = planned.build()
+        recipe = injector.recipe()
+        self.journal.intent(self.run_id, planned.fault_id, planned.spec.type, planned.spec.target, recipe)
         started = time.time()
         try:
-            inj.inject()
+            injector.inject()
         except Exception:
             # it may have half-happened (one of two containers killed): undo what the recipe covers
             try:
-                note = type(inj).undo(recipe)
-                self.journal.closed(self.run_id, pf.fault_id, f"inject failed; undone: {note}")
+                note = type(injector).undo(recipe)
+                self.journal.closed(self.run_id, planned.fault_id, f"inject failed; undone: {note}")
             except Exception as undo_exc:  # left open in the journal for `drill recover`
-                self.bus.publish("fault_rollback_failed", fault_id=pf.fault_id, error=str(undo_exc))
+                self.bus.publish("fault_rollback_failed", fault_id=planned.fault_id, error=str(undo_exc))
             raise
-        learned = getattr(inj, "recipe_after_inject", None)
+        learned = getattr(injector, "recipe_after_inject", None)
         if learned:  # facts only injecting reveals, such as a flood's pid
             extra = learned()
             recipe = {**recipe, **extra}
-            self.journal.amend(self.run_id, pf.fault_id, extra)
+            self.journal.amend(self.run_id, planned.fault_id, extra)
         in_effect = time.time()  # the fault's window opens when inject() has done its work
-        self.active[pf.fault_id] = ActiveFault(pf, inj, recipe, started)
-        took = inj.verify()
-        nodes = [pf.spec.target] if isinstance(pf.target, Node) else []  # a node, not a link
-        self.bus.publish("fault_injected", ts=in_effect, fault_id=pf.fault_id, type=pf.spec.type,
-                         target=pf.spec.target, nodes=nodes, verified=took,
-                         inject_took=in_effect - started, description=inj.describe())
+        self.active[planned.fault_id] = ActiveFault(planned, injector, recipe, started)
+        took = injector.verify()
+        nodes = [planned.spec.target] if isinstance(planned.target, Node) else []  # a node, not a link
+        self.bus.publish("fault_injected", ts=in_effect, fault_id=planned.fault_id, type=planned.spec.type,
+                         target=planned.spec.target, nodes=nodes, verified=took,
+                         inject_took=in_effect - started, description=injector.describe())
         if not took:
-            self.abort_reason = f"fault {pf.fault_id} did not take effect"
+            self.abort_reason = f"fault {planned.fault_id} did not take effect"
 
     def rollback(self, fault_id: str) -> None:
-        af = self.active.pop(fault_id)  # popped first: a fault is never rolled back twice
+        fault = self.active.pop(fault_id)  # popped first: a fault is never rolled back twice
         started = time.time()
         try:
-            note = type(af.injector).undo(af.recipe)
+            note = type(fault.injector).undo(fault.recipe)
         except OpsError as exc:
             self.bus.publish("fault_rollback_failed", fault_id=fault_id, error=str(exc))
             raise
@@ -124,66 +124,37 @@ class DrillRun:
     # -- the timeline ---------------------------------------------------------
     def schedule(self) -> list[tuple[float, str, object]]:
         plan = [(c.at, "rate", c) for c in self.drill.scenario.load.shape]
-        for pf in self.drill.faults:
-            plan.append((pf.spec.at, "inject", pf))
-            if pf.end is not None:
-                plan.append((pf.end, "rollback", pf))
+        for planned in self.drill.faults:
+            plan.append((planned.spec.at, "inject", planned))
+            if planned.end is not None:
+                plan.append((planned.end, "rollback", planned))
         return sorted(plan, key=lambda x: (x[0], x[1] == "inject"))  # rollbacks before injects
 
     def execute(self, load: LoadEngine, on_tick=None) -> None:
-        """Run the timeline with `load`; returns when done or aborted."""
+        """Run the timeline with `load`; returns when done or aborted.
+
+        Phases: start the clock; each tick start the load when due, take the steps
+        that are due, check the stop and abort rules; then end (aborted: roll back
+        first, then stop the load; else stop the load, then roll back what is left).
+        """
         sc = self.drill.scenario
         plan = self.schedule()
-        load_start = sc.load.start
-        load_end = min(sc.duration, load_start + (sc.load.duration or sc.duration))
+        load_end = min(sc.duration, sc.load.start + (sc.load.duration or sc.duration))
         watchdog = Watchdog(sc.abort_when, self.drill.inventory) if sc.abort_when else None
         judge = CapacityJudge(sc) if sc.load.capacity_search else None
-        self.bus.subscribe(self._collect_call)
-        if judge:
-            self.bus.subscribe(judge)
-        self.t0 = time.time()
-        self.bus.publish("run_started", ts=self.t0, run_id=self.run_id)
-        load_on = False
-        last_health = 0.0
+        self._start_clock(judge)
+        load_on, last_health = False, 0.0
         while not self.abort_reason:
             t = time.time() - self.t0
-            if not load_on and t >= load_start:
-                try:
-                    load.start()
-                except (RuntimeError, OSError) as exc:  # e.g. SIPp refused its options
-                    self.abort_reason = f"the load could not start: {exc}"
+            if not load_on and t >= sc.load.start:
+                load_on = self._start_load(load)
+                if not load_on:
                     break
-                load_on = True
-                self.bus.publish("load_started", users=load.users,
-                                 calls_per_second=sc.load.calls_per_second)
-            while plan and plan[0][0] <= t and not self.abort_reason:
-                _, action, pf = plan.pop(0)
-                if action == "rate":
-                    users = load.set_rate(pf.calls_per_second, pf.ramp)
-                    self.bus.publish("load_changed", calls_per_second=pf.calls_per_second,
-                                     ramp=pf.ramp, users=users)
-                    continue
-                try:
-                    if action == "inject":
-                        self.inject(pf)
-                    elif pf.fault_id in self.active:
-                        self.rollback(pf.fault_id)
-                except Exception as exc:  # any injector failure aborts cleanly, with rollback
-                    kind = "" if isinstance(exc, (OpsError, OSError)) else f"{type(exc).__name__}: "
-                    self.abort_reason = f"{action} of {pf.fault_id} failed: {kind}{exc}"
+            self._take_due_steps(plan, t, load)
             if t >= sc.duration or (load_on and t >= load_end and not plan):
                 break
-            if judge and not self.abort_reason:
-                self.stop_reason = judge.check(self)
-                if self.stop_reason:
-                    self.bus.publish("run_stopping", reason=self.stop_reason)
-                    break
-            if watchdog and not self.abort_reason:
-                fired = watchdog.check(self)
-                if fired:
-                    self.abort_at = time.time()
-                    self.abort_reason = fired
-                    break
+            if self._stop_or_abort(judge, watchdog):
+                break
             if load_on and time.time() - last_health >= HEALTH_EVERY:
                 self.publish_health(load)
                 last_health = time.time()
@@ -194,12 +165,70 @@ class DrillRun:
             due = plan[0][0] - (time.time() - self.t0) if plan else TICK
             time.sleep(min(TICK, max(0.0, due)))
         if self.abort_reason:
-            requested = self.abort_at or time.time()
-            errors = self.rollback_all()  # first: nothing left behind, then the load
-            load.abort()
-            self.bus.publish("run_aborted", reason=self.abort_reason, requested_at=requested,
-                             rolled_back_in=time.time() - requested, rollback_errors=errors)
-            return
+            self._end_aborted(load)
+        else:
+            self._end_normally(load, judge)
+
+    def _start_clock(self, judge: CapacityJudge | None) -> None:
+        self.bus.subscribe(self._collect_call)
+        if judge:
+            self.bus.subscribe(judge)
+        self.t0 = time.time()
+        self.bus.publish("run_started", ts=self.t0, run_id=self.run_id)
+
+    def _start_load(self, load: LoadEngine) -> bool:
+        try:
+            load.start()
+        except (RuntimeError, OSError) as exc:  # e.g. SIPp refused its options
+            self.abort_reason = f"the load could not start: {exc}"
+            return False
+        self.bus.publish("load_started", users=load.users,
+                         calls_per_second=self.drill.scenario.load.calls_per_second)
+        return True
+
+    def _take_due_steps(self, plan: list, t: float, load: LoadEngine) -> None:
+        """Rate changes, injects and rollbacks whose time has come, in schedule order; any
+        injector failure aborts the run cleanly, with rollback."""
+        while plan and plan[0][0] <= t and not self.abort_reason:
+            _, action, step = plan.pop(0)
+            if action == "rate":
+                users = load.set_rate(step.calls_per_second, step.ramp)
+                self.bus.publish("load_changed", calls_per_second=step.calls_per_second,
+                                 ramp=step.ramp, users=users)
+                continue
+            try:
+                if action == "inject":
+                    self.inject(step)
+                elif step.fault_id in self.active:
+                    self.rollback(step.fault_id)
+            except Exception as exc:
+                kind = "" if isinstance(exc, (OpsError, OSError)) else f"{type(exc).__name__}: "
+                self.abort_reason = f"{action} of {step.fault_id} failed: {kind}{exc}"
+
+    def _stop_or_abort(self, judge: CapacityJudge | None, watchdog: Watchdog | None) -> bool:
+        """The capacity search found its knee (a normal end), or an abort rule fired."""
+        if judge and not self.abort_reason:
+            self.stop_reason = judge.check(self)
+            if self.stop_reason:
+                self.bus.publish("run_stopping", reason=self.stop_reason)
+                return True
+        if watchdog and not self.abort_reason:
+            fired = watchdog.check(self)
+            if fired:
+                self.abort_at = time.time()
+                self.abort_reason = fired
+                return True
+        return False
+
+    def _end_aborted(self, load: LoadEngine) -> None:
+        requested = self.abort_at or time.time()
+        errors = self.rollback_all()  # first: nothing left behind, then the load
+        load.abort()
+        self.bus.publish("run_aborted", reason=self.abort_reason, requested_at=requested,
+                         rolled_back_in=time.time() - requested, rollback_errors=errors)
+
+    def _end_normally(self, load: LoadEngine, judge: CapacityJudge | None) -> None:
+        sc = self.drill.scenario
         stopped_at = time.time()
         load.stop(wait=sc.load.hold + sc.load.invite_timeout + sc.load.bye_timeout + 2)
         self.publish_health(load)

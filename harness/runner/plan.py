@@ -6,6 +6,7 @@ into exit code 2 with nothing injected.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from harness.faults.base import Injector, load_families, lookup
 from harness.ops.plugins import PluginError
 from harness.runner.targets import Target, target_named
-from harness.scenario.inventory import TargetInventory
+from harness.scenario.inventory import InventoryEntry, TargetInventory
 from harness.scenario.load import read_inventory, read_scenario
 from harness.scenario.model import FaultSpec, Scenario
 from harness.scenario.yamlload import InputError, line_of, line_problems
@@ -28,7 +29,7 @@ class PlannedFault:
     fault_id: str
     injector: type[Injector]
     params: BaseModel
-    target: object
+    target: InventoryEntry
 
     @property
     def end(self) -> float | None:
@@ -90,6 +91,10 @@ def _check_fault(i: int, spec: FaultSpec, scenario: Scenario, inv: TargetInvento
         params = injector.Params.model_validate(spec.params)
     except ValidationError as err:
         problems.extend(line_problems(err, path, lines, loc))
+        return None
+    odd = [k for k, v in params.model_dump().items() if isinstance(v, float) and not math.isfinite(v)]
+    if odd:  # "nan" written as a string slips past YAML's own number check
+        problems.append(f"{where(odd[0])}: faults.{i}.{odd[0]}: not a finite number")
         return None
     target = inv.find(spec.target)
     if target is None:

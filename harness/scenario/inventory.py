@@ -103,6 +103,10 @@ class Link(Strict):
     netns: str | None = Field(None, description="network namespace the net injector acts in")
 
 
+# what a fault can act on: a node that dies, a link that is cut, a carrier entry point
+InventoryEntry = Node | EntryPoint | Link
+
+
 class TargetInventory(Strict):
     name: str
     entry_points: list[EntryPoint]
@@ -119,7 +123,7 @@ class TargetInventory(Strict):
             raise ValueError(f"names used twice: {', '.join(sorted(dup))}")
         return self
 
-    def find(self, name: str) -> Node | EntryPoint | Link | None:
+    def find(self, name: str) -> InventoryEntry | None:
         for x in [*self.nodes, *self.entry_points, *self.links]:
             if x.name == name:
                 return x

@@ -26,7 +26,11 @@ def read_scenario(path: Path) -> tuple[Scenario, dict]:
 
 def read_inventory(path: Path) -> TargetInventory:
     """A target inventory YAML (nodes, links, entry points, allowlist)."""
-    if not path.exists():
+    try:
+        missing = not path.exists()
+    except OSError:  # a name too long: load_yaml says so
+        missing = False
+    if missing:
         raise InputError([f"{path}: target inventory not found "
                           f"(hint: use 'sandbox' or a path to an inventory YAML)"])
     data, lines = load_yaml(path)

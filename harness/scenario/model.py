@@ -4,6 +4,7 @@ Every field is documented in README.md ("Scenario format"); keep both in step.
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -26,6 +27,8 @@ def parse_duration(value: Any) -> float:
         if not m:
             raise ValueError(f"{value!r} is not a duration; write it like 15s, 500ms or 2m")
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError(f"{value!r} is not a finite duration; write it like 15s, 500ms or 2m")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
@@ -33,9 +36,14 @@ def parse_duration(value: Any) -> float:
 
 def parse_ratio(value: Any) -> float:
     """0.9, '90%' -> 0.9; must lie in [0, 1]."""
-    if isinstance(value, str) and value.strip().endswith("%"):
-        value = float(value.strip()[:-1]) / 100
-    ratio = float(value)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, str) and value.strip().endswith("%"):
+            value = float(value.strip()[:-1]) / 100
+        ratio = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a share; write it like 0.9 or 90%") from None
     if not 0 <= ratio <= 1:
         raise ValueError(f"{value!r} is not a share between 0 and 1 (or 0% and 100%)")
     return ratio
@@ -46,7 +54,8 @@ Ratio = Annotated[float, BeforeValidator(parse_ratio)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinity are refused everywhere: a NaN `at:` would jam the timeline silently
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class RateChange(Strict):
@@ -55,6 +64,9 @@ class RateChange(Strict):
     at: Duration
     calls_per_second: float = Field(gt=0, le=20000)
     ramp: Duration = 0.0
+
+
+MAX_CAPACITY_STEPS = 200  # at a step a minute, over three hours of drill
 
 
 class CapacitySearch(Strict):
@@ -70,6 +82,10 @@ class CapacitySearch(Strict):
     def _upwards(self):
         if self.max < self.start:
             raise ValueError("capacity_search: max must not be below start")
+        steps = (self.max - self.start) / self.step + 1
+        if steps > MAX_CAPACITY_STEPS:
+            raise ValueError(f"capacity_search: {steps:,.0f} steps from start to max; at most "
+                             f"{MAX_CAPACITY_STEPS} (hint: a larger step)")
         return self
 
     def rates(self) -> list[float]:

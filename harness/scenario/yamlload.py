@@ -5,9 +5,14 @@ each key path (as pydantic reports it in `loc`) to its 1-based line.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import yaml
+
+MAX_BYTES = 1 << 20      # a scenario or inventory file is a few kilobytes; 1 MiB is plenty
+MAX_DEPTH = 32           # nesting, aliases followed
+MAX_NODES = 20_000       # values once aliases are expanded (an alias bomb stops here)
 
 
 class InputError(Exception):
@@ -18,36 +23,86 @@ class InputError(Exception):
         self.problems = problems
 
 
-def _build(node, path: tuple, lines: dict):
+class _Limits:
+    """Counts the values built, so that no file can make the build run away."""
+
+    def __init__(self, path: Path):
+        self.path, self.nodes = path, 0
+        self.loader = yaml.SafeLoader("")  # one per file: making one costs more than a value
+        self.scalars: dict[int, object] = {}  # an alias repeats a node: read it once
+
+    def take(self, node, depth: int) -> None:
+        self.nodes += 1
+        where = f"{self.path}:{node.start_mark.line + 1}"
+        if depth > MAX_DEPTH:
+            raise InputError([f"{where}: nested more than {MAX_DEPTH} levels deep (or an alias "
+                              "that refers to itself); a drill file needs a handful"])
+        if self.nodes > MAX_NODES:
+            raise InputError([f"{where}: more than {MAX_NODES:,} values once aliases are "
+                              "expanded; refusing to build it (an alias bomb?)"])
+
+
+def _build(node, path: tuple, lines: dict, limits: _Limits, depth: int = 0):
+    limits.take(node, depth)
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out = {}
         for key_node, value_node in node.value:
-            key = key_node.value
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise InputError([f"{limits.path}:{key_node.start_mark.line + 1}: a key must be "
+                                  "a plain word, not a list or a mapping"])
+            key = _scalar(key_node, limits)
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                key = key_node.value  # `yes:`, `1.5:`, `null:` as written
             lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, path + (key,), lines)
+            out[key] = _build(value_node, path + (key,), lines, limits, depth + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), lines) for i, item in enumerate(node.value)]
-    return _scalar(node)
+        return [_build(item, path + (i,), lines, limits, depth + 1)
+                for i, item in enumerate(node.value)]
+    return _scalar(node, limits)
 
 
-def _scalar(node):
-    loader = yaml.SafeLoader("")
+def _scalar(node, limits: _Limits):
+    if id(node) in limits.scalars:
+        return limits.scalars[id(node)]
     try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+        value = limits.loader.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError) as exc:  # an unknown tag, a 5,000-digit number
+        what = getattr(exc, "problem", None) or str(exc)
+        raise InputError([f"{limits.path}:{node.start_mark.line + 1}: cannot read this value: "
+                          f"{what}"]) from None
+    limits.scalars[id(node)] = value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError([f"{limits.path}:{node.start_mark.line + 1}: {node.value} is not a "
+                          "finite number"])
+    return value
 
 
 def load_yaml(path: Path) -> tuple[dict, dict]:
     """(data, lines) of a YAML mapping file; InputError names the line when it is not one."""
+    path = Path(path)
     try:
-        text = Path(path).read_text()
+        kind = "ok" if path.is_file() else "not a regular file" if path.exists() else "no such file"
+    except OSError as exc:  # a name too long, a loop of links
+        kind = exc.strerror or str(exc)
+    if kind != "ok":  # a device or a fifo would be read for ever
+        raise InputError([f"{str(path)[:200]}: {kind} (hint: give the path of a YAML file)"])
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise InputError([f"{path}: larger than {MAX_BYTES // 1024} KiB; a drill file is a "
+                              "few kilobytes (is it the right file?)"])
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise InputError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise InputError([f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); "
+                          "save the file as UTF-8"]) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise InputError([f"{path}: nested far too deeply to be a drill file"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -57,7 +112,11 @@ def load_yaml(path: Path) -> tuple[dict, dict]:
     if node is None or not isinstance(node, yaml.MappingNode):
         raise InputError([f"{path}:1: expected a mapping of keys (name:, load:, faults: ...)"])
     lines: dict = {}
-    return _build(node, (), lines), lines
+    limits = _Limits(path)
+    try:
+        return _build(node, (), lines, limits), lines
+    finally:
+        limits.loader.dispose()
 
 
 def line_of(lines: dict, loc: tuple) -> int:
