@@ -347,10 +347,26 @@ def calendar_(reports: Path = REPORTS_OPT,
 
 
 @app.command()
-def recover():
-    """Roll back every fault the journal still holds open (after the harness was killed)."""
+def recover(list_only: bool = typer.Option(False, "--list", help="show the faults the journal "
+                                           "holds open, undo nothing"),
+            forget: Optional[str] = typer.Option(None, "--forget", metavar="FAULT_ID",
+                                                 help="close a fault's entry without undoing it "
+                                                      "(after repairing it by hand); needs --reason"),
+            reason: Optional[str] = typer.Option(None, help="with --forget: what was done by hand"),
+            run_id: Optional[str] = typer.Option(None, "--run", help="with --forget: the run the "
+                                                 "fault belongs to, when its id is in several")):
+    """Roll back every fault the journal still holds open (after the harness was killed).
+
+    `--list` shows them. `--forget FAULT_ID --reason TEXT` closes one put right
+    by hand (the reason is journaled): `drill recover` then no longer tries it."""
     from harness.runner.engine import new_journal, recover as do_recover
     journal = new_journal()
+    if list_only:
+        show_open_faults(journal)
+        return
+    if forget is not None:
+        forget_fault(journal, forget, reason, run_id)
+        return
     done = do_recover(journal)
     if not done:
         console.print(f"nothing to recover: no open fault in {journal.path}", highlight=False)
@@ -361,6 +377,37 @@ def recover():
     if left:
         err.print(f"[red]{len(left)} fault(s) could not be rolled back[/red]; see above")
         raise typer.Exit(1)
+
+
+def show_open_faults(journal) -> None:
+    left = journal.open_faults()
+    if not left:
+        console.print(f"no open fault in {journal.path}", highlight=False)
+        return
+    t = Table("run", "fault", "type", "target", "injected", "undo recipe")
+    for e in left:
+        t.add_row(e["run_id"], e["fault_id"], e["type"], e["target"],
+                  time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["ts"])),
+                  json.dumps(e["recipe"])[:80])
+    console.print(t)
+
+
+def forget_fault(journal, fault_id: str, reason: Optional[str], run_id: Optional[str]) -> None:
+    if not reason or not reason.strip():
+        err.print("[red]error[/red] --forget needs --reason: say what was done by hand")
+        raise typer.Exit(EXIT_INPUT)
+    hits = [e for e in journal.open_faults(run_id) if e["fault_id"] == fault_id]
+    if not hits:
+        err.print(f"[red]error[/red] no open fault {fault_id!r}"
+                  + (f" in run {run_id}" if run_id else "") + "; `drill recover --list` shows them")
+        raise typer.Exit(EXIT_INPUT)
+    if len(hits) > 1:
+        err.print(f"[red]error[/red] {fault_id!r} is open in runs "
+                  f"{', '.join(e['run_id'] for e in hits)}; say which with --run")
+        raise typer.Exit(EXIT_INPUT)
+    journal.closed(hits[0]["run_id"], fault_id, f"forgotten: {reason.strip()}")
+    console.print(f"{hits[0]['run_id']} {fault_id}: closed without undo ({reason.strip()})",
+                  highlight=False)
 
 
 DOCKER_OPT = typer.Option(False, "--docker", help="the container lab (Kamailio, SIPp) "

@@ -132,11 +132,16 @@ class _DockerFault(Injector):
     def undo(cls, recipe: dict) -> str:
         c = client()
         done = []
+        from docker.errors import NotFound
         for cid in recipe["containers"]:
             try:
                 state = c.api.inspect_container(cid)["State"]
+            except NotFound:  # removed since (by hand, or by `drill lab down`): nothing to undo
+                done.append(f"{cid[:12]} no longer exists, nothing to undo")
+                continue
             except Exception as exc:
-                raise FaultError(f"container {cid[:12]} is gone; cannot roll back: {exc}") from exc
+                raise FaultError(f"container {cid[:12]} cannot be inspected; cannot roll back: "
+                                 f"{exc}") from exc
             if recipe["action"] == "unpause" and state.get("Paused"):
                 c.api.unpause(cid)
             elif recipe["action"] == "start" and state["Status"] != "running":

@@ -1,0 +1,38 @@
+"""`drill recover --list` and `--forget`: the journal after a crash, put right by hand."""
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.ops.state import state_home
+from harness.runner.journal import Journal
+
+
+def journal_with_an_open_fault(tmp_path, monkeypatch) -> Journal:
+    monkeypatch.setenv("HOTLINE_DRILL_STATE", str(tmp_path / "state"))
+    journal = Journal(state_home() / "journal.jsonl")
+    # a fault whose undo cannot work any more: its fault type is not installed here
+    journal.intent("run-1", "gone-1", "vanished.family", "pbx-1", {"container": "abc"})
+    return journal
+
+
+def test_list_shows_open_faults_and_undoes_nothing(tmp_path, monkeypatch):
+    journal = journal_with_an_open_fault(tmp_path, monkeypatch)
+    res = CliRunner().invoke(app, ["recover", "--list"])
+    assert res.exit_code == 0 and "gone-1" in res.output and "vanished.family" in res.output
+    assert [e["fault_id"] for e in journal.open_faults()] == ["gone-1"]
+
+
+def test_forget_needs_a_reason_then_closes_the_entry(tmp_path, monkeypatch):
+    journal = journal_with_an_open_fault(tmp_path, monkeypatch)
+    res = CliRunner().invoke(app, ["recover"])
+    assert res.exit_code != 0 and "could not be rolled back" in res.output  # stuck for ever
+    res = CliRunner().invoke(app, ["recover", "--forget", "gone-1"])
+    assert res.exit_code == 2 and "needs --reason" in res.output
+    res = CliRunner().invoke(app, ["recover", "--forget", "nope", "--reason", "x"])
+    assert res.exit_code == 2 and "no open fault 'nope'" in res.output
+    res = CliRunner().invoke(app, ["recover", "--forget", "gone-1", "--reason",
+                                   "container removed by hand"])
+    assert res.exit_code == 0, res.output
+    assert journal.open_faults() == []
+    assert journal.entries()[-1]["note"] == "forgotten: container removed by hand"
+    res = CliRunner().invoke(app, ["recover"])
+    assert res.exit_code == 0 and "nothing to recover" in res.output
