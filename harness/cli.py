@@ -368,6 +368,10 @@ def recover(list_only: bool = typer.Option(False, "--list", help="show the fault
         forget_fault(journal, forget, reason, run_id)
         return
     done = do_recover(journal)
+    from harness.runner.targets import all_targets
+    for target in all_targets().values():
+        for note in target.recover():
+            console.print(note, highlight=False)
     if not done:
         console.print(f"nothing to recover: no open fault in {journal.path}", highlight=False)
     for entry, note in done:

@@ -288,5 +288,8 @@ class LabTarget:
     def running(self, options, log):
         return nullcontext()
 
+    def recover(self) -> list[str]:
+        return []  # a drill never starts the lab: `drill lab down --docker` stops it
+
 
 TARGET = LabTarget()

@@ -27,6 +27,7 @@ from harness.sip.probe import wait_until_answers
 
 CARRIERS = ("carrier-a", "carrier-b", "carrier-c")
 UNREACHABLE_PORT = 5099  # where a PBX that hides behind the SBC says it is (nothing listens)
+STARTED_BY = "started-by-drill.json"  # a sandbox a drill started for itself, and which drill
 CONTROL_PORT = 8474  # the carrier relays' control channel (Toxiproxy's API port, on its own address)
 
 
@@ -225,14 +226,38 @@ class SandboxTarget:
             yield  # someone else's `drill lab up`: leave it running
             return
         log("starting the sandbox hotline (stopped again at the end)")
+        cfg.folder.mkdir(parents=True, exist_ok=True)
+        marker = cfg.folder / STARTED_BY
+        marker.write_text(json.dumps({"pid": os.getpid()}))  # `drill recover` reads it after a SIGKILL
         try:
             up(cfg)
         except RuntimeError as exc:
+            marker.unlink(missing_ok=True)  # up() stopped what it had started
             raise SetupError(str(exc)) from exc
         try:
             yield
         finally:
             down(cfg)
+            marker.unlink(missing_ok=True)
+
+    def recover(self) -> list[str]:
+        """Stop every sandbox a drill started and did not live to stop (it was SIGKILLed)."""
+        done = []
+        for marker in state_home().glob(f"sandbox-*/{STARTED_BY}"):
+            try:
+                pid = json.loads(marker.read_text())["pid"]
+            except (OSError, ValueError, KeyError):
+                pid = None
+            if pid and proc_state(pid):
+                continue  # that drill is still running: its sandbox is in use
+            saved = marker.parent / "config.json"
+            cfg = SandboxConfig(**json.loads(saved.read_text())) if saved.exists() else None
+            if cfg is not None:
+                stopped = down(cfg)
+                done.append(f"sandbox {cfg.block} (started by drill pid {pid}, gone): stopped "
+                            + (", ".join(stopped) or "nothing was running"))
+            marker.unlink(missing_ok=True)
+        return done
 
 
 TARGET = SandboxTarget()

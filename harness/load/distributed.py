@@ -123,11 +123,11 @@ class MasterLoad:
             self.users = users
         return self.users
 
-    def stop(self, wait: float) -> None:
+    def stop(self, wait: float, interrupted: Callable[[], bool] = lambda: False) -> None:
         """No new calls; wait for every worker's totals (its calls have ended), then quit them."""
         self.runner.send_message("hd_stop", {"wait": wait})
         deadline = time.time() + wait + 5
-        while len(self.totals) < self.workers and time.time() < deadline:
+        while len(self.totals) < self.workers and time.time() < deadline and not interrupted():
             time.sleep(0.1)
         if len(self.totals) < self.workers:  # its calls in progress were not reported: say so
             self.on_event("workers_lost", expected=self.workers, reported=len(self.totals))

@@ -5,7 +5,7 @@ Three engines implement it: `sip_load.LoadController` (Locust in this process),
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
 
 
 class LoadEngine(Protocol):
@@ -21,8 +21,9 @@ class LoadEngine(Protocol):
     def set_rate(self, calls_per_second: float, ramp: float = 0.0) -> int:
         """A step, surge or spike, reached over `ramp` seconds; returns the callers."""
 
-    def stop(self, wait: float) -> None:
-        """Place no new call; let calls in progress end (at most `wait` s)."""
+    def stop(self, wait: float, interrupted: Callable[[], bool] = lambda: False) -> None:
+        """Place no new call; let calls in progress end (at most `wait` s, and no longer
+        once `interrupted()` says so: a signal during the drain)."""
 
     def abort(self) -> None:
         """Stop at once (an abort: rollback comes first)."""

@@ -173,12 +173,12 @@ class LoadController:
         self.users = users
         return users
 
-    def stop(self, wait: float) -> None:
+    def stop(self, wait: float, interrupted: Callable[[], bool] = lambda: False) -> None:
         """Place no new call, let calls in progress finish (at most `wait` s), then quit."""
         self.accepting = False
         self.watch.unplaced = self.tokens.qsize()  # released arrivals no caller ever took
         deadline = time.time() + wait
-        while self.in_flight and time.time() < deadline:
+        while self.in_flight and time.time() < deadline and not interrupted():
             time.sleep(0.05)
         if self.env and self.env.runner:
             self.env.runner.quit()

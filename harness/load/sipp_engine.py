@@ -210,7 +210,7 @@ class SippLoad:
             self.on_event("sipp_totals", carrier=entry.name, exit_code=proc.returncode,
                           **self.totals[entry.name], logged=reader.ended)
 
-    def stop(self, wait: float) -> None:
+    def stop(self, wait: float, interrupted: Callable[[], bool] = lambda: False) -> None:
         """`q` on the control port: no new calls, calls in progress end; then read the rest."""
         self.stopped_at = time.time()
         for _, proc, control, *_ in self.procs:
@@ -218,11 +218,11 @@ class SippLoad:
                 self._control(control, "q")
         deadline = time.time() + wait + 5
         for _, proc, *_ in self.procs:
-            try:
-                proc.wait(max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
+            while proc.poll() is None and time.time() < deadline and not interrupted():
+                time.sleep(0.05)
+            if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            proc.wait()
         self._finish()
 
     def health(self) -> dict | None:

@@ -17,11 +17,10 @@ from rich.console import Console
 
 from harness.load.engine import LoadEngine
 from harness.ops import OpsError, SetupError
-from harness.ops.exit import EXIT_INPUT
+from harness.ops.exit import EXIT_ABORTED, EXIT_INPUT
 from harness.report.render import render_run
 from harness.runner.abort import describe
-from harness.runner.engine import (DrillRun, install_signal_handlers, new_journal,
-                                   open_event_log, restore_signal_handlers)
+from harness.runner.engine import DrillRun, Interrupted, StopSignals, new_journal, open_event_log
 from harness.runner.live import LiveView
 from harness.runner.plan import Drill
 from harness.runner.steady import steady_state
@@ -166,14 +165,12 @@ def run_timeline(run: DrillRun, load: LoadEngine, live: LiveView) -> None:
         r.load_in_flight = load.in_flight
         live.tick(r)
 
-    old = install_signal_handlers(run)
     try:
         run.execute(load, on_tick=tick)
     finally:
         errors = run.rollback_all()  # an exception mid-run must not leave a fault behind
         if errors:
             run.bus.publish("rollback_errors", errors=errors)
-        restore_signal_handlers(old)
         live.close()
         load.close()
 
@@ -188,10 +185,14 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
     # Locust patches the stdlib for gevent when imported: before any client, socket or thread
     import harness.load.sip_load  # noqa: F401
     try:
-        with target_up(drill, console):
+        with StopSignals() as stop, target_up(drill, console):
+            stop.check()
             check_steady_before(drill)
+            stop.check()
             prepare_faults(drill)
+            stop.check()
             run = open_run(drill, output)
+            stop.attach(run)  # from here a signal aborts the run: rollback first, then the load
             live = LiveView(console, drill.scenario.duration, drill.scenario.metrics.alarm_window)
             run.bus.subscribe(live)
             try:
@@ -212,3 +213,7 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
     except SetupError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return EXIT_INPUT, None
+    except Interrupted as exc:
+        console.print(f"[yellow]stopped before the drill began ({exc}); nothing was "
+                      "injected[/yellow]")
+        return EXIT_ABORTED, None

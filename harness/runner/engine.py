@@ -230,7 +230,11 @@ class DrillRun:
     def _end_normally(self, load: LoadEngine, judge: CapacityJudge | None) -> None:
         sc = self.drill.scenario
         stopped_at = time.time()
-        load.stop(wait=sc.load.hold + sc.load.invite_timeout + sc.load.bye_timeout + 2)
+        load.stop(wait=sc.load.hold + sc.load.invite_timeout + sc.load.bye_timeout + 2,
+                  interrupted=lambda: self.abort_reason is not None)
+        if self.abort_reason:  # a signal while calls drained: faults go first, at once
+            self._end_aborted(load)
+            return
         self.publish_health(load)
         if judge and not self.stop_reason:
             judge.finish(self, stopped_at)
@@ -257,20 +261,55 @@ def describe_step(step: tuple) -> str:
     return f"{action} {what.fault_id} at {at:g}s"
 
 
-def install_signal_handlers(run: DrillRun) -> dict:
-    """SIGINT/SIGTERM ask the run to abort; returns the old handlers to restore."""
-    def handler(signum, _frame):
-        run.abort_at = run.abort_at or time.time()
-        run.abort_reason = f"received {signal.Signals(signum).name}"
-    old = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        old[sig] = signal.signal(sig, handler)
-    return old
+class Interrupted(Exception):
+    """SIGINT or SIGTERM before anything was injected: the drill stops there (exit 3)."""
 
 
-def restore_signal_handlers(old: dict) -> None:
-    for sig, h in old.items():
-        signal.signal(sig, h)
+class StopSignals:
+    """SIGINT/SIGTERM as a request to stop, from the first moment of a drill.
+
+    Installed before the target is started: a signal then is remembered and the
+    drill stops before injecting anything (`check`). Once a run is attached, a
+    signal asks that run to abort: it rolls back first, then stops the load.
+    """
+
+    def __enter__(self) -> "StopSignals":
+        self.reason: str | None = None
+        self.at: float | None = None
+        self.run: DrillRun | None = None
+        self.old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handler(self, signum, _frame) -> None:
+        self.reason = f"received {signal.Signals(signum).name}"
+        self.at = self.at or time.time()
+        if self.run is not None:
+            self.run.abort_at = self.run.abort_at or self.at
+            self.run.abort_reason = self.reason
+
+    def attach(self, run: DrillRun) -> None:
+        self.run = run
+        if self.reason:  # it came while the run was being set up
+            run.abort_at, run.abort_reason = self.at, self.reason
+
+    def check(self) -> None:
+        if self.reason and self.run is None:
+            raise Interrupted(self.reason)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+
+def install_signal_handlers(run: DrillRun) -> StopSignals:
+    """SIGINT/SIGTERM ask `run` to abort; `restore_signal_handlers` puts the old ones back."""
+    stop = StopSignals().__enter__()
+    stop.attach(run)
+    return stop
+
+
+def restore_signal_handlers(stop: StopSignals) -> None:
+    stop.__exit__()
 
 
 def recover(journal: Journal) -> list[tuple[dict, str]]:

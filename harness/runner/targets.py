@@ -9,6 +9,8 @@ A target plug-in is registered under the `hotline_drill.targets` entry point
     describe(options) -> list[str]            extra lines for `drill run --dry-run`
     running(options, log) -> context manager  the target kept up for one drill; SetupError
                                               (exit 2, nothing injected) when it cannot be
+    recover() -> list[str]                    `drill recover`: undo what a killed drill left
+                                              of the target (a sandbox it started), say what
 """
 from __future__ import annotations
 
@@ -32,7 +34,13 @@ class Target(Protocol):
     def running(self, options: BaseModel | None,
                 log: Callable[[str], None]) -> AbstractContextManager: ...
 
+    def recover(self) -> list[str]: ...
+
+
+def all_targets() -> dict[str, Target]:
+    return plugins.load(plugins.TARGETS)
+
 
 def target_named(name: str) -> Target | None:
     """The installed target plug-in called `name`, or None (then `name` is a file path)."""
-    return plugins.load(plugins.TARGETS).get(name)
+    return all_targets().get(name)

@@ -142,6 +142,20 @@ def test_sigterm_rolls_back_and_exits_3(isolated, tmp_path):
     assert summary["run"]["aborted"] and summary["exit_code"] == 3
 
 
+def test_sigterm_while_the_sandbox_starts_stops_before_anything_is_injected(isolated, tmp_path):
+    proc = subprocess.Popen(DRILL + ["run", str(HERE / "long-pause.yaml"), "-o", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = proc.stdout.readline()  # the harness says it is starting the sandbox: handlers are in
+    assert "starting the sandbox hotline" in first, first
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 3, first + out
+    assert "nothing was injected" in out
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*/events.jsonl"))
+    assert _journal(isolated).entries() == []
+    assert all(pid is None for pid in sandbox.status().values())  # the drill's sandbox is down
+
+
 def test_sigkill_then_recover_leaves_nothing_behind(isolated, tmp_path):
     proc, _ = _start_long_drill(tmp_path / "out")
     proc.kill()  # SIGKILL: no handler runs
@@ -153,14 +167,17 @@ def test_sigkill_then_recover_leaves_nothing_behind(isolated, tmp_path):
     assert relay_command(relay, {"op": "list"})["toxics"]  # the udp toxic too
     assert len(_journal(isolated).open_faults()) == 3
 
+    parts = {n: read_pid(p.process.pidfile) for n, p in
+             [(x.name, x) for x in [*inv.nodes, *inv.entry_points]]}
     res = drill("recover", env={**os.environ})
     assert res.returncode == 0, res.stdout + res.stderr
     assert "kill-pbx-1" in res.stdout and "pause-pbx-2" in res.stdout and "loss-carrier-a" in res.stdout
-    assert relay_command(relay, {"op": "list"})["toxics"] == []
-    inv_status = sandbox.status()
-    assert inv_status["pbx-1"] is not None
-    assert proc_state(read_pid(inv.find("pbx-2").process.pidfile))[0] != "T"
+    assert "SIGCONT" in res.stdout and "restarted as pid" in res.stdout and "removed" in res.stdout
     assert _journal(isolated).open_faults() == []
+    # the sandbox the killed drill had started for itself is stopped too: nothing left behind
+    assert "started by drill pid" in res.stdout, res.stdout
+    assert all(pid is None for pid in sandbox.status().values())
+    assert all(proc_state(pid) is None for pid in parts.values() if pid)
     second = drill("recover")
     assert second.returncode == 0 and "nothing to recover" in second.stdout
 

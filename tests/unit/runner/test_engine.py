@@ -5,6 +5,7 @@ Real time, short timelines (tenths of a second): the engine sleeps until each st
 """
 import os
 import signal
+import time
 
 import pytest
 from pydantic import BaseModel, ConfigDict
@@ -60,8 +61,8 @@ class FakeLoad:
     users = 1
     in_flight = 0
 
-    def __init__(self, on_start=None):
-        self.on_start = on_start
+    def __init__(self, on_start=None, on_drain=None):
+        self.on_start, self.on_drain = on_start, on_drain
 
     def start(self):
         STEPS.append(("load", "start"))
@@ -72,8 +73,14 @@ class FakeLoad:
         STEPS.append(("load", f"rate {calls_per_second:g}"))
         return 1
 
-    def stop(self, wait):
+    def stop(self, wait, interrupted=lambda: False):
         STEPS.append(("load", "stop"))
+        if self.on_drain:  # calls still in progress: drain until they end or a signal comes
+            self.on_drain()
+            deadline = time.monotonic() + wait
+            while not interrupted() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            STEPS.append(("load", "drain interrupted" if interrupted() else "drained"))
 
     def abort(self):
         STEPS.append(("load", "abort"))
@@ -181,5 +188,19 @@ def test_sigterm_mid_run_rolls_back_first_then_stops_the_load(tmp_path):
     finally:
         restore_signal_handlers(old)
     assert STEPS == [("load", "start"), ("inject", "a"), ("undo", "a"), ("load", "abort")]
+    assert events[-1]["event"] == "run_aborted" and events[-1]["reason"] == "received SIGTERM"
+    assert run.journal.open_faults() == []
+
+
+def test_sigterm_while_calls_drain_rolls_back_at_once(tmp_path):
+    run, events = run_of(drill([{"id": "a", "at": 0.0}], duration=0.3), tmp_path)
+    old = install_signal_handlers(run)
+    try:
+        run.execute(FakeLoad(on_drain=lambda: os.kill(os.getpid(), signal.SIGTERM)))
+    finally:
+        restore_signal_handlers(old)
+    # the fault was still in place while calls drained: the signal rolls it back, not the clock
+    assert STEPS == [("load", "start"), ("inject", "a"), ("load", "stop"),
+                     ("load", "drain interrupted"), ("undo", "a"), ("load", "abort")]
     assert events[-1]["event"] == "run_aborted" and events[-1]["reason"] == "received SIGTERM"
     assert run.journal.open_faults() == []
