@@ -179,7 +179,8 @@ def finish_run(code: int, run_dir: Optional[Path], name: str, output: Optional[P
             try:
                 prometheus.push(summary, pushgateway)
             except OSError as exc:
-                err.print(f"[yellow]warning[/yellow] push to {pushgateway} failed: {exc}")
+                from harness.ops.secrets import redact_text
+                err.print(redact_text(f"[yellow]warning[/yellow] push to {pushgateway} failed: {exc}"))
         print_verdicts(summary)
         word = {0: "[green]all SLA targets met[/green]", 1: "[red]SLA target missed[/red]",
                 3: "[red]aborted, faults rolled back[/red]",

@@ -9,21 +9,22 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
-import urllib.request
+
+from harness.ops.http import open_url
+from harness.ops.secrets import redact_text
 
 
 def post_json(url: str, payload: dict, timeout: float = 3.0) -> str | None:
     """POST `payload`; None on a 2xx answer, else what went wrong."""
-    req = urllib.request.Request(url, data=json.dumps(payload, default=str).encode(),
-                                 headers={"Content-Type": "application/json",
-                                          "User-Agent": "hotline-drill"}, method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with open_url(url, timeout, data=json.dumps(payload, default=str).encode(), method="POST",
+                      headers={"Content-Type": "application/json",
+                               "User-Agent": "hotline-drill"}) as resp:
             return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code}"
     except (urllib.error.URLError, OSError) as exc:
-        return str(getattr(exc, "reason", exc))
+        return redact_text(str(getattr(exc, "reason", exc)))
 
 
 class Notifier:

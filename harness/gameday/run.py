@@ -25,6 +25,7 @@ from harness.gameday.ack import AckServer
 from harness.gameday.notify import Notifier
 from harness.gameday.plan import Pool, draw, read_pool
 from harness.ops.exit import EXIT_ABORTED
+from harness.ops.secrets import redact
 from harness.ops.state import state_home
 from harness.runner.drill import run_drill
 from harness.runner.plan import load_drill
@@ -56,12 +57,12 @@ class GameDayObserver:
 
     def attach(self, run) -> None:
         self.run = run
-        (run.run_dir / "gameday.json").write_text(json.dumps({
+        (run.run_dir / "gameday.json").write_text(json.dumps(redact({
             "plan": self.plan, "sealed_sha256": self.sealed, "limits": self.gd.limits.model_dump(),
             "window": self.gd.window, "ack_url": self.ack.url,
             "sla": {"time_to_detect": self.gd.time_to_detect},
             "pool": [str(d.path) for d in self.pool.eligible],
-            "excluded": [{"file": str(p), "why": why} for p, why in self.pool.excluded]}, indent=2))
+            "excluded": [{"file": str(p), "why": why} for p, why in self.pool.excluded]}), indent=2))
         run.bus.publish("gameday_revealed", plan=self.plan, sealed_sha256=self.sealed)
         for a in self.ack.acks:  # acknowledgements while the game day was armed: false alarms
             run.bus.publish("ack", ts=a["ts"], by=a["by"], note=a["note"])
@@ -139,7 +140,7 @@ class Armed:
     notifier: Notifier
 
     def publish(self) -> None:
-        self.public.write_text(json.dumps(self.record, indent=2))
+        self.public.write_text(json.dumps(redact(self.record), indent=2))
 
     def close(self) -> None:
         self.ack.close()
@@ -209,7 +210,7 @@ def run_drawn(armed: Armed, gd: GameDay, output: Path | None,
     if run_dir:
         gdj = json.loads((run_dir / "gameday.json").read_text())
         gdj["notifications"] = notifier.log
-        (run_dir / "gameday.json").write_text(json.dumps(gdj, indent=2))
+        (run_dir / "gameday.json").write_text(json.dumps(redact(gdj), indent=2))
     armed.record["run_dir"] = str(run_dir) if run_dir else None
     armed.record["notifications"] = notifier.log
     armed.publish()

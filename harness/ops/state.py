@@ -10,5 +10,5 @@ def state_home() -> Path:
     base = os.environ.get("HOTLINE_DRILL_STATE") or \
         Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "hotline-drill"
     path = Path(base)
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)  # journal, sealed plans: the owner's only
     return path

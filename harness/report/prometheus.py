@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import urllib.parse
-import urllib.request
 from pathlib import Path
+
+from harness.ops.http import open_url
 
 
 def _esc(v: str) -> str:
@@ -55,7 +56,6 @@ def push(summary: dict, gateway: str, timeout: float = 10.0) -> int:
     """PUT the run's metrics to a Pushgateway, grouped by job and scenario; returns the HTTP status."""
     name = urllib.parse.quote(summary["scenario"]["name"], safe="")
     url = f"{gateway.rstrip('/')}/metrics/job/hotline_drill/scenario/{name}"
-    req = urllib.request.Request(url, data=exposition(summary).encode(), method="PUT",
-                                 headers={"Content-Type": "text/plain; version=0.0.4"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    with open_url(url, timeout, data=exposition(summary).encode(), method="PUT",
+                  headers={"Content-Type": "text/plain; version=0.0.4"}) as resp:
         return resp.status

@@ -15,6 +15,7 @@ from harness.metrics.failover import RecoveryRule
 from harness.metrics.generator import generator_problems
 from harness.metrics.records import CallRecord, FaultWindow, read_events
 from harness.ops.exit import EXIT_ABORTED, EXIT_INCONCLUSIVE, EXIT_MISSED, EXIT_PASS
+from harness.ops.secrets import redact
 from harness.report.calls_csv import write_calls_csv
 from harness.report.html import write_html
 from harness.report.prometheus import exposition
@@ -110,6 +111,7 @@ def render_run(run_dir: Path) -> dict:
     """Write summary.json, calls.csv, junit.xml, review.md, report.html and metrics.prom."""
     run_dir = Path(run_dir)
     summary, records = summarize(run_dir)
+    summary = redact(summary)  # every output below is rendered from this: no credential in any
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     write_calls_csv(sorted(records, key=lambda r: r.started_at), run_dir / "calls.csv")
     write_junit(summary, run_dir / "junit.xml")

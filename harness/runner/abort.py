@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 
 from harness.metrics.calls import answer_rate
+from harness.ops.http import open_url
+from harness.ops.secrets import redact_text
 from harness.scenario.inventory import TargetInventory, split_address
 from harness.scenario.model import AbortRule
 from harness.sip.probe import options_ping
@@ -43,20 +45,20 @@ def condition(rule: AbortRule, run, inv: TargetInventory, now: float) -> tuple[b
         return bool(down), f"down: {', '.join(down)}" if down else "all up"
     if rule.http is not None:
         try:
-            with urllib.request.urlopen(rule.http.url, timeout=rule.http.timeout) as resp:
+            with open_url(rule.http.url, timeout=rule.http.timeout) as resp:
                 status = resp.status
         except urllib.error.HTTPError as exc:
             status = exc.code
         except OSError as exc:
-            return True, f"{rule.http.url}: {exc}"
-        return status != rule.http.expect_status, f"{rule.http.url} answered {status}"
+            return True, redact_text(f"{rule.http.url}: {exc}")
+        return status != rule.http.expect_status, redact_text(f"{rule.http.url} answered {status}")
     q = rule.prometheus
     url = f"{q.url.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode({"query": q.query})
     try:
-        with urllib.request.urlopen(url, timeout=q.timeout) as resp:
+        with open_url(url, timeout=q.timeout) as resp:
             result = json.load(resp)["data"]["result"]
     except (OSError, ValueError, KeyError) as exc:
-        return False, f"Prometheus unreachable: {exc}"  # a broken monitor is not an outage
+        return False, redact_text(f"Prometheus unreachable: {exc}")  # a broken monitor is not an outage
     return bool(result), f"{len(result)} sample(s)"
 
 

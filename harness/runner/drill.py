@@ -18,6 +18,7 @@ from rich.console import Console
 from harness.load.engine import LoadEngine
 from harness.ops import OpsError, SetupError
 from harness.ops.exit import EXIT_ABORTED, EXIT_INPUT
+from harness.ops.secrets import redact, redact_text
 from harness.report.render import render_run
 from harness.runner.abort import describe
 from harness.runner.engine import DrillRun, Interrupted, StopSignals, new_journal, open_event_log
@@ -50,7 +51,7 @@ def describe_plan(drill: Drill) -> list[str]:
         lines.append(f"  always: abort (roll back everything, exit 3) if {describe(rule)}")
     lines.append(f"  {sc.duration:g}s: load stops; every fault still active is rolled back; "
                  "steady state checked")
-    return lines
+    return [redact_text(line) for line in lines]
 
 
 def run_dir_for(drill: Drill, output: Path | None) -> Path:
@@ -61,7 +62,8 @@ def run_dir_for(drill: Drill, output: Path | None) -> Path:
     while path.exists():
         n += 1
         path = base / f"{stamp}-{drill.scenario.name}-{n}"
-    path.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700)  # events and reports may name the staging system: its owner's only
     return path
 
 
@@ -146,8 +148,9 @@ def prepare_faults(drill: Drill) -> None:
 def open_run(drill: Drill, output: Path | None) -> DrillRun:
     """The run folder (scenario and target copied in), the journal and events.jsonl."""
     run_dir = run_dir_for(drill, output)
-    shutil.copyfile(drill.path, run_dir / "scenario.yaml")
-    (run_dir / "target.json").write_text(json.dumps(drill.inventory.model_dump(), indent=2))
+    # copies for `drill report`, credentials masked (the scenario's own file keeps them)
+    (run_dir / "scenario.yaml").write_text(redact_text(drill.path.read_text()))
+    (run_dir / "target.json").write_text(json.dumps(redact(drill.inventory.model_dump()), indent=2))
     run = DrillRun(drill, run_dir, new_journal(), run_id=run_dir.name)
     run.log = open_event_log(run)
     return run

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.metrics.records import CallRecord
+from harness.ops.secrets import redact
 
 Listener = Callable[[dict], None]
 
@@ -90,6 +91,8 @@ class JsonlLog:
         self.fh = open(path, "a", buffering=1)
 
     def __call__(self, ev: dict) -> None:
+        if ev["event"] != "call":  # a call record holds ids and addresses, never a credential
+            ev = redact(ev)
         self.fh.write(json.dumps(ev, default=_plain) + "\n")
         self.fh.flush()
 

@@ -19,7 +19,8 @@ class Journal:
 
     def _append(self, entry: dict) -> None:
         entry = {"ts": time.time(), **entry}
-        with open(self.path, "a") as fh:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # its owner's only
+        with os.fdopen(fd, "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             fh.write(json.dumps(entry) + "\n")
             fh.flush()

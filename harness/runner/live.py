@@ -8,6 +8,7 @@ from rich.live import Live
 from rich.table import Table
 
 from harness.metrics.alarms import alarm_level
+from harness.ops.secrets import redact_text
 
 COLOURS = {"green": "green", "yellow": "yellow", "orange": "dark_orange", "red": "red"}
 
@@ -41,7 +42,7 @@ class LiveView:
             self._line(f"[red]aborted: {ev['reason']}[/red]")
 
     def _line(self, text: str) -> None:
-        self.console.log(text)
+        self.console.log(redact_text(text))
 
     def _figures(self):
         now = time.time()

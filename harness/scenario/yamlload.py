@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from harness.ops.secrets import expand_env
+
 MAX_BYTES = 1 << 20      # a scenario or inventory file is a few kilobytes; 1 MiB is plenty
 MAX_DEPTH = 32           # nesting, aliases followed
 MAX_NODES = 20_000       # values once aliases are expanded (an alias bomb stops here)
@@ -72,6 +74,12 @@ def _scalar(node, limits: _Limits):
         what = getattr(exc, "problem", None) or str(exc)
         raise InputError([f"{limits.path}:{node.start_mark.line + 1}: cannot read this value: "
                           f"{what}"]) from None
+    if isinstance(value, str) and "${" in value:  # a credential kept out of the file
+        try:
+            value = expand_env(value)
+        except KeyError as exc:
+            raise InputError([f"{limits.path}:{node.start_mark.line + 1}: ${{{exc.args[0]}}} is "
+                              "not set in the environment (hint: export it before the run)"]) from None
     limits.scalars[id(node)] = value
     if isinstance(value, float) and not math.isfinite(value):
         raise InputError([f"{limits.path}:{node.start_mark.line + 1}: {node.value} is not a "
