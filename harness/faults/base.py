@@ -45,6 +45,9 @@ class Injector:
 
     type: ClassVar[str]
     Params: ClassVar[type[BaseModel]] = NoParams
+    # True for injectors that run what the scenario says (`command`): what they touch is
+    # not the target's handles, so the allowlist cannot vouch for it; the dry run says so
+    acts_outside_inventory: ClassVar[bool] = False
 
     def __init__(self, fault_id: str, target: InventoryEntry, params: BaseModel):
         self.fault_id = fault_id

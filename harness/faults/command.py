@@ -40,6 +40,7 @@ class Command(Injector):
     """Run `inject`; roll back by running `rollback`; `verify` (exit 0) confirms the effect."""
 
     type = "command"
+    acts_outside_inventory = True
     Params = CommandParams
 
     def describe(self) -> str:

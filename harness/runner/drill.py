@@ -45,7 +45,10 @@ def describe_plan(drill: Drill) -> list[str]:
                     + (f" over {c.ramp:g}s" if c.ramp else "")) for c in sc.load.shape]
     for planned in drill.faults:
         until = f"for {planned.spec.duration:g}s" if planned.spec.duration is not None else "until the load ends"
-        steps.append((planned.spec.at, f"{planned.fault_id}: {planned.build().describe()}; {until}"))
+        outside = ("; ACTS OUTSIDE THE INVENTORY: what it touches is not checked against the "
+                   "allowlist" if planned.injector.acts_outside_inventory else "")
+        steps.append((planned.spec.at, f"{planned.fault_id}: {planned.build().describe()}; {until}"
+                                       f"{outside}"))
     lines += [f"  {at:g}s: {text}" for at, text in sorted(steps, key=lambda x: x[0])]
     for rule in sc.abort_when:
         lines.append(f"  always: abort (roll back everything, exit 3) if {describe(rule)}")

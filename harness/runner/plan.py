@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from harness.faults.base import Injector, load_families, lookup
 from harness.ops.plugins import PluginError
 from harness.runner.targets import Target, target_named
-from harness.scenario.inventory import InventoryEntry, TargetInventory
+from harness.scenario.inventory import InventoryEntry, TargetInventory, handles
 from harness.scenario.load import read_inventory, read_scenario
 from harness.scenario.model import FaultSpec, Scenario
 from harness.scenario.yamlload import InputError, line_of, line_problems
@@ -107,6 +107,16 @@ def _check_fault(i: int, spec: FaultSpec, scenario: Scenario, inv: TargetInvento
                         f"allowlist of target '{inv.name}'; refusing to touch it "
                         "(hint: add it to `allowlist:` in the inventory if it is a drill target)")
         return None
+    others = [x for x in [*inv.nodes, *inv.entry_points, *inv.links] if x.name not in inv.allowlist]
+    for other in others:
+        shared = sorted(handles(target) & handles(other))
+        if shared:
+            kind, value = shared[0]
+            problems.append(f"{where('target')}: faults.{i}.target: '{spec.target}' acts on "
+                            f"{kind} {value}, which is also '{other.name}''s, and '{other.name}' "
+                            "is not on the allowlist; refusing to touch it (hint: give each its "
+                            "own handle, or allowlist both)")
+            return None
     if spec.at >= scenario.duration:
         problems.append(f"{where('at')}: faults.{i}.at: {spec.at:g}s is not before the end of "
                         f"the drill ({scenario.duration:g}s)")

@@ -1,6 +1,8 @@
 """The target inventory: what the staging hotline is made of and what a drill may touch."""
 from __future__ import annotations
 
+import os
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -131,3 +133,36 @@ class TargetInventory(Strict):
 
     def node_by_sip(self) -> dict[tuple[str, int], str]:
         return {split_address(n.sip): n.name for n in self.nodes if n.sip}
+
+
+def handles(entry: InventoryEntry) -> set[tuple[str, str]]:
+    """What a fault on `entry` acts on, as (kind, value) pairs: its process (pidfile, pid,
+    unit), containers, relay, Toxiproxy proxy, SIP address and network namespace.
+
+    Two entries that share one of these are the same thing to an injector: a name on
+    the allowlist must not reach a node that is not (runner/plan.py checks it)."""
+    out: set[tuple[str, str]] = set()
+    p = getattr(entry, "process", None)
+    if p is not None:
+        if p.pidfile:
+            out.add(("pidfile", os.path.realpath(p.pidfile)))
+        if p.pid:
+            out.add(("pid", str(p.pid)))
+        if p.systemd_unit:
+            out.add(("systemd unit", p.systemd_unit))
+    d = getattr(entry, "docker", None)
+    if d is not None:
+        for kind in ("name", "label", "service"):
+            if getattr(d, kind):
+                out.add((f"container {kind}", f"{d.project or ''}/{getattr(d, kind)}"))
+    if getattr(entry, "relay", None):
+        out.add(("relay", entry.relay))
+    t = getattr(entry, "toxiproxy", None)
+    if t is not None:
+        out.add(("toxiproxy proxy", f"{t.api}/{t.proxy}"))
+    sip = getattr(entry, "sip", None) or getattr(entry, "address", None)
+    if sip:
+        out.add(("SIP address", sip))
+    if getattr(entry, "netns", None):
+        out.add(("network namespace", entry.netns))
+    return out

@@ -69,6 +69,27 @@ def test_target_not_on_allowlist_is_refused(tmp_path):
     assert any("not on the allowlist" in m and ":9:" in m for m in msgs), msgs
 
 
+@pytest.mark.parametrize("pbx1, words", [
+    ('{name: pbx-1, sip: "127.0.0.1:5998", process: {pidfile: /run/db.pid}}', "pidfile /run/db.pid"),
+    ('{name: pbx-1, sip: "127.0.0.1:5997"}', "SIP address 127.0.0.1:5997"),
+    ('{name: pbx-1, docker: {name: db}}', "container name /db"),
+])
+def test_an_allowlisted_name_that_reaches_a_forbidden_node_is_refused(tmp_path, pbx1, words):
+    """Allowlisted by identity, not by name: pbx-1 shares a handle with db-primary."""
+    write(tmp_path, f"""\
+        name: staging
+        entry_points: [{{name: carrier-a, address: "127.0.0.1:5999"}}]
+        nodes:
+          - {{name: db-primary, role: db, sip: "127.0.0.1:5997", docker: {{name: db}},
+             process: {{pidfile: /run/db.pid}}}}
+          - {pbx1}
+        allowlist: [pbx-1]
+        """, "inv.yaml")
+    msgs = problems(tmp_path, GOOD.replace("name: t\n", "name: t\ntarget: inv.yaml\n"))
+    assert any(f"acts on {words}" in m and "'db-primary' is not on the allowlist" in m
+               for m in msgs), msgs
+
+
 def test_every_problem_is_reported_at_once(tmp_path):
     text = GOOD.replace("  hold: 4s", "  hodl: 4s").replace("duration: 30s", "duration: -1")
     assert len(problems(tmp_path, text)) == 2
@@ -88,6 +109,16 @@ def test_dry_run_prints_the_timeline(tmp_path):
     assert result.exit_code == 0, result.output
     assert "10s: process.kill@pbx-1#1: SIGKILL to the process of pbx-1" in result.output
     assert "restart it" in result.output and "for 5s" in result.output
+
+
+def test_dry_run_flags_a_command_fault_as_acting_outside_the_inventory(tmp_path):
+    text = GOOD.replace("faults:\n", "faults:\n  - {type: command, target: pbx-1, at: 1s, "
+                        "inject: [\"true\"], rollback: [\"true\"]}\n", 1)
+    result = CliRunner().invoke(app, ["run", "--dry-run", str(write(tmp_path, text))])
+    assert result.exit_code == 0, result.output
+    lines = [x for x in result.output.splitlines() if "command@pbx-1" in x]
+    assert lines and "ACTS OUTSIDE THE INVENTORY" in " ".join(lines)
+    assert "OUTSIDE" not in " ".join(x for x in result.output.splitlines() if "process.kill" in x)
 
 
 def test_shipped_scenarios_are_valid():
