@@ -285,17 +285,38 @@ def gameday(pool: Path = typer.Option(..., "--pool", help="folder of scenario fi
 def ack(url: str = typer.Option("http://127.0.0.1:8089/ack", help="the game day's "
                                 "acknowledgement endpoint (printed when it was armed)"),
         by: str = typer.Option(..., help="who acknowledges (name or rota)"),
-        note: str = typer.Option("", help="what you saw")):
+        note: str = typer.Option("", help="what you saw"),
+        token: Optional[str] = typer.Option(None, envvar="HOTLINE_DRILL_ACK_TOKEN",
+                                            help="the game day's token (in its armed notice); "
+                                                 "on the machine that runs it, found by itself")):
     """On-call: acknowledge that you have noticed the incident (measures time to detect)."""
     from harness.gameday.ack import send_ack
+    if not token:
+        token = local_ack_token()
+    if not token:
+        err.print("[red]error[/red] no token: give --token (it came with the game day's armed "
+                  "notice) or run this where the game day runs")
+        raise typer.Exit(EXIT_INPUT)
     try:
-        answer = send_ack(url, by, note)
+        answer = send_ack(url, by, note, token)
     except OSError as exc:
         err.print(f"[red]error[/red] could not reach {url}: {exc} (hint: is a game day armed, "
                   "and is this the address it printed?)")
         raise typer.Exit(EXIT_INPUT)
     console.print(f"acknowledged at {time.strftime('%H:%M:%S', time.localtime(answer['ts']))} "
                   f"(game day {answer['gameday_id']})", highlight=False)
+
+
+def local_ack_token() -> str | None:
+    """The newest armed game day's token on this machine (readable by its user only)."""
+    from harness.ops.state import state_home
+    files = sorted((state_home() / "gamedays").glob("*.ack-token"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(files):
+        try:
+            return json.loads(path.read_text())["token"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
 
 
 REPORTS_OPT = typer.Option(Path("reports"), "--reports", help="the reports folder (its index.jsonl)")

@@ -138,6 +138,7 @@ class Armed:
     record: dict
     ack: AckServer
     notifier: Notifier
+    token_file: Path  # the acknowledgement token, 0600: `drill ack` on this machine reads it
 
     def publish(self) -> None:
         self.public.write_text(json.dumps(redact(self.record), indent=2))
@@ -145,6 +146,7 @@ class Armed:
     def close(self) -> None:
         self.ack.close()
         self.secret.unlink(missing_ok=True)
+        self.token_file.unlink(missing_ok=True)
 
 
 def arm(pool_dir: Path, gd: GameDay, output: Path | None, console: Console) -> Armed:
@@ -161,13 +163,17 @@ def arm(pool_dir: Path, gd: GameDay, output: Path | None, console: Console) -> A
     sealed = seal(plan)
     secret = state_home() / "gamedays" / f"{gid}.plan.json"
     _write_private(secret, plan)
+    token = secrets.token_urlsafe(18)
+    token_file = state_home() / "gamedays" / f"{gid}.ack-token"
+    _write_private(token_file, {"gameday_id": gid, "token": token})
     public = (Path(output) if output else Path("reports")) / "gamedays" / f"{gid}.json"
     record = {"gameday_id": gid, "sealed_sha256": sealed, "armed_at": plan["armed_at"],
               "window_end": plan["window_end"], "pool": [d.scenario.name for d in pool.eligible],
               "limits": gd.limits.model_dump(), "plan": None}
     public.parent.mkdir(parents=True, exist_ok=True)
     armed = Armed(gid, plan, sealed, pool, secret, public, record,
-                  AckServer(gd.ack_listen, gid), Notifier(gd.webhook, gid, sealed))
+                  AckServer(gd.ack_listen, gid, token), Notifier(gd.webhook, gid, sealed),
+                  token_file)
     armed.publish()
     armed.ack.start()
     return armed
@@ -180,8 +186,11 @@ def announce_and_wait(armed: Armed, gd: GameDay, console: Console) -> str | None
         console.print(f"game day {armed.gid} armed: {len(armed.pool.eligible)} scenario(s) in the "
                       f"pool, window {gd.window:g}s; sealed plan sha256 {armed.sealed}",
                       highlight=False)
-        console.print(f"acknowledgements: drill ack --url {armed.ack.url}", highlight=False)
+        console.print(f"acknowledgements: drill ack --url {armed.ack.url} --token "
+                      f"{armed.ack.token} (on this machine `drill ack` finds the token itself)",
+                      highlight=False)
         armed.notifier.send("gameday_armed", window_end=armed.plan["window_end"],
+                            ack_url=armed.ack.url, ack_token=armed.ack.token,
                             pool=[d.scenario.name for d in armed.pool.eligible])
         cancelled = wait_in_secret(armed.plan["start_at"], armed.sealed, armed.plan["window_end"],
                                    console, cancel)
