@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,8 +19,14 @@ from harness.faults.base import FaultError, Injector, register
 from harness.scenario.inventory import split_address
 
 
-def relay_command(control: str, req: dict, timeout: float = 2.0) -> dict:
-    """One request/reply on a relay's JSON-lines control channel."""
+def relay_command(control: str, req: dict, token_file: str | None = None,
+                  timeout: float = 2.0) -> dict:
+    """One request/reply on a relay's JSON-lines control channel (with its token, if any)."""
+    if token_file:
+        try:
+            req = {**req, "token": Path(token_file).read_text().strip()}
+        except OSError as exc:
+            raise FaultError(f"relay token {token_file} unreadable: {exc.strerror}") from exc
     try:
         with socket.create_connection(split_address(control), timeout=timeout) as s:
             s.sendall((json.dumps(req) + "\n").encode())
@@ -79,19 +86,24 @@ class _UdpFault(Injector):
         return f"{self.toxic_type} on the UDP relay of {self.target.name} ({attrs}); " \
                "rollback: remove that toxic"
 
+    def _token(self) -> str | None:
+        return getattr(self.target, "relay_token_file", None)
+
     def recipe(self) -> dict:
-        return {"control": self._control(), "name": self._toxic()["name"], "target": self.target.name}
+        return {"control": self._control(), "token_file": self._token(),
+                "name": self._toxic()["name"], "target": self.target.name}
 
     def inject(self) -> None:
-        relay_command(self._control(), {"op": "add", "toxic": self._toxic()})
+        relay_command(self._control(), {"op": "add", "toxic": self._toxic()}, self._token())
 
     def verify(self) -> bool:
-        listed = relay_command(self._control(), {"op": "list"})["toxics"]
+        listed = relay_command(self._control(), {"op": "list"}, self._token())["toxics"]
         return any(t["name"] == self._toxic()["name"] for t in listed)
 
     @classmethod
     def undo(cls, recipe: dict) -> str:
-        reply = relay_command(recipe["control"], {"op": "remove", "name": recipe["name"]})
+        reply = relay_command(recipe["control"], {"op": "remove", "name": recipe["name"]},
+                              recipe.get("token_file"))
         return f"{recipe['target']}: toxic {recipe['name']} " + \
             ("removed" if reply.get("removed") else "was already gone")
 

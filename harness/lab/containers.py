@@ -21,10 +21,10 @@ from pathlib import Path
 
 import yaml
 
-from harness.lab.sandbox import CARRIERS, CONTROL_PORT
+from harness.lab.sandbox import CARRIERS, CONTROL_PORT, RELAY_TOKEN
 from harness.ops.docker_api import client, wait_healthy
 from harness.ops.procs import proc_state, read_pid, start_process
-from harness.ops.state import state_home
+from harness.ops.state import private_token, state_home
 from harness.ops.toxiproxy_api import client as toxiproxy_client
 from harness.scenario.inventory import TargetInventory
 from harness.scenario.load import read_inventory
@@ -108,11 +108,13 @@ def inventory(cfg: LabConfig | None = None) -> dict:
             continue
         entries.append({
             "name": name, "address": f"{addr}:5060", "relay": f"{addr}:{CONTROL_PORT}",
+            "relay_token_file": str(d / RELAY_TOKEN),
             "caller_ip": cfg.ip(1),  # the host on the lab network: containers reach it for BYE and RTP
             "process": {"pidfile": str(d / f"{name}.pid"), "log": str(d / f"{name}.log"),
                         "start": [sys.executable, "-m", "harness.lab.relay", "--name", name,
                                   "--listen", f"{addr}:5060", "--upstream", f"{cfg.ip(2)}:5060",
-                                  "--control", f"{addr}:{CONTROL_PORT}"]}})
+                                  "--control", f"{addr}:{CONTROL_PORT}",
+                                  "--token-file", str(d / RELAY_TOKEN)]}})
     names = [n["name"] for n in nodes] + [e["name"] for e in entries]
     return {"name": "lab", "entry_points": entries, "nodes": nodes, "allowlist": names}
 
@@ -125,6 +127,7 @@ def up(cfg: LabConfig | None = None) -> TargetInventory:
     """Bring the lab up (idempotent) and write its inventory; return it."""
     cfg = cfg or LabConfig()
     cfg.folder.mkdir(parents=True, exist_ok=True)
+    private_token(cfg.folder / RELAY_TOKEN)  # the carrier relays' control channels ask for it
     ensure_images()
     _network(cfg)
     c = client()

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
 import json
 import logging
 import time
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -58,9 +60,11 @@ class _Downstream(asyncio.DatagramProtocol):
 
 class Relay:
     def __init__(self, name: str, listen: tuple[str, int], upstream: tuple[str, int],
-                 control: tuple[str, int] | None = None, seed: int | None = None):
+                 control: tuple[str, int] | None = None, seed: int | None = None,
+                 token: str | None = None):
         self.name, self.listen, self.upstream = name, listen, upstream
         self.control = control
+        self.token = token  # when set, a control request without it is refused
         self.pipeline = Pipeline(seed)
         # the upstream side speaks from our address on the route to the SBC
         self.upstream_ip = listen[0] if upstream[0].startswith("127.") else local_ip_for(upstream[0])
@@ -132,11 +136,20 @@ class Relay:
         try:
             while line := await reader.readline():
                 try:
-                    reply = self.command(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    reply = {"ok": False, "error": f"not JSON: {exc}"}
+                    req = json.loads(line)
+                    if not isinstance(req, dict):
+                        raise ValueError("a JSON object, please")
+                    if self.token and not hmac.compare_digest(
+                            str(req.get("token", "")).encode(), self.token.encode()):
+                        reply = {"ok": False, "error": "the relay's token is needed"}
+                    else:
+                        reply = self.command(req)
+                except ValueError as exc:  # JSONDecodeError included
+                    reply = {"ok": False, "error": f"not a JSON object: {exc}"}
                 writer.write((json.dumps(reply) + "\n").encode())
                 await writer.drain()
+        except (ValueError, ConnectionError):  # a line over 64 KiB, a peer gone
+            pass
         finally:
             writer.close()
 
@@ -157,6 +170,8 @@ def main(argv=None) -> None:
     ap.add_argument("--upstream", required=True, help="ip:port of the SBC")
     ap.add_argument("--control", help="ip:port of the JSON-lines control channel (TCP)")
     ap.add_argument("--seed", type=int, help="seed of the toxics' random choices")
+    ap.add_argument("--token-file", help="a file holding the token every control request "
+                                         "must carry (without it, the channel is open)")
     a = ap.parse_args(argv)
     lip, lport = a.listen.rsplit(":", 1)
     uip, uport = a.upstream.rsplit(":", 1)
@@ -164,7 +179,8 @@ def main(argv=None) -> None:
     if a.control:
         cip, cport = a.control.rsplit(":", 1)
         control = (cip, int(cport))
-    run_forever(Relay(a.name, (lip, int(lport)), (uip, int(uport)), control, a.seed).start)
+    token = Path(a.token_file).read_text().strip() if a.token_file else None
+    run_forever(Relay(a.name, (lip, int(lport)), (uip, int(uport)), control, a.seed, token).start)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,14 @@ from pydantic import Field
 
 from harness.ops import SetupError
 from harness.ops.procs import proc_state, read_pid, start_process
-from harness.ops.state import state_home
+from harness.ops.state import private_token, state_home
 from harness.scenario.inventory import EntryPoint, Node, ProcessRef, TargetInventory
 from harness.scenario.model import Duration, Strict
 from harness.sip.probe import wait_until_answers
 
 CARRIERS = ("carrier-a", "carrier-b", "carrier-c")
 UNREACHABLE_PORT = 5099  # where a PBX that hides behind the SBC says it is (nothing listens)
+RELAY_TOKEN = "relay.token"
 STARTED_BY = "started-by-drill.json"  # a sandbox a drill started for itself, and which drill
 CONTROL_PORT = 8474  # the carrier relays' control channel (Toxiproxy's API port, on its own address)
 
@@ -112,10 +113,11 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
     for i, c in enumerate(CARRIERS):
         addr = f"{cfg.block}.{21 + i}:{cfg.port}"
         control = f"{cfg.block}.{21 + i}:{CONTROL_PORT}"
-        entries.append(EntryPoint(name=c, address=addr, relay=control,
+        token = str(cfg.folder / RELAY_TOKEN)
+        entries.append(EntryPoint(name=c, address=addr, relay=control, relay_token_file=token,
                                   outbound_proxy=cfg.outbound_proxy, process=_proc(
             cfg, c, py + ["harness.lab.relay", "--name", c, "--listen", addr,
-                          "--upstream", sbc_addr, "--control", control])))
+                          "--upstream", sbc_addr, "--control", control, "--token-file", token])))
     names = [n.name for n in nodes] + [e.name for e in entries]
     return TargetInventory(name="sandbox", entry_points=entries, nodes=nodes, allowlist=names)
 
@@ -137,6 +139,7 @@ def up(cfg: SandboxConfig | None = None, wait: float = 10.0) -> TargetInventory:
     """Start whatever part of the sandbox is not running and wait until all answer SIP."""
     cfg = cfg or SandboxConfig()
     cfg.folder.mkdir(parents=True, exist_ok=True)
+    private_token(cfg.folder / RELAY_TOKEN)  # the relays' control channels ask for it
     inv = inventory(cfg)
     running = status(cfg)
     if not any(running.values()):

@@ -12,3 +12,14 @@ def state_home() -> Path:
     path = Path(base)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)  # journal, sealed plans: the owner's only
     return path
+
+
+def private_token(path: Path) -> Path:
+    """A file holding a random token, readable by its owner only; made once, then kept."""
+    import secrets
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(24))
+    return path

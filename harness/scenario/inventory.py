@@ -83,6 +83,8 @@ class EntryPoint(Strict):
                                                     "when the hotline cannot reach the route's own")
     process: ProcessRef | None = None
     relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
+    relay_token_file: str | None = Field(None, description="file with the token the relay's "
+                                         "control channel asks for (when it asks for one)")
     toxiproxy: ToxiproxyRef | None = None
     netns: str | None = Field(None, description="network namespace the net injector acts in")
     outbound_proxy: bool = Field(False, description="send ACK, BYE and re-INVITEs to this entry "
@@ -101,6 +103,8 @@ class Link(Strict):
     process: ProcessRef | None = None
     docker: DockerRef | None = None
     relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
+    relay_token_file: str | None = Field(None, description="file with the token the relay's "
+                                         "control channel asks for (when it asks for one)")
     toxiproxy: ToxiproxyRef | None = None
     netns: str | None = Field(None, description="network namespace the net injector acts in")
 

@@ -27,7 +27,7 @@ def leftovers(inv: dict, tag: str, link_tp, ns: str) -> list[str]:
     if proc_state(read_pid(pbx1["process"]["pidfile"]) or 0) is None:
         left.append("pbx-1 not running")
     carrier = next(e for e in inv["entry_points"] if e["name"] == "carrier-a")
-    if relay_command(carrier["relay"], {"op": "list"})["toxics"]:
+    if relay_command(carrier["relay"], {"op": "list"}, carrier.get("relay_token_file"))["toxics"]:
         left.append("udp toxic on carrier-a")
     c = client()
     paused = [x.name for x in c.containers.list(all=True, filters={"label": f"hotline-drill.test={tag}"})

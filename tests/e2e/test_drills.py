@@ -163,8 +163,8 @@ def test_sigkill_then_recover_leaves_nothing_behind(isolated, tmp_path):
     inv = sandbox.inventory()
     pbx1, pbx2 = (read_pid(inv.find(n).process.pidfile) for n in ("pbx-1", "pbx-2"))
     assert proc_state(pbx1) is None and proc_state(pbx2)[0] == "T"  # faults left in place
-    relay = inv.find("carrier-a").relay
-    assert relay_command(relay, {"op": "list"})["toxics"]  # the udp toxic too
+    carrier = inv.find("carrier-a")
+    assert relay_command(carrier.relay, {"op": "list"}, carrier.relay_token_file)["toxics"]  # the udp toxic too
     assert len(_journal(isolated).open_faults()) == 3
 
     parts = {n: read_pid(p.process.pidfile) for n, p in

@@ -1,4 +1,5 @@
 """The UDP relay measured from outside: the delay, loss and rate it applies are the ones asked for."""
+import socket
 import subprocess
 import sys
 import time
@@ -7,24 +8,31 @@ import pytest
 
 from harness.faults.base import FaultError, lookup
 from harness.faults.udp import relay_command
-from harness.scenario.inventory import EntryPoint
+from harness.ops.state import private_token
+from harness.scenario.inventory import EntryPoint, split_address
 from tests.conftest import free_tcp_port, free_udp_port, wait_for
 from tests.udp_probe import echo_server, probe
 
 
+TOKEN: dict = {}  # the token file of the running relay fixture
+
+
 @pytest.fixture
-def relay():
-    """A relay in front of a UDP echo server, both on loopback; yields (relay addr, control)."""
+def relay(tmp_path):
+    """A relay in front of a UDP echo server, both on loopback, its control channel asking
+    for a token; yields (relay addr, control)."""
     echo_port, stop = echo_server()
     port, cport = free_udp_port(), free_tcp_port()  # the control channel is TCP
+    token = str(private_token(tmp_path / "relay.token"))
+    TOKEN["file"] = token
     proc = subprocess.Popen([sys.executable, "-m", "harness.lab.relay", "--name", "t",
                              "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{echo_port}",
-                             "--control", f"127.0.0.1:{cport}", "--seed", "5"])
+                             "--control", f"127.0.0.1:{cport}", "--seed", "5", "--token-file", token])
     control = f"127.0.0.1:{cport}"
 
     def ready():
         try:
-            return relay_command(control, {"op": "list"})["ok"]
+            return relay_command(control, {"op": "list"}, token)["ok"]
         except FaultError:
             return False
 
@@ -37,7 +45,8 @@ def relay():
 
 def injector(type_, control, **params):
     cls = lookup(type_)
-    return cls("t", EntryPoint(name="trunk", address="127.0.0.1:1", relay=control),
+    return cls("t", EntryPoint(name="trunk", address="127.0.0.1:1", relay=control,
+                               relay_token_file=TOKEN["file"]),
                cls.Params.model_validate(params))
 
 
@@ -91,4 +100,20 @@ def test_rate_cap_and_blackhole(relay):
 def test_relay_refuses_a_bad_toxic(relay):
     _, control = relay
     with pytest.raises(FaultError, match="refused add"):
-        relay_command(control, {"op": "add", "toxic": {"name": "x", "type": "netem"}})
+        relay_command(control, {"op": "add", "toxic": {"name": "x", "type": "netem"}}, TOKEN["file"])
+
+
+def test_the_control_channel_takes_only_requests_with_the_token(relay, tmp_path):
+    _, control = relay
+    blackhole = {"op": "add", "toxic": {"name": "cut", "type": "blackhole"}}
+    with pytest.raises(FaultError, match="token is needed"):
+        relay_command(control, blackhole)  # anyone on the machine, no token: refused
+    wrong = tmp_path / "wrong.token"
+    wrong.write_text("guess")
+    with pytest.raises(FaultError, match="token is needed"):
+        relay_command(control, blackhole, str(wrong))
+    assert relay_command(control, {"op": "list"}, TOKEN["file"])["toxics"] == []  # nothing added
+    with socket.create_connection(split_address(control), timeout=2) as s:
+        s.sendall(b"[1, 2]\n")  # a JSON value that is not a request: an error, not a crash
+        assert b"not a JSON object" in s.recv(4096)
+    assert relay_command(control, {"op": "list"}, TOKEN["file"])["ok"]
