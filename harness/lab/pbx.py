@@ -21,6 +21,7 @@ from harness.sip.message import SipMessage, response_to, token
 from harness.sip.uac import media_address
 
 log = logging.getLogger("pbx")
+NO_ACK_GIVE_UP = 32.0  # 64 * T1: a 200 never ACKed is given up
 
 
 @dataclass
@@ -110,7 +111,11 @@ class PbxNode:
             await asyncio.sleep(self.answer_delay)
         finally:
             self.ringing.discard(msg.call_id)
-        media_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            media_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        except OSError:  # out of descriptors (a flood of INVITEs): busy, not broken
+            self.proto.send(response_to(msg, 503, "Service Unavailable", to_tag=to_tag), addr)
+            return
         media_sock.bind((self.ip, 0))
         media_sock.setblocking(False)
         mport = media_sock.getsockname()[1]
@@ -132,6 +137,12 @@ class PbxNode:
             if call.acked or msg.call_id not in self.calls:
                 return
             self.proto.send(ok, addr)
+        await asyncio.sleep(NO_ACK_GIVE_UP - 7.5)
+        if not call.acked and self.calls.get(msg.call_id) is call:
+            # RFC 3261 §13.3.1.4: no ACK within 64*T1, the dialog ends; its socket is freed
+            del self.calls[msg.call_id]
+            call.media_sock.close()
+            self.counts["never_acked"] = self.counts.get("never_acked", 0) + 1
 
     def _bye(self, msg: SipMessage, addr) -> None:
         call = self.calls.pop(msg.call_id, None)
@@ -157,8 +168,8 @@ class PbxNode:
                 try:
                     call.media_sock.sendto(rtp.build_packet(call.seq, call.ts, call.ssrc),
                                            call.remote_media)
-                except OSError:
-                    pass
+                except (OSError, OverflowError, ValueError):
+                    pass  # a caller gone, or a media address no socket takes: this call only
                 call.seq, call.ts = call.seq + 1, call.ts + rtp.SAMPLES_PER_PACKET
                 try:  # drain what the caller sends; we do not measure it
                     while call.media_sock.recv(2048):

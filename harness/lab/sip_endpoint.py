@@ -11,11 +11,36 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 
-from harness.sip.message import SipMessage, SipParseError, parse
 from harness.sip.framing import MAX_MESSAGE, split_stream
+from harness.sip.message import SipMessage, checked_address, parse
 
 log = logging.getLogger("sandbox")
+
+
+class BadInput:
+    """One log line per bad message, never a traceback, at most `burst` lines every
+    `every` seconds (a flood would otherwise fill the disk); the rest are counted."""
+
+    def __init__(self, burst: int = 5, every: float = 10.0):
+        self.burst, self.every = burst, every
+        self.window, self.lines, self.hidden = 0.0, 0, 0
+
+    def __call__(self, what: str, peer, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self.window >= self.every:
+            if self.hidden:
+                log.warning("%d more bad messages in the last %gs (not logged)", self.hidden, self.every)
+            self.window, self.lines, self.hidden = now, 0, 0
+        if self.lines < self.burst:
+            self.lines += 1
+            log.warning("bad %s from %s: %s: %s", what, peer, type(exc).__name__, str(exc)[:200])
+        else:
+            self.hidden += 1
+
+
+bad_input = BadInput()
 
 
 class SipUdp(asyncio.DatagramProtocol):
@@ -31,20 +56,26 @@ class SipUdp(asyncio.DatagramProtocol):
             return
         try:
             msg = parse(data)
-        except (SipParseError, ValueError) as exc:
-            log.debug("unparseable datagram from %s: %s", addr, exc)
+        except Exception as exc:  # whatever the bytes, one line at most
+            bad_input("datagram", addr, exc)
             return
         try:
             self.handler(msg, addr)
-        except Exception:  # one bad message must not kill the server
-            log.exception("handling %s from %s", msg.method or msg.status, addr)
+        except Exception as exc:  # one bad message must not kill the server
+            bad_input(f"{msg.method or msg.status}", addr, exc)
 
     def error_received(self, exc):  # ICMP port unreachable from a dead peer
         log.debug("udp error: %s", exc)
 
     def send(self, msg: SipMessage, addr) -> None:
-        if self.transport is not None:
-            self.transport.sendto(msg.to_bytes(), addr)
+        if self.transport is None:
+            return
+        try:
+            # an address from a header (Via, Contact) is checked first: a port out of range
+            # raised inside sendto would close this transport for good
+            self.transport.sendto(msg.to_bytes(), checked_address(*addr[:2]))
+        except (ValueError, TypeError, OSError, OverflowError) as exc:
+            bad_input("destination", addr, exc)
 
 
 class SipTcp:
@@ -68,14 +99,17 @@ class SipTcp:
                 for raw in messages:
                     try:
                         msg = parse(raw)
-                    except (SipParseError, ValueError):
+                    except Exception as exc:
+                        bad_input("message", peer, exc)
                         continue
                     try:
                         self.handler(msg, peer)
-                    except Exception:
-                        log.exception("handling %s from %s", msg.method or msg.status, peer)
+                    except Exception as exc:
+                        bad_input(f"{msg.method or msg.status}", peer, exc)
                 if len(buf) > MAX_MESSAGE:
                     break  # garbage or an attack: drop the connection
+        except (ConnectionError, OSError):
+            pass  # the peer went away mid-message
         finally:
             self.conns.pop(peer, None)
             writer.close()

@@ -7,6 +7,7 @@ without a registrar. Headers keep their order and repeat (Via, Route).
 """
 from __future__ import annotations
 
+import ipaddress
 import random
 import string
 from dataclasses import dataclass, field
@@ -194,12 +195,23 @@ def host_port(uri: str, default_port: int = 5060) -> tuple[str, int]:
 
 
 def via_address(via: str) -> tuple[str, int]:
-    """Where a response to this Via goes (RFC 3581 received/rport first)."""
+    """Where a response to this Via goes (RFC 3581 received/rport first); ValueError when
+    it names no usable IPv4 address and port."""
     sent_by = via.split(None, 1)[1].split(";", 1)[0] if " " in via else via
     host, _, port = sent_by.strip().partition(":")
     received = header_param(via, "received")
     rport = header_param(via, "rport")
-    return received or host, int(rport) if rport else int(port or 5060)
+    return checked_address(received or host, rport if rport else (port or 5060))
+
+
+def checked_address(host: str, port) -> tuple[str, int]:
+    """(IPv4 address, port 1-65535), or ValueError: one bad header must never reach sendto,
+    where an out-of-range port would close an asyncio transport for good."""
+    ipaddress.IPv4Address(host)  # ValueError for a name, IPv6 or junk
+    port = int(port)
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} out of range")
+    return host, port
 
 
 def free_port(host: str = "127.0.0.1", udp: bool = True) -> int:

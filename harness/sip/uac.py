@@ -15,8 +15,8 @@ from harness.metrics.records import CallRecord
 from harness.sip import rtp
 from harness.sip.arrival import receive as receive_stamped, stamp_arrivals
 from harness.sip.framing import split_stream
-from harness.sip.message import (SipMessage, SipParseError, host_port, local_ip_for,
-                                 new_branch, parse, token, uri_of)
+from harness.sip.message import (SipMessage, SipParseError, checked_address, host_port,
+                                 local_ip_for, new_branch, parse, token, uri_of)
 
 T1 = 0.5
 
@@ -46,14 +46,18 @@ def _sdp(ip: str, port: int, session_id: int) -> bytes:
 
 
 def media_address(body: bytes) -> tuple[str, int] | None:
-    """The connection address and audio port of an SDP body."""
+    """The connection address and audio port of an SDP body; None when it has no usable one."""
     ip, port = None, None
     for line in body.decode(errors="replace").splitlines():
-        if line.startswith("c=IN IP4 "):
-            ip = line.split()[2]
-        elif line.startswith("m=audio "):
-            port = int(line.split()[1])
-    return (ip, port) if ip and port else None
+        parts = line.split()
+        if line.startswith("c=IN IP4 ") and len(parts) >= 3:
+            ip = parts[2]
+        elif line.startswith("m=audio ") and len(parts) >= 2:
+            port = parts[1]
+    try:
+        return checked_address(ip, port) if ip and port else None
+    except ValueError:
+        return None
 
 
 class _Leg:
