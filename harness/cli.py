@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.ops.exit import EXIT_INCONCLUSIVE, EXIT_INPUT, EXIT_INTERNAL
+from harness.ops.exit import EXIT_ABORTED, EXIT_INCONCLUSIVE, EXIT_INPUT, EXIT_INTERNAL
 from harness.scenario.yamlload import InputError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
@@ -508,6 +508,11 @@ def lab_down(docker: bool = DOCKER_OPT):
 def main() -> None:
     """The `drill` command. An exception nobody expected is a bug of ours: it gets its own exit
     code (never 1, which means an SLA target was missed) and its traceback is kept."""
+    import signal
+
+    def stop_now(signum, _frame):  # until a drill installs its own: nothing is in place yet
+        raise SystemExit(EXIT_ABORTED)
+    signal.signal(signal.SIGTERM, stop_now)
     try:
         app()
     except Exception as exc:  # SystemExit, KeyboardInterrupt: not ours to change
