@@ -132,10 +132,14 @@ class MasterLoad:
         if len(self.totals) < self.workers:  # its calls in progress were not reported: say so
             self.on_event("workers_lost", expected=self.workers, reported=len(self.totals))
         self.runner.quit()
+        self.quit = True
 
     def abort(self) -> None:
+        if getattr(self, "quit", False):
+            return  # stopped already (a signal came while the calls drained)
         self.runner.send_message("hd_stop", {"wait": 0})
         self.runner.quit()
+        self.quit = True
 
     def close(self, grace: float = 5.0) -> None:
         """Make sure the local workers are gone (by pid: they were started here)."""

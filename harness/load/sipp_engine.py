@@ -200,6 +200,8 @@ class SippLoad:
         return self.users
 
     def _finish(self) -> None:
+        if self._stop_reading.is_set():
+            return  # stop() then abort() (a signal while draining): read and count once
         self._stop_reading.set()
         if self._reader:
             self._reader.join(timeout=10)
