@@ -63,6 +63,7 @@ class MasterLoad:
         self.totals: dict[str, dict] = {}
         self.received = 0
         self.users = 0
+        self.quitted = False  # the runner was told to quit (stop, then maybe abort)
         self.children: list[subprocess.Popen] = []
 
     # -- worker messages --------------------------------------------------
@@ -132,14 +133,14 @@ class MasterLoad:
         if len(self.totals) < self.workers:  # its calls in progress were not reported: say so
             self.on_event("workers_lost", expected=self.workers, reported=len(self.totals))
         self.runner.quit()
-        self.quit = True
+        self.quitted = True
 
     def abort(self) -> None:
-        if getattr(self, "quit", False):
+        if self.quitted:
             return  # stopped already (a signal came while the calls drained)
         self.runner.send_message("hd_stop", {"wait": 0})
         self.runner.quit()
-        self.quit = True
+        self.quitted = True
 
     def close(self, grace: float = 5.0) -> None:
         """Make sure the local workers are gone (by pid: they were started here)."""
