@@ -103,26 +103,36 @@ def need(binary: str) -> str:
     return path
 
 
-@pytest.fixture
-def http_sink():
-    """A local HTTP server that answers every POST/PUT with 204 and keeps what it got:
-    (base url, list of {"method", "path", "body"})."""
+def serve_http(answer=lambda request: 204) -> tuple[str, list, ThreadingHTTPServer]:
+    """A local HTTP server on 127.0.0.1 that keeps every request it gets ({"method", "path",
+    "headers", "body"}) and answers each with the status `answer(request)` gives;
+    returns (base url, the requests, the server to shut down)."""
     got = []
 
     class Handler(BaseHTTPRequestHandler):
         def _keep(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-            got.append({"method": self.command, "path": self.path, "body": body})
-            self.send_response(204)
+            request = {"method": self.command, "path": self.path, "body": body,
+                       "headers": dict(self.headers)}
+            got.append(request)
+            self.send_response(answer(request))
             self.end_headers()
 
-        do_POST = do_PUT = _keep
+        do_GET = do_POST = do_PUT = _keep
 
         def log_message(self, *a):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", got
+    return f"http://127.0.0.1:{server.server_address[1]}", got, server
+
+
+@pytest.fixture
+def http_sink():
+    """A local HTTP server that answers every request with 204 and keeps what it got:
+    (base url, list of {"method", "path", "headers", "body"})."""
+    url, got, server = serve_http()
+    yield url, got
     server.shutdown()
     server.server_close()

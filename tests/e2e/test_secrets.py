@@ -11,40 +11,23 @@ import os
 import stat
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import yaml
 
-from tests.conftest import last_run
+from tests.conftest import last_run, serve_http
 
 PASSWORD, TOKEN, PUSH_PASSWORD = "s3cr3t-pw-4711", "tok-from-env-0815", "push-pw-9999"
 
 
-def auth_server():
-    seen = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self):
-            seen.append((self.command, self.path, self.headers.get("Authorization")))
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            want = {"GET": f"prober:{PASSWORD}", "PUT": f"pusher:{PUSH_PASSWORD}"}[self.command]
-            ok = self.headers.get("Authorization") == "Basic " + base64.b64encode(want.encode()).decode()
-            self.send_response(200 if ok else 401)
-            self.end_headers()
-
-        do_GET = do_PUT = _answer
-
-        def log_message(self, *a):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, seen
+def with_basic_auth(request: dict) -> int:
+    """200 to the right credentials for the method (probe GET, Pushgateway PUT), else 401."""
+    want = {"GET": f"prober:{PASSWORD}", "PUT": f"pusher:{PUSH_PASSWORD}"}[request["method"]]
+    given = request["headers"].get("Authorization")
+    return 200 if given == "Basic " + base64.b64encode(want.encode()).decode() else 401
 
 
 def test_secrets_authenticate_and_never_reach_an_output(isolated, tmp_path, monkeypatch):
-    server, seen = auth_server()
+    _, seen, server = serve_http(with_basic_auth)
     port = server.server_address[1]
     monkeypatch.setenv("DRILL_PROBE_TOKEN", TOKEN)
     scenario = {
@@ -64,10 +47,10 @@ def test_secrets_authenticate_and_never_reach_an_output(isolated, tmp_path, monk
     server.shutdown()
     server.server_close()
     assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]  # not 3: no false abort
-    probes = [s for s in seen if s[0] == "GET"]
-    assert probes and all(s[2] and s[2].startswith("Basic ") for s in probes)
-    assert all(f"token={TOKEN}" in s[1] for s in probes)  # the env value was sent ...
-    assert any(s[0] == "PUT" for s in seen) and "push to" not in res.stderr  # push authenticated
+    probes = [r for r in seen if r["method"] == "GET"]
+    assert probes and all(r["headers"].get("Authorization", "").startswith("Basic ") for r in probes)
+    assert all(f"token={TOKEN}" in r["path"] for r in probes)  # the env value was sent ...
+    assert any(r["method"] == "PUT" for r in seen) and "push to" not in res.stderr  # push authenticated
     run = last_run(tmp_path / "out")
     files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert len(files) > 8
