@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -13,6 +15,28 @@ class Strict(BaseModel):
 def split_address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host, int(port)
+
+
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
+
+
+def _host_port(text: str) -> str:
+    """`host:port` with a port 1-65535: checked when the inventory is read, not when a run
+    first sends to it."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not _HOST.match(host) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not host:port (a port from 1 to 65535), e.g. 10.0.0.5:5060")
+    return text
+
+
+def _host(text: str) -> str:
+    if not _HOST.match(text):
+        raise ValueError(f"{text!r} is not a host name or IPv4 address")
+    return text
+
+
+Address = Annotated[str, AfterValidator(_host_port)]
+Host = Annotated[str, AfterValidator(_host)]
 
 
 class ProcessRef(Strict):
@@ -58,7 +82,7 @@ class DockerRef(Strict):
 class ToxiproxyRef(Strict):
     """Which Toxiproxy server and proxy carry a TCP path."""
 
-    api: str = Field(description="host:port of the Toxiproxy API")
+    api: Address = Field(description="host:port of the Toxiproxy API")
     proxy: str
 
 
@@ -67,7 +91,7 @@ class Node(Strict):
 
     name: str
     role: str = "pbx"
-    sip: str | None = Field(None, description="ip:port where the node answers SIP OPTIONS")
+    sip: Address | None = Field(None, description="ip:port where the node answers SIP OPTIONS")
     process: ProcessRef | None = None
     docker: DockerRef | None = None
     netns: str | None = Field(None, description="network namespace the net injector acts in")
@@ -77,12 +101,12 @@ class EntryPoint(Strict):
     """A carrier path into the hotline: where the load generator sends INVITEs."""
 
     name: str
-    address: str
+    address: Address
     transport: str = Field("udp", pattern="^(udp|tcp)$")
-    caller_ip: str | None = Field(None, description="our address for SIP and RTP on this path, "
+    caller_ip: Host | None = Field(None, description="our address for SIP and RTP on this path, "
                                                     "when the hotline cannot reach the route's own")
     process: ProcessRef | None = None
-    relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
+    relay: Address | None = Field(None, description="ip:port of a udp relay's control channel")
     relay_token_file: str | None = Field(None, description="file with the token the relay's "
                                          "control channel asks for (when it asks for one)")
     toxiproxy: ToxiproxyRef | None = None
@@ -102,7 +126,7 @@ class Link(Strict):
     kind: str = "carrier"
     process: ProcessRef | None = None
     docker: DockerRef | None = None
-    relay: str | None = Field(None, description="ip:port of a udp relay's control channel")
+    relay: Address | None = Field(None, description="ip:port of a udp relay's control channel")
     relay_token_file: str | None = Field(None, description="file with the token the relay's "
                                          "control channel asks for (when it asks for one)")
     toxiproxy: ToxiproxyRef | None = None

@@ -90,6 +90,18 @@ def test_an_allowlisted_name_that_reaches_a_forbidden_node_is_refused(tmp_path, 
                for m in msgs), msgs
 
 
+def test_inventory_addresses_are_checked_when_read(tmp_path):
+    write(tmp_path, """\
+        name: staging
+        entry_points: [{name: carrier-a, address: "127.0.0.1:5999"}]
+        nodes:
+          - {name: pbx-1, sip: "127.0.0.1:70000"}
+        allowlist: [pbx-1]
+        """, "inv.yaml")
+    msgs = problems(tmp_path, GOOD.replace("name: t\n", "name: t\ntarget: inv.yaml\n"))
+    assert any("inv.yaml:4:" in m and "not host:port" in m for m in msgs), msgs
+
+
 def test_every_problem_is_reported_at_once(tmp_path):
     text = GOOD.replace("  hold: 4s", "  hodl: 4s").replace("duration: 30s", "duration: -1")
     assert len(problems(tmp_path, text)) == 2
