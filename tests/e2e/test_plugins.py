@@ -15,7 +15,7 @@ def scenario(flag: Path) -> dict:
             "description": "The example plug-in's maintenance flag on pbx-1.",
             "load": {"calls_per_second": 4, "hold": "500ms", "rtp_share": "0%"},
             "faults": [{"id": "flag-pbx-1", "type": "flag.maintenance", "target": "pbx-1",
-                        "at": "2s", "duration": "2s", "params": {"path": str(flag)}}],
+                        "at": "2s", "duration": "2s", "path": str(flag)}],
             "sla": {"dropped_call_rate": None}}
 
 
