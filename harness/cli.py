@@ -253,7 +253,7 @@ def gameday(pool: Path = typer.Option(..., "--pool", help="folder of scenario fi
     from harness.scenario.gameday import GameDay, load_gameday
     from harness.scenario.model import parse_duration
     try:
-        gd = load_gameday(pool)
+        game_day = load_gameday(pool)
         overrides = {"seed": seed, "webhook": webhook, "ack_listen": ack_listen, "target": target}
         for key, text in (("window", window), ("ack_wait", ack_wait)):
             if text is not None:
@@ -262,17 +262,17 @@ def gameday(pool: Path = typer.Option(..., "--pool", help="folder of scenario fi
                 except ValueError as exc:
                     raise InputError([f"--{key.replace('_', '-')}: {exc}"]) from None
         limits = {"max_faults": max_faults, "max_nodes_at_once": max_nodes}
-        limits = {**gd.limits.model_dump(), **{k: v for k, v in limits.items() if v is not None}}
-        limits["forbidden_targets"] = [*gd.limits.forbidden_targets, *forbid]
+        limits = {**game_day.limits.model_dump(), **{k: v for k, v in limits.items() if v is not None}}
+        limits["forbidden_targets"] = [*game_day.limits.forbidden_targets, *forbid]
         try:  # the options are checked like the file: a bad --webhook is refused, exit 2
-            gd = GameDay.model_validate({**gd.model_dump(), "limits": limits,
+            game_day = GameDay.model_validate({**game_day.model_dump(), "limits": limits,
                                          **{k: v for k, v in overrides.items() if v is not None}})
         except ValidationError as exc:
             raise InputError([f"drill gameday options: {e['loc'][-1]}: {e['msg']}"
                               for e in exc.errors()]) from None
         if not pool.is_dir():
             raise InputError([f"{pool}: not a folder of scenario files"])
-        code, run_dir = run_gameday(pool, gd, output, console)
+        code, run_dir = run_gameday(pool, game_day, output, console)
     except InputError as exc:
         _fail_input(exc)
     except OSError as exc:  # e.g. the acknowledgement address is taken

@@ -22,17 +22,17 @@ class Pool:
     excluded: list[tuple[Path, str]]
 
 
-def read_pool(folder: Path, gd: GameDay) -> Pool:
+def read_pool(folder: Path, game_day: GameDay) -> Pool:
     """Every scenario in `folder` (all must be valid), split into drawable and excluded."""
     eligible, excluded = [], []
     for path in sorted(folder.glob("*.y*ml")):
         if path.name in ("gameday.yaml", "gameday.yml"):
             continue
-        drill = load_drill(path, gd.target)  # an invalid file stops the game day: InputError
-        why = over_limits(radius(drill), gd.limits)
-        if drill.scenario.duration > gd.window:
+        drill = load_drill(path, game_day.target)  # an invalid file stops the game day: InputError
+        why = over_limits(radius(drill), game_day.limits)
+        if drill.scenario.duration > game_day.window:
             why.append(f"it lasts {drill.scenario.duration:g}s, longer than the window "
-                       f"({gd.window:g}s)")
+                       f"({game_day.window:g}s)")
         if why:
             excluded.append((path, "; ".join(why)))
         else:

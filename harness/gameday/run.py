@@ -43,9 +43,9 @@ def _write_private(path: Path, data: dict) -> None:
 class GameDayObserver:
     """Plugs a game day into one drill run: reveals the plan, records acks, notifies."""
 
-    def __init__(self, gd: GameDay, plan: dict, sealed: str, pool: Pool, ack: AckServer,
+    def __init__(self, game_day: GameDay, plan: dict, sealed: str, pool: Pool, ack: AckServer,
                  notifier: Notifier, console: Console):
-        self.gd, self.plan, self.sealed, self.pool = gd, plan, sealed, pool
+        self.game_day, self.plan, self.sealed, self.pool = game_day, plan, sealed, pool
         self.ack, self.notifier, self.console = ack, notifier, console
         self.run = None
         self.fault_starts: list[float] = []
@@ -58,9 +58,9 @@ class GameDayObserver:
     def attach(self, run) -> None:
         self.run = run
         (run.run_dir / "gameday.json").write_text(json.dumps(redact({
-            "plan": self.plan, "sealed_sha256": self.sealed, "limits": self.gd.limits.model_dump(),
-            "window": self.gd.window, "ack_url": self.ack.url,
-            "sla": {"time_to_detect": self.gd.time_to_detect},
+            "plan": self.plan, "sealed_sha256": self.sealed, "limits": self.game_day.limits.model_dump(),
+            "window": self.game_day.window, "ack_url": self.ack.url,
+            "sla": {"time_to_detect": self.game_day.time_to_detect},
             "pool": [str(d.path) for d in self.pool.eligible],
             "excluded": [{"file": str(p), "why": why} for p, why in self.pool.excluded]}), indent=2))
         run.bus.publish("gameday_revealed", plan=self.plan, sealed_sha256=self.sealed)
@@ -85,9 +85,9 @@ class GameDayObserver:
         self.ack.got_one.clear()
         stop = {"asked": False}
         old = signal.signal(signal.SIGTERM, lambda *_: stop.update(asked=True))
-        deadline = time.time() + self.gd.ack_wait
+        deadline = time.time() + self.game_day.ack_wait
         try:
-            with self.console.status(f"drill over; waiting up to {self.gd.ack_wait:g}s for an "
+            with self.console.status(f"drill over; waiting up to {self.game_day.ack_wait:g}s for an "
                                      f"acknowledgement (drill ack --url {self.ack.url})"):
                 while time.time() < deadline and not stop["asked"]:
                     if self.ack.got_one.wait(0.2):
@@ -149,17 +149,17 @@ class Armed:
         self.token_file.unlink(missing_ok=True)
 
 
-def arm(pool_dir: Path, gd: GameDay, output: Path | None, console: Console) -> Armed:
+def arm(pool_dir: Path, game_day: GameDay, output: Path | None, console: Console) -> Armed:
     """Draw a scenario and a start time from the pool and seal the plan; nothing is told yet."""
-    pool = read_pool(pool_dir, gd)
+    pool = read_pool(pool_dir, game_day)
     for path, why in pool.excluded:
         console.print(f"not drawable: {path.name}: {why}", highlight=False)
     if not pool.eligible:
         raise InputError([f"{pool_dir}: no scenario may be drawn (see above); fix the limits in "
                           f"{pool_dir / 'gameday.yaml'} or add scenarios (nothing was injected)"])
     gid = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-    rng = random.Random(gd.seed) if gd.seed is not None else random.SystemRandom()
-    plan = draw(pool, gd.window, time.time(), rng, gid)
+    rng = random.Random(game_day.seed) if game_day.seed is not None else random.SystemRandom()
+    plan = draw(pool, game_day.window, time.time(), rng, gid)
     sealed = seal(plan)
     secret = state_home() / "gamedays" / f"{gid}.plan.json"
     _write_private(secret, plan)
@@ -169,22 +169,22 @@ def arm(pool_dir: Path, gd: GameDay, output: Path | None, console: Console) -> A
     public = (Path(output) if output else Path("reports")) / "gamedays" / f"{gid}.json"
     record = {"gameday_id": gid, "sealed_sha256": sealed, "armed_at": plan["armed_at"],
               "window_end": plan["window_end"], "pool": [d.scenario.name for d in pool.eligible],
-              "limits": gd.limits.model_dump(), "plan": None}
+              "limits": game_day.limits.model_dump(), "plan": None}
     public.parent.mkdir(parents=True, exist_ok=True)
     armed = Armed(gid, plan, sealed, pool, secret, public, record,
-                  AckServer(gd.ack_listen, gid, token), Notifier(gd.webhook, gid, sealed),
+                  AckServer(game_day.ack_listen, gid, token), Notifier(game_day.webhook, gid, sealed),
                   token_file)
     armed.publish()
     armed.ack.start()
     return armed
 
 
-def announce_and_wait(armed: Armed, gd: GameDay, console: Console) -> str | None:
+def announce_and_wait(armed: Armed, game_day: GameDay, console: Console) -> str | None:
     """Tell everyone it is armed (the hash only), wait for the secret start, then reveal the
     plan; returns the signal's name when Ctrl-C or SIGTERM cancelled it first."""
     with Cancel() as cancel:
         console.print(f"game day {armed.gid} armed: {len(armed.pool.eligible)} scenario(s) in the "
-                      f"pool, window {gd.window:g}s; sealed plan sha256 {armed.sealed}",
+                      f"pool, window {game_day.window:g}s; sealed plan sha256 {armed.sealed}",
                       highlight=False)
         console.print(f"acknowledgements: drill ack --url {armed.ack.url} --token "
                       f"{armed.ack.token} (on this machine `drill ack` finds the token itself)",
@@ -199,17 +199,17 @@ def announce_and_wait(armed: Armed, gd: GameDay, console: Console) -> str | None
     return cancelled
 
 
-def run_drawn(armed: Armed, gd: GameDay, output: Path | None,
+def run_drawn(armed: Armed, game_day: GameDay, output: Path | None,
               console: Console) -> tuple[int, Path | None]:
     """Run the drawn scenario, exactly the one sealed; notify and record how it went."""
     plan, notifier = armed.plan, armed.notifier
-    drill = load_drill(Path(plan["scenario_file"]), gd.target)
+    drill = load_drill(Path(plan["scenario_file"]), game_day.target)
     if hashlib.sha256(drill.path.read_bytes()).hexdigest() != plan["scenario_sha256"]:
         raise InputError([f"{drill.path}: the scenario changed after the game day was armed; "
                           "refusing to run a plan that differs from the sealed one"])
     console.print(f"game day {armed.gid}: drawn {drill.scenario.name} ({drill.path})",
                   highlight=False)
-    observer = GameDayObserver(gd, plan, armed.sealed, armed.pool, armed.ack, notifier, console)
+    observer = GameDayObserver(game_day, plan, armed.sealed, armed.pool, armed.ack, notifier, console)
     code, run_dir = run_drill(drill, output, console, observers=[observer])
     summary = json.loads((run_dir / "summary.json").read_text()) if run_dir else {}
     detection = summary.get("detection", {})
@@ -217,27 +217,27 @@ def run_drawn(armed: Armed, gd: GameDay, output: Path | None,
                   scenario=drill.scenario.name, time_to_detect=detection.get("time_to_detect"),
                   failed_targets=[v["target"] for v in summary.get("verdicts", []) if not v["passed"]])
     if run_dir:
-        gdj = json.loads((run_dir / "gameday.json").read_text())
-        gdj["notifications"] = notifier.log
-        (run_dir / "gameday.json").write_text(json.dumps(redact(gdj), indent=2))
+        record = json.loads((run_dir / "gameday.json").read_text())
+        record["notifications"] = notifier.log
+        (run_dir / "gameday.json").write_text(json.dumps(redact(record), indent=2))
     armed.record["run_dir"] = str(run_dir) if run_dir else None
     armed.record["notifications"] = notifier.log
     armed.publish()
     return code, run_dir
 
 
-def run_gameday(pool_dir: Path, gd: GameDay, output: Path | None, console: Console) -> tuple[int, Path | None]:
+def run_gameday(pool_dir: Path, game_day: GameDay, output: Path | None, console: Console) -> tuple[int, Path | None]:
     """Arm, wait in secret, run; returns (exit code, run folder)."""
     import harness.load.sip_load  # noqa: F401  Locust patches the stdlib for gevent: before any thread
-    armed = arm(pool_dir, gd, output, console)
+    armed = arm(pool_dir, game_day, output, console)
     try:
-        cancelled = announce_and_wait(armed, gd, console)
+        cancelled = announce_and_wait(armed, game_day, console)
         if cancelled:
             armed.notifier.send("gameday_aborted", reason=f"received {cancelled} before the drill "
                                 "started; nothing was injected", plan=armed.plan)
             console.print(f"game day cancelled ({cancelled}) before it started; nothing injected; "
                           f"plan revealed in {armed.public}", highlight=False)
             return EXIT_ABORTED, None
-        return run_drawn(armed, gd, output, console)
+        return run_drawn(armed, game_day, output, console)
     finally:
         armed.close()

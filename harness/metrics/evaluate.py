@@ -87,7 +87,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
     fo_times = [f["failover_time"] for f in per_fault]
     worst_fo = None if any(t is None for t in fo_times) else max(fo_times, default=None)
     cont = _sum_pairs([f["continuity"] for f in per_fault])
-    by = _sum_pairs([f["bystander_continuity"] for f in per_fault])
+    bystanders = _sum_pairs([f["bystander_continuity"] for f in per_fault])
     no_fault = not per_fault
     measured = {
         "answer_rate": (rate, f"{sum(r.answered for r in records)}/{len(records)} attempts", False),
@@ -98,7 +98,8 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
                    f"longest of {len(per_fault)} fault(s)", no_fault),
         "dropped_call_rate": (calls.dropped_call_rate(records), "", True),
         "call_continuity": (failover.share(cont), f"{cont[0]}/{cont[1]} calls", cont[1] == 0),
-        "bystander_continuity": (failover.share(by), f"{by[0]}/{by[1]} calls", by[1] == 0),
+        "bystander_continuity": (failover.share(bystanders), f"{bystanders[0]}/{bystanders[1]} calls",
+                                 bystanders[1] == 0),
         "pdd_p95": (pdd["p95"], "", False),
         "media_loss": (media["loss"], f"{media['calls']} calls with media", media["calls"] == 0),
         "steady_state_after": (None if steady_state_after is None else float(steady_state_after),

@@ -49,9 +49,9 @@ def read_gameday(run_dir: Path) -> dict | None:
     path = run_dir / "gameday.json"
     if not path.exists():
         return None
-    gd = json.loads(path.read_text())
-    gd["plan_matches_seal"] = verify(gd["plan"], gd["sealed_sha256"])
-    return gd
+    game_day = json.loads(path.read_text())
+    game_day["plan_matches_seal"] = verify(game_day["plan"], game_day["sealed_sha256"])
+    return game_day
 
 
 def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
