@@ -21,9 +21,21 @@ TIMESPEC = struct.Struct("@ll")
 ANCILLARY = socket.CMSG_SPACE(TIMESPEC.size)
 
 
+_keeper: socket.socket | None = None
+
+
 def stamp_arrivals(sock: socket.socket) -> bool:
-    """Ask the kernel to stamp what `sock` receives; False where it cannot."""
+    """Ask the kernel to stamp what `sock` receives; False where it cannot.
+
+    The kernel stamps packets as they arrive only while some socket asks for stamps
+    (it switches that on by deferred work); a packet that came while it was off is
+    stamped when it is read, which is the very delay this module is here to remove.
+    One socket kept for the life of the process holds it on between calls."""
+    global _keeper
     try:
+        if _keeper is None:
+            _keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            _keeper.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         return True
     except OSError:

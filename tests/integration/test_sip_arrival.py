@@ -6,11 +6,33 @@ test, not a wait for something to happen.
 import socket
 import time
 
+import pytest
+
 from harness.sip.arrival import receive, stamp_arrivals
 from harness.sip.uac import CallOptions, _Leg
+from tests.conftest import wait_for
 
 STALL = 0.3
 
+
+@pytest.fixture(autouse=True)
+def stamping_on():
+    """The kernel switches arrival stamping on by deferred work once a socket asks for it
+    (the harness keeps one such socket for its life): wait until a probe is stamped on arrival."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    stamp_arrivals(rx)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def stamped_on_arrival() -> bool:
+        tx.sendto(b"probe", rx.getsockname())
+        time.sleep(0.05)  # the probe's own read delay, which a working stamp must not show
+        rx.settimeout(1)
+        _, _, arrival = receive(rx)
+        return time.time() - arrival >= 0.04
+
+    wait_for(stamped_on_arrival, 5, what="arrival stamping switched on")
+    rx.close(), tx.close()  # from here only the harness's kept socket holds stamping on
 
 def test_udp_datagram_read_late_keeps_its_arrival_time():
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
