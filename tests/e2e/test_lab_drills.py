@@ -28,9 +28,16 @@ def lab(tmp_path_factory):
 
 
 def run_lab_drill(name: str, out: Path, *extra: str):
-    containers.kamailio_reset()
-    res = subprocess.run(DRILL + ["run", str(SCENARIOS / f"{name}.yaml"), "-o", str(out), *extra],
-                         capture_output=True, text=True, timeout=300)
+    """Run a lab drill as a user does. A run the load generator could not keep to its
+    schedule (exit 4) is run again, up to twice, as `--rerun-inconclusive` does, but with
+    Kamailio's counters reset before each run: the truth check compares one run with
+    Kamailio's count of that same run."""
+    for _ in range(3):
+        containers.kamailio_reset()
+        res = subprocess.run(DRILL + ["run", str(SCENARIOS / f"{name}.yaml"), "-o", str(out), *extra],
+                             capture_output=True, text=True, timeout=300)
+        if res.returncode != 4:
+            break
     assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
     run = last_run(out)
     summary = json.loads((run / "summary.json").read_text())
@@ -71,7 +78,8 @@ def test_lab_carrier_cut(lab, tmp_path):
 def test_lab_blackouts_of_known_length(lab, tmp_path):
     """The outage figure against blackouts of known length, in front of real Kamailio."""
     res = subprocess.run(DRILL + ["run", str(Path(__file__).parent / "scenarios" / "lab-blackouts.yaml"),
-                                  "-o", str(tmp_path)], capture_output=True, text=True, timeout=300)
+                                  "-o", str(tmp_path), "--rerun-inconclusive", "2"],
+                         capture_output=True, text=True, timeout=300)
     assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
     run = last_run(tmp_path)
     summary = json.loads((run / "summary.json").read_text())
