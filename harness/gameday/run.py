@@ -28,6 +28,7 @@ from harness.ops.exit import EXIT_ABORTED
 from harness.ops.secrets import redact
 from harness.ops.state import state_home
 from harness.runner.drill import run_drill
+from harness.runner.engine import StopSignals
 from harness.runner.plan import load_drill
 from harness.scenario.gameday import GameDay, seal
 from harness.scenario.yamlload import InputError
@@ -98,31 +99,14 @@ class GameDayObserver:
             signal.signal(signal.SIGTERM, old)
 
 
-class Cancel:
-    """SIGINT/SIGTERM while armed cancel the game day: installed before anyone is told it is
-    armed, so a signal sent on the `gameday_armed` webhook is never missed."""
-
-    def __enter__(self):
-        self.sig: str | None = None
-        self.old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def _handler(self, signum, _frame):
-        self.sig = signal.Signals(signum).name
-
-    def __exit__(self, *exc):
-        for s, h in self.old.items():
-            signal.signal(s, h)
-
-
 def wait_in_secret(until: float, sealed: str, window_end: float, console: Console,
-                   cancel: Cancel) -> str | None:
-    """Sleep until the secret start; returns the signal's name when cancelled."""
+                   cancel: StopSignals) -> str | None:
+    """Sleep until the secret start; returns why, when a signal cancelled it."""
     with console.status(f"armed; sealed plan sha256 {sealed[:16]}…; the drill starts at a "
                         f"secret time before {time.strftime('%H:%M:%S', time.localtime(window_end))}"):
-        while time.time() < until and cancel.sig is None:
+        while time.time() < until and cancel.reason is None:
             time.sleep(0.1)
-    return cancel.sig
+    return cancel.reason
 
 
 @dataclass
@@ -181,8 +165,9 @@ def arm(pool_dir: Path, game_day: GameDay, output: Path | None, console: Console
 
 def announce_and_wait(armed: Armed, game_day: GameDay, console: Console) -> str | None:
     """Tell everyone it is armed (the hash only), wait for the secret start, then reveal the
-    plan; returns the signal's name when Ctrl-C or SIGTERM cancelled it first."""
-    with Cancel() as cancel:
+    plan; returns why when Ctrl-C or SIGTERM cancelled it first. The handlers are in place
+    before anyone is told it is armed, so a signal sent on the armed webhook is never missed."""
+    with StopSignals() as cancel:
         console.print(f"game day {armed.gid} armed: {len(armed.pool.eligible)} scenario(s) in the "
                       f"pool, window {game_day.window:g}s; sealed plan sha256 {armed.sealed}",
                       highlight=False)
@@ -233,7 +218,7 @@ def run_gameday(pool_dir: Path, game_day: GameDay, output: Path | None, console:
     try:
         cancelled = announce_and_wait(armed, game_day, console)
         if cancelled:
-            armed.notifier.send("gameday_aborted", reason=f"received {cancelled} before the drill "
+            armed.notifier.send("gameday_aborted", reason=f"{cancelled} before the drill "
                                 "started; nothing was injected", plan=armed.plan)
             console.print(f"game day cancelled ({cancelled}) before it started; nothing injected; "
                           f"plan revealed in {armed.public}", highlight=False)

@@ -37,10 +37,9 @@ def wait_healthy(container_id: str, within: float = HEALTHY_WAIT) -> str:
 
 def container_pid(container: str) -> int:
     """The host pid of a running container's first process (its network namespace's handle)."""
+    api = client().api  # OpsError when there is no engine
     try:
-        pid = client().api.inspect_container(container)["State"]["Pid"]
-    except OpsError:
-        raise
+        pid = api.inspect_container(container)["State"]["Pid"]
     except Exception as exc:
         raise OpsError(f"cannot inspect container {container}: {exc}") from exc
     if not pid:

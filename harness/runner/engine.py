@@ -301,17 +301,6 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
-def install_signal_handlers(run: DrillRun) -> StopSignals:
-    """SIGINT/SIGTERM ask `run` to abort; `restore_signal_handlers` puts the old ones back."""
-    stop = StopSignals().__enter__()
-    stop.attach(run)
-    return stop
-
-
-def restore_signal_handlers(stop: StopSignals) -> None:
-    stop.__exit__()
-
-
 def recover(journal: Journal) -> list[tuple[dict, str]]:
     """Undo every fault the journal still holds open (after a crash). Idempotent."""
     done = []

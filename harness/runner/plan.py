@@ -107,9 +107,10 @@ def _check_fault(i: int, spec: FaultSpec, scenario: Scenario, inv: TargetInvento
                         f"allowlist of target '{inv.name}'; refusing to touch it "
                         "(hint: add it to `allowlist:` in the inventory if it is a drill target)")
         return None
+    own = handles(target)
     others = [x for x in [*inv.nodes, *inv.entry_points, *inv.links] if x.name not in inv.allowlist]
     for other in others:
-        shared = sorted(handles(target) & handles(other))
+        shared = sorted(own & handles(other))
         if shared:
             kind, value = shared[0]
             problems.append(f"{where('target')}: faults.{i}.target: '{spec.target}' acts on "

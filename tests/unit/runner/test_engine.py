@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from harness.faults.base import FaultError, Injector
-from harness.runner.engine import DrillRun, install_signal_handlers, restore_signal_handlers
+from harness.runner.engine import DrillRun, StopSignals
 from harness.runner.journal import Journal
 from harness.runner.plan import Drill, PlannedFault
 from harness.scenario.inventory import EntryPoint, Node, TargetInventory
@@ -178,15 +178,14 @@ def test_a_fault_still_active_at_the_end_is_rolled_back_after_the_load_stops(tmp
 
 def test_sigterm_mid_run_rolls_back_first_then_stops_the_load(tmp_path):
     run, events = run_of(drill([{"id": "a", "at": 0.0}], duration=30), tmp_path)
-    old = install_signal_handlers(run)
-    try:
+    with StopSignals() as stop:
+        stop.attach(run)
+
         def terminate_after_inject():
             # the signal arrives while the fault is active: the engine notices on its next tick
             run.bus.subscribe(lambda ev: ev["event"] == "fault_injected"
                               and os.kill(os.getpid(), signal.SIGTERM))
         run.execute(FakeLoad(on_start=terminate_after_inject))
-    finally:
-        restore_signal_handlers(old)
     assert STEPS == [("load", "start"), ("inject", "a"), ("undo", "a"), ("load", "abort")]
     assert events[-1]["event"] == "run_aborted" and events[-1]["reason"] == "received SIGTERM"
     assert run.journal.open_faults() == []
@@ -194,11 +193,9 @@ def test_sigterm_mid_run_rolls_back_first_then_stops_the_load(tmp_path):
 
 def test_sigterm_while_calls_drain_rolls_back_at_once(tmp_path):
     run, events = run_of(drill([{"id": "a", "at": 0.0}], duration=0.3), tmp_path)
-    old = install_signal_handlers(run)
-    try:
+    with StopSignals() as stop:
+        stop.attach(run)
         run.execute(FakeLoad(on_drain=lambda: os.kill(os.getpid(), signal.SIGTERM)))
-    finally:
-        restore_signal_handlers(old)
     # the fault was still in place while calls drained: the signal rolls it back, not the clock
     assert STEPS == [("load", "start"), ("inject", "a"), ("load", "stop"),
                      ("load", "drain interrupted"), ("undo", "a"), ("load", "abort")]
