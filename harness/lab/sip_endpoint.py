@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import sys
 import time
@@ -142,6 +143,11 @@ class SipTransports:
 
 def run_forever(main) -> None:
     """Run a server coroutine until SIGTERM/SIGINT; used by the node processes."""
+    # a socket per call in progress: the soft open-file limit (often 1,024) would turn a
+    # flood of INVITEs into 503s long before the hard limit
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(name)s %(message)s")
 
