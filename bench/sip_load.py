@@ -138,9 +138,16 @@ def main() -> None:
     ap.add_argument("--hold", type=float, default=1.0)
     ap.add_argument("--rates", default="25,50,100,150,200,300,400,600,800,1200")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only the memory per held call (20 s hold, about 40 and 400 calls held)")
     a = ap.parse_args()
     if not shutil.which("sipp"):
         sys.exit("sipp not found: apt-get install sip-tester")
+    if a.memory_only:
+        mem = memory_per_call()
+        print(f"memory per held call (ours): {mem['kib_per_call']:.1f} KiB "
+              f"(peak RSS at {mem['points'][0][0]} and {mem['points'][1][0]} calls held)")
+        return
     rates = [float(r) for r in a.rates.split(",")]
     print(f"steps of {a.seconds:g}s, hold {a.hold:g}s, signalling only, against a SIPp UAS on 127.0.0.1")
     ours, ours_steps = climb("ours", step_ours, rates, a.seconds, a.hold)

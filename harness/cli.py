@@ -85,6 +85,24 @@ def print_verdicts(summary: dict) -> None:
                       f"during {nodes['during']} after {nodes['after']}", highlight=False)
         for line in fault_sentences(f, summary):
             console.print("  " + plain(line), highlight=False)
+    for d in summary.get("dr") or []:
+        rpo, back = d["rpo"], d["rto_writes"]
+        console.print(f"data probe {d['probe']}: {d['acked']} writes acknowledged, "
+                      + (f"{rpo['lost']} lost (RPO {rpo['seconds']:.2f} s)" if rpo
+                         else "surviving rows unreadable (RPO unknown)")
+                      + (f"; writes back on {back['new_primary']} {back['seconds']:.2f} s after "
+                         f"the first fault" if back and back["seconds"] is not None else
+                         "; writes never came back on another primary" if back else ""),
+                      highlight=False)
+    voice = summary.get("voice") or {}
+    for name, c in (voice.get("per_carrier") or {}).items():
+        if c["calls"]:
+            up = "n/a" if c["loss_up"] is None else f"{c['loss_up'] * 100:.1f}%"
+            rtt = "n/a" if c["rtt_ms"] is None else f"{c['rtt_ms']:.1f} ms"
+            console.print(f"voice {name or '(no carrier)'}: MOS p5 {c['mos_p5']:.2f} p50 "
+                          f"{c['mos_p50']:.2f} over {c['calls']} calls; loss heard by caller "
+                          f"{c['loss_down'] * 100:.1f}%, by hotline {up}; round trip {rtt}",
+                          highlight=False)
     for line in summary.get("findings", []):
         console.print("finding: " + plain(line), highlight=False)
 

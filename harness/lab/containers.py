@@ -1,4 +1,5 @@
-"""The container lab: real Kamailio (dispatcher) as SBC, SIPp PBX nodes, three carrier relays.
+"""The container lab: real Kamailio (dispatcher) as SBC, rtpengine as its media relay, SIPp PBX
+nodes, three carrier relays.
 
 Containers run on a Docker network of the project's own (default
 172.30.99.0/24, fixed addresses so the dispatcher list survives restarts),
@@ -8,6 +9,12 @@ The carriers are on the host: carrier-a and carrier-b are UDP relays
 TCP through a real Toxiproxy server (127.20.0.23, toxiproxy.* faults) when
 `toxiproxy-server` is on PATH, else a third UDP relay. `up` writes the lab's target
 inventory to the state folder, where `target: lab` finds it.
+
+Media: Kamailio anchors every call's RTP at rtpengine (userspace forwarding,
+172.30.99.3), and the UDP carrier relays carry the RTP of the calls that enter
+through them, so a `udp.*` fault on carrier-a or carrier-b degrades exactly those
+calls' audio. carrier-c over Toxiproxy carries signalling only (Toxiproxy has no
+UDP): its calls' RTP goes from the caller to rtpengine directly.
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from harness.lab import rtpengine_ng
 from harness.lab.sandbox import CARRIERS, CONTROL_PORT, RELAY_TOKEN
 from harness.ops.docker_api import client, wait_healthy
 from harness.ops.procs import proc_state, read_pid, start_process
@@ -28,12 +36,14 @@ from harness.ops.state import private_token, state_home
 from harness.ops.toxiproxy_api import client as toxiproxy_client
 from harness.scenario.inventory import TargetInventory
 from harness.scenario.load import read_inventory
+from harness.sip.uac import HEALTH_CALL_PREFIX
 from harness.scenario.yamlload import InputError
 from harness.sip.probe import wait_until_answers
 
 LABEL = "hotline-drill.lab"
 LAB_DIR = Path(__file__).resolve().parents[2] / "lab"
-IMAGES = ("hotline-drill/kamailio", "hotline-drill/pbx")
+IMAGES = ("hotline-drill/kamailio", "hotline-drill/pbx", "hotline-drill/rtpengine")
+NG_PORT = 2223  # rtpengine's ng control port, on its lab address
 
 
 @dataclass
@@ -82,7 +92,10 @@ def _run(cfg: LabConfig, name: str, image: str, ip: str, volumes: dict):
     binds = [f"{host}:{v['bind']}:{v.get('mode', 'rw')}" for host, v in volumes.items()]
     created = api.create_container(
         image, name=name, hostname=name, labels={LABEL: "1"}, detach=True,
-        host_config=api.create_host_config(binds=binds, network_mode=cfg.network),
+        # supervised as production nodes are: a process that crashes is started again by the
+        # engine; a drill's docker.kill/stop is a manual stop, which the policy leaves alone
+        host_config=api.create_host_config(binds=binds, network_mode=cfg.network,
+                                           restart_policy={"Name": "unless-stopped"}),
         networking_config=api.create_networking_config(
             {cfg.network: api.create_endpoint_config(ipv4_address=ip)}))
     api.start(created["Id"])
@@ -93,8 +106,9 @@ def inventory(cfg: LabConfig | None = None) -> dict:
     """The lab's target inventory as plain data (what `up` writes)."""
     cfg = cfg or LabConfig()
     d = cfg.folder
-    nodes = [{"name": "sbc", "role": "sbc", "sip": f"{cfg.ip(2)}:5060",
-              "docker": {"name": "hd-lab-sbc"}}]
+    nodes = [{"name": "sbc", "role": "sbc", "sip": f"{cfg.ip(2)}:5060", "transports": ["udp", "tcp"],
+              "docker": {"name": "hd-lab-sbc"}},
+             {"name": "media", "role": "media", "docker": {"name": "hd-lab-media"}}]
     for i in range(1, cfg.pbx_nodes + 1):
         nodes.append({"name": f"pbx-{i}", "role": "pbx", "sip": f"{cfg.ip(10 + i)}:5060",
                       "docker": {"name": f"hd-lab-pbx-{i}"}})
@@ -139,9 +153,13 @@ def up(cfg: LabConfig | None = None) -> TargetInventory:
         if name not in running:
             _run(cfg, name, "hotline-drill/pbx", cfg.ip(10 + i), {str(stats): {"bind": "/stats"}})
         wait_healthy(c.containers.get(name).id)
+    if "hd-lab-media" not in running:
+        _run(cfg, "hd-lab-media", "hotline-drill/rtpengine", cfg.ip(3), {})
+    wait_rtpengine(cfg)
     conf = cfg.folder / "kamailio"
     conf.mkdir(exist_ok=True)
-    (conf / "kamailio.cfg").write_text((LAB_DIR / "kamailio" / "kamailio.cfg").read_text())
+    (conf / "kamailio.cfg").write_text((LAB_DIR / "kamailio" / "kamailio.cfg").read_text()
+                                       .replace("RTPENGINE_NG", f"{cfg.ip(3)}:{NG_PORT}"))
     (conf / "dispatcher.list").write_text("".join(
         f"1 sip:{cfg.ip(10 + i)}:5060\n" for i in range(1, cfg.pbx_nodes + 1)))
     if "hd-lab-sbc" not in running:
@@ -156,7 +174,8 @@ def up(cfg: LabConfig | None = None) -> TargetInventory:
         pid = read_pid(p["pidfile"])
         if not (pid and proc_state(pid)):
             start_process(p["start"], p["pidfile"], None, p["log"])
-    for part in [*inv["nodes"], *[e for e in inv["entry_points"] if e.get("transport") != "tcp"]]:
+    for part in [*[n for n in inv["nodes"] if n.get("sip")],
+                 *[e for e in inv["entry_points"] if e.get("transport") != "tcp"]]:
         addr = part.get("sip") or part["address"]
         host, _, port = addr.rpartition(":")
         if not wait_until_answers((host, int(port)), 30):
@@ -223,6 +242,30 @@ def status(cfg: LabConfig | None = None) -> dict[str, str]:
     return out
 
 
+def wait_rtpengine(cfg: LabConfig, within: float = 30.0) -> None:
+    """Until rtpengine answers an ng ping (Kamailio gives up on a relay that is not there)."""
+    import time
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if rtpengine_ng.command((cfg.ip(3), NG_PORT), {"command": "ping"},
+                                    timeout=0.5).get("result") == "pong":
+                return
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"rtpengine at {cfg.ip(3)}:{NG_PORT} does not answer an ng ping")
+        time.sleep(0.2)
+
+
+def rtpengine_managed(cfg: LabConfig | None = None) -> int:
+    """rtpengine's own count of the calls it has relayed since it started."""
+    cfg = cfg or LabConfig()
+    reply = rtpengine_ng.command((cfg.ip(3), NG_PORT), {"command": "statistics"})
+    return int(((reply.get("statistics") or {}).get("totalstatistics") or {})
+               .get("managedsessions", 0))
+
+
 def kamailio_answered() -> dict[str, int]:
     """Kamailio's own count of answered calls per PBX address (its `answered` htable)."""
     res = subprocess.run(["docker", "exec", "hd-lab-sbc", "kamcmd", "htable.dump", "answered"],
@@ -230,9 +273,13 @@ def kamailio_answered() -> dict[str, int]:
     if res.returncode != 0:
         raise RuntimeError(f"kamcmd htable.dump failed: {res.stderr.strip()}")
     counts: dict[str, int] = {}
+    name = ""
     for line in res.stdout.splitlines():
         line = line.strip()
-        if line.startswith("value:"):
+        if line.startswith("name:"):
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("value:") and not name.startswith(HEALTH_CALL_PREFIX):
+            # the steady-state check's own test calls are not the drill's
             addr = line.split(":", 1)[1].strip()
             counts[addr] = counts.get(addr, 0) + 1
     return counts

@@ -2,7 +2,10 @@
 
 Run as its own process: `python -m harness.lab.pbx --name pbx-1 --listen 127.10.0.11:5060`.
 One 20 ms ticker sends a packet to every active call, so media cost grows
-with calls, not with timers.
+with calls, not with timers. Each packet carries a receiver report of the
+caller's stream (rtp.py): how much of it arrived, in how many loss bursts, and
+the caller's latest send stamp with how long it was held here, so the caller
+measures both directions and the round-trip time, as RTCP would let it.
 """
 from __future__ import annotations
 
@@ -17,8 +20,9 @@ from dataclasses import dataclass, field
 
 from harness.lab.sip_endpoint import SipUdp, run_forever
 from harness.sip import rtp
+from harness.sip.arrival import receive, stamp_arrivals
 from harness.sip.message import SipMessage, response_to, token
-from harness.sip.uac import media_address
+from harness.sip.sdp import inactive, media_address
 
 log = logging.getLogger("pbx")
 NO_ACK_GIVE_UP = 32.0  # 64 * T1: a 200 never ACKed is given up
@@ -36,6 +40,31 @@ class Call:
     seq: int = field(default_factory=lambda: random.randrange(65536))
     ts: int = 0
     ssrc: int = field(default_factory=lambda: random.getrandbits(32))
+    heard: rtp.RtpStats = field(default_factory=rtp.RtpStats)  # the caller's stream, as received
+    last_sent_ns: int = 0     # the send stamp in the caller's latest packet
+    last_arrival: float = 0.0  # when that packet arrived (kernel stamp)
+
+    def report(self, now: float) -> bytes:
+        held = int((now - self.last_arrival) * 1e6) if self.last_sent_ns else 0
+        return rtp.report_payload(rtp.Report(self.last_sent_ns, max(0, held), self.heard.received,
+                                             self.heard.expected, self.heard.bursts))
+
+    def drain(self) -> None:
+        """Read what the caller sent since the last tick, into the receiver report."""
+        for _ in range(256):
+            try:
+                data, _, arrival = receive(self.media_sock, 2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            hdr = rtp.parse_header(data)
+            if hdr is None:
+                continue
+            self.heard.add(hdr[0], hdr[1], arrival)
+            sent = rtp.sent_stamp(data[rtp.HEADER.size:])
+            if sent is not None and sent >= self.last_sent_ns:
+                self.last_sent_ns, self.last_arrival = sent, arrival
 
 
 class PbxNode:
@@ -118,6 +147,7 @@ class PbxNode:
             return
         media_sock.bind((self.ip, 0))
         media_sock.setblocking(False)
+        stamp_arrivals(media_sock)
         mport = media_sock.getsockname()[1]
         ok = response_to(msg, 200, to_tag=to_tag)
         if self.drop_record_route:
@@ -128,7 +158,9 @@ class PbxNode:
         ok.body = (f"v=0\r\no={self.name} {sid} {sid} IN IP4 {self.ip}\r\ns=pbx\r\n"
                    f"c=IN IP4 {self.ip}\r\nt=0 0\r\nm=audio {mport} RTP/AVP 0\r\n"
                    f"a=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n").encode()
-        call = Call(msg.call_id, to_tag, media_sock, media_address(msg.body), ok, addr)
+        # an offer marked inactive (a signalling-only caller) gets no stream from us
+        remote = None if inactive(msg.body) else media_address(msg.body)
+        call = Call(msg.call_id, to_tag, media_sock, remote, ok, addr)
         self.calls[msg.call_id] = call
         self.counts["answered"] += 1
         self.proto.send(ok, addr)
@@ -165,17 +197,14 @@ class PbxNode:
             for call in list(self.calls.values()):
                 if call.remote_media is None:
                     continue
+                call.drain()
                 try:
-                    call.media_sock.sendto(rtp.build_packet(call.seq, call.ts, call.ssrc),
+                    call.media_sock.sendto(rtp.build_packet(call.seq, call.ts, call.ssrc,
+                                                            call.report(time.time())),
                                            call.remote_media)
                 except (OSError, OverflowError, ValueError):
                     pass  # a caller gone, or a media address no socket takes: this call only
                 call.seq, call.ts = call.seq + 1, call.ts + rtp.SAMPLES_PER_PACKET
-                try:  # drain what the caller sends; we do not measure it
-                    while call.media_sock.recv(2048):
-                        pass
-                except (BlockingIOError, OSError):
-                    pass
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
 
 

@@ -5,6 +5,11 @@ per caller and its responses find their way back (RFC 3581 rport). Killing
 or pausing this process cuts the carrier, as a trunk failure would; toxics
 (see toxics.py) added through the control channel degrade it.
 
+The relay also carries the media of the calls that enter through it, as a
+carrier's network does: it anchors their RTP (media_anchor.py), rewriting the
+SDP of INVITEs and 2xx answers that pass, so the same toxics that degrade the
+signalling degrade those calls' audio, and no other carrier's.
+
 Control channel: one JSON object per line over TCP on loopback, e.g.
 {"op": "add", "toxic": {"name": "x", "type": "loss", "ratio": 0.3}},
 {"op": "remove", "name": "x"}, {"op": "list"}. A line protocol instead of an
@@ -22,9 +27,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from harness.lab.sip_endpoint import run_forever
+from harness.lab.media_anchor import MediaAnchor
+from harness.lab.sip_endpoint import bad_input, run_forever
 from harness.lab.toxics import Pipeline, Toxic
-from harness.sip.message import local_ip_for
+from harness.sip.message import SipMessage, local_ip_for, parse
 
 log = logging.getLogger("relay")
 IDLE = 120.0
@@ -41,6 +47,7 @@ class _Upstream(asyncio.DatagramProtocol):
 
     def datagram_received(self, data, addr):
         self.last = time.monotonic()
+        data = self.relay.signalling("downstream", data)
         self.relay.emit("downstream", data, lambda d: self.relay.downstream.sendto(d, self.client))
 
     def error_received(self, exc):
@@ -71,12 +78,14 @@ class Relay:
         self.flows: dict[tuple, _Upstream] = {}
         self.opening: dict[tuple, asyncio.Future] = {}
         self.downstream = None
+        self.media = MediaAnchor(listen[0], self.upstream_ip, forward=self.emit)
 
     async def start(self):
         loop = asyncio.get_running_loop()
         self.downstream, _ = await loop.create_datagram_endpoint(
             lambda: _Downstream(self), local_addr=self.listen)
         asyncio.create_task(self._expire())
+        asyncio.create_task(self.media.expire_forever())
         if self.control:
             await asyncio.start_server(self._control, *self.control)
         log.info("%s relaying %s:%d -> %s:%d", self.name, *self.listen, *self.upstream)
@@ -95,7 +104,39 @@ class Relay:
             self.flows[client] = flow
             self.opening.pop(client, None)
         flow.last = time.monotonic()
-        self.emit("upstream", data, flow.transport.sendto)
+        self.emit("upstream", self.signalling("upstream", data), flow.transport.sendto)
+
+    def signalling(self, stream: str, data: bytes) -> bytes:
+        """Anchor the media of calls set up through us: rewrite the SDP of an INVITE going
+        up and of a 2xx coming down; forget a call's media at its BYE or failure."""
+        if not data.startswith((b"INVITE ", b"BYE ", b"CANCEL ", b"SIP/2.0 ")):
+            return data
+        try:
+            msg = parse(data)
+            return self._anchor(stream, msg) or data
+        except Exception as exc:  # not ours to judge: pass it on unchanged
+            bad_input("message", self.name, exc)
+            return data
+
+    def _anchor(self, stream: str, msg: SipMessage) -> bytes | None:
+        call_id = msg.call_id
+        if msg.is_request:
+            if msg.method == "INVITE" and stream == "upstream" and msg.body \
+                    and "tag=" not in (msg.get("to") or ""):
+                msg.body = self.media.offer(call_id, msg.body)
+                return msg.to_bytes()
+            if msg.method in ("BYE", "CANCEL"):
+                self.media.end(call_id)
+            return None
+        if msg.cseq[1] != "INVITE" or msg.status < 200:
+            return None
+        if msg.status >= 300:
+            self.media.end(call_id)
+            return None
+        if msg.body and stream == "downstream":
+            msg.body = self.media.answer(call_id, msg.body)
+            return msg.to_bytes()
+        return None
 
     def emit(self, stream: str, data: bytes, send) -> None:
         """Send `data` as the toxics decide: dropped, delayed, or more than once."""

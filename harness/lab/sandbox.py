@@ -108,7 +108,8 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
                      "--dispatch", cfg.dispatch, "--fr-timer", f"{cfg.failover_timer:g}"]
     for n, a in pbx:
         sbc_argv += ["--node", f"{n}={a}"]
-    nodes.insert(0, Node(name="sbc", role="sbc", sip=sbc_addr, process=_proc(cfg, "sbc", sbc_argv)))
+    nodes.insert(0, Node(name="sbc", role="sbc", sip=sbc_addr, transports=["udp", "tcp"],
+                         process=_proc(cfg, "sbc", sbc_argv)))
     entries = []
     for i, c in enumerate(CARRIERS):
         addr = f"{cfg.block}.{21 + i}:{cfg.port}"

@@ -11,6 +11,11 @@ that answered (and fails if that node is dead).
 node down: no keepalives, and a node that times out is tried again by the
 next call. Drills must catch that (traffic never shifts).
 
+Media is anchored (`--media anchor`, the default), as a real SBC does: the SDP
+of each INVITE and 2xx is rewritten so the call's RTP flows caller (or carrier
+relay) -> SBC -> PBX and back (see media_anchor.py). `--media direct` passes SDP
+through untouched.
+
 Run: `python -m harness.lab.sbc --listen 127.10.0.1:5060 --node pbx-1=127.10.0.11:5060 ...`
 """
 from __future__ import annotations
@@ -23,6 +28,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from harness.lab.media_anchor import MediaAnchor
 from harness.lab.sip_endpoint import SipTransports, run_forever
 from harness.sip.message import (MAGIC_COOKIE, SipMessage, host_port, new_branch,
                                  response_to, uri_of, via_address)
@@ -56,7 +62,8 @@ class InviteTx:
 class Sbc:
     def __init__(self, ip: str, port: int, nodes: list[Node], interval: float,
                  probe_timeout: float, down_after: int, fr_timer: float,
-                 stats_file: str | None, health_check: bool = True, dispatch: str = "round-robin"):
+                 stats_file: str | None, health_check: bool = True, dispatch: str = "round-robin",
+                 anchor_media: bool = True):
         self.ip, self.port, self.nodes = ip, port, nodes
         self.interval, self.probe_timeout, self.down_after = interval, probe_timeout, down_after
         self.fr_timer = fr_timer
@@ -69,16 +76,21 @@ class Sbc:
         self.dialogs: dict[str, Node] = {}  # Call-ID -> node, for UAs that ignore Record-Route
         self.stats_file = stats_file
         self.me = f"sip:{ip}:{port};lr"
+        self.media = MediaAnchor(ip, ip) if anchor_media else None
 
     async def start(self):
         await self.proto.listen(self.ip, self.port, tcp=True)
         if self.health_check:
             asyncio.create_task(self._health_loop())
+        if self.media:
+            asyncio.create_task(self.media.expire_forever())
         log.info("sbc listening on %s:%d (UDP and TCP), nodes %s", self.ip, self.port,
                  ", ".join(f"{n.name}={n.addr[0]}:{n.addr[1]}" for n in self.nodes))
         return self
 
     def close(self):
+        if self.media:
+            self.media.close()
         if self.stats_file:
             with open(self.stats_file, "w") as fh:
                 json.dump({n.name: {"routed": n.routed, "up": n.up} for n in self.nodes}, fh)
@@ -161,7 +173,12 @@ class Sbc:
     def _is_me(self, uri: str) -> bool:
         return host_port(uri) == (self.ip, self.port)
 
+    def _end_media(self, msg: SipMessage) -> None:
+        if self.media and msg.method == "BYE":
+            self.media.end(msg.call_id)
+
     def _forward_in_dialog(self, msg: SipMessage, rest_routes: list[str]) -> None:
+        self._end_media(msg)
         msg.remove("Route")
         for r in rest_routes:
             msg.headers.append(("Route", r))
@@ -172,6 +189,7 @@ class Sbc:
     def _forward_to_node(self, msg: SipMessage, node: Node) -> None:
         if msg.method == "BYE":
             self.dialogs.pop(msg.call_id, None)
+        self._end_media(msg)
         self._push_via(msg, self._stateless_branch(msg))
         self.proto.send(msg, node.addr)
 
@@ -193,6 +211,8 @@ class Sbc:
         if int(msg.get("max-forwards", "70") or 70) <= 0:
             self.proto.send(response_to(msg, 483), via_address(msg.top_via))
             return
+        if self.media and msg.body:
+            msg.body = self.media.offer(msg.call_id, msg.body)
         tx = InviteTx(request=msg, client=via_address(msg.top_via))
         self.by_client[key] = tx
         self.proto.send(response_to(msg, 100), tx.client)
@@ -240,6 +260,8 @@ class Sbc:
 
     def _finish(self, tx: InviteTx, final: SipMessage) -> None:
         tx.final_sent = final
+        if self.media and final.status >= 300:
+            self.media.end(tx.request.call_id)
         self.proto.send(final, tx.client)
         loop = asyncio.get_running_loop()
         loop.call_later(32, self._forget, tx)
@@ -284,6 +306,8 @@ class Sbc:
             self.dialogs[tx.request.call_id] = tx.node
             if len(self.dialogs) > 20000:
                 self.dialogs.pop(next(iter(self.dialogs)))
+            if self.media and msg.body:
+                msg.body = self.media.answer(tx.request.call_id, msg.body)
             tx.final_sent = msg  # 2xx retransmissions are forwarded statelessly below
             self.proto.send(msg, tx.client)
             asyncio.get_running_loop().call_later(32, self._forget, tx)
@@ -333,11 +357,15 @@ def main(argv=None) -> None:
                     help="off: never mark a node down (a misconfigured SBC, for drills to catch)")
     ap.add_argument("--dispatch", choices=("round-robin", "hash"), default="round-robin",
                     help="how a new call picks a node: in turn, or by a hash of its Call-ID")
+    ap.add_argument("--media", choices=("anchor", "direct"), default="anchor",
+                    help="anchor: relay every call's RTP through the SBC (rewrite SDP); "
+                         "direct: pass SDP through, media flows end to end")
     ap.add_argument("--stats-file")
     a = ap.parse_args(argv)
     ip, port = a.listen.rsplit(":", 1)
     sbc = Sbc(ip, int(port), [parse_node(n) for n in a.node], a.interval, a.probe_timeout,
-              a.down_after, a.fr_timer, a.stats_file, a.health_check == "on", a.dispatch)
+              a.down_after, a.fr_timer, a.stats_file, a.health_check == "on", a.dispatch,
+              a.media == "anchor")
     run_forever(sbc.start)
 
 

@@ -53,9 +53,20 @@ class Pacer:
 
 
 def callers_for(spec: LoadSpec, rate: float) -> int:
-    """Callers to keep for `rate` calls/s: one per call that can be in progress, plus spares."""
+    """Callers for `rate` calls/s when every call lasts as long as one can (timeouts and all)."""
     call_span = spec.invite_timeout + spec.hold + spec.bye_timeout + 1.0  # longest a call lasts
     return max(2, math.ceil(rate * call_span) + 2)
+
+
+def callers_typical(spec: LoadSpec, rate: float) -> int:
+    """Callers for `rate` calls/s when calls go as planned (about 1 s of set-up and BYE around
+    the hold). The pool starts here and grows when spares run low (slow answers, timeouts),
+    up to callers_for: an idle caller costs memory, and sizing every run for the longest
+    call had almost doubled the memory per held call."""
+    return max(2, math.ceil(rate * (spec.hold + 1.0)) + 2)
+
+
+SPARE_CALLERS = 2  # grow the pool when fewer callers than this wait for the next arrival
 
 
 class LoadController:
@@ -76,7 +87,10 @@ class LoadController:
         self.placed = 0
         self.started_at = self.last_placed_at = 0.0
         self.max_calls = max_calls
-        self.users = callers_for(spec, spec.calls_per_second)
+        self.users = callers_typical(spec, spec.calls_per_second) if manage_users \
+            else callers_for(spec, spec.calls_per_second)
+        self.ceiling = callers_for(spec, spec.calls_per_second)
+        self.idle = 0  # callers waiting for an arrival
         self.pacer = Pacer(spec.calls_per_second)
         self.tokens: Queue = Queue()
         self.env: Environment | None = None
@@ -91,7 +105,11 @@ class LoadController:
 
             @task
             def call(self):
-                scheduled = ctl.tokens.get()  # idle until the dispatcher releases the next arrival
+                ctl.idle += 1
+                try:
+                    scheduled = ctl.tokens.get()  # idle until the dispatcher releases the next arrival
+                finally:
+                    ctl.idle -= 1
                 if not ctl.accepting:
                     raise StopUser()
                 ctl.watch.left(scheduled, time.time())
@@ -109,11 +127,23 @@ class LoadController:
                 continue
             self.tokens.put(nxt)  # the arrival's scheduled time: how late it leaves is watched
             self.watch.arrival()
+            if self.idle <= SPARE_CALLERS and self.users < self.ceiling and self.manage_users:
+                self._grow(self.pacer.rate_at(now))
             issued += 1
             nxt += 1.0 / self.pacer.rate_at(nxt)
             if nxt < now - 1.0:  # never catch up more than 1 s: those arrivals are skipped
                 self.watch.skipped += int((now - 1.0 - nxt) * self.pacer.rate_at(now))
                 nxt = now - 1.0
+
+    def _grow(self, rate: float) -> None:
+        """More callers: half a second of arrivals at the current rate (at least 4)."""
+        self._set_users(min(self.ceiling, self.users + max(4, math.ceil(rate * 0.5))))
+
+    def _set_users(self, users: int) -> None:
+        """Idle callers are cheap to spawn, all at once; on a worker the master sets them."""
+        if users > self.users and self.env and self.env.runner and self.manage_users:
+            self.env.runner.start(users, spawn_rate=users)
+        self.users = users
 
     def _watch_loop(self, every: float = 0.05) -> None:
         """Sample how much later than asked a sleep on the event loop wakes up."""
@@ -167,11 +197,9 @@ class LoadController:
         """Change the arrival rate (a step, surge or spike), reached over `ramp` seconds;
         returns the number of callers."""
         self.pacer.change(calls_per_second, ramp, time.time())
-        users = max(self.users, callers_for(self.spec, calls_per_second))  # idle callers cost little
-        if users > self.users and self.env and self.env.runner and self.manage_users:
-            self.env.runner.start(users, spawn_rate=users)
-        self.users = users
-        return users
+        self.ceiling = max(self.ceiling, callers_for(self.spec, calls_per_second))
+        self._set_users(max(self.users, callers_typical(self.spec, calls_per_second)))
+        return self.users
 
     def stop(self, wait: float, interrupted: Callable[[], bool] = lambda: False) -> None:
         """Place no new call, let calls in progress finish (at most `wait` s), then quit."""

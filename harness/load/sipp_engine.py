@@ -33,7 +33,7 @@ from jinja2 import Environment, PackageLoader
 from harness.metrics.records import CallRecord
 from harness.scenario.inventory import EntryPoint
 from harness.scenario.model import LoadSpec
-from harness.sip.message import free_port, local_ip_for
+from harness.sip.message import listener_port, local_ip_for
 
 # final answers a call may get instead of 200; any other one aborts the call inside SIPp
 FAIL_CODES = (400, 403, 404, 407, 408, 480, 481, 483, 486, 487, 488, 500, 501, 502, 503, 504,
@@ -130,7 +130,7 @@ class SippLoad:
         local = entry.caller_ip or local_ip_for(host)
         tcp = entry.transport == "tcp"
         return ["sipp", f"{host}:{port}", "-sf", str(self.xml), "-i", local,
-                "-p", str(free_port(local, udp=not tcp)),
+                "-p", str(listener_port(local, udp=not tcp)),
                 "-t", "t1" if tcp else "u1", "-r", f"{rate:.3f}", "-rp", "1000",
                 "-m", str(max(1, self.max_calls // len(self.entries))),
                 "-timeout", f"{int(self.duration + self.spec.hold + 60)}s",
@@ -147,7 +147,7 @@ class SippLoad:
         for entry in self.entries:
             folder = self.work_dir / "sipp" / entry.name
             folder.mkdir(parents=True, exist_ok=True)
-            control = free_port()
+            control = listener_port()
             proc = subprocess.Popen(self._argv(entry, rate, control, folder), cwd=folder,
                                     stdout=subprocess.DEVNULL, stderr=open(folder / "stderr.log", "w"),
                                     start_new_session=True)

@@ -33,13 +33,19 @@ def run(entry: str, cps: float, hold: float, seconds: float, rtp_share: float,
     load.stop(wait=hold + invite_timeout + 5)
     c = counts(records)
     setup = [r.answered_at - r.started_at for r in records if r.answered_at]
+    media = [r for r in records if r.answered and r.media and r.rtp_expected]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {**c, "offered_cps": cps, "seconds": seconds,
             "place_seconds": load.last_placed_at - load.started_at,
             "achieved_cps": (c["attempts"] - 1) / max(load.last_placed_at - load.started_at, 1e-9),
             "failure_ratio": (c["attempts"] - c["completed"]) / c["attempts"] if c["attempts"] else 1.0,
             "peak_in_flight": peak_in_flight,
             "setup_p95": percentile(setup, 95), "setup_mean": sum(setup) / len(setup) if setup else None,
-            "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+            "max_rss_kib": usage.ru_maxrss, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "rtp": {"calls": len(media), "sent": sum(r.rtp_sent for r in media),
+                    "sent_late": sum(r.rtp_send_late for r in media),
+                    "expected": sum(r.rtp_expected for r in media),
+                    "received": sum(min(r.rtp_received, r.rtp_expected) for r in media)}}
 
 
 def main(argv=None) -> None:

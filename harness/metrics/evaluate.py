@@ -8,9 +8,12 @@ from __future__ import annotations
 from harness.metrics import alarms, calls, failover
 from harness.metrics.capacity import STEP_TARGETS, in_window, knee, step_misses
 from harness.metrics.detect import time_to_detect
+from harness.metrics.dr import probe_figures
 from harness.metrics.diagnose import findings
 from harness.metrics.records import CallRecord, FaultWindow
+from harness.metrics.sessions import session_metrics
 from harness.metrics.sla import Verdict, verdicts
+from harness.metrics.voice import voice_report
 
 
 def fault_figures(records: list[CallRecord], fault: FaultWindow, *, max_gap: float,
@@ -63,9 +66,10 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
              rule: failover.RecoveryRule = failover.RecoveryRule(), alarm_window: float,
              run_start: float, run_end: float,
              steady_state_after: bool | None, acks: list[dict] = (),
-             capacity_steps: list[dict] | None = None) -> dict:
+             capacity_steps: list[dict] | None = None, probes: list[dict] = ()) -> dict:
     """All figures of a run and one verdict per enabled SLA target.
 
+    `probes`: the data probes' `probe_records` events (DR figures: RPO, RTO, lag).
     `acks`: on-call acknowledgements ({ts, by}) of a game day. `capacity_steps`:
     the rate steps ({rate, started, ended}) of a capacity search; when given,
     the per-call targets are judged per step and the run is judged by its knee.
@@ -82,6 +86,8 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
                  for f in faults]
     timeline = alarms.alarm_timeline(records, run_start, run_end, alarm_window)
     media = calls.media_summary(records)
+    voice = voice_report(records, faults)
+    sessions = session_metrics(records)
     pdd = calls.pdd_stats(records)
     rate = calls.answer_rate(records)
     fo_times = [f["failover_time"] for f in per_fault]
@@ -102,9 +108,13 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
                                  bystanders[1] == 0),
         "pdd_p95": (pdd["p95"], "", False),
         "media_loss": (media["loss"], f"{media['calls']} calls with media", media["calls"] == 0),
+        **_voice_and_session_targets(voice["overall"], sessions),
         "steady_state_after": (None if steady_state_after is None else float(steady_state_after),
                                "target healthy after rollback", False),
     }
+    fault_at = min((f.started_at for f in faults), default=None)
+    dr = [probe_figures(p, fault_at) for p in probes]
+    measured.update(_dr_targets(dr, [f["failover_time"] for f in per_fault]))
     ttd = time_to_detect([f.started_at for f in faults], [a["ts"] for a in acks])
     measured["time_to_detect"] = (ttd, "no acknowledgement after the fault" if ttd is None
                                   else f"first acknowledgement by {_first_ack_by(acks, faults)}", False)
@@ -128,6 +138,9 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "pdd": pdd,
         "dropped_call_rate": calls.dropped_call_rate(records),
         "media": media,
+        "voice": voice,
+        "sessions": sessions,
+        "dr": dr,
         "answered_by_node": calls.calls_by_node(records),
         "good_calls": {"pdd_good": pdd_good, "pre_fault_share": baseline, "setup_time": setup,
                        "recovery_tolerance": rule.tolerance},
@@ -141,6 +154,45 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "findings": findings(records),
         "verdicts": [v.to_dict() for v in vs],
         "passed": all(v.passed for v in vs),
+    }
+
+
+def _voice_and_session_targets(voice: dict, s: dict) -> dict:
+    n_media, n = voice["calls"], s["attempts"]
+    media_detail = f"{n_media} calls with media"
+    return {
+        "mos_p5": (voice["mos_p5"], media_detail, n_media == 0),
+        "mos_p50": (voice["mos_p50"], media_detail, n_media == 0),
+        **{k: (s[k], f"RFC 6076 over {n} INVITEs" if k not in ("asr", "ner")
+               else f"E.411 over {n} attempts", n == 0)
+           for k in ("ser", "seer", "isa", "scr", "asr", "ner")},
+        "srd_p95": (s["srd"]["p95"], f"{s['srd']['n']} answered INVITEs", s["srd"]["n"] == 0),
+        "sdd_p95": (s["sdd"]["p95"], f"{s['sdd']['n']} BYEs", s["sdd"]["n"] == 0),
+    }
+
+
+def _dr_targets(dr: list[dict], failover_times: list[float | None]) -> dict:
+    """RPO, RTO and lag targets over every probe (the worst one counts). RTO is the later of
+    calls back (the worst fault's failover time) and writes back on a new primary."""
+    writes_back = [d["rto_writes"]["seconds"] for d in dr if d["rto_writes"]]
+    parts = [*failover_times, *writes_back]
+    rto = (None if not parts or None in parts else max(parts),
+           "calls and writes back" if writes_back else
+           "calls back" if dr else "calls back (no data probe)", not dr and not failover_times)
+    if not dr:
+        none = (None, "no data probe in this scenario", False)
+        return {k: none for k in ("rpo", "rpo_writes", "replication_lag_p99")} | {"rto": rto}
+    known = [d["rpo"] for d in dr if d["rpo"] is not None]
+    unknown = [d["probe"] for d in dr if d["rpo"] is None]
+    rpo_detail = f"surviving rows unreadable for {', '.join(unknown)}" if unknown else \
+        f"{sum(r['lost'] for r in known)} of {sum(r['acked'] for r in known)} acknowledged writes lost"
+    lags = [d["lag"]["p99"] for d in dr if d["lag"]["p99"] is not None]
+    return {
+        "rpo": (None if unknown else max(r["seconds"] for r in known), rpo_detail, False),
+        "rpo_writes": (None if unknown else float(sum(r["lost"] for r in known)), rpo_detail, False),
+        "rto": rto,
+        "replication_lag_p99": (max(lags) if lags else None,
+                                f"{sum(d['lag']['samples'] for d in dr)} samples", False),
     }
 
 

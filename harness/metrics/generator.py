@@ -12,11 +12,24 @@ LATE_SHARE = 0.05   # more than 5 % of offered calls late by > 100 ms (or never 
 # PBX would be retransmitting its 200s because of the harness, not the hotline.
 LOOP_LAG_P99 = 0.25
 # ... or a load worker lost: each makes the run inconclusive
+# ... or, when a media target is judged (media_loss, mos_p5, mos_p50), more than 1 % of the
+# generator's RTP packets left over 5 ms after their slot (its send jitter p99 above 5 ms):
+# the loss and MOS figures would then carry its own slip
+RTP_LATE_SHARE = 0.01
+MEDIA_TARGETS = ("media_loss", "mos_p5", "mos_p50")
 
 
-def generator_problems(health: dict | None, workers_lost: dict | None = None) -> list[str]:
-    """Why the load cannot be trusted (empty: it can)."""
+def generator_problems(health: dict | None, workers_lost: dict | None = None,
+                       sending: dict | None = None, media_judged: bool = False) -> list[str]:
+    """Why the load cannot be trusted (empty: it can). `sending`: the generator's RTP packets
+    and how many left late (metrics/voice.py), weighed when a media target is judged."""
     out = []
+    if media_judged and sending and sending.get("packets"):
+        late, n = sending["late"], sending["packets"]
+        if late > RTP_LATE_SHARE * n:
+            out.append(f"the load generator's RTP left late: {late} of {n} packets ({late / n:.1%}) "
+                       f"more than 5 ms after their slot (limit {RTP_LATE_SHARE:.0%}); the media "
+                       f"figures would be its own slip, not the hotline's")
     if health and health.get("offered"):
         behind = health["late"] + health["skipped"] + health["unplaced"]
         if behind > LATE_SHARE * health["offered"]:

@@ -34,6 +34,15 @@ class CallRecord:
     rtp_received: int = 0
     rtp_jitter_ms: float = 0.0
     rtp_max_gap: float = 0.0
+    rtp_bursts: int = 0           # runs of lost packets in what we received
+    rtp_send_late: int = 0        # our packets that left more than 5 ms after their schedule
+    # the hotline side's view of our stream, from the far end's receiver reports (0: none)
+    rtp_up_expected: int = 0
+    rtp_up_received: int = 0
+    rtp_up_bursts: int = 0
+    rtp_echo: bool = False        # the far end echoed our own packets (round trip only)
+    rtp_rtt_ms: float | None = None      # mean round-trip time of the media path
+    rtp_rtt_min_ms: float | None = None
     dialog_via: str = ""  # where ACK and BYE went: outbound_proxy, record_route or contact
 
     def fail(self, status: int, reason: str) -> None:

@@ -14,6 +14,23 @@ SLA_TARGETS: dict[str, tuple[str, str, float | None]] = {
     "bystander_continuity": ("min", "ratio", None),
     "pdd_p95": ("max", "s", None),
     "media_loss": ("max", "ratio", None),
+    # voice quality (metrics/voice.py): the E-model MOS of the calls, worst 5 % and median
+    "mos_p5": ("min", "MOS", None),
+    "mos_p50": ("min", "MOS", None),
+    # RFC 6076 and E.411 (metrics/sessions.py)
+    "ser": ("min", "ratio", None),
+    "seer": ("min", "ratio", None),
+    "isa": ("max", "ratio", None),
+    "scr": ("min", "ratio", None),
+    "asr": ("min", "ratio", None),
+    "ner": ("min", "ratio", None),
+    "srd_p95": ("max", "s", None),
+    "sdd_p95": ("max", "s", None),
+    # disaster recovery (metrics/dr.py), from data probes
+    "rpo": ("max", "s", None),
+    "rpo_writes": ("max", "writes", None),
+    "rto": ("max", "s", None),
+    "replication_lag_p99": ("max", "s", None),
     "steady_state_after": ("min", "bool", 1.0),
     "time_to_detect": ("max", "s", None),
     "capacity": ("min", "calls/s", None),
@@ -48,6 +65,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:.3f}s"
     if unit == "bool":
         return "yes" if value else "no"
+    if unit == "MOS":
+        return f"{value:.2f}"
     return f"{value:g}"
 
 

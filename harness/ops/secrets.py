@@ -15,6 +15,8 @@ MASK = "***"
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s'\"<>]+)@")
 _SECRET_WORD = r"(?:pass(?:word|wd)?|secret|token|api[_-]?key|apikey|auth(?:orization)?|key|sig(?:nature)?|credentials?)"
 _QUERY = re.compile(r"(?P<name>[?&;]" + _SECRET_WORD + r")=(?P<value>[^&;#\s'\"<>]+)", re.I)
+# a libpq connection string's `password=...` (a data probe's dsn), quoted or not
+_CONNINFO = re.compile(r"(?P<name>(?:^|(?<=[\s'\"]))pass(?:word|wd)?\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'|[^\s'\"]+)", re.I)
 _HEADER = re.compile(r"(?P<name>\b(?:authorization|x-api-key|x-auth-token)\s*[:=]\s*)(?P<value>[^\s,'\"]+(?: [^\s,'\"]+)?)", re.I)
 _FIELD = re.compile(r"^" + _SECRET_WORD + r"$|_" + _SECRET_WORD + r"$", re.I)
 _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}")
@@ -28,6 +30,7 @@ def redact_text(text: str) -> str:
         text = text.replace(value, MASK)
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
     text = _QUERY.sub(lambda m: f"{m['name']}={MASK}", text)
+    text = _CONNINFO.sub(lambda m: f"{m['name']}{MASK}", text)
     return _HEADER.sub(lambda m: f"{m['name']}{MASK}", text)
 
 

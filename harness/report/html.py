@@ -15,6 +15,7 @@ from plotly.offline import get_plotlyjs
 
 from harness.metrics.records import CallRecord
 from harness.metrics.sla import Verdict, fmt
+from harness.metrics.voice import call_voice
 from harness.metrics.timeline import per_second
 from harness.report.explain import clock, fault_sentences, md
 
@@ -43,6 +44,15 @@ def timeline_figure(summary: dict, records: list[CallRecord]) -> go.Figure:
         if f["recovery"]["at"] is not None and f["failover_time"]:
             fig.add_vline(x=f["recovery"]["at"] - t0, line_dash="dash", line_color="#2e7d32",
                           annotation_text="recovered", annotation_position="top right")
+    for d in summary.get("dr") or []:  # replication lag, on the active-calls axis' side
+        series = [(t - t0, lag) for t, lag in d["lag_series"]]
+        if series:
+            fig.add_trace(go.Scatter(x=[t for t, _ in series], y=[lag for _, lag in series],
+                                     name=f"replication lag of {d['probe']} (s)", yaxis="y3",
+                                     mode="lines", line={"color": "#6a1b9a"}))
+            fig.update_layout(yaxis3={"title": "replication lag (s)", "overlaying": "y",
+                                      "side": "right", "position": 0.97, "rangemode": "tozero",
+                                      "showgrid": False})
     for p in summary["alarm_timeline"]:  # the alarm band along the bottom
         fig.add_shape(type="rect", xref="x", yref="paper", x0=p["t"] - 1, x1=p["t"], y0=0, y1=0.04,
                       fillcolor=LEVEL_COLOURS[p["level"]], line_width=0)
@@ -75,11 +85,17 @@ def write_html(summary: dict, records: list[CallRecord], path: Path) -> None:
                                       "RTP jitter (RFC 3550)", "ms"),
         "gap": distribution_figure([r.rtp_max_gap for r in answered if r.media],
                                    "Longest RTP gap per call", "s"),
+        "mos": distribution_figure([v.mos for r in answered if (v := call_voice(r))],
+                                   "MOS per call (E-model, worse direction)", "MOS"),
     }
+    voice = summary.get("voice") or {}
+    voice_rows = ([("all carriers", voice["overall"])] + list(voice["per_carrier"].items())
+                  + [(f"up during {fid}", c) for fid, c in voice["per_fault"].items()]
+                  if voice else [])
     divs = {k: f.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{k}")
             for k, f in figures.items()}
     html = env.get_template("report.html.j2").render(
         s=summary, verdicts=[Verdict(**v) for v in summary["verdicts"]], charts=divs,
-        plotly_js=get_plotlyjs(), fmt=fmt, clock=clock,
+        plotly_js=get_plotlyjs(), fmt=fmt, clock=clock, voice_rows=voice_rows,
         explain=lambda f: fault_sentences(f, summary))
     path.write_text(html)

@@ -39,6 +39,14 @@ def exposition(summary: dict) -> str:
               "# TYPE hotline_drill_calls gauge"]
     for k, n in summary["counts"].items():
         lines.append(f'hotline_drill_calls{{{base},outcome="{k}"}} {n}')
+    carriers = ((summary.get("voice") or {}).get("per_carrier") or {}).items()
+    carriers = [(c, v) for c, v in carriers if v["calls"]]
+    if carriers:
+        lines += ["# HELP hotline_drill_mos E-model MOS of the calls on a carrier (quantile over calls).",
+                  "# TYPE hotline_drill_mos gauge"]
+        for c, v in carriers:
+            for q, key in (("0.05", "mos_p5"), ("0.5", "mos_p50")):
+                lines.append(f'hotline_drill_mos{{{base},carrier="{_esc(c)}",quantile="{q}"}} {v[key]:g}')
     return "\n".join(lines) + "\n"
 
 

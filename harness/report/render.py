@@ -12,7 +12,7 @@ from pathlib import Path
 from harness import __version__
 from harness.metrics.evaluate import evaluate
 from harness.metrics.failover import RecoveryRule
-from harness.metrics.generator import generator_problems
+from harness.metrics.generator import MEDIA_TARGETS, generator_problems
 from harness.metrics.records import CallRecord, FaultWindow, read_events
 from harness.ops.exit import EXIT_ABORTED, EXIT_INCONCLUSIVE, EXIT_MISSED, EXIT_PASS
 from harness.ops.secrets import redact
@@ -78,9 +78,12 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
                        steady_state_after=steady["ok"] if steady else None,
                        acks=[{"ts": ev["ts"], "by": ev.get("by"), "note": ev.get("note", "")}
                              for ev in events if ev["event"] == "ack"],
-                       capacity_steps=steps if sc.load.capacity_search else None)
+                       capacity_steps=steps if sc.load.capacity_search else None,
+                       probes=[ev for ev in events if ev["event"] == "probe_records"])
     health = next((ev for ev in reversed(events) if ev["event"] == "generator_health"), None)
-    inconclusive = generator_problems(health, first.get("workers_lost"))
+    inconclusive = generator_problems(
+        health, first.get("workers_lost"), figures["voice"]["sending"],
+        media_judged=any(sla.get(k) is not None for k in MEDIA_TARGETS))
     if inconclusive:
         figures["passed"] = False  # never a pass, and the exit code says it is not a fail either
     exit_code = EXIT_ABORTED if aborted else EXIT_INCONCLUSIVE if inconclusive else \

@@ -24,6 +24,7 @@ from harness.runner.abort import describe
 from harness.runner.engine import DrillRun, Interrupted, StopSignals, new_journal, open_event_log
 from harness.runner.live import LiveView
 from harness.runner.plan import Drill
+from harness.runner.probes import ProbeSet
 from harness.runner.steady import steady_state
 
 
@@ -148,6 +149,14 @@ def prepare_faults(drill: Drill) -> None:
             raise SetupError(f"fault {planned.fault_id} cannot be prepared (nothing injected): {exc}") from exc
 
 
+def check_probes(drill: Drill) -> None:
+    """Every data probe can write (its scratch table made) before anything is injected."""
+    if drill.scenario.probes:
+        problems = ProbeSet(drill.scenario.probes, "check").check()
+        if problems:
+            raise SetupError("data probes not ready (nothing injected):\n  " + "\n  ".join(problems))
+
+
 def open_run(drill: Drill, output: Path | None) -> DrillRun:
     """The run folder (scenario and target copied in), the journal and events.jsonl."""
     run_dir = run_dir_for(drill, output)
@@ -174,7 +183,10 @@ def run_timeline(run: DrillRun, load: LoadEngine, live: LiveView) -> None:
     try:
         run.execute(load, on_tick=tick)
     finally:
-        errors = run.rollback_all()  # an exception mid-run must not leave a fault behind
+        try:
+            run.stop_probes()  # an exception mid-run: what the probes saw is still published
+        finally:
+            errors = run.rollback_all()  # an exception mid-run must not leave a fault behind
         if errors:
             run.bus.publish("rollback_errors", errors=errors)
         live.close()
@@ -196,6 +208,7 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
             check_steady_before(drill)
             stop.check()
             prepare_faults(drill)
+            check_probes(drill)
             stop.check()
             run = open_run(drill, output)
             stop.attach(run)  # from here a signal aborts the run: rollback first, then the load

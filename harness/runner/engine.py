@@ -24,6 +24,7 @@ from harness.runner.capacity import CapacityJudge
 from harness.runner.events import EventBus, JsonlLog
 from harness.runner.journal import Journal
 from harness.runner.plan import Drill, PlannedFault
+from harness.runner.probes import ProbeSet
 from harness.runner.steady import steady_state
 from harness.scenario.inventory import Node
 
@@ -54,6 +55,7 @@ class DrillRun:
     next_step: str = ""
     t0: float = 0.0
     log: JsonlLog | None = None  # events.jsonl, once the run folder is open
+    probes: ProbeSet | None = None  # the scenario's data probes, started with the load
 
     def _collect_call(self, ev: dict) -> None:
         if ev["event"] == "call":
@@ -184,7 +186,15 @@ class DrillRun:
             return False
         self.bus.publish("load_started", users=load.users,
                          calls_per_second=self.drill.scenario.load.calls_per_second)
+        if self.drill.scenario.probes:
+            self.probes = ProbeSet(self.drill.scenario.probes, self.run_id)
+            self.probes.start()
         return True
+
+    def stop_probes(self) -> None:
+        if self.probes:
+            self.probes.stop(self.bus.publish)
+            self.probes = None
 
     def _take_due_steps(self, plan: list, t: float, load: LoadEngine) -> None:
         """Rate changes, injects and rollbacks whose time has come, in schedule order; any
@@ -224,6 +234,7 @@ class DrillRun:
         requested = self.abort_at or time.time()
         errors = self.rollback_all()  # first: nothing left behind, then the load
         load.abort()
+        self.stop_probes()
         self.bus.publish("run_aborted", reason=self.abort_reason, requested_at=requested,
                          rolled_back_in=time.time() - requested, rollback_errors=errors)
 
@@ -236,6 +247,7 @@ class DrillRun:
             self._end_aborted(load)
             return
         self.publish_health(load)
+        self.stop_probes()  # before the rollback: a restored old primary is not the drill's
         if judge and not self.stop_reason:
             judge.finish(self, stopped_at)
         errors = self.rollback_all()

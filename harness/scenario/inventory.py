@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -92,6 +92,9 @@ class Node(Strict):
     name: str
     role: str = "pbx"
     sip: Address | None = Field(None, description="ip:port where the node answers SIP OPTIONS")
+    transports: list[Literal["udp", "tcp"]] = Field(
+        default_factory=lambda: ["udp"], min_length=1,
+        description="transports the node serves SIP on; the health check probes each")
     process: ProcessRef | None = None
     docker: DockerRef | None = None
     netns: str | None = Field(None, description="network namespace the net injector acts in")

@@ -170,6 +170,20 @@ class SlaSpec(Strict):
     bystander_continuity: Ratio | None = None
     pdd_p95: Duration | None = None
     media_loss: Ratio | None = None
+    mos_p5: float | None = Field(None, ge=1, le=4.5, description="worst 5 % of calls' MOS at least")
+    mos_p50: float | None = Field(None, ge=1, le=4.5)
+    ser: Ratio | None = None
+    seer: Ratio | None = None
+    isa: Ratio | None = None
+    scr: Ratio | None = None
+    asr: Ratio | None = None
+    ner: Ratio | None = None
+    srd_p95: Duration | None = None
+    sdd_p95: Duration | None = None
+    rpo: Duration | None = None
+    rpo_writes: int | None = Field(None, ge=0, description="acknowledged writes lost, at most")
+    rto: Duration | None = None
+    replication_lag_p99: Duration | None = None
     steady_state_after: bool | None = True
     time_to_detect: Duration | None = None
     capacity: float | None = Field(None, gt=0)
@@ -232,6 +246,20 @@ class AbortRule(Strict):
         return self
 
 
+class PostgresProbe(Strict):
+    """A data probe on a PostgreSQL service (probes/postgres.py): a heartbeat writer through
+    `dsn` and, with `standby`, a replication-lag reader. Only its own scratch table is touched."""
+
+    type: Literal["postgres"]
+    id: str = Field("postgres", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    dsn: str = Field(min_length=1, description="libpq connection string the writer uses; list "
+                     "every server (host=a,b port=x,y) with target_session_attrs=read-write, as "
+                     "clients that fail over do")
+    standby: str | None = Field(None, description="connection string of a standby to sample "
+                                "replication lag from")
+    rate: float = Field(10.0, gt=0, le=100, description="heartbeat writes a second")
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
@@ -244,6 +272,7 @@ class Scenario(Strict):
     sla: SlaSpec = SlaSpec()
     metrics: MetricOptions = MetricOptions()
     abort_when: list[AbortRule] = []
+    probes: list[PostgresProbe] = Field(default_factory=list, max_length=8)
     # options of a target that takes them (the practice sandbox: lab/sandbox.py SandboxOptions),
     # validated by that target when the plan is built (runner/plan.py)
     sandbox: dict[str, Any] | None = None

@@ -222,6 +222,27 @@ def free_port(host: str = "127.0.0.1", udp: bool = True) -> int:
         return s.getsockname()[1]
 
 
+def listener_port(host: str = "127.0.0.1", udp: bool = True) -> int:
+    """A free port for a listener another process binds later: picked below the kernel's
+    ephemeral range, so no socket bound to port 0 meanwhile (a call's media socket, say) can
+    take it between our check and that process's bind."""
+    import random
+    import socket
+    try:
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randrange(10000, max(10001, low))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    return free_port(host, udp)
+
+
 def local_ip_for(host: str) -> str:
     """Our address on the route to `host`: 127.0.0.1 for loopback, else what the kernel picks."""
     if host.startswith("127."):

@@ -1,6 +1,14 @@
 """RTP packets (RFC 3550) and the receive-side statistics a call record keeps.
 
 G.711 µ-law, 20 ms packets: 160 payload bytes, timestamp step 160 at 8 kHz.
+
+The first bytes of a payload carry measurement data, as RTCP sender and
+receiver reports would (RFC 3550 §6.4), without a second socket per call:
+a caller's packet says when it was sent; a sandbox PBX's packet says how much
+of the caller's stream it received (count, expected, loss bursts) and the send
+stamp of the caller's latest packet with how long the PBX has held it, so the
+caller gets the round-trip time as RTCP's LSR/DLSR give it. The rest of the
+payload is µ-law silence.
 """
 from __future__ import annotations
 
@@ -13,6 +21,43 @@ SAMPLES_PER_PACKET = 160
 CLOCK_RATE = 8000
 HEADER = struct.Struct("!BBHII")
 SILENCE = b"\xff" * SAMPLES_PER_PACKET
+CALLER_MAGIC, REPORT_MAGIC = b"HDC1", b"HDR1"
+CALLER = struct.Struct("!4sQ")           # magic, send time (ns since the epoch)
+REPORT = struct.Struct("!4sQIIII")       # magic, last caller send stamp, held (µs), rx, expected, bursts
+
+
+def caller_payload(send_ns: int) -> bytes:
+    return CALLER.pack(CALLER_MAGIC, send_ns) + SILENCE[CALLER.size:]
+
+
+def sent_stamp(payload: bytes) -> int | None:
+    """The send stamp (ns) a caller's payload carries; None for any other payload."""
+    if len(payload) >= CALLER.size and payload[:4] == CALLER_MAGIC:
+        return CALLER.unpack_from(payload)[1]
+    return None
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the far end says of the stream it received (a receiver report in the payload)."""
+
+    last_sent_ns: int
+    held_us: int
+    received: int
+    expected: int
+    bursts: int
+
+
+def report_payload(r: Report) -> bytes:
+    return REPORT.pack(REPORT_MAGIC, r.last_sent_ns, r.held_us & 0xFFFFFFFF,
+                       r.received & 0xFFFFFFFF, r.expected & 0xFFFFFFFF,
+                       r.bursts & 0xFFFFFFFF) + SILENCE[REPORT.size:]
+
+
+def parse_report(payload: bytes) -> Report | None:
+    if len(payload) >= REPORT.size and payload[:4] == REPORT_MAGIC:
+        return Report(*REPORT.unpack_from(payload)[1:])
+    return None
 
 
 def build_packet(seq: int, timestamp: int, ssrc: int, payload: bytes = SILENCE,
@@ -35,7 +80,9 @@ class RtpStats:
 
     loss counts sequence numbers never seen between the first and the highest
     received; jitter is the RFC 3550 §6.4.1 interarrival jitter in seconds;
-    max_gap is the longest time between two consecutive arrivals.
+    max_gap is the longest time between two consecutive arrivals; bursts counts
+    the runs of lost packets (each jump past the next expected number opens one),
+    which with loss and received counts gives the E-model's burst ratio.
     """
 
     received: int = 0
@@ -43,6 +90,7 @@ class RtpStats:
     highest_seq: int = 0  # extended (with wrap count)
     jitter: float = 0.0
     max_gap: float = 0.0
+    bursts: int = 0
     first_arrival: float | None = None
     last_arrival: float | None = None
     _last_transit: float | None = None
@@ -53,6 +101,8 @@ class RtpStats:
             self.first_arrival = arrival
         else:
             ext = self.highest_seq + ((seq - self.highest_seq + 0x8000) & 0xFFFF) - 0x8000
+            if ext > self.highest_seq + 1:
+                self.bursts += 1
             self.highest_seq = max(self.highest_seq, ext)
             self.max_gap = max(self.max_gap, arrival - (self.last_arrival or arrival))
         transit = arrival - timestamp / CLOCK_RATE

@@ -15,10 +15,13 @@ from harness.metrics.records import CallRecord
 from harness.sip import rtp
 from harness.sip.arrival import receive as receive_stamped, stamp_arrivals
 from harness.sip.framing import split_stream
-from harness.sip.message import (SipMessage, SipParseError, checked_address, host_port,
-                                 local_ip_for, new_branch, parse, token, uri_of)
+from harness.sip.message import (SipMessage, SipParseError, host_port, local_ip_for,
+                                 new_branch, parse, token, uri_of)
+from harness.sip.sdp import media_address
 
 T1 = 0.5
+HEALTH_CALL_PREFIX = "hd-health-"  # Call-IDs of the steady-state check's test calls
+RTP_SEND_LATE = 0.005  # an RTP packet sent later than this after its 20 ms slot is late
 
 
 @dataclass
@@ -37,27 +40,16 @@ class CallOptions:
     # carrier trunk facing a B2BUA SBC does (the Request-URI and Route headers are unchanged)
     outbound_proxy: bool = False
     extra_headers: list[tuple[str, str]] = field(default_factory=list)
+    call_id_prefix: str = ""  # e.g. the health check's, so a truth check can tell its calls apart
 
 
-def _sdp(ip: str, port: int, session_id: int) -> bytes:
+def _sdp(ip: str, port: int, session_id: int, media: bool = True) -> bytes:
+    """Our offer; a signalling-only call says so (RFC 4566 a=inactive), so no far end, SBC
+    or relay spends anything on a stream nobody will listen to."""
     return (f"v=0\r\no=drill {session_id} {session_id} IN IP4 {ip}\r\ns=drill\r\n"
             f"c=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n"
-            f"a=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n").encode()
-
-
-def media_address(body: bytes) -> tuple[str, int] | None:
-    """The connection address and audio port of an SDP body; None when it has no usable one."""
-    ip, port = None, None
-    for line in body.decode(errors="replace").splitlines():
-        parts = line.split()
-        if line.startswith("c=IN IP4 ") and len(parts) >= 3:
-            ip = parts[2]
-        elif line.startswith("m=audio ") and len(parts) >= 2:
-            port = parts[1]
-    try:
-        return checked_address(ip, port) if ip and port else None
-    except ValueError:
-        return None
+            f"a=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n"
+            f"a={'sendrecv' if media else 'inactive'}\r\n").encode()
 
 
 class _Leg:
@@ -78,7 +70,7 @@ class _Leg:
             self.sock.bind((opts.local_ip, 0))
         stamp_arrivals(self.sock)  # responses are timed when they arrive, not when read
         self.port = self.sock.getsockname()[1]
-        self.call_id = f"{token(16)}@{opts.local_ip}"
+        self.call_id = f"{opts.call_id_prefix}{token(16)}@{opts.local_ip}"
         self.from_tag = token(8)
         self.to_header = f"<sip:{opts.callee}@{entry[0]}:{entry[1]}>"
         self.route_set: list[str] = []
@@ -219,7 +211,7 @@ def place_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
 
 
 def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions, node_of) -> None:
-    sdp = _sdp(opts.local_ip, media_sock.getsockname()[1], random.randrange(1, 2**31))
+    sdp = _sdp(opts.local_ip, media_sock.getsockname()[1], random.randrange(1, 2**31), opts.rtp)
     invite = leg.request("INVITE", 1, new_branch(), sdp)
 
     def provisional(resp: SipMessage) -> None:
@@ -259,6 +251,7 @@ def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions, node_of) 
         rec.rtp_received = stats.received
         rec.rtp_jitter_ms = round(stats.jitter * 1000, 3)
         rec.rtp_max_gap = round(stats.max_gap, 3)
+        rec.rtp_bursts = stats.bursts
     rec.outcome = "completed" if rec.bye_status == 200 else "dropped"
     if rec.bye_status != 200:
         rec.reason = "BYE got no answer" if not resp else f"BYE got {resp.status}"
@@ -289,14 +282,21 @@ def _hold(leg: _Leg, media_sock, remote, opts: CallOptions, rec: CallRecord):
                 end = time.time()
         return None
     stats, seq, ts, ssrc = rtp.RtpStats(), random.randrange(65536), 0, random.getrandbits(32)
-    start = next_send = time.time()
+    far = _FarEnd(ssrc)
+    # a random phase within the first packet time: calls placed on an exact arrival clock
+    # would otherwise all send in the same instant every 20 ms, and the last of each burst
+    # would leave late (real phones' streams have no common phase either)
+    start = next_send = time.time() + random.uniform(0, rtp.PACKET_INTERVAL)
     stats.first_arrival = None
     while True:
         now = time.time()
         if now >= end:
             break
         if now >= next_send:
-            media_sock.sendto(rtp.build_packet(seq, ts, ssrc, marker=(rec.rtp_sent == 0)), remote)
+            if now - next_send > RTP_SEND_LATE:
+                rec.rtp_send_late += 1  # our own slip, not the hotline's (metrics/generator.py)
+            media_sock.sendto(rtp.build_packet(seq, ts, ssrc, rtp.caller_payload(time.time_ns()),
+                                               marker=(rec.rtp_sent == 0)), remote)
             rec.rtp_sent += 1
             seq, ts = seq + 1, ts + rtp.SAMPLES_PER_PACKET
             next_send += rtp.PACKET_INTERVAL
@@ -307,10 +307,52 @@ def _hold(leg: _Leg, media_sock, remote, opts: CallOptions, rec: CallRecord):
         except (socket.timeout, ConnectionRefusedError):
             continue
         hdr = rtp.parse_header(data)
-        if hdr:
+        if hdr and arrival >= rec.answered_at:  # what came before the answer we had, is not the call's
             stats.add(hdr[0], hdr[1], arrival)
+            far.heard(hdr[2], data[rtp.HEADER.size:], arrival)
     # what we should have received: one packet per 20 ms of hold
     rec.rtp_expected = int(round((end - start) / rtp.PACKET_INTERVAL))
     if stats.first_arrival is None:
         stats.max_gap = end - start
+    far.into(rec)
     return stats
+
+
+class _FarEnd:
+    """What the far end tells of our stream: its receiver reports (a sandbox PBX) or our own
+    packets coming back (an echoing one, such as SIPp's -rtp_echo); round-trip times from both."""
+
+    def __init__(self, ssrc: int):
+        self.ssrc = ssrc
+        self.report: rtp.Report | None = None
+        self.echo = False
+        self.rtt_sum, self.rtt_n, self.rtt_min = 0.0, 0, None
+
+    def heard(self, ssrc: int, payload: bytes, arrival: float) -> None:
+        report = rtp.parse_report(payload)
+        if report is not None:
+            fresh = self.report is None or report.last_sent_ns != self.report.last_sent_ns
+            if self.report is None or report.received >= self.report.received:
+                self.report = report
+            if fresh and report.last_sent_ns:
+                self._rtt(arrival - report.last_sent_ns / 1e9 - report.held_us / 1e6)
+        elif ssrc == self.ssrc:
+            self.echo = True
+            sent = rtp.sent_stamp(payload)
+            if sent is not None:
+                self._rtt(arrival - sent / 1e9)
+
+    def _rtt(self, rtt: float) -> None:
+        if 0 <= rtt < 60:
+            self.rtt_sum, self.rtt_n = self.rtt_sum + rtt, self.rtt_n + 1
+            self.rtt_min = rtt if self.rtt_min is None else min(self.rtt_min, rtt)
+
+    def into(self, rec: CallRecord) -> None:
+        rec.rtp_echo = self.echo
+        if self.report is not None:
+            rec.rtp_up_expected = self.report.expected
+            rec.rtp_up_received = self.report.received
+            rec.rtp_up_bursts = self.report.bursts
+        if self.rtt_n:
+            rec.rtp_rtt_ms = round(self.rtt_sum / self.rtt_n * 1000, 3)
+            rec.rtp_rtt_min_ms = round(self.rtt_min * 1000, 3)

@@ -22,6 +22,7 @@ def lab(tmp_path_factory):
         try:
             inv = containers.up()
         except Exception as exc:  # never skip: no engine or images is a broken set-up
+            containers.down()  # whatever half came up (relays by pid, labelled containers)
             pytest.fail(f"the container lab did not come up: {exc}")
         yield inv
         containers.down()
@@ -222,3 +223,83 @@ def test_lab_capacity_search_of_policed_trunks(lab, tmp_path):
     theirs = {n.name: containers.kamailio_answered().get(n.sip, 0) for n in lab.nodes if n.sip}
     ours = {node: sum(c.answered and c.node == node for c in calls) for node in theirs}
     assert all(ours[n] <= theirs[n] for n in theirs) and sum(ours.values()) > 50, (ours, theirs)
+
+
+def test_lab_nodes_are_supervised_and_survive_freezes(lab, tmp_path):
+    """A PBX frozen again and again (drills pause nodes) keeps running; one that crashes is
+    started again by the engine, as a supervised production node is; a manual kill (what
+    docker.kill does) is left alone."""
+    import os
+    import signal
+    import time
+
+    from harness.ops.docker_api import client
+    from harness.sip.probe import wait_until_answers
+    from harness.scenario.inventory import split_address
+
+    box = client().containers.get("hd-lab-pbx-1")
+    sip = split_address(next(n.sip for n in lab.nodes if n.name == "pbx-1"))
+    started = box.attrs["State"]["StartedAt"]
+    # one freeze of 30 s (a long pause drill), then ten of 3.5 s: each one a "major" watchdog
+    # trip for SIPp, whose default is to quit after ten
+    for freeze in [30.0] + [3.5] * 10:
+        box.pause()
+        time.sleep(freeze)  # the freeze itself: its length is the cause under test
+        box.unpause()
+        assert wait_until_answers(sip, 10), "the PBX stopped answering after a freeze"
+    box.reload()
+    assert box.status == "running" and box.attrs["State"]["StartedAt"] == started
+    assert box.attrs["RestartCount"] == 0
+
+    os.kill(box.attrs["State"]["Pid"], signal.SIGKILL)  # a crash, seen from the host
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        box.reload()
+        if box.attrs["RestartCount"] == 1 and box.status == "running":
+            break
+        time.sleep(0.2)
+    assert box.attrs["RestartCount"] == 1 and box.status == "running"
+    assert wait_until_answers(sip, 15), "the restarted PBX does not answer"
+
+    box.kill()  # what docker.kill does: a manual stop, which the policy leaves alone
+    box.wait(timeout=10)
+    time.sleep(3)  # long enough for the engine's first restart (100 ms back-off) to show
+    box.reload()
+    assert box.status == "exited" and box.attrs["RestartCount"] == 1
+    box.start()
+    assert wait_until_answers(sip, 15)
+
+
+def test_lab_media_goes_through_rtpengine_and_the_carrier(lab):
+    """Loss on one carrier trunk reaches exactly the voice of the calls on it; rtpengine
+    (under Kamailio's rtpengine module) relays every call's RTP, by its own count."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harness.faults.base import lookup
+    from harness.metrics.voice import call_voice, summary
+    from harness.sip.uac import CallOptions, place_call
+
+    by = {e.name: e for e in lab.entry_points}
+    lossy, clean = by["carrier-a"], by["carrier-b"]
+    managed = containers.rtpengine_managed()
+    cls = lookup("udp.loss")
+    inj = cls("lab-media-loss", lossy, cls.Params.model_validate({"ratio": 0.1}))
+    recipe = inj.recipe()
+    inj.inject()
+    try:
+        jobs = [lossy] * 6 + [clean] * 6
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            records = list(pool.map(lambda e: place_call(
+                e.addr, CallOptions(hold=8.0, local_ip=e.caller_ip), e.name), jobs))
+    finally:
+        cls.undo(recipe)
+    assert all(r.outcome == "completed" for r in records), [r.reason for r in records]
+    assert all(r.rtp_echo for r in records)  # SIPp's echo, relayed by rtpengine both ways
+    assert containers.rtpengine_managed() - managed >= len(records)
+    figures = {name: summary([call_voice(r) for r in records if r.carrier == name])
+               for name in (lossy.name, clean.name)}
+    hit, fine = figures[lossy.name], figures[clean.name]
+    print(f"lab media: {lossy.name} {hit}, {clean.name} {fine}")
+    assert abs(hit["loss_down"] - 0.10) < 0.025, hit   # each way, from the round trip's 19 %
+    assert fine["loss_down"] < 0.005, fine
+    assert hit["mos_p50"] < fine["mos_p5"] - 0.3, (hit, fine)

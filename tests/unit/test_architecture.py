@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2] / "harness"
 FLOORS = [
     {"ops", "metrics"},          # plumbing; pure figures
     {"sip", "scenario"},         # SIP and RTP; the scenario schema and YAML
-    {"faults", "lab", "load", "report"},
+    {"faults", "lab", "load", "probes", "report"},
     {"runner"},
     {"gameday"},
     {"cli", "pytest_plugin"},

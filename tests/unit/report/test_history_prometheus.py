@@ -58,3 +58,13 @@ def test_textfile_and_push_to_a_local_gateway(tmp_path, http_sink):
     assert status == 204 and len(got) == 1 and got[0]["method"] == "PUT"
     assert got[0]["path"] == "/metrics/job/hotline_drill/scenario/node-loss"
     assert got[0]["body"] == prometheus.exposition(SUMMARY)
+
+
+def test_exposition_has_mos_per_carrier_with_calls():
+    voice = {"per_carrier": {"carrier-a": {"calls": 3, "mos_p5": 3.31, "mos_p50": 4.2},
+                             "carrier-b": {"calls": 0, "mos_p5": None, "mos_p50": None}}}
+    text = prometheus.exposition({**SUMMARY, "voice": voice})
+    base = 'scenario="node-loss",target_system="sandbox"'
+    assert f'hotline_drill_mos{{{base},carrier="carrier-a",quantile="0.05"}} 3.31' in text
+    assert f'hotline_drill_mos{{{base},carrier="carrier-a",quantile="0.5"}} 4.2' in text
+    assert "carrier-b" not in text and text.count("# TYPE") == 7

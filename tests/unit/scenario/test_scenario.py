@@ -186,3 +186,20 @@ def test_sandbox_options_shape_the_inventory_and_old_keys_are_explained(tmp_path
     assert any("these options build the practice hotline" in m for m in msgs), msgs
     msgs = problems(tmp_path, GOOD + "metrics: {recovery_run: 5}\n")
     assert any("recovery_window" in m and "sliding window" in m for m in msgs), msgs
+
+
+PROBE = GOOD + """\
+probes:
+  - type: postgres
+    dsn: host=127.0.0.1,127.0.0.1 port=5432,5433 target_session_attrs=read-write
+    rate: 10
+"""
+
+
+def test_a_postgres_probe_loads_and_bad_ones_name_their_line(tmp_path):
+    d = load_drill(write(tmp_path, PROBE))
+    assert d.scenario.probes[0].id == "postgres" and d.scenario.probes[0].rate == 10
+    msgs = problems(tmp_path, PROBE.replace("type: postgres", "type: redis"))
+    assert any(":12:" in m and "postgres" in m for m in msgs), msgs
+    msgs = problems(tmp_path, PROBE.replace("rate: 10", "rate: 0"))
+    assert any(":14:" in m and "greater than 0" in m for m in msgs), msgs

@@ -1,0 +1,140 @@
+"""The PostgreSQL data probe: a heartbeat writer and a replication-lag reader.
+
+The writer commits one row a tick (10 a second by default) into a scratch table
+of its own (`hotline_drill_heartbeat`, created if missing; `cleanup` drops it;
+nothing else is touched) and keeps every commit the server acknowledged. It
+connects as real clients fail over: a libpq connection string with several
+hosts and `target_session_attrs=read-write`, so after a failover it finds
+whichever server is primary now. A write whose COMMIT did not return is not
+acknowledged and never counted as lost. After the drill, `surviving` reads
+which rows the surviving database still has; metrics/dr.py turns both into
+RPO and RTO. The reader samples how far a standby's replay is behind.
+
+psycopg 3 (the maintained PostgreSQL driver) does the talking.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+
+from harness.metrics.dr import Ack, LagSample
+
+TABLE = "hotline_drill_heartbeat"
+
+
+def _connect(conninfo: str, timeout: float = 1.0) -> psycopg.Connection:
+    return psycopg.connect(conninfo, connect_timeout=max(1, round(timeout)))
+
+
+def setup(conninfo: str) -> None:
+    with _connect(conninfo) as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (run text NOT NULL, seq bigint NOT NULL, "
+                     "written_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run, seq))")
+
+
+def cleanup(conninfo: str) -> None:
+    with _connect(conninfo) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+
+
+def surviving(conninfo: str, run: str) -> set[int]:
+    """The sequence numbers of `run` the database at `conninfo` still holds."""
+    with _connect(conninfo) as conn:
+        return {row[0] for row in conn.execute(f"SELECT seq FROM {TABLE} WHERE run = %s", (run,))}
+
+
+class _Background:
+    """A probe loop in a thread of its own, until stopped; `stop` returns what it recorded."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self):
+        self._thread = threading.Thread(target=self._loop, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> list:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(10)
+        return self.records()
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+    def records(self) -> list:
+        raise NotImplementedError
+
+
+class HeartbeatWriter(_Background):
+    """Commits (run, seq) at `rate` a second until stopped; `acked` holds what was acknowledged."""
+
+    def __init__(self, conninfo: str, run: str, rate: float = 10.0):
+        super().__init__()
+        self.conninfo, self.run, self.interval = conninfo, run, 1.0 / rate
+        self.acked: list[Ack] = []
+        self.errors: list[tuple[float, str]] = []
+
+    def records(self) -> list[Ack]:
+        return self.acked
+
+    def _loop(self) -> None:
+        conn, seq, nxt = None, 0, time.time()
+        while not self._stop.is_set():
+            nxt += self.interval
+            try:
+                if conn is None or conn.closed:
+                    conn = _connect(self.conninfo)
+                seq += 1
+                sent = time.time()
+                conn.execute(f"INSERT INTO {TABLE} (run, seq) VALUES (%s, %s)", (self.run, seq))
+                conn.commit()
+                self.acked.append(Ack(seq, sent, time.time(), f"{conn.info.host}:{conn.info.port}"))
+            except psycopg.Error as exc:  # fate of this write unknown: not acknowledged
+                self.errors.append((time.time(), str(exc).strip().splitlines()[0][:200]))
+                if conn is not None:
+                    conn.close()
+                conn = None
+            self._stop.wait(max(0.0, nxt - time.time()))
+            if nxt < time.time() - 1.0:
+                nxt = time.time()  # a long outage: tick on from now, no burst of catch-up writes
+        if conn is not None:
+            conn.close()
+
+
+class LagReader(_Background):
+    """Samples, twice a second, how far the standby at `conninfo` replays behind its primary:
+    now() less the commit time of the last transaction it replayed (the writer's tick bounds
+    how fresh that can be)."""
+
+    def __init__(self, conninfo: str, every: float = 0.5):
+        super().__init__()
+        self.conninfo, self.every = conninfo, every
+        self.samples: list[LagSample] = []
+
+    def records(self) -> list[LagSample]:
+        return self.samples
+
+    def _loop(self) -> None:
+        conn = None
+        while not self._stop.is_set():
+            lag = None
+            try:
+                if conn is None or conn.closed:
+                    conn = _connect(self.conninfo)
+                    conn.autocommit = True
+                row = conn.execute("SELECT CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM "
+                                   "now() - pg_last_xact_replay_timestamp()) END").fetchone()
+                lag = None if row[0] is None else float(row[0])
+            except psycopg.Error:
+                if conn is not None:
+                    conn.close()
+                conn = None
+            self.samples.append(LagSample(time.time(), lag))
+            self._stop.wait(self.every)
+        if conn is not None:
+            conn.close()

@@ -1,0 +1,50 @@
+"""The drill's data probes: checked before anything is injected, started with the load,
+stopped when the load stops (before the final rollback, so a restored old primary never
+enters the figures), each one's records published as one `probe_records` event."""
+from __future__ import annotations
+
+from harness.probes import postgres
+from harness.scenario.model import PostgresProbe
+
+
+class ProbeSet:
+    def __init__(self, specs: list[PostgresProbe], run_id: str):
+        self.specs, self.run_id = specs, run_id
+        self.running: list[tuple[PostgresProbe, postgres.HeartbeatWriter,
+                                 postgres.LagReader | None]] = []
+
+    def check(self) -> list[str]:
+        """What keeps a probe from working (the scratch table is created here)."""
+        problems = []
+        for spec in self.specs:
+            try:
+                postgres.setup(spec.dsn)
+            except postgres.psycopg.Error as exc:
+                problems.append(f"probe {spec.id}: cannot write to {spec.dsn!r}: "
+                                f"{str(exc).strip().splitlines()[0]}")
+        return problems
+
+    def start(self) -> None:
+        for spec in self.specs:
+            writer = postgres.HeartbeatWriter(spec.dsn, self.run_id, spec.rate).start()
+            lag = postgres.LagReader(spec.standby).start() if spec.standby else None
+            self.running.append((spec, writer, lag))
+
+    def stop(self, publish) -> None:
+        for spec, writer, lag in self.running:
+            acks = writer.stop()
+            samples = lag.stop() if lag else []
+            errors = [f"{t:.3f} {e}" for t, e in writer.errors[-20:]]
+            try:
+                kept = sorted(postgres.surviving(spec.dsn, self.run_id))
+            except postgres.psycopg.Error as exc:  # no primary left to ask: RPO unknown
+                kept = None
+                errors.append(f"surviving rows unreadable: {str(exc).strip().splitlines()[0]}")
+            try:
+                postgres.cleanup(spec.dsn)  # the scratch table was the probe's only footprint
+            except postgres.psycopg.Error as exc:
+                errors.append(f"scratch table not dropped: {str(exc).strip().splitlines()[0]}")
+            publish("probe_records", probe=spec.id, kind=spec.type,
+                    acks=[[a.seq, a.sent_at, a.acked_at, a.server] for a in acks],
+                    lag=[[s.at, s.lag] for s in samples], surviving=kept, errors=errors)
+        self.running = []

@@ -1,0 +1,93 @@
+"""A DR drill as a user runs it (`drill run`), with a data probe on a real PostgreSQL pair.
+
+Calls flow through the sandbox hotline while the scenario's `probes:` heartbeat writer
+commits through a multi-host connection string. The faults are the harness's own
+`toxiproxy.down` on two links of the inventory: the replication link (cut at 3 s), then
+site A's network (at 5 s: clients can no longer reach the primary). The standby is promoted
+when site A's network goes down: the hotline's DR automation, which a drill measures and
+never performs (here a watcher thread plays it, as keepalived's notify script would).
+
+Known cause: the writes acknowledged between the replication cut and the site loss exist
+only on the lost primary. Asserted: the lost writes are exactly those, RPO matches the time
+between the two faults' windows within 0.25 s, writes came back on the standby, the RPO
+target of 1 s is missed (exit 1) and the review answers "could we meet RTO/RPO today?".
+"""
+import json
+import threading
+import time
+
+import yaml
+
+from harness.lab import sandbox
+from harness.ops.toxiproxy_api import proxy as toxiproxy_proxy
+from harness.probes import postgres as probe
+from tests.conftest import run_scenario
+from tests.pgcluster import Pair
+
+
+def promote_when_site_a_goes_down(pair: Pair, stop: threading.Event) -> None:
+    while not stop.is_set():
+        if not toxiproxy_proxy(pair.api, "site-a").enabled:
+            pair.standby.promote()
+            return
+        time.sleep(0.05)
+
+
+def test_site_loss_after_a_replication_cut_loses_exactly_the_writes_since(isolated, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setenv("HOTLINE_DRILL_RERUN_INCONCLUSIVE", "0")  # a DR drill runs once
+    pair = Pair(sync=False)
+    stop = threading.Event()
+    try:
+        inv = sandbox.up().model_dump(exclude_none=True)
+        inv["links"] = [pair.link("replication").model_dump(exclude_none=True),
+                        pair.link("site-a").model_dump(exclude_none=True)]
+        inv["allowlist"] = [*inv["allowlist"], "replication", "site-a"]
+        (tmp_path / "dr-inventory.yaml").write_text(yaml.safe_dump(inv))
+        watcher = threading.Thread(target=promote_when_site_a_goes_down, args=(pair, stop))
+        watcher.start()
+        scenario = {
+            "name": "dr-site-loss-after-cut",
+            "description": "Replication cut, then site A's network lost; the standby promoted.",
+            "target": str(tmp_path / "dr-inventory.yaml"),
+            "duration": "12s",
+            "load": {"calls_per_second": 4, "hold": "2s", "rtp_share": "0%"},
+            "probes": [{"type": "postgres", "id": "orders-db",
+                        "dsn": pair.multi_host(via_site_link=True),
+                        "standby": pair.standby.conninfo}],
+            "faults": [{"id": "cut-replication", "type": "toxiproxy.down", "target": "replication",
+                        "at": "3s"},
+                       {"id": "site-a-down", "type": "toxiproxy.down", "target": "site-a",
+                        "at": "5s"}],
+            "sla": {"rpo": "1s", "rto": "30s", "traffic_shift": None, "failover_time": None},
+        }
+        res, run, summary = run_scenario(tmp_path, scenario)
+        import psycopg
+        with psycopg.connect(pair.standby.conninfo) as conn:  # its only footprint, gone again
+            leftover = conn.execute("SELECT 1 FROM pg_tables WHERE tablename = %s",
+                                    (probe.TABLE,)).fetchone()
+    finally:
+        stop.set()
+        pair.close()
+        sandbox.down()
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
+    (dr,) = summary["dr"]
+    windows = {f["fault_id"]: f for f in summary["faults"]}
+    cut_at = windows["cut-replication"]["started_at"]
+    lost_at = windows["site-a-down"]["started_at"]
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    (records,) = [e for e in events if e["event"] == "probe_records"]
+    acked = {seq: acked for seq, _sent, acked, _server in records["acks"]}
+    between = {seq for seq, at in acked.items() if cut_at < at < lost_at}
+    lost = set(dr["rpo"]["lost_seqs"])
+    # one write at either edge may fall either way (its WAL or its COMMIT in flight at the cut)
+    assert len(lost ^ between) <= 2 and len(between) >= 15, (sorted(between), sorted(lost))
+    assert abs(dr["rpo"]["seconds"] - (lost_at - cut_at)) <= 0.25, (dr["rpo"], lost_at - cut_at)
+    back = dr["rto_writes"]
+    assert back["new_primary"] == f"127.0.0.1:{pair.standby.port}" and back["seconds"] is not None
+    verdicts = {v["target"]: v for v in summary["verdicts"]}
+    assert not verdicts["rpo"]["passed"] and verdicts["rto"]["passed"]
+    review = (run / "review.md").read_text()
+    assert "could we meet RTO and RPO today?" in review and "orders-db" in review
+    assert "Disaster recovery" in (run / "report.html").read_text()
+    assert not leftover, "the probe's scratch table is still on the surviving primary"
