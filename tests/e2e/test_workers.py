@@ -45,11 +45,13 @@ def test_two_local_workers_merge_into_one_report(isolated, tmp_path):
     assert {c.node for c in calls if c.answered} == {"pbx-1", "pbx-2"}
 
 
-def test_master_and_a_worker_joining_from_elsewhere(isolated, tmp_path):
+def _master_and_worker(tmp_path, attempt: int):
+    """One remote-worker drill: the master, and a worker joining it as from another machine."""
     port = free_tcp_port()
+    out = tmp_path / f"out-{attempt}"
     master = subprocess.Popen(DRILL + ["run", str(HERE / "short-node-loss.yaml"), "--master",
                                        "--master-bind", f"127.0.0.1:{port}", "--expect-workers", "1",
-                                       "--rerun-inconclusive", "0", "-o", str(tmp_path / "out")],
+                                       "--rerun-inconclusive", "0", "-o", str(out)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     worker = subprocess.Popen(DRILL + ["run", str(HERE / "short-node-loss.yaml"),
                                        "--worker", f"127.0.0.1:{port}"],
@@ -61,10 +63,22 @@ def test_master_and_a_worker_joining_from_elsewhere(isolated, tmp_path):
     finally:
         master.kill()
         worker.kill()
-    assert master.returncode in (0, 1), m_out
-    assert worker.returncode == 0, w_out
+    return master.returncode, m_out, worker.returncode, w_out, out
+
+
+def test_master_and_a_worker_joining_from_elsewhere(isolated, tmp_path):
+    # Remote workers join one run only, so the drill cannot run itself again when its own load
+    # generator stalled (exit 4, inconclusive: CPU steal on a shared runner). The test does what a
+    # CI job with remote workers does instead: it runs the pair again, as often as the isolated
+    # environment's HOTLINE_DRILL_RERUN_INCONCLUSIVE allows; any other exit is judged at once.
+    for attempt in range(1 + int(isolated["HOTLINE_DRILL_RERUN_INCONCLUSIVE"])):
+        m_rc, m_out, w_rc, w_out, out = _master_and_worker(tmp_path, attempt)
+        if m_rc != 4:
+            break
+    assert m_rc in (0, 1), m_out
+    assert w_rc == 0, w_out
     totals = json.loads(next(x for x in w_out.splitlines() if x.startswith('{"worker_totals"')))
-    run = last_run(tmp_path / "out")
+    run = last_run(out)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["counts"]["attempts"] == totals["worker_totals"]["placed"] > 50
 
