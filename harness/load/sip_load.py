@@ -31,7 +31,7 @@ from harness.metrics.records import CallRecord
 from harness.scenario.inventory import EntryPoint
 from harness.scenario.model import LoadSpec
 from harness.sip.message import host_port
-from harness.sip.uac import CallOptions, place_call
+from harness.sip.uac import CallOptions, HeldCall, end_call, start_call
 
 
 class Pacer:
@@ -53,17 +53,16 @@ class Pacer:
 
 
 def callers_for(spec: LoadSpec, rate: float) -> int:
-    """Callers for `rate` calls/s when every call lasts as long as one can (timeouts and all)."""
-    call_span = spec.invite_timeout + spec.hold + spec.bye_timeout + 1.0  # longest a call lasts
-    return max(2, math.ceil(rate * call_span) + 2)
+    """Callers for `rate` calls/s when every set-up lasts as long as one can (INVITE timeout).
+    A caller is busy only from INVITE to ACK: the hold and the BYE need none (place_one)."""
+    return max(2, math.ceil(rate * (spec.invite_timeout + 1.0)) + 2)
 
 
 def callers_typical(spec: LoadSpec, rate: float) -> int:
-    """Callers for `rate` calls/s when calls go as planned (about 1 s of set-up and BYE around
-    the hold). The pool starts here and grows when spares run low (slow answers, timeouts),
-    up to callers_for: an idle caller costs memory, and sizing every run for the longest
-    call had almost doubled the memory per held call."""
-    return max(2, math.ceil(rate * (spec.hold + 1.0)) + 2)
+    """Callers for `rate` calls/s when calls are set up as planned (well within 1 s). The pool
+    starts here and grows when spares run low (slow answers, timeouts), up to callers_for:
+    an idle caller is a greenlet, and greenlets cost memory."""
+    return max(2, math.ceil(rate * 1.0) + 2)
 
 
 SPARE_CALLERS = 2  # grow the pool when fewer callers than this wait for the next arrival
@@ -95,6 +94,8 @@ class LoadController:
         self.tokens: Queue = Queue()
         self.env: Environment | None = None
         self._dispatcher = None
+        self._held: dict[gevent.Greenlet, HeldCall] = {}  # answered calls in their hold, by timer
+        self._ending: set[gevent.Greenlet] = set()  # held calls saying BYE now
         self.watch = GeneratorHealth()
 
     def user_class(self):
@@ -156,6 +157,8 @@ class LoadController:
         return self.watch.snapshot()
 
     def place_one(self, env: Environment) -> CallRecord:
+        """One arrival: the caller sets the call up, then hands the answered call's hold to a
+        timer (held_call) and is free for the next arrival; a held call keeps no greenlet."""
         entry = next(self._carrier)
         opts = CallOptions(hold=self.spec.hold, rtp=self.rng.random() < self.spec.rtp_share,
                            invite_timeout=self.spec.invite_timeout,
@@ -164,17 +167,51 @@ class LoadController:
         self.in_flight += 1
         self.placed += 1
         self.last_placed_at = time.time()
+        held = None
         try:
-            rec = place_call(entry.addr, opts, carrier=entry.name, node_of=self.node_of)
+            rec, held = start_call(entry.addr, opts, carrier=entry.name, node_of=self.node_of)
+            if held is not None:
+                timer = gevent.spawn_later(max(0.0, held.end - time.time()), self._end_held, env,
+                                           entry, held)
+                self._held[timer] = held
         finally:
+            if held is None:
+                self.in_flight -= 1
+        if held is None:
+            self._record(env, entry, rec)
+        return rec
+
+    def _end_held(self, env: Environment, entry: EntryPoint, held: HeldCall) -> None:
+        me = gevent.getcurrent()
+        if self._held.pop(me, None) is None:
+            return  # dropped before its time came
+        self._ending.add(me)
+        try:
+            rec = end_call(held)
+        finally:
+            self._ending.discard(me)
             self.in_flight -= 1
+        self._record(env, entry, rec)
+
+    def _drop_held(self) -> None:
+        """Calls still held when the run stops short: cut, not recorded (as callers killed
+        mid-call were). Timers not fired yet are cancelled and their calls closed here; calls
+        saying BYE are killed and close themselves."""
+        for timer, held in list(self._held.items()):
+            timer.kill(block=False)
+            held.close()
+            self.in_flight -= 1
+        self._held.clear()
+        for ending in list(self._ending):
+            ending.kill(block=False)
+
+    def _record(self, env: Environment, entry: EntryPoint, rec: CallRecord) -> None:
         env.events.request.fire(
             request_type="SIP", name=f"INVITE via {entry.name}",
             response_time=(rec.pdd or 0) * 1000, response_length=0,
             exception=None if rec.answered else RuntimeError(rec.reason or "failed"),
             context={"node": rec.node})
         self.on_record(rec)
-        return rec
 
     def start(self) -> None:
         # two sockets per call in progress: lift the soft open-file limit to the hard one
@@ -210,12 +247,14 @@ class LoadController:
             time.sleep(0.05)
         if self.env and self.env.runner:
             self.env.runner.quit()
+        self._drop_held()
 
     def abort(self) -> None:
         """Stop at once: calls in progress are cut short and not recorded."""
         self.accepting = False
         if self.env and self.env.runner:
             self.env.runner.quit()
+        self._drop_held()
 
     def close(self) -> None:
         """Nothing outlives the run here: the callers are greenlets of this process."""

@@ -26,9 +26,10 @@ def run(entry: str, cps: float, hold: float, seconds: float, rtp_share: float,
                           node_of=lambda c: c, seed=1, max_calls=max_calls)
     t0 = time.time()
     load.start()
-    peak_in_flight = 0
+    peak_in_flight = peak_callers = 0
     while time.time() - t0 < seconds and (max_calls is None or load.placed < max_calls):
         peak_in_flight = max(peak_in_flight, load.in_flight)
+        peak_callers = max(peak_callers, load.users)
         time.sleep(0.05)
     load.stop(wait=hold + invite_timeout + 5)
     c = counts(records)
@@ -39,7 +40,7 @@ def run(entry: str, cps: float, hold: float, seconds: float, rtp_share: float,
             "place_seconds": load.last_placed_at - load.started_at,
             "achieved_cps": (c["attempts"] - 1) / max(load.last_placed_at - load.started_at, 1e-9),
             "failure_ratio": (c["attempts"] - c["completed"]) / c["attempts"] if c["attempts"] else 1.0,
-            "peak_in_flight": peak_in_flight,
+            "peak_in_flight": peak_in_flight, "peak_callers": peak_callers,
             "setup_p95": percentile(setup, 95), "setup_mean": sum(setup) / len(setup) if setup else None,
             "max_rss_kib": usage.ru_maxrss, "cpu_seconds": usage.ru_utime + usage.ru_stime,
             "rtp": {"calls": len(media), "sent": sum(r.rtp_sent for r in media),

@@ -2,26 +2,30 @@
 
 Blocking sockets with timeouts, one UDP socket per call for signalling and one
 for media. Under Locust these calls run in gevent greenlets (Locust patches the
-socket module), elsewhere in plain threads: the same code serves both.
+socket module), elsewhere in plain threads: the same code serves both. The
+RTP of every call is sent and read by one media pump per process
+(media_pump.py), not by the call's own greenlet.
 """
 from __future__ import annotations
 
+import _socket
 import random
 import socket
 import time
 from dataclasses import dataclass, field, replace
 
 from harness.metrics.records import CallRecord
-from harness.sip import rtp
 from harness.sip.arrival import receive as receive_stamped, stamp_arrivals
+from harness.sip import rtp
+from harness.sip.media_pump import MediaStream, stream_rtp
 from harness.sip.framing import split_stream
 from harness.sip.message import (SipMessage, SipParseError, host_port, local_ip_for,
-                                 new_branch, parse, token, uri_of)
+                                 new_branch, parse, response_to, token, uri_of,
+                                 via_address)
 from harness.sip.sdp import media_address
 
 T1 = 0.5
 HEALTH_CALL_PREFIX = "hd-health-"  # Call-IDs of the steady-state check's test calls
-RTP_SEND_LATE = 0.005  # an RTP packet sent later than this after its 20 ms slot is late
 
 
 @dataclass
@@ -178,9 +182,41 @@ class _Leg:
         self.sock.close()
 
 
+class HeldCall:
+    """An answered call in its hold: all its end needs (BYE, media figures, sockets).
+
+    The hold needs no greenlet or thread of its own: the media pump carries the RTP,
+    and whoever holds this object ends the call when `end` comes (end_call). A drill's
+    load controller hands it to a timer, so a held call costs its state, not a stack."""
+
+    __slots__ = ("leg", "media_sock", "rec", "stream", "end")
+
+    def __init__(self, leg: _Leg, media_sock, rec: CallRecord, stream: MediaStream | None,
+                 end: float):
+        self.leg, self.media_sock, self.rec, self.stream, self.end = leg, media_sock, rec, stream, end
+
+    def close(self) -> None:
+        """Give up the call without a BYE (an aborted run): its sockets and media stop."""
+        if self.stream is not None:
+            self.stream.stop()
+        self.media_sock.close()
+        self.leg.close()
+
+
 def place_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
                node_of=lambda contact: contact) -> CallRecord:
-    """Place one call through `entry` and return what happened to it (never raises for I/O)."""
+    """Place one call through `entry`, hold it, end it; what happened to it (never raises for I/O)."""
+    rec, held = start_call(entry, opts, carrier, node_of)
+    if held is None:
+        return rec
+    time.sleep(max(0.0, held.end - time.time()))
+    return end_call(held)
+
+
+def start_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
+               node_of=lambda contact: contact) -> tuple[CallRecord, HeldCall | None]:
+    """INVITE to ACK: the record of a call that was not answered, or the record and the
+    answered call in its hold (its RTP, if any, already with the media pump)."""
     started = time.time()
     if opts.local_ip is None:
         opts = replace(opts, local_ip=local_ip_for(entry[0]))
@@ -190,27 +226,47 @@ def place_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
         rec = CallRecord(call_id=f"{token(16)}@{opts.local_ip}", carrier=carrier,
                          hold_planned=opts.hold, media=opts.rtp, started_at=started)
         rec.fail(0, f"cannot connect to {entry[0]}:{entry[1]}: {exc.strerror or exc}")
-        return rec
+        return rec, None
     rec = CallRecord(call_id=leg.call_id, carrier=carrier, hold_planned=opts.hold,
                      media=opts.rtp)
-    media_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    media_sock.bind((opts.local_ip, 0))
-    stamp_arrivals(media_sock)
+    # the C socket, not gevent's: only the media pump uses it, and only without blocking
+    media_sock = _socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    held = None
     try:
-        _invite(leg, rec, media_sock, opts, node_of)
+        media_sock.bind((opts.local_ip, 0))
+        stamp_arrivals(media_sock)
+        held = _invite(leg, rec, media_sock, opts, node_of)
     except OSError as exc:  # the connection broke mid-call
-        rec.started_at = rec.started_at or started
-        if rec.answered:
-            rec.outcome, rec.reason, rec.ended_at = "dropped", f"connection lost: {exc}", time.time()
-        else:
-            rec.fail(0, f"connection lost: {exc}")
+        _lost(rec, exc, started)
     finally:
-        media_sock.close()
-        leg.close()
+        if held is None:
+            media_sock.close()
+            leg.close()
+    return rec, held
+
+
+def end_call(held: HeldCall) -> CallRecord:
+    """After the hold: the far end's BYE if it hung up, else ours; the media figures."""
+    rec = held.rec
+    try:
+        _bye(held)
+    except OSError as exc:  # the connection broke at the end of the call
+        _lost(rec, exc, rec.started_at)
+    finally:
+        held.close()
     return rec
 
 
-def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions, node_of) -> None:
+def _lost(rec: CallRecord, exc: OSError, started: float) -> None:
+    rec.started_at = rec.started_at or started
+    if rec.answered:
+        rec.outcome, rec.reason, rec.ended_at = "dropped", f"connection lost: {exc}", time.time()
+    else:
+        rec.fail(0, f"connection lost: {exc}")
+
+
+def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions,
+            node_of) -> HeldCall | None:
     sdp = _sdp(opts.local_ip, media_sock.getsockname()[1], random.randrange(1, 2**31), opts.rtp)
     invite = leg.request("INVITE", 1, new_branch(), sdp)
 
@@ -223,12 +279,12 @@ def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions, node_of) 
     if final is None:
         rec.fail(0, "connection closed by the peer" if leg.closed
                  else "no final response to INVITE (timeout)")
-        return
+        return None
     rec.status = final.status
     if final.status >= 300:
         _ack(leg, invite, final, non_2xx=True)
         rec.fail(final.status, f"{final.status} {final.reason}")
-        return
+        return None
     rec.answered_at = final.received_at or time.time()
     contact = uri_of(final.get("contact", "") or "")
     rec.node = node_of(contact)
@@ -238,23 +294,68 @@ def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions, node_of) 
     rec.dialog_via = "outbound_proxy" if opts.outbound_proxy else \
         ("record_route" if leg.route_set else "contact")
     _ack(leg, invite, final, non_2xx=False)
-    remote_media = media_address(final.body)
-    stats = _hold(leg, media_sock, remote_media, opts, rec)
-    bye = leg.request("BYE", 2, new_branch())
-    rec.bye_sent_at = time.time()
-    resp = leg.transact(bye, opts.bye_timeout)
-    rec.ended_at = resp.received_at if resp and resp.received_at else time.time()
-    rec.bye_status = resp.status if resp else 0
-    if stats is not None:
-        stats.close(rec.bye_sent_at)
+    end = time.time() + opts.hold
+    remote = media_address(final.body)
+    stream = stream_rtp(media_sock, remote, rec, end) if opts.rtp and remote is not None else None
+    return HeldCall(leg, media_sock, rec, stream, end)
+
+
+def _bye(held: HeldCall) -> None:
+    leg, rec, stream = held.leg, held.rec, held.stream
+    if stream is not None:
+        stream.done.wait(5.0)  # its last read and its figures (the pump finishes it at `end`)
+    hung_up = _far_end_bye(leg)
+    if hung_up is not None:  # the far end ended the call during the hold: no BYE of ours
+        rec.outcome, rec.reason, rec.ended_at = "dropped", "remote hung up", hung_up
+    else:
+        bye = leg.request("BYE", 2, new_branch())
+        rec.bye_sent_at = time.time()
+        resp = leg.transact(bye, leg.opts.bye_timeout)
+        rec.ended_at = resp.received_at if resp and resp.received_at else time.time()
+        rec.bye_status = resp.status if resp else 0
+        rec.outcome = "completed" if rec.bye_status == 200 else "dropped"
+        if rec.bye_status != 200:
+            rec.reason = "BYE got no answer" if not resp else f"BYE got {resp.status}"
+    if stream is not None:
+        stats = stream.stats
+        if hung_up is not None:  # no media was due after the far end hung up
+            rec.rtp_expected = min(rec.rtp_expected,
+                                   int(round((hung_up - stream.start) / rtp.PACKET_INTERVAL)))
+        stats.close(hung_up or rec.bye_sent_at)
         rec.rtp_expected = max(stats.expected, rec.rtp_expected)
         rec.rtp_received = stats.received
         rec.rtp_jitter_ms = round(stats.jitter * 1000, 3)
         rec.rtp_max_gap = round(stats.max_gap, 3)
         rec.rtp_bursts = stats.bursts
-    rec.outcome = "completed" if rec.bye_status == 200 else "dropped"
-    if rec.bye_status != 200:
-        rec.reason = "BYE got no answer" if not resp else f"BYE got {resp.status}"
+
+
+def _far_end_bye(leg: _Leg) -> float | None:
+    """When the far end's BYE came, if one waits on the dialog (answered 200 OK); else None."""
+    try:
+        return _read_far_end_bye(leg)
+    finally:
+        leg.sock.settimeout(leg.opts.bye_timeout)  # reads without waiting are over: our BYE next
+
+
+def _read_far_end_bye(leg: _Leg) -> float | None:
+    while True:
+        try:
+            data, arrival = leg._read(0.0)
+        except (BlockingIOError, InterruptedError, socket.timeout, ConnectionRefusedError):
+            return None
+        except (ConnectionResetError, BrokenPipeError):
+            leg.closed = True
+            return None
+        try:
+            msg = parse(data)
+        except SipParseError:
+            continue
+        if msg.is_request and msg.method == "BYE" and msg.call_id == leg.call_id:
+            try:
+                leg.send(response_to(msg, 200), None if leg.tcp else via_address(msg.top_via))
+            except ValueError:  # a Via we cannot answer: the far end retransmits, then gives up
+                pass
+            return arrival
 
 
 def _ack(leg: _Leg, invite: SipMessage, final: SipMessage, non_2xx: bool) -> None:
@@ -266,93 +367,3 @@ def _ack(leg: _Leg, invite: SipMessage, final: SipMessage, non_2xx: bool) -> Non
         leg.send(ack, leg.entry)
     else:
         leg.send(leg.request("ACK", 1, new_branch()))
-
-
-def _hold(leg: _Leg, media_sock, remote, opts: CallOptions, rec: CallRecord):
-    """Keep the call up for the hold time, sending and measuring RTP if asked."""
-    end = time.time() + opts.hold
-    if not opts.rtp or remote is None:
-        while time.time() < end:
-            msg = leg.receive(end)
-            if msg is None and leg.closed:
-                time.sleep(max(0.0, end - time.time()))  # hold on; the BYE will tell
-                break
-            if msg is not None and msg.is_request and msg.method == "BYE":
-                rec.reason = "remote hung up"
-                end = time.time()
-        return None
-    stats, seq, ts, ssrc = rtp.RtpStats(), random.randrange(65536), 0, random.getrandbits(32)
-    far = _FarEnd(ssrc)
-    # a random phase within the first packet time: calls placed on an exact arrival clock
-    # would otherwise all send in the same instant every 20 ms, and the last of each burst
-    # would leave late (real phones' streams have no common phase either)
-    start = next_send = time.time() + random.uniform(0, rtp.PACKET_INTERVAL)
-    stats.first_arrival = None
-    while True:
-        now = time.time()
-        if now >= end:
-            break
-        if now >= next_send:
-            if now - next_send > RTP_SEND_LATE:
-                rec.rtp_send_late += 1  # our own slip, not the hotline's (metrics/generator.py)
-            media_sock.sendto(rtp.build_packet(seq, ts, ssrc, rtp.caller_payload(time.time_ns()),
-                                               marker=(rec.rtp_sent == 0)), remote)
-            rec.rtp_sent += 1
-            seq, ts = seq + 1, ts + rtp.SAMPLES_PER_PACKET
-            next_send += rtp.PACKET_INTERVAL
-            continue
-        media_sock.settimeout(max(0.0005, min(next_send, end) - now))
-        try:
-            data, _, arrival = receive_stamped(media_sock, 2048)
-        except (socket.timeout, ConnectionRefusedError):
-            continue
-        hdr = rtp.parse_header(data)
-        if hdr and arrival >= rec.answered_at:  # what came before the answer we had, is not the call's
-            stats.add(hdr[0], hdr[1], arrival)
-            far.heard(hdr[2], data[rtp.HEADER.size:], arrival)
-    # what we should have received: one packet per 20 ms of hold
-    rec.rtp_expected = int(round((end - start) / rtp.PACKET_INTERVAL))
-    if stats.first_arrival is None:
-        stats.max_gap = end - start
-    far.into(rec)
-    return stats
-
-
-class _FarEnd:
-    """What the far end tells of our stream: its receiver reports (a sandbox PBX) or our own
-    packets coming back (an echoing one, such as SIPp's -rtp_echo); round-trip times from both."""
-
-    def __init__(self, ssrc: int):
-        self.ssrc = ssrc
-        self.report: rtp.Report | None = None
-        self.echo = False
-        self.rtt_sum, self.rtt_n, self.rtt_min = 0.0, 0, None
-
-    def heard(self, ssrc: int, payload: bytes, arrival: float) -> None:
-        report = rtp.parse_report(payload)
-        if report is not None:
-            fresh = self.report is None or report.last_sent_ns != self.report.last_sent_ns
-            if self.report is None or report.received >= self.report.received:
-                self.report = report
-            if fresh and report.last_sent_ns:
-                self._rtt(arrival - report.last_sent_ns / 1e9 - report.held_us / 1e6)
-        elif ssrc == self.ssrc:
-            self.echo = True
-            sent = rtp.sent_stamp(payload)
-            if sent is not None:
-                self._rtt(arrival - sent / 1e9)
-
-    def _rtt(self, rtt: float) -> None:
-        if 0 <= rtt < 60:
-            self.rtt_sum, self.rtt_n = self.rtt_sum + rtt, self.rtt_n + 1
-            self.rtt_min = rtt if self.rtt_min is None else min(self.rtt_min, rtt)
-
-    def into(self, rec: CallRecord) -> None:
-        rec.rtp_echo = self.echo
-        if self.report is not None:
-            rec.rtp_up_expected = self.report.expected
-            rec.rtp_up_received = self.report.received
-            rec.rtp_up_bursts = self.report.bursts
-        if self.rtt_n:
-            rec.rtp_rtt_ms = round(self.rtt_sum / self.rtt_n * 1000, 3)
-            rec.rtp_rtt_min_ms = round(self.rtt_min * 1000, 3)

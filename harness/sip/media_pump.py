@@ -1,0 +1,231 @@
+"""Every call's RTP from one loop: the caller side's media at a few hundred calls per core.
+
+A loop per call (sleep to its next 20 ms slot, wake, send one packet, read)
+costs a wake-up and a switch per packet per call: at 100 calls that alone
+filled a core and packets left late. The pump keeps every stream in one heap
+ordered by when it next needs service, wakes when the earliest is due, and
+serves every stream due by then: it sends the packets whose slots have come
+and reads whatever the stream's socket holds. Reading up to one packet time
+late changes no figure: arrivals carry the kernel's receive stamp
+(arrival.py), not the time they were read.
+
+The heap (heapq) stands in for a timer wheel: with a few hundred streams a
+push and a pop cost about a microsecond each, less than the send itself.
+The pump is a thread; under Locust, gevent makes it a greenlet, and its
+waits (an Event with a timeout) let the calls' signalling run between its
+rounds. It never sleeps less than MIN_WAIT, so a dense schedule costs a
+bounded number of wake-ups per second, not one per packet.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import socket
+import struct
+import threading
+import time
+
+from harness.metrics.records import CallRecord
+from harness.sip import rtp
+from harness.sip.arrival import ANCILLARY, stamp_of
+
+RTP_SEND_LATE = 0.005  # a packet sent later than this after its 20 ms slot is late
+MIN_WAIT = 0.001       # the pump's shortest sleep between rounds
+_STAMP = struct.Struct("!Q")
+
+
+class FarEnd:
+    """What the far end tells of our stream: its receiver reports (a sandbox PBX) or our own
+    packets coming back (an echoing one, such as SIPp's -rtp_echo); round-trip times from both."""
+
+    __slots__ = ("ssrc", "report", "echo", "rtt_sum", "rtt_n", "rtt_min")
+
+    def __init__(self, ssrc: int):
+        self.ssrc = ssrc
+        self.report: rtp.Report | None = None
+        self.echo = False
+        self.rtt_sum, self.rtt_n, self.rtt_min = 0.0, 0, None
+
+    def heard(self, ssrc: int, payload: bytes, arrival: float) -> None:
+        report = rtp.parse_report(payload)
+        if report is not None:
+            fresh = self.report is None or report.last_sent_ns != self.report.last_sent_ns
+            if self.report is None or report.received >= self.report.received:
+                self.report = report
+            if fresh and report.last_sent_ns:
+                self._rtt(arrival - report.last_sent_ns / 1e9 - report.held_us / 1e6)
+        elif ssrc == self.ssrc:
+            self.echo = True
+            sent = rtp.sent_stamp(payload)
+            if sent is not None:
+                self._rtt(arrival - sent / 1e9)
+
+    def _rtt(self, rtt: float) -> None:
+        if 0 <= rtt < 60:
+            self.rtt_sum, self.rtt_n = self.rtt_sum + rtt, self.rtt_n + 1
+            self.rtt_min = rtt if self.rtt_min is None else min(self.rtt_min, rtt)
+
+    def into(self, rec: CallRecord) -> None:
+        rec.rtp_echo = self.echo
+        if self.report is not None:
+            rec.rtp_up_expected = self.report.expected
+            rec.rtp_up_received = self.report.received
+            rec.rtp_up_bursts = self.report.bursts
+        if self.rtt_n:
+            rec.rtp_rtt_ms = round(self.rtt_sum / self.rtt_n * 1000, 3)
+            rec.rtp_rtt_min_ms = round(self.rtt_min * 1000, 3)
+
+
+class MediaStream:
+    """One call's RTP both ways for its hold: what it sent, what came back, when it is done."""
+
+    __slots__ = ("sock", "remote", "rec", "end", "start", "next_send", "seq", "ts", "packet",
+                 "stats", "far", "done")
+
+    def __init__(self, sock: socket.socket, remote: tuple[str, int], rec: CallRecord, end: float):
+        self.sock, self.remote, self.rec, self.end = sock, remote, rec, end
+        # a random phase within the first packet time: calls placed on an exact arrival clock
+        # would otherwise all send in the same instant every 20 ms, and the last of each burst
+        # would leave late (real phones' streams have no common phase either)
+        self.start = self.next_send = time.time() + random.uniform(0, rtp.PACKET_INTERVAL)
+        self.seq, self.ts = random.randrange(65536), 0
+        ssrc = random.getrandbits(32)
+        # one packet, rewritten in place for each send: header fields and the send stamp
+        self.packet = bytearray(rtp.build_packet(0, 0, ssrc, rtp.caller_payload(0)))
+        self.stats = rtp.RtpStats()
+        self.far = FarEnd(ssrc)
+        self.done = threading.Event()
+
+    @property
+    def due(self) -> float:
+        return min(self.next_send, self.end)
+
+    def stop(self) -> None:
+        """End the media now (the far end hung up): the pump's next round finishes it."""
+        self.end = min(self.end, time.time())
+
+    def serve(self, now: float) -> bool:
+        """Read what came, send what is due; False once the hold is over (or the socket gone)."""
+        try:
+            self._read()
+            while self.next_send <= now and self.next_send < self.end:
+                self._send(now)
+        except OSError:  # the call closed its socket (killed mid-call): nothing more to do
+            return False
+        return now < self.end
+
+    def _send(self, now: float) -> None:
+        rec = self.rec
+        if now - self.next_send > RTP_SEND_LATE:
+            rec.rtp_send_late += 1  # our own slip, not the hotline's (metrics/generator.py)
+        p = self.packet
+        p[1] = (0x80 if rec.rtp_sent == 0 else 0) | rtp.PT_PCMU
+        struct.pack_into("!HI", p, 2, self.seq & 0xFFFF, self.ts & 0xFFFFFFFF)
+        _STAMP.pack_into(p, rtp.HEADER.size + 4, time.time_ns())
+        try:
+            self.sock.sendto(p, self.remote)
+        except (BlockingIOError, ConnectionRefusedError, PermissionError):
+            pass  # a full buffer, an ICMP error, a local firewall: gone, as on a wire
+        rec.rtp_sent += 1
+        self.seq, self.ts = self.seq + 1, self.ts + rtp.SAMPLES_PER_PACKET
+        self.next_send += rtp.PACKET_INTERVAL
+
+    def _read(self) -> None:
+        after = self.rec.answered_at or 0.0
+        while True:
+            try:
+                data, ancdata, _, _ = self.sock.recvmsg(2048, ANCILLARY)
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionRefusedError:  # an ICMP error for an earlier send: read on
+                continue
+            arrival = stamp_of(ancdata) or time.time()
+            hdr = rtp.parse_header(data)
+            if hdr and arrival >= after:  # what came before the answer is not the call's
+                self.stats.add(hdr[0], hdr[1], arrival)
+                self.far.heard(hdr[2], data[rtp.HEADER.size:], arrival)
+
+    def finish(self) -> None:
+        """What the call record keeps of the stream; then the call may go on to its BYE."""
+        rec = self.rec
+        # what we should have received: one packet per 20 ms of hold
+        rec.rtp_expected = int(round((self.end - self.start) / rtp.PACKET_INTERVAL))
+        if self.stats.first_arrival is None:
+            self.stats.max_gap = max(0.0, self.end - self.start)
+        self.far.into(rec)
+        self.done.set()
+
+
+class MediaPump:
+    """The loop that serves every stream of this process (see the module's docstring)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._new: list[MediaStream] = []
+        self._wake = threading.Event()
+        self._order = itertools.count()  # ties in the heap: first come, first served
+        self.dead = False
+        self.thread = threading.Thread(target=self._run, name="media-pump", daemon=True)
+
+    def add(self, stream: MediaStream) -> MediaStream:
+        with self._lock:
+            self._new.append(stream)
+        self._wake.set()
+        return stream
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.dead = True  # media_pump() starts another for the next calls
+
+    def _loop(self) -> None:
+        heap: list[tuple[float, int, MediaStream]] = []
+        while True:
+            self._wake.clear()
+            with self._lock:
+                new, self._new = self._new, []
+            for s in new:
+                heapq.heappush(heap, (s.due, next(self._order), s))
+            if not heap:
+                self._wake.wait()
+                continue
+            now = time.time()
+            while heap and heap[0][0] <= now:
+                s = heapq.heappop(heap)[2]
+                if s.serve(now):
+                    heapq.heappush(heap, (s.due, next(self._order), s))
+                else:
+                    s.finish()
+            if heap:
+                self._wake.wait(max(MIN_WAIT, heap[0][0] - time.time()))
+
+
+_pump: MediaPump | None = None
+_pump_lock = threading.Lock()
+
+
+def media_pump() -> MediaPump:
+    """This process's pump, started on first use (again if its loop ever died).
+
+    The lock may be a real one (this module is imported before Locust patches the
+    standard library for gevent): it is never held across a switch, so the thread is
+    started only after it is released; a greenlet blocking on a real lock held by
+    another greenlet would stop the whole process."""
+    global _pump
+    with _pump_lock:
+        fresh = _pump is None or _pump.dead
+        if fresh:
+            _pump = MediaPump()
+        pump = _pump
+    if fresh:
+        pump.thread.start()
+    return pump
+
+
+def stream_rtp(sock: socket.socket, remote: tuple[str, int], rec: CallRecord,
+               end: float) -> MediaStream:
+    """Start one call's RTP until `end` (wall clock); `.done` is set when its figures are in."""
+    sock.setblocking(False)
+    return media_pump().add(MediaStream(sock, remote, rec, end))

@@ -1,0 +1,156 @@
+"""The media pump against real loopback sockets: an echoing far end and a reporting one."""
+import _socket
+import socket
+import threading
+import time
+
+from harness.metrics.records import CallRecord
+from harness.sip import rtp
+from harness.sip.arrival import stamp_arrivals
+from harness.sip.media_pump import MediaStream, stream_rtp
+
+
+class FarEndSocket:
+    """A far end on 127.0.0.1: echoes every packet, or answers each with a receiver report,
+    or (drop_every=k) leaves every k-th caller packet unanswered."""
+
+    def __init__(self, mode: str = "echo", drop_every: int = 0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.mode, self.drop_every = mode, drop_every
+        self.got = 0
+        self.quit = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self):
+        return self.sock.getsockname()
+
+    def _run(self):
+        seq = 0
+        while not self.quit.is_set():
+            try:
+                data, sender = self.sock.recvfrom(2048)
+            except socket.timeout:
+                continue
+            self.got += 1
+            if self.drop_every and self.got % self.drop_every == 0:
+                continue
+            if self.mode == "echo":
+                self.sock.sendto(data, sender)
+            else:
+                stamp = rtp.sent_stamp(data[rtp.HEADER.size:])
+                report = rtp.Report(stamp, 0, self.got, self.got, 0)
+                self.sock.sendto(rtp.build_packet(seq, seq * 160, 7, rtp.report_payload(report)), sender)
+                seq += 1
+
+    def close(self):
+        self.quit.set()
+        self.thread.join()
+        self.sock.close()
+
+
+def media_socket():
+    s = _socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    stamp_arrivals(s)
+    return s
+
+
+def run_streams(n: int, hold: float, far: FarEndSocket) -> list[tuple[CallRecord, MediaStream]]:
+    out = []
+    for _ in range(n):
+        rec = CallRecord(call_id="x", carrier="a", hold_planned=hold, media=True)
+        rec.answered_at = time.time()
+        sock = media_socket()
+        out.append((rec, stream_rtp(sock, far.address, rec, time.time() + hold), sock))
+    for _, stream, sock in out:
+        assert stream.done.wait(hold + 10)
+        sock.close()
+    return [(r, s) for r, s, _ in out]
+
+
+def test_every_stream_sends_its_packets_and_hears_its_echo():
+    far = FarEndSocket("echo")
+    try:
+        calls = run_streams(20, 1.0, far)
+    finally:
+        far.close()
+    for rec, stream in calls:
+        assert 49 <= rec.rtp_sent <= 51, rec.rtp_sent  # 1 s of 20 ms packets
+        assert rec.rtp_expected in (49, 50)  # the random phase takes up to one packet time
+        assert stream.stats.received >= rec.rtp_sent - 1  # loopback: the last may be in flight
+        assert stream.stats.bursts == 0
+        assert rec.rtp_echo and rec.rtp_rtt_ms is not None and rec.rtp_rtt_ms < 50
+    assert far.got == sum(r.rtp_sent for r, _ in calls)
+    # the sequence numbers run on from one random start: the far end saw no gap
+    assert all(s.stats.lost == 0 for _, s in calls)
+
+
+def test_a_reporting_far_end_gives_the_upstream_figures():
+    far = FarEndSocket("report", drop_every=10)  # every 10th caller packet "lost" on the way back
+    try:
+        [(rec, stream)] = run_streams(1, 1.0, far)
+    finally:
+        far.close()
+    assert not rec.rtp_echo
+    assert rec.rtp_up_received >= 45  # what the far end said it received
+    assert rec.rtp_rtt_ms is not None  # from the echoed send stamp and the held time
+    # downstream: the reports are the far end's stream, one per caller packet less the dropped
+    assert stream.stats.received == rec.rtp_sent - rec.rtp_sent // 10
+
+
+def test_stop_ends_the_stream_at_once_and_expects_only_what_was_due():
+    far = FarEndSocket("echo")
+    try:
+        rec = CallRecord(call_id="x", carrier="a", hold_planned=30, media=True)
+        rec.answered_at = time.time()
+        sock = media_socket()
+        stream = stream_rtp(sock, far.address, rec, time.time() + 30)
+        while rec.rtp_sent < 10:  # bounded by the wait below: 10 packets take 0.2 s
+            assert not stream.done.wait(0.02)
+        stream.stop()
+        assert stream.done.wait(2.0)
+        sock.close()
+    finally:
+        far.close()
+    assert 10 <= rec.rtp_sent < 30
+    assert abs(rec.rtp_expected - rec.rtp_sent) <= 1
+
+
+def test_a_closed_socket_ends_the_stream_without_killing_the_pump():
+    far = FarEndSocket("echo")
+    try:
+        rec = CallRecord(call_id="x", carrier="a", hold_planned=30, media=True)
+        rec.answered_at = time.time()
+        sock = media_socket()
+        stream = stream_rtp(sock, far.address, rec, time.time() + 30)
+        sock.close()  # the call was killed mid-hold
+        assert stream.done.wait(2.0)
+        calls = run_streams(2, 0.3, far)  # the pump serves the next calls as before
+    finally:
+        far.close()
+    assert all(r.rtp_sent >= 14 for r, _ in calls)
+
+
+FIRST_USE_UNDER_GEVENT = """
+import harness.sip.uac  # imported before gevent patches the standard library, as the CLI does
+import harness.load.sip_load  # Locust: gevent's monkey patching
+import gevent
+from harness.sip.media_pump import media_pump
+pumps = gevent.joinall([gevent.spawn(media_pump) for _ in range(20)], timeout=10)
+assert len({g.value for g in pumps}) == 1, "one pump for the process"
+print("ok")
+"""
+
+
+def test_many_greenlets_starting_the_pump_at_once_share_one_and_never_deadlock():
+    # the first greenlet to need the pump starts its thread, which switches: a lock (real, from
+    # before the patching) held across that switch stopped the whole process before
+    import subprocess
+    import sys
+    res = subprocess.run([sys.executable, "-c", FIRST_USE_UNDER_GEVENT], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
