@@ -29,6 +29,14 @@ def free_udp_port() -> int:
     return free_port(udp=True)
 
 
+def udp_bound(port: int, host: str = "127.0.0.1") -> bool:
+    """Some socket is bound to host:port over UDP (read from /proc/net/udp): a tool we started
+    is ready to receive, with no sleep standing in for it."""
+    want = f"{''.join(f'{int(b):02X}' for b in reversed(host.split('.')))}:{port:04X}"
+    rows = Path("/proc/net/udp").read_text().splitlines()[1:]
+    return any(r.split()[1] == want for r in rows)
+
+
 def free_tcp_port() -> int:
     return free_port(udp=False)
 

@@ -163,7 +163,8 @@ class LoadController:
         opts = CallOptions(hold=self.spec.hold, rtp=self.rng.random() < self.spec.rtp_share,
                            invite_timeout=self.spec.invite_timeout,
                            bye_timeout=self.spec.bye_timeout, transport=entry.transport,
-                           local_ip=entry.caller_ip, outbound_proxy=entry.outbound_proxy)
+                           local_ip=entry.caller_ip, outbound_proxy=entry.outbound_proxy,
+                           fallback=entry.fallback_addrs, failover_timer=entry.failover_timer)
         self.in_flight += 1
         self.placed += 1
         self.last_placed_at = time.time()

@@ -44,6 +44,8 @@ class CallRecord:
     rtp_rtt_ms: float | None = None      # mean round-trip time of the media path
     rtp_rtt_min_ms: float | None = None
     dialog_via: str = ""  # where ACK and BYE went: outbound_proxy, record_route or contact
+    entry_address: str = ""  # host:port the call's last INVITE went to (a fallback after failovers)
+    failovers: int = 0       # addresses of the entry point given up on before it
 
     def fail(self, status: int, reason: str) -> None:
         self.outcome, self.status, self.reason = "failed", status, reason

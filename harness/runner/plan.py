@@ -160,6 +160,12 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
             problems.append(f"{path}:{line_of(lines, ('load', 'carriers'))}: load.carriers: "
                             f"'{c}' is not an entry point of '{inv.name}' "
                             f"(known: {', '.join(sorted(carriers))})")
+    failing_over = [e.name for e in inv.entry_points if e.fallback
+                    and (not scenario.load.carriers or e.name in scenario.load.carriers)]
+    if scenario.load.engine == "sipp" and failing_over:
+        problems.append(f"{path}:{line_of(lines, ('load', 'engine'))}: load.engine: sipp cannot "
+                        f"fail over to an entry point's fallback addresses ({', '.join(failing_over)})"
+                        " (hint: use engine: locust, or leave fallback out of the inventory)")
     if problems:
         raise InputError(problems)
     return Drill(path, scenario, inv, planned, target, options)

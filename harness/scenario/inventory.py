@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from harness.scenario.model import Duration
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -116,10 +118,23 @@ class EntryPoint(Strict):
     netns: str | None = Field(None, description="network namespace the net injector acts in")
     outbound_proxy: bool = Field(False, description="send ACK, BYE and re-INVITEs to this entry "
                                  "point whatever Record-Route/Contact say (a trunk facing a B2BUA SBC)")
+    fallback: list[Address] = Field(
+        default_factory=list, max_length=8,
+        description="further addresses of this path (another site's SBC or VIP), tried in order, "
+                    "as a carrier's trunk fails over (RFC 3263 §4.3): when the address before "
+                    "gives no response within failover_timer, cannot be reached, or answers 503")
+    failover_timer: Duration = Field(
+        2.0, gt=0, le=32,
+        description="seconds an INVITE waits for any response from one address before the next "
+                    "is tried; Timer B's 32 s default would break 'switch within 30 s'")
 
     @property
     def addr(self) -> tuple[str, int]:
         return split_address(self.address)
+
+    @property
+    def fallback_addrs(self) -> tuple[tuple[str, int], ...]:
+        return tuple(split_address(a) for a in self.fallback)
 
 
 class Link(Strict):

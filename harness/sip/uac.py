@@ -45,6 +45,12 @@ class CallOptions:
     outbound_proxy: bool = False
     extra_headers: list[tuple[str, str]] = field(default_factory=list)
     call_id_prefix: str = ""  # e.g. the health check's, so a truth check can tell its calls apart
+    # further addresses of the same path (another site's SBC), tried in order as a carrier's
+    # trunk does (RFC 3263 §4.3): when the one before gives no response at all within
+    # failover_timer, cannot be reached, or answers 503. A server that sent any response
+    # has the call: it is not left for the next (a 100 Trying ends the failover timer)
+    fallback: tuple[tuple[str, int], ...] = ()
+    failover_timer: float = 2.0
 
 
 def _sdp(ip: str, port: int, session_id: int, media: bool = True) -> bytes:
@@ -59,7 +65,7 @@ def _sdp(ip: str, port: int, session_id: int, media: bool = True) -> bytes:
 class _Leg:
     """The signalling socket of one call and the dialog state learned on it."""
 
-    def __init__(self, opts: CallOptions, entry: tuple[str, int]):
+    def __init__(self, opts: CallOptions, entry: tuple[str, int], call_id: str | None = None):
         self.opts = opts
         self.entry = entry
         self.tcp = opts.transport == "tcp"
@@ -74,7 +80,8 @@ class _Leg:
             self.sock.bind((opts.local_ip, 0))
         stamp_arrivals(self.sock)  # responses are timed when they arrive, not when read
         self.port = self.sock.getsockname()[1]
-        self.call_id = f"{opts.call_id_prefix}{token(16)}@{opts.local_ip}"
+        self.call_id = call_id or f"{opts.call_id_prefix}{token(16)}@{opts.local_ip}"
+        self.heard = False  # any response to our request came on this leg
         self.from_tag = token(8)
         self.to_header = f"<sip:{opts.callee}@{entry[0]}:{entry[1]}>"
         self.route_set: list[str] = []
@@ -153,10 +160,16 @@ class _Leg:
             msg.received_at = arrival
             return msg
 
-    def transact(self, msg: SipMessage, timeout: float, on_provisional=None):
-        """Send a request with UDP retransmission (timer A/E) until a final response."""
-        deadline = time.time() + timeout
-        interval, next_send, provisional = T1, time.time(), False
+    def transact(self, msg: SipMessage, timeout: float, on_provisional=None,
+                 first_response_within: float | None = None):
+        """Send a request with UDP retransmission (timer A/E) until a final response; None at
+        the timeout, or when nothing at all answered within first_response_within."""
+        start = time.time()
+        deadline = start + timeout
+        give_up = deadline if first_response_within is None \
+            else min(deadline, start + first_response_within)
+        interval, next_send, provisional = T1, start, False
+        self.heard = False
         while True:
             now = time.time()
             if not provisional and now >= next_send:
@@ -164,13 +177,14 @@ class _Leg:
                 # a reliable transport sends once (RFC 3261 §17.1.1.2)
                 next_send = now + interval if not self.tcp else deadline
                 interval = min(interval * 2, 4.0)
-            resp = self.receive(min(deadline, next_send) if not provisional else deadline)
+            resp = self.receive(min(give_up, next_send) if not provisional else give_up)
             if resp is None:
-                if time.time() >= deadline or self.closed:
+                if time.time() >= give_up or self.closed:
                     return None
                 continue
             if resp.is_request or resp.cseq != msg.cseq:
                 continue
+            self.heard, give_up = True, deadline
             if resp.status < 200:
                 provisional = True
                 if on_provisional:
@@ -216,33 +230,56 @@ def place_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
 def start_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
                node_of=lambda contact: contact) -> tuple[CallRecord, HeldCall | None]:
     """INVITE to ACK: the record of a call that was not answered, or the record and the
-    answered call in its hold (its RTP, if any, already with the media pump)."""
+    answered call in its hold (its RTP, if any, already with the media pump). With fallback
+    addresses, the same call (same Call-ID) goes to the next when one gives up on it."""
     started = time.time()
     if opts.local_ip is None:
         opts = replace(opts, local_ip=local_ip_for(entry[0]))
-    try:
-        leg = _Leg(opts, entry)
-    except OSError as exc:  # e.g. TCP connection refused: the attempt failed
-        rec = CallRecord(call_id=f"{token(16)}@{opts.local_ip}", carrier=carrier,
-                         hold_planned=opts.hold, media=opts.rtp, started_at=started)
-        rec.fail(0, f"cannot connect to {entry[0]}:{entry[1]}: {exc.strerror or exc}")
-        return rec, None
-    rec = CallRecord(call_id=leg.call_id, carrier=carrier, hold_planned=opts.hold,
-                     media=opts.rtp)
+    rec = CallRecord(call_id=f"{opts.call_id_prefix}{token(16)}@{opts.local_ip}", carrier=carrier,
+                     hold_planned=opts.hold, media=opts.rtp)
     # the C socket, not gevent's: only the media pump uses it, and only without blocking
     media_sock = _socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     held = None
+    addresses = [entry, *opts.fallback]
     try:
         media_sock.bind((opts.local_ip, 0))
         stamp_arrivals(media_sock)
-        held = _invite(leg, rec, media_sock, opts, node_of)
+        for i, address in enumerate(addresses):
+            last = i == len(addresses) - 1
+            if i:
+                rec.failovers += 1
+                rec.outcome, rec.status, rec.reason, rec.ended_at = "failed", 0, "", None
+            rec.entry_address = f"{address[0]}:{address[1]}"
+            held, next_one = _attempt(address, rec, media_sock, opts, node_of, last, started)
+            if held is not None or not next_one:
+                break
+    finally:
+        if held is None:
+            media_sock.close()
+    if held is None and rec.failovers:
+        rec.reason = f"{rec.reason} (after {rec.failovers} failover(s))"
+    return rec, held
+
+
+def _attempt(address: tuple[str, int], rec: CallRecord, media_sock, opts: CallOptions,
+             node_of, last: bool, started: float) -> tuple[HeldCall | None, bool]:
+    """One address's try at the call: (the held call or None, whether the next may try)."""
+    try:
+        leg = _Leg(opts, address, rec.call_id)
+    except OSError as exc:  # e.g. TCP connection refused: this address cannot be reached
+        rec.started_at = rec.started_at or started
+        rec.fail(0, f"cannot connect to {address[0]}:{address[1]}: {exc.strerror or exc}")
+        return None, True
+    held = None
+    try:
+        held = _invite(leg, rec, media_sock, opts, node_of,
+                       None if last else opts.failover_timer)
     except OSError as exc:  # the connection broke mid-call
         _lost(rec, exc, started)
     finally:
         if held is None:
-            media_sock.close()
             leg.close()
-    return rec, held
+    return held, held is None and (rec.status == 503 or (rec.status == 0 and not leg.heard))
 
 
 def end_call(held: HeldCall) -> CallRecord:
@@ -266,7 +303,7 @@ def _lost(rec: CallRecord, exc: OSError, started: float) -> None:
 
 
 def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions,
-            node_of) -> HeldCall | None:
+            node_of, failover_timer: float | None = None) -> HeldCall | None:
     sdp = _sdp(opts.local_ip, media_sock.getsockname()[1], random.randrange(1, 2**31), opts.rtp)
     invite = leg.request("INVITE", 1, new_branch(), sdp)
 
@@ -274,11 +311,12 @@ def _invite(leg: _Leg, rec: CallRecord, media_sock, opts: CallOptions,
         if resp.status in (180, 183) and rec.ringing_at is None:
             rec.ringing_at = resp.received_at or time.time()
 
-    rec.started_at = time.time()
-    final = leg.transact(invite, opts.invite_timeout, provisional)
+    rec.started_at = rec.started_at or time.time()  # a failover's call began with its first INVITE
+    final = leg.transact(invite, opts.invite_timeout, provisional, failover_timer)
     if final is None:
         rec.fail(0, "connection closed by the peer" if leg.closed
-                 else "no final response to INVITE (timeout)")
+                 else "no final response to INVITE (timeout)" if leg.heard or failover_timer is None
+                 else f"no response to INVITE within the failover timer ({failover_timer:g} s)")
         return None
     rec.status = final.status
     if final.status >= 300:

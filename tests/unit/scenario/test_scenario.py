@@ -203,3 +203,36 @@ def test_a_postgres_probe_loads_and_bad_ones_name_their_line(tmp_path):
     assert any(":12:" in m and "postgres" in m for m in msgs), msgs
     msgs = problems(tmp_path, PROBE.replace("rate: 10", "rate: 0"))
     assert any(":14:" in m and "greater than 0" in m for m in msgs), msgs
+
+
+FAILOVER_INVENTORY = """\
+    name: staging
+    entry_points:
+      - name: carrier-a
+        address: "127.0.0.1:5999"
+        fallback: ["127.0.0.2:5999"{more}]
+        failover_timer: {timer}
+    nodes:
+      - {{name: pbx-1, sip: "127.0.0.1:5998"}}
+    allowlist: [pbx-1]
+    """
+
+
+def test_fallback_addresses_load_and_bad_ones_name_their_line(tmp_path):
+    write(tmp_path, FAILOVER_INVENTORY.format(more="", timer="1500ms"), "inv.yaml")
+    drill = load_drill(write(tmp_path, GOOD.replace("name: t\n", "name: t\ntarget: inv.yaml\n")))
+    entry = drill.inventory.entry_points[0]
+    assert entry.fallback_addrs == (("127.0.0.2", 5999),) and entry.failover_timer == 1.5
+    write(tmp_path, FAILOVER_INVENTORY.format(more=', "site-b"', timer=40), "inv.yaml")
+    msgs = problems(tmp_path, GOOD.replace("name: t\n", "name: t\ntarget: inv.yaml\n"))
+    assert any("inv.yaml:5:" in m and "not host:port" in m for m in msgs), msgs
+    assert any("inv.yaml:6:" in m and "failover_timer" in m for m in msgs), msgs
+
+
+def test_sipp_engine_is_refused_where_an_entry_point_fails_over(tmp_path):
+    write(tmp_path, FAILOVER_INVENTORY.format(more="", timer=2), "inv.yaml")
+    text = GOOD.replace("name: t\n", "name: t\ntarget: inv.yaml\n").replace(
+        "  hold: 4s\n", "  hold: 4s\n  engine: sipp\n  rtp_share: 0%\n")
+    msgs = problems(tmp_path, text)
+    assert any("s.yaml:7:" in m and "sipp cannot fail over" in m and "carrier-a" in m
+               for m in msgs), msgs
