@@ -59,6 +59,14 @@ def media_socket():
     return s
 
 
+def long_stream(far: FarEndSocket, hold: float = 30.0):
+    """One answered call's stream, far longer than the test: the test ends it."""
+    rec = CallRecord(call_id="x", carrier="a", hold_planned=hold, media=True)
+    rec.answered_at = time.time()
+    sock = media_socket()
+    return rec, sock, stream_rtp(sock, far.address, rec, time.time() + hold)
+
+
 def run_streams(n: int, hold: float, far: FarEndSocket) -> list[tuple[CallRecord, MediaStream]]:
     out = []
     for _ in range(n):
@@ -105,10 +113,7 @@ def test_a_reporting_far_end_gives_the_upstream_figures():
 def test_stop_ends_the_stream_at_once_and_expects_only_what_was_due():
     far = FarEndSocket("echo")
     try:
-        rec = CallRecord(call_id="x", carrier="a", hold_planned=30, media=True)
-        rec.answered_at = time.time()
-        sock = media_socket()
-        stream = stream_rtp(sock, far.address, rec, time.time() + 30)
+        rec, sock, stream = long_stream(far)
         while rec.rtp_sent < 10:  # bounded by the wait below: 10 packets take 0.2 s
             assert not stream.done.wait(0.02)
         stream.stop()
@@ -123,10 +128,7 @@ def test_stop_ends_the_stream_at_once_and_expects_only_what_was_due():
 def test_a_closed_socket_ends_the_stream_without_killing_the_pump():
     far = FarEndSocket("echo")
     try:
-        rec = CallRecord(call_id="x", carrier="a", hold_planned=30, media=True)
-        rec.answered_at = time.time()
-        sock = media_socket()
-        stream = stream_rtp(sock, far.address, rec, time.time() + 30)
+        rec, sock, stream = long_stream(far)
         sock.close()  # the call was killed mid-hold
         assert stream.done.wait(2.0)
         calls = run_streams(2, 0.3, far)  # the pump serves the next calls as before
