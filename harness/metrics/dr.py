@@ -75,4 +75,13 @@ def probe_figures(records: dict, fault_at: float | None) -> dict:
             "rto_writes": None if fault_at is None else rto_writes(acks, fault_at),
             "lag": lag_summary(samples),
             "lag_series": [[s.at, s.lag] for s in samples],
+            "cdr": cdr_figures(records.get("cdr")),
             "errors": records.get("errors") or []}
+
+
+def cdr_figures(cdr: dict | None) -> dict | None:
+    """Answered calls looked up in the surviving CDR table: how many, which are missing."""
+    if not cdr:
+        return None
+    missing = list(cdr.get("missing") or [])
+    return {"checked": int(cdr.get("checked") or 0), "lost": len(missing), "missing": missing}

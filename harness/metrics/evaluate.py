@@ -181,7 +181,8 @@ def _dr_targets(dr: list[dict], failover_times: list[float | None]) -> dict:
            "calls back" if dr else "calls back (no data probe)", not dr and not failover_times)
     if not dr:
         none = (None, "no data probe in this scenario", False)
-        return {k: none for k in ("rpo", "rpo_writes", "replication_lag_p99")} | {"rto": rto}
+        return {k: none for k in ("rpo", "rpo_writes", "replication_lag_p99", "cdrs_lost")} \
+            | {"rto": rto}
     known = [d["rpo"] for d in dr if d["rpo"] is not None]
     unknown = [d["probe"] for d in dr if d["rpo"] is None]
     rpo_detail = f"surviving rows unreadable for {', '.join(unknown)}" if unknown else \
@@ -193,7 +194,16 @@ def _dr_targets(dr: list[dict], failover_times: list[float | None]) -> dict:
         "rto": rto,
         "replication_lag_p99": (max(lags) if lags else None,
                                 f"{sum(d['lag']['samples'] for d in dr)} samples", False),
+        "cdrs_lost": _cdrs_lost(dr),
     }
+
+
+def _cdrs_lost(dr: list[dict]) -> tuple[float | None, str, bool]:
+    checks = [d["cdr"] for d in dr if d.get("cdr")]
+    if not checks:
+        return None, "no CDR check in the data probes", False
+    lost = sum(c["lost"] for c in checks)
+    return float(lost), f"{lost} of {sum(c['checked'] for c in checks)} answered calls without a CDR", False
 
 
 def _worst_shift(per_fault: list[dict]) -> tuple[float | None, str, bool]:

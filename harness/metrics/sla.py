@@ -31,6 +31,7 @@ SLA_TARGETS: dict[str, tuple[str, str, float | None]] = {
     "rpo_writes": ("max", "writes", None),
     "rto": ("max", "s", None),
     "replication_lag_p99": ("max", "s", None),
+    "cdrs_lost": ("max", "CDRs", None),
     "steady_state_after": ("min", "bool", 1.0),
     "time_to_detect": ("max", "s", None),
     "capacity": ("min", "calls/s", None),

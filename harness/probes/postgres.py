@@ -18,6 +18,7 @@ import threading
 import time
 
 import psycopg
+from psycopg import sql
 
 from harness.metrics.dr import Ack, LagSample
 
@@ -43,6 +44,23 @@ def surviving(conninfo: str, run: str) -> set[int]:
     """The sequence numbers of `run` the database at `conninfo` still holds."""
     with _connect(conninfo) as conn:
         return {row[0] for row in conn.execute(f"SELECT seq FROM {TABLE} WHERE run = %s", (run,))}
+
+
+def cdrs_found(conninfo: str, table: str, column: str, call_ids: list[str],
+               grace: float = 0.0) -> set[str]:
+    """Which of `call_ids` have a CDR row in `table` (looked up by `column`), asking again
+    until all are there or `grace` seconds pass (a CDR is written when its BYE completes, and
+    a hotline may write it a moment later). Names are quoted as identifiers, never pasted."""
+    query = sql.SQL("SELECT DISTINCT {col} FROM {tab} WHERE {col} = ANY(%s)").format(
+        col=sql.Identifier(column), tab=sql.Identifier(*table.split(".")))
+    deadline = time.time() + grace
+    with _connect(conninfo) as conn:
+        conn.autocommit = True
+        while True:
+            found = {row[0] for row in conn.execute(query, (call_ids,))}
+            if len(found) >= len(set(call_ids)) or time.time() >= deadline:
+                return found
+            time.sleep(min(0.5, max(0.0, deadline - time.time())))
 
 
 class _Background:

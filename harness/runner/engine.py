@@ -193,7 +193,7 @@ class DrillRun:
 
     def stop_probes(self) -> None:
         if self.probes:
-            self.probes.stop(self.bus.publish)
+            self.probes.stop(self.bus.publish, [r.call_id for r in self.records if r.answered])
             self.probes = None
 
     def _take_due_steps(self, plan: list, t: float, load: LoadEngine) -> None:

@@ -30,7 +30,9 @@ class ProbeSet:
             lag = postgres.LagReader(spec.standby).start() if spec.standby else None
             self.running.append((spec, writer, lag))
 
-    def stop(self, publish) -> None:
+    def stop(self, publish, answered: list[str] = ()) -> None:
+        """Stop every probe and publish its records; `answered`: the Call-IDs of the calls
+        the harness saw answered, looked up in the CDR table where the probe has one."""
         for spec, writer, lag in self.running:
             acks = writer.stop()
             samples = lag.stop() if lag else []
@@ -44,7 +46,16 @@ class ProbeSet:
                 postgres.cleanup(spec.dsn)  # the scratch table was the probe's only footprint
             except postgres.psycopg.Error as exc:
                 errors.append(f"scratch table not dropped: {str(exc).strip().splitlines()[0]}")
+            cdr = None
+            if spec.cdr is not None:
+                try:
+                    found = postgres.cdrs_found(spec.dsn, spec.cdr.table, spec.cdr.call_id_column,
+                                                list(answered), spec.cdr.grace)
+                    cdr = {"checked": len(answered),
+                           "missing": sorted(set(answered) - found)}
+                except postgres.psycopg.Error as exc:  # unreadable: CDR loss unknown
+                    errors.append(f"CDRs unreadable: {str(exc).strip().splitlines()[0]}")
             publish("probe_records", probe=spec.id, kind=spec.type,
                     acks=[[a.seq, a.sent_at, a.acked_at, a.server] for a in acks],
-                    lag=[[s.at, s.lag] for s in samples], surviving=kept, errors=errors)
+                    lag=[[s.at, s.lag] for s in samples], surviving=kept, cdr=cdr, errors=errors)
         self.running = []

@@ -184,6 +184,8 @@ class SlaSpec(Strict):
     rpo_writes: int | None = Field(None, ge=0, description="acknowledged writes lost, at most")
     rto: Duration | None = None
     replication_lag_p99: Duration | None = None
+    cdrs_lost: int | None = Field(None, ge=0, description="answered calls without a CDR in the "
+                                  "surviving database, at most (a probe's `cdr:` check)")
     steady_state_after: bool | None = True
     time_to_detect: Duration | None = None
     capacity: float | None = Field(None, gt=0)
@@ -246,6 +248,22 @@ class AbortRule(Strict):
         return self
 
 
+SQL_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"  # plain SQL identifiers only: no quoting games
+SQL_TABLE = r"^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
+class CdrCheck(Strict):
+    """Where the hotline writes one row per answered call (Kamailio's acc module: table `acc`,
+    Call-ID in `callid`). After the drill every call the harness saw answered is looked up
+    there by Call-ID; the probe only reads this table."""
+
+    table: str = Field("acc", pattern=SQL_TABLE, description="table (or schema.table) of CDRs")
+    call_id_column: str = Field("callid", pattern=SQL_NAME,
+                                description="column holding the SIP Call-ID")
+    grace: Duration = Field(5.0, ge=0, le=120, description="how long after the load stops a "
+                            "CDR may still be on its way before it counts as lost")
+
+
 class PostgresProbe(Strict):
     """A data probe on a PostgreSQL service (probes/postgres.py): a heartbeat writer through
     `dsn` and, with `standby`, a replication-lag reader. Only its own scratch table is touched."""
@@ -258,6 +276,7 @@ class PostgresProbe(Strict):
     standby: str | None = Field(None, description="connection string of a standby to sample "
                                 "replication lag from")
     rate: float = Field(10.0, gt=0, le=100, description="heartbeat writes a second")
+    cdr: CdrCheck | None = Field(None, description="look every answered call's CDR up after the drill")
 
 
 class Scenario(Strict):

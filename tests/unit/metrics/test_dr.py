@@ -38,3 +38,17 @@ def test_rto_is_the_first_write_on_another_server():
 def test_lag_summary_ignores_unknown_samples():
     s = lag_summary([LagSample(1, 0.1), LagSample(2, None), LagSample(3, 2.5)])
     assert s["samples"] == 2 and s["max"] == 2.5 and s["p99"] == pytest.approx(2.476)
+
+
+def test_cdr_figures_count_the_missing_and_the_verdict_judges_them():
+    from harness.metrics.dr import probe_figures
+    from harness.metrics.evaluate import _dr_targets
+    records = {"probe": "db", "kind": "postgres", "acks": [], "lag": [], "surviving": [],
+               "cdr": {"checked": 5, "missing": ["c@x", "d@x"]}}
+    fig = probe_figures(records, None)
+    assert fig["cdr"] == {"checked": 5, "lost": 2, "missing": ["c@x", "d@x"]}
+    measured, detail, _ = _dr_targets([fig], [])["cdrs_lost"]
+    assert measured == 2.0 and detail == "2 of 5 answered calls without a CDR"
+    no_check = probe_figures({**records, "cdr": None}, None)
+    assert no_check["cdr"] is None
+    assert _dr_targets([no_check], [])["cdrs_lost"][0] is None  # unknown, never "0 lost"
