@@ -1,18 +1,17 @@
 """An entry point with fallback addresses fails over as a carrier's trunk does (RFC 3263 §4.3).
 
-Ground truth: the first address is one we made silent (a bound socket that
-reads and never answers), or a real SIPp UAS answering 503, or one that sends
+Ground truth: the first address is one we made silent (a UdpPeer: a bound
+socket that reads, counts and never answers: a dead site), or a real SIPp UAS answering 503, or one that sends
 100 Trying and then nothing. The setup delay the harness reports must be the
 failover timer we set (silence), nearly nothing (503), and no failover at all
 once a server has answered (100 Trying).
 """
-import socket
 import subprocess
-import threading
 
 from harness.sip.uac import CallOptions, place_call
 from tests.conftest import free_udp_port, need, udp_bound, wait_for
 from tests.integration.test_sipp_interop import sipp_count
+from tests.udppeer import UdpPeer
 
 UAS_ONLY = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="{name}">
@@ -35,36 +34,6 @@ ONLY_TRYING = UAS_ONLY.format(name="100 then silence", status=100, reason="Tryin
                               then='<pause milliseconds="10000"/>')
 
 
-class Silent:
-    """An address that takes datagrams and never answers (a dead site), counting them."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.got = 0
-        self.quit = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    @property
-    def addr(self):
-        return self.sock.getsockname()
-
-    def _run(self):
-        while not self.quit.is_set():
-            try:
-                self.sock.recv(65535)
-                self.got += 1
-            except socket.timeout:
-                pass
-
-    def close(self):
-        self.quit.set()
-        self.thread.join()
-        self.sock.close()
-
-
 def sipp(args, calls=1):
     port = free_udp_port()
     proc = subprocess.Popen([need("sipp"), "-i", "127.0.0.1", "-p", str(port), "-m", str(calls),
@@ -76,7 +45,7 @@ def sipp(args, calls=1):
 
 
 def test_a_silent_first_address_costs_exactly_the_failover_timer():
-    dead = Silent()
+    dead = UdpPeer()
     uas, live = sipp(["-sn", "uas"], calls=3)
     try:
         recs = [place_call(dead.addr, CallOptions(hold=0.2, rtp=False, fallback=(live,),
@@ -110,7 +79,7 @@ def test_a_server_that_answered_keeps_the_call(tmp_path):
     xml = tmp_path / "trying.xml"
     xml.write_text(ONLY_TRYING)
     slow, first = sipp(["-sf", str(xml)])
-    spare = Silent()
+    spare = UdpPeer()
     try:
         rec = place_call(first, CallOptions(hold=0.2, rtp=False, invite_timeout=2.5,
                                             fallback=(spare.addr,), failover_timer=0.5))
@@ -125,7 +94,7 @@ def test_a_server_that_answered_keeps_the_call(tmp_path):
 
 
 def test_every_address_silent_says_how_far_it_got():
-    a, b = Silent(), Silent()
+    a, b = UdpPeer(), UdpPeer()
     try:
         rec = place_call(a.addr, CallOptions(hold=0.2, rtp=False, invite_timeout=1.5,
                                              fallback=(b.addr,), failover_timer=0.5))

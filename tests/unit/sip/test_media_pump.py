@@ -1,55 +1,38 @@
 """The media pump against real loopback sockets: an echoing far end and a reporting one."""
 import _socket
 import socket
-import threading
 import time
 
 from harness.metrics.records import CallRecord
 from harness.sip import rtp
 from harness.sip.arrival import stamp_arrivals
 from harness.sip.media_pump import MediaStream, stream_rtp
+from tests.udppeer import UdpPeer
 
 
-class FarEndSocket:
+class FarEndSocket(UdpPeer):
     """A far end on 127.0.0.1: echoes every packet, or answers each with a receiver report,
     or (drop_every=k) leaves every k-th caller packet unanswered."""
 
     def __init__(self, mode: str = "echo", drop_every: int = 0):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.mode, self.drop_every = mode, drop_every
-        self.got = 0
-        self.quit = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.mode, self.drop_every, self.seq = mode, drop_every, 0
+        super().__init__(self._answer)
 
     @property
     def address(self):
-        return self.sock.getsockname()
+        return self.addr
 
-    def _run(self):
-        seq = 0
-        while not self.quit.is_set():
-            try:
-                data, sender = self.sock.recvfrom(2048)
-            except socket.timeout:
-                continue
-            self.got += 1
-            if self.drop_every and self.got % self.drop_every == 0:
-                continue
-            if self.mode == "echo":
-                self.sock.sendto(data, sender)
-            else:
-                stamp = rtp.sent_stamp(data[rtp.HEADER.size:])
-                report = rtp.Report(stamp, 0, self.got, self.got, 0)
-                self.sock.sendto(rtp.build_packet(seq, seq * 160, 7, rtp.report_payload(report)), sender)
-                seq += 1
-
-    def close(self):
-        self.quit.set()
-        self.thread.join()
-        self.sock.close()
+    def _answer(self, data, sender):
+        if self.drop_every and self.got % self.drop_every == 0:
+            return
+        if self.mode == "echo":
+            self.sock.sendto(data, sender)
+            return
+        stamp = rtp.sent_stamp(data[rtp.HEADER.size:])
+        report = rtp.Report(stamp, 0, self.got, self.got, 0)
+        self.sock.sendto(rtp.build_packet(self.seq, self.seq * 160, 7, rtp.report_payload(report)),
+                         sender)
+        self.seq += 1
 
 
 def media_socket():
