@@ -25,8 +25,10 @@ from locust import User, task
 from locust.env import Environment
 
 from harness.load.health import keep_in_ram, merge
-from harness.load.sip_load import LoadController, callers_for
+from harness.load.callers import callers_for, failover_span
+from harness.load.sip_load import LoadController
 from harness.metrics.records import CallRecord
+from harness.scenario.inventory import EntryPoint
 from harness.scenario.model import LoadSpec
 
 DEFAULT_PORT = 5557
@@ -49,8 +51,9 @@ class MasterLoad:
     """The drill's view of load spread over Locust workers; the same interface as LoadController."""
 
     def __init__(self, spec: LoadSpec, on_record: Callable[[CallRecord], None], bind: str,
-                 on_event: Callable[..., None]):
+                 on_event: Callable[..., None], entries: list[EntryPoint] = ()):
         self.spec, self.on_record, self.on_event = spec, on_record, on_event
+        self.failover = failover_span(list(entries))
         host, port = split_hostport(bind)
         self.env = Environment(user_classes=[SipCaller])
         self.runner = self.env.create_master_runner(host, port)
@@ -110,7 +113,7 @@ class MasterLoad:
 
     # -- the LoadController interface ------------------------------------------
     def _users_for(self, rate: float) -> int:
-        return callers_for(self.spec, rate / self.workers) * self.workers
+        return callers_for(self.spec, rate / self.workers, self.failover) * self.workers
 
     def start(self) -> None:
         self.set_rate(self.spec.calls_per_second, 0.0)

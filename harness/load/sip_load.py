@@ -26,6 +26,7 @@ from locust import User, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
 
+from harness.load.callers import SPARE_CALLERS, callers_for, callers_typical, failover_span
 from harness.load.health import GeneratorHealth, keep_in_ram
 from harness.metrics.records import CallRecord
 from harness.scenario.inventory import EntryPoint
@@ -52,20 +53,6 @@ class Pacer:
         return self.rate_from + (self.rate_to - self.rate_from) * share
 
 
-def callers_for(spec: LoadSpec, rate: float) -> int:
-    """Callers for `rate` calls/s when every set-up lasts as long as one can (INVITE timeout).
-    A caller is busy only from INVITE to ACK: the hold and the BYE need none (place_one)."""
-    return max(2, math.ceil(rate * (spec.invite_timeout + 1.0)) + 2)
-
-
-def callers_typical(spec: LoadSpec, rate: float) -> int:
-    """Callers for `rate` calls/s when calls are set up as planned (well within 1 s). The pool
-    starts here and grows when spares run low (slow answers, timeouts), up to callers_for:
-    an idle caller is a greenlet, and greenlets cost memory."""
-    return max(2, math.ceil(rate * 1.0) + 2)
-
-
-SPARE_CALLERS = 2  # grow the pool when fewer callers than this wait for the next arrival
 
 
 class LoadController:
@@ -86,9 +73,10 @@ class LoadController:
         self.placed = 0
         self.started_at = self.last_placed_at = 0.0
         self.max_calls = max_calls
+        self.failover = failover_span(entries)
         self.users = callers_typical(spec, spec.calls_per_second) if manage_users \
-            else callers_for(spec, spec.calls_per_second)
-        self.ceiling = callers_for(spec, spec.calls_per_second)
+            else callers_for(spec, spec.calls_per_second, self.failover)
+        self.ceiling = callers_for(spec, spec.calls_per_second, self.failover)
         self.idle = 0  # callers waiting for an arrival
         self.pacer = Pacer(spec.calls_per_second)
         self.tokens: Queue = Queue()
@@ -158,7 +146,7 @@ class LoadController:
 
     def place_one(self, env: Environment) -> CallRecord:
         """One arrival: the caller sets the call up, then hands the answered call's hold to a
-        timer (held_call) and is free for the next arrival; a held call keeps no greenlet."""
+        timer (_end_held) and is free for the next arrival; a held call keeps no greenlet."""
         entry = next(self._carrier)
         opts = CallOptions(hold=self.spec.hold, rtp=self.rng.random() < self.spec.rtp_share,
                            invite_timeout=self.spec.invite_timeout,
@@ -235,7 +223,7 @@ class LoadController:
         """Change the arrival rate (a step, surge or spike), reached over `ramp` seconds;
         returns the number of callers."""
         self.pacer.change(calls_per_second, ramp, time.time())
-        self.ceiling = max(self.ceiling, callers_for(self.spec, calls_per_second))
+        self.ceiling = max(self.ceiling, callers_for(self.spec, calls_per_second, self.failover))
         self._set_users(max(self.users, callers_typical(self.spec, calls_per_second)))
         return self.users
 

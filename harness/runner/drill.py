@@ -92,7 +92,8 @@ def start_master(drill: Drill, run, workers: Workers, on_record, console: Consol
     from harness.sip.message import free_port
     host, port = split_hostport(workers.bind)
     port = port or free_port(host, udp=False)
-    load = MasterLoad(drill.scenario.load, on_record, f"{host}:{port}", run.bus.publish)
+    load = MasterLoad(drill.scenario.load, on_record, f"{host}:{port}", run.bus.publish,
+                      drill.inventory.entry_points)
     load.spawn_local_workers(workers.local, drill.path, drill.scenario.target, run.run_dir)
     console.log(f"Locust master on {host}:{port}: waiting for {workers.total} worker(s)")
     got = load.wait_for_workers(workers.total, workers.wait)
