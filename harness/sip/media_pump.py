@@ -32,7 +32,9 @@ from harness.sip.arrival import ANCILLARY, stamp_of
 
 RTP_SEND_LATE = 0.005  # a packet sent later than this after its 20 ms slot is late
 MIN_WAIT = 0.001       # the pump's shortest sleep between rounds
-_STAMP = struct.Struct("!Q")
+_SEQ_TS = struct.Struct("!HI")                  # sequence number and timestamp, at offset 2
+_STAMP = struct.Struct("!Q")                    # the caller's send stamp in the payload
+_STAMP_AT = rtp.HEADER.size + len(rtp.CALLER_MAGIC)
 
 
 class FarEnd:
@@ -121,8 +123,8 @@ class MediaStream:
             rec.rtp_send_late += 1  # our own slip, not the hotline's (metrics/generator.py)
         p = self.packet
         p[1] = (0x80 if rec.rtp_sent == 0 else 0) | rtp.PT_PCMU
-        struct.pack_into("!HI", p, 2, self.seq & 0xFFFF, self.ts & 0xFFFFFFFF)
-        _STAMP.pack_into(p, rtp.HEADER.size + 4, time.time_ns())
+        _SEQ_TS.pack_into(p, 2, self.seq & 0xFFFF, self.ts & 0xFFFFFFFF)
+        _STAMP.pack_into(p, _STAMP_AT, time.time_ns())
         try:
             self.sock.sendto(p, self.remote)
         except (BlockingIOError, ConnectionRefusedError, PermissionError):
