@@ -456,6 +456,20 @@ def forget_fault(journal, fault_id: str, reason: Optional[str], run_id: Optional
 
 DOCKER_OPT = typer.Option(False, "--docker", help="the container lab (Kamailio, SIPp) "
                                                     "instead of the sandbox")
+SITES_OPT = typer.Option(1, "--sites", min=1, max=2, help="with --docker: 2 is the two-site DR "
+                         "lab (keepalived VIP over two Kamailio SBCs, PostgreSQL primary and "
+                         "standby, Kamailio acc CDRs); scenarios say `target: lab-dr`")
+
+
+def _dr_lab(docker: bool, sites: int):
+    """The two-site lab's module when --docker --sites 2 asks for it, else None."""
+    if sites == 2 and not docker:
+        console.print("[red]error:[/red] --sites 2 is a container lab: add --docker")
+        raise typer.Exit(2)
+    if sites == 2:
+        from harness.lab import dr_lab
+        return dr_lab
+    return None
 
 
 @lab_app.command("up")
@@ -466,8 +480,22 @@ def lab_up(docker: bool = DOCKER_OPT,
            health_check: bool = typer.Option(True, help="sandbox: --no-health-check makes an SBC "
                                              "that never marks a dead node down"),
            dispatch: str = typer.Option("round-robin", help="sandbox: round-robin or hash "
-                                        "(of the Call-ID) to pick a node")):
-    """Start the practice hotline: the sandbox (local processes) or, with --docker, the container lab."""
+                                        "(of the Call-ID) to pick a node"),
+           sites: int = SITES_OPT,
+           sync_replication: bool = typer.Option(False, help="two-site lab: the primary waits "
+                                                 "for the standby to apply each commit "
+                                                 "(remote_apply) instead of streaming async"),
+           advert: int = typer.Option(1, min=1, max=10, help="two-site lab: keepalived's "
+                                      "advert interval in seconds (the VIP moves after 3)")):
+    """Start the practice hotline: the sandbox (local processes) or, with --docker, the container
+    lab (one site, or two with --sites 2)."""
+    dr = _dr_lab(docker, sites)
+    if dr is not None:
+        console.print("building images if needed and starting the two-site lab ...")
+        dr.up(dr.DrLabConfig(sync=sync_replication, advert=advert))
+        lab_status(docker=True, sites=2)
+        console.print(f"target inventory: {dr.inventory_path()} (scenarios say `target: lab-dr`)")
+        return
     if docker:
         from harness.lab import containers
         console.print("building images if needed and starting the container lab ...")
@@ -499,12 +527,13 @@ def lab_status_table(inv=None):
 
 
 @lab_app.command("status")
-def lab_status(docker: bool = DOCKER_OPT):
+def lab_status(docker: bool = DOCKER_OPT, sites: int = SITES_OPT):
     """Show which parts of the practice hotline run."""
+    dr = _dr_lab(docker, sites)
     if docker:
         from harness.lab import containers
         t = Table("part", "state")
-        for name, state in containers.status().items():
+        for name, state in (dr or containers).status().items():
             t.add_row(name, state)
         console.print(t)
         return
@@ -512,11 +541,12 @@ def lab_status(docker: bool = DOCKER_OPT):
 
 
 @lab_app.command("down")
-def lab_down(docker: bool = DOCKER_OPT):
+def lab_down(docker: bool = DOCKER_OPT, sites: int = SITES_OPT):
     """Stop the practice hotline (only what the project started: by pid or by label)."""
+    dr = _dr_lab(docker, sites)
     if docker:
         from harness.lab import containers
-        gone = containers.down()
+        gone = (dr or containers).down()
     else:
         from harness.lab import sandbox
         gone = sandbox.down()

@@ -42,7 +42,8 @@ from harness.sip.probe import wait_until_answers
 
 LABEL = "hotline-drill.lab"
 LAB_DIR = Path(__file__).resolve().parents[2] / "lab"
-IMAGES = ("hotline-drill/kamailio", "hotline-drill/pbx", "hotline-drill/rtpengine")
+IMAGES = ("hotline-drill/kamailio", "hotline-drill/pbx", "hotline-drill/rtpengine",
+          "hotline-drill/postgres")
 NG_PORT = 2223  # rtpengine's ng control port, on its lab address
 
 
@@ -73,31 +74,50 @@ def ensure_images() -> None:
 
 
 def _network(cfg: LabConfig):
+    return bridge_network(cfg.network, cfg.subnet, LABEL)
+
+
+def bridge_network(name: str, subnet: str, label: str):
+    """A Docker bridge network of the project's own (`subnet` as "a.b.c", a /24, the host .1)."""
     c = client()
-    nets = c.networks.list(names=[cfg.network])
+    nets = c.networks.list(names=[name])
     if nets:
         return nets[0]
     import docker
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
-        subnet=f"{cfg.subnet}.0/24", gateway=cfg.ip(1))])
-    return c.networks.create(cfg.network, driver="bridge", ipam=ipam, labels={LABEL: "1"})
+        subnet=f"{subnet}.0/24", gateway=f"{subnet}.1")])
+    return c.networks.create(name, driver="bridge", ipam=ipam, labels={label: "1"})
 
 
 def _run(cfg: LabConfig, name: str, image: str, ip: str, volumes: dict):
     """Create and start a container on the lab network only, at a fixed address."""
+    return run_container(name, image, {cfg.network: ip}, volumes, labels={LABEL: "1"})
+
+
+def run_container(name: str, image: str, networks: dict[str, str], volumes: dict, *,
+                  labels: dict[str, str], env: dict[str, str] | None = None,
+                  sysctls: dict[str, str] | None = None, cap_add: list[str] | None = None,
+                  command: list[str] | None = None) -> str:
+    """Create and start a container on the project's own networks only, at fixed addresses
+    ({network: ip}, the first one given at creation, the others joined before the start)."""
     c = client()
     for old in c.containers.list(all=True, filters={"name": f"^/{name}$"}):
         old.remove(force=True)
     api = c.api
     binds = [f"{host}:{v['bind']}:{v.get('mode', 'rw')}" for host, v in volumes.items()]
+    (first, first_ip), *more = networks.items()
     created = api.create_container(
-        image, name=name, hostname=name, labels={LABEL: "1"}, detach=True,
+        image, command=command, name=name, hostname=name, labels=labels, detach=True,
+        environment=env,
         # supervised as production nodes are: a process that crashes is started again by the
         # engine; a drill's docker.kill/stop is a manual stop, which the policy leaves alone
-        host_config=api.create_host_config(binds=binds, network_mode=cfg.network,
+        host_config=api.create_host_config(binds=binds, network_mode=first, sysctls=sysctls,
+                                           cap_add=cap_add,
                                            restart_policy={"Name": "unless-stopped"}),
         networking_config=api.create_networking_config(
-            {cfg.network: api.create_endpoint_config(ipv4_address=ip)}))
+            {first: api.create_endpoint_config(ipv4_address=first_ip)}))
+    for net, ip in more:
+        api.connect_container_to_network(created["Id"], net, ipv4_address=ip)
     api.start(created["Id"])
     return created["Id"]
 
@@ -266,9 +286,9 @@ def rtpengine_managed(cfg: LabConfig | None = None) -> int:
                .get("managedsessions", 0))
 
 
-def kamailio_answered() -> dict[str, int]:
+def kamailio_answered(container: str = "hd-lab-sbc") -> dict[str, int]:
     """Kamailio's own count of answered calls per PBX address (its `answered` htable)."""
-    res = subprocess.run(["docker", "exec", "hd-lab-sbc", "kamcmd", "htable.dump", "answered"],
+    res = subprocess.run(["docker", "exec", container, "kamcmd", "htable.dump", "answered"],
                          capture_output=True, text=True, timeout=30)
     if res.returncode != 0:
         raise RuntimeError(f"kamcmd htable.dump failed: {res.stderr.strip()}")

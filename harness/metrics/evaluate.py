@@ -38,6 +38,7 @@ def fault_figures(records: list[CallRecord], fault: FaultWindow, *, max_gap: flo
                      "first_good": rec.first_good, "window": rule.window,
                      "min_attempts": rule.min_attempts},
         "failover_time": rec.failover_time, "recovered": rec.at is not None,
+        "calls_back": failover.calls_back(records, fault),
         "traffic_shift": shift.value,
         "shift": {"seconds": shift.seconds, "never": shift.never, "touched": shift.touched,
                   "last_touched": shift.last_touched},
@@ -114,7 +115,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
     }
     fault_at = min((f.started_at for f in faults), default=None)
     dr = [probe_figures(p, fault_at) for p in probes]
-    measured.update(_dr_targets(dr, [f["failover_time"] for f in per_fault]))
+    measured.update(_dr_targets(dr, [f["calls_back"]["seconds"] for f in per_fault]))
     ttd = time_to_detect([f.started_at for f in faults], [a["ts"] for a in acks])
     measured["time_to_detect"] = (ttd, "no acknowledgement after the fault" if ttd is None
                                   else f"first acknowledgement by {_first_ack_by(acks, faults)}", False)
@@ -171,14 +172,15 @@ def _voice_and_session_targets(voice: dict, s: dict) -> dict:
     }
 
 
-def _dr_targets(dr: list[dict], failover_times: list[float | None]) -> dict:
+def _dr_targets(dr: list[dict], calls_back: list[float | None]) -> dict:
     """RPO, RTO and lag targets over every probe (the worst one counts). RTO is the later of
-    calls back (the worst fault's failover time) and writes back on a new primary."""
+    calls back (the worst fault's first answer through a node it did not take out) and
+    writes back on a new primary."""
     writes_back = [d["rto_writes"]["seconds"] for d in dr if d["rto_writes"]]
-    parts = [*failover_times, *writes_back]
+    parts = [*calls_back, *writes_back]
     rto = (None if not parts or None in parts else max(parts),
            "calls and writes back" if writes_back else
-           "calls back" if dr else "calls back (no data probe)", not dr and not failover_times)
+           "calls back" if dr else "calls back (no data probe)", not dr and not calls_back)
     if not dr:
         none = (None, "no data probe in this scenario", False)
         return {k: none for k in ("rpo", "rpo_writes", "replication_lag_p99", "cdrs_lost")} \

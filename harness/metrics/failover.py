@@ -257,3 +257,18 @@ def continuity(records: list[CallRecord], fault_start: float, max_gap: float,
 def share(kept_eligible: tuple[int, int]) -> float | None:
     kept, eligible = kept_eligible
     return None if eligible == 0 else kept / eligible
+
+
+def calls_back(records: list[CallRecord], fault: FaultWindow) -> dict:
+    """RTO of calls: from the fault's start to the first answer, at or after it, of a call
+    placed at or after it and answered by a node the fault did not take out (for a site-level
+    fault: a node of the surviving site). A call placed before the fault and answered after it
+    went through the old path, so it proves nothing about the survivor. None: no such call."""
+    hit = set(fault.nodes)
+    first = min((r for r in records if r.answered and r.started_at >= fault.started_at
+                 and r.answered_at >= fault.started_at and r.node not in hit),
+                key=lambda r: r.answered_at, default=None)
+    if first is None:
+        return {"seconds": None, "call_id": None, "node": None}
+    return {"seconds": first.answered_at - fault.started_at, "call_id": first.call_id,
+            "node": first.node}

@@ -26,7 +26,6 @@ from harness.runner.journal import Journal
 from harness.runner.plan import Drill, PlannedFault
 from harness.runner.probes import ProbeSet
 from harness.runner.steady import steady_state
-from harness.scenario.inventory import Node
 
 TICK = 0.1
 HEALTH_EVERY = 1.0  # seconds between the load generator's health events
@@ -85,7 +84,7 @@ class DrillRun:
         in_effect = time.time()  # the fault's window opens when inject() has done its work
         self.active[planned.fault_id] = ActiveFault(planned, injector, recipe, started)
         took = injector.verify()
-        nodes = [planned.spec.target] if isinstance(planned.target, Node) else []  # a node, not a link
+        nodes = self.drill.inventory.nodes_hit(planned.spec.target)  # nodes, not links
         self.bus.publish("fault_injected", ts=in_effect, fault_id=planned.fault_id, type=planned.spec.type,
                          target=planned.spec.target, nodes=nodes, verified=took,
                          inject_took=in_effect - started, description=injector.describe())

@@ -100,6 +100,8 @@ class Node(Strict):
     process: ProcessRef | None = None
     docker: DockerRef | None = None
     netns: str | None = Field(None, description="network namespace the net injector acts in")
+    site: str | None = Field(None, description="the data centre the node stands in; a fault on "
+                             "a node of role `site` reaches every node of that site")
 
 
 class EntryPoint(Strict):
@@ -176,6 +178,16 @@ class TargetInventory(Strict):
             if x.name == name:
                 return x
         return None
+
+    def nodes_hit(self, name: str) -> list[str]:
+        """The nodes a fault on `name` takes out: a node itself, or, for a node of role
+        `site`, every node of that site too; none for a link or an entry point."""
+        target = self.find(name)
+        if not isinstance(target, Node):
+            return []
+        if target.role == "site" and target.site:
+            return [name, *(n.name for n in self.nodes if n.site == target.site and n.name != name)]
+        return [name]
 
     def node_by_sip(self) -> dict[tuple[str, int], str]:
         return {split_address(n.sip): n.name for n in self.nodes if n.sip}

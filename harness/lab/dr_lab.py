@@ -1,0 +1,349 @@
+"""The two-site container lab (`drill lab up --docker --sites 2`): a hotline in two data
+centres, every part a real component from Debian's packages.
+
+    WAN  172.30.100.0/24  the stretched segment both sites and the carriers reach:
+                          VIP .10 (keepalived, VRRP), sbc-a .11, sbc-b .12, db-a .21, db-b .22
+    site A 172.30.101.0/24  sbc-a .2, pbx-a1 .11, pbx-a2 .12 (sbc-b joins as .3)
+    site B 172.30.102.0/24  sbc-b .2, pbx-b1 .11, pbx-b2 .12 (sbc-a joins as .3)
+
+- Each site's SBC is Kamailio (dispatcher over its own site's PBX nodes, Record-Route on
+  the VIP, dialog state shared with the other SBC by DMQ, acc writing a CDR per answered
+  call) beside keepalived, which holds the VIP on site A's SBC (priority 150) and moves it
+  to site B's (100) when A's adverts stop: advert_int × 3 plus skew.
+- PostgreSQL 15: the primary at site A, a streaming hot standby at site B (asynchronous,
+  or `sync=True`: remote_apply). keepalived's notify script promotes the standby when site
+  B takes the VIP and A's database does not answer: the hotline's own DR automation, which
+  a drill measures and never performs. Kamailio's acc and the data probe connect with a
+  libpq string naming both databases and asking for the read-write one.
+- The PBX nodes are the one-site lab's SIPp UAS image; media goes from the caller to the
+  PBX that answered (no media relay in this lab: the drill is about sites, not voice).
+- Carriers: `carrier-a` sends to the VIP; `carrier-b` to site A's SBC, then site B's after
+  a silent second (entry-point fallback, RFC 3263 §4.3).
+
+Every container carries the labels `hotline-drill.lab-dr` and `hotline-drill.site=a|b`, so
+a site is one `docker:` label selector in the inventory (nodes `site-a`, `site-b`).
+"""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from harness.lab.containers import LAB_DIR, bridge_network, ensure_images, run_container
+from harness.ops.docker_api import client, wait_healthy
+from harness.ops.state import state_home
+from harness.scenario.inventory import TargetInventory
+from harness.scenario.load import read_inventory
+from harness.scenario.yamlload import InputError
+from harness.sip.probe import wait_until_answers
+
+LABEL = "hotline-drill.lab-dr"
+SITE_LABEL = "hotline-drill.site"
+SITES = ("a", "b")
+VIP_LAST, DB_PORT = 10, 5432
+
+
+@dataclass
+class DrLabConfig:
+    wan: str = field(default_factory=lambda: os.environ.get("HOTLINE_DRILL_DR_WAN", "172.30.100"))
+    site_subnets: dict[str, str] = field(default_factory=lambda: {
+        "a": os.environ.get("HOTLINE_DRILL_DR_SITE_A", "172.30.101"),
+        "b": os.environ.get("HOTLINE_DRILL_DR_SITE_B", "172.30.102")})
+    advert: int = 1          # keepalived advert_int, seconds: the VIP moves after 3 of them
+    sync: bool = False       # synchronous replication (remote_apply) instead of asynchronous
+    pbx_per_site: int = 2
+
+    @property
+    def folder(self) -> Path:
+        return state_home() / "lab-dr"
+
+    @property
+    def vip(self) -> str:
+        return f"{self.wan}.{VIP_LAST}"
+
+    def wan_ip(self, role: str, site: str) -> str:
+        return f"{self.wan}.{(11 if role == 'sbc' else 21) + SITES.index(site)}"
+
+    def network(self, site: str | None = None) -> str:
+        return f"hotline-drill-dr-{site}" if site else "hotline-drill-dr-wan"
+
+    def db_dsn(self, *sites: str, read_write: bool = False) -> str:
+        """A libpq connection string for the databases of `sites`, in that order."""
+        hosts = ",".join(self.wan_ip("db", s) for s in sites)
+        rw = " target_session_attrs=read-write" if read_write else ""
+        return f"host={hosts} port={DB_PORT} dbname=postgres user=postgres connect_timeout=1{rw}"
+
+
+def other(site: str) -> str:
+    return SITES[1 - SITES.index(site)]
+
+
+def sbc_name(site: str) -> str:
+    return f"hd-dr-sbc-{site}"
+
+
+def inventory(cfg: DrLabConfig | None = None) -> dict:
+    """The two-site lab's target inventory as plain data (what `up` writes)."""
+    cfg = cfg or DrLabConfig()
+    nodes, names = [], []
+    for site in SITES:
+        net = cfg.site_subnets[site]
+        nodes.append({"name": f"site-{site}", "role": "site", "site": site,
+                      "docker": {"label": f"{SITE_LABEL}={site}"}})
+        nodes.append({"name": f"sbc-{site}", "role": "sbc", "site": site,
+                      "sip": f"{cfg.wan_ip('sbc', site)}:5060", "docker": {"name": sbc_name(site)}})
+        for i in range(1, cfg.pbx_per_site + 1):
+            nodes.append({"name": f"pbx-{site}{i}", "role": "pbx", "site": site,
+                          "sip": f"{net}.{10 + i}:5060", "docker": {"name": f"hd-dr-pbx-{site}{i}"}})
+        nodes.append({"name": f"db-{site}", "role": "db", "site": site,
+                      "docker": {"name": f"hd-dr-db-{site}"}})
+    caller = f"{cfg.wan}.1"  # the host on the WAN segment: the PBXs reach it for RTP
+    entries = [{"name": "carrier-a", "address": f"{cfg.vip}:5060", "caller_ip": caller},
+               {"name": "carrier-b", "address": f"{cfg.wan_ip('sbc', 'a')}:5060",
+                "fallback": [f"{cfg.wan_ip('sbc', 'b')}:5060"], "failover_timer": 1.0,
+                "caller_ip": caller}]
+    # the WAL stream, cut inside the standby's own network namespace (net.cut, peer db-a)
+    links = [{"name": "replication", "kind": "replication", "netns": "container:hd-dr-db-b"}]
+    names = [x["name"] for x in [*nodes, *entries, *links]]
+    return {"name": "lab-dr", "entry_points": entries, "nodes": nodes, "links": links,
+            "allowlist": names}
+
+
+def inventory_path(cfg: DrLabConfig | None = None) -> Path:
+    return (cfg or DrLabConfig()).folder / "inventory.yaml"
+
+
+def _labels(site: str) -> dict[str, str]:
+    return {LABEL: "1", SITE_LABEL: site}
+
+
+def _start_databases(cfg: DrLabConfig, running: set[str]) -> None:
+    for site in SITES:
+        name = f"hd-dr-db-{site}"
+        if name in running:
+            continue
+        env = {"DB_ROLE": "primary" if site == "a" else "standby",
+               "DB_PEER": cfg.wan_ip("db", other(site)), "DB_SYNC": "1" if cfg.sync else "0"}
+        run_container(name, "hotline-drill/postgres", {cfg.network(): cfg.wan_ip("db", site)}, {},
+                      labels=_labels(site), env=env)
+        wait_healthy(client().containers.get(name).id)
+
+
+def roles() -> dict[str, str | None]:
+    """Which database is primary now: {"a": "primary"|"standby"|None, "b": ...} (None: down)."""
+    import psycopg
+    cfg = DrLabConfig()
+    out: dict[str, str | None] = {}
+    for site in SITES:
+        try:
+            with psycopg.connect(cfg.db_dsn(site), autocommit=True) as conn:
+                standby = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+            out[site] = "standby" if standby else "primary"
+        except psycopg.Error:
+            out[site] = None
+    return out
+
+
+def _cdr_table(cfg: DrLabConfig) -> None:
+    """Kamailio acc's table (its default columns) on the primary, and on the standby by
+    replication before the SBCs start."""
+    import psycopg
+    with psycopg.connect(cfg.db_dsn("a"), autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS acc (id serial PRIMARY KEY, method varchar(16) NOT NULL "
+            "DEFAULT '', from_tag varchar(128) NOT NULL DEFAULT '', to_tag varchar(128) NOT NULL "
+            "DEFAULT '', callid varchar(255) NOT NULL DEFAULT '', sip_code varchar(3) NOT NULL "
+            "DEFAULT '', sip_reason varchar(128) NOT NULL DEFAULT '', time timestamp NOT NULL)")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with psycopg.connect(cfg.db_dsn("b"), autocommit=True) as conn:
+                if conn.execute("SELECT 1 FROM pg_tables WHERE tablename = 'acc'").fetchone():
+                    return
+        except psycopg.Error:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the standby at site B never replayed the acc table")
+        time.sleep(0.2)
+
+
+def _sbc_config(cfg: DrLabConfig, site: str) -> Path:
+    conf = cfg.folder / f"kamailio-{site}"
+    conf.mkdir(parents=True, exist_ok=True)
+    # libpq expands a dbname that is a connection string (Kamailio passes expand_dbname=1),
+    # which is how acc gets both databases and the read-write wish
+    db_url = f"postgres://postgres@{cfg.wan_ip('db', 'a')}:{DB_PORT}/" + \
+        cfg.db_dsn("a", "b", read_write=True).replace("connect_timeout=1", "connect_timeout=2")
+    text = (LAB_DIR / "kamailio" / "kamailio-dr.cfg").read_text()
+    for key, value in {"WAN_SELF": cfg.wan_ip("sbc", site), "WAN_PEER": cfg.wan_ip("sbc", other(site)),
+                       "VIP_ADDR": cfg.vip, "DB_URL_VALUE": db_url}.items():
+        text = text.replace(key, value)
+    (conf / "kamailio.cfg").write_text(text)
+    net = cfg.site_subnets[site]
+    (conf / "dispatcher.list").write_text("".join(
+        f"1 sip:{net}.{10 + i}:5060\n" for i in range(1, cfg.pbx_per_site + 1)))
+    return conf
+
+
+def _start_sbc(cfg: DrLabConfig, site: str) -> None:
+    peer = other(site)
+    networks = {cfg.network(): cfg.wan_ip("sbc", site),
+                cfg.network(site): f"{cfg.site_subnets[site]}.2",
+                cfg.network(peer): f"{cfg.site_subnets[peer]}.3"}
+    env = {"SITE": site, "VIP": cfg.vip, "WAN_IP": cfg.wan_ip("sbc", site),
+           "PEER_WAN": cfg.wan_ip("sbc", peer), "PRIORITY": "150" if site == "a" else "100",
+           "ADVERT": str(cfg.advert), "LOCAL_DB": cfg.wan_ip("db", site),
+           "PEER_DB": cfg.wan_ip("db", peer)}
+    run_container(sbc_name(site), "hotline-drill/kamailio", networks,
+                  {str(_sbc_config(cfg, site)): {"bind": "/etc/kamailio-lab", "mode": "ro"}},
+                  labels=_labels(site), env=env, cap_add=["NET_ADMIN"],
+                  sysctls={"net.ipv4.ip_nonlocal_bind": "1"},  # Kamailio binds the VIP it may get
+                  command=["/usr/local/bin/run-dr-sbc.sh"])
+
+
+def vip_holder(cfg: DrLabConfig | None = None) -> str | None:
+    """Which site's SBC holds the virtual IP now (by its interfaces), or None."""
+    cfg = cfg or DrLabConfig()
+    c = client()
+    for site in SITES:
+        try:
+            box = c.containers.get(sbc_name(site))
+            if box.status != "running":
+                continue
+            res = box.exec_run(["ip", "-o", "-4", "addr", "show"])
+        except Exception:
+            continue
+        if f" {cfg.vip}/" in res.output.decode():
+            return site
+    return None
+
+
+def transitions(site: str) -> list[tuple[float, str]]:
+    """keepalived's notify log of one SBC: (time, what) lines (master, backup, promotion)."""
+    box = client().containers.get(sbc_name(site))
+    res = box.exec_run(["cat", "/var/log/hotline-drill/vrrp-transitions.log"])
+    out = []
+    for line in res.output.decode().splitlines():
+        stamp, _, what = line.partition(" ")
+        try:
+            out.append((float(stamp), what))
+        except ValueError:
+            continue
+    return out
+
+
+def _wait(what: str, ok, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not ok():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"two-site lab: {what} within {within:.0f} s")
+        time.sleep(0.2)
+
+
+def up(cfg: DrLabConfig | None = None) -> TargetInventory:
+    """Bring the two-site lab up (idempotent; a database pair whose roles a drill swapped is
+    made anew) and write its inventory; return it."""
+    cfg = cfg or DrLabConfig()
+    cfg.folder.mkdir(parents=True, exist_ok=True)
+    ensure_images()
+    for site in (None, *SITES):
+        bridge_network(cfg.network(site), cfg.wan if site is None else cfg.site_subnets[site], LABEL)
+    c = client()
+    running = {x.name for x in c.containers.list(filters={"label": LABEL})}
+    if {"hd-dr-db-a", "hd-dr-db-b"} <= running and roles() != {"a": "primary", "b": "standby"}:
+        for site in SITES:  # a failover happened: the pair is made anew, A primary again
+            c.containers.get(f"hd-dr-db-{site}").remove(force=True)
+        running -= {"hd-dr-db-a", "hd-dr-db-b"}
+    _start_databases(cfg, running)
+    _cdr_table(cfg)
+    for site in SITES:
+        for i in range(1, cfg.pbx_per_site + 1):
+            name = f"hd-dr-pbx-{site}{i}"
+            stats = cfg.folder / "stats" / name
+            stats.mkdir(parents=True, exist_ok=True)
+            if name not in running:
+                run_container(name, "hotline-drill/pbx",
+                              {cfg.network(site): f"{cfg.site_subnets[site]}.{10 + i}"},
+                              {str(stats): {"bind": "/stats"}}, labels=_labels(site))
+            wait_healthy(c.containers.get(name).id)
+    for site in SITES:  # A first, so it holds the VIP before B's keepalived starts
+        if sbc_name(site) not in running:
+            _start_sbc(cfg, site)
+        if site == "a":
+            _wait("site A's SBC did not take the VIP", lambda: vip_holder(cfg) == "a", 30)
+    inv = inventory(cfg)
+    for addr in [n["sip"] for n in inv["nodes"] if n.get("sip")] + [f"{cfg.vip}:5060"]:
+        host, _, port = addr.rpartition(":")
+        if not wait_until_answers((host, int(port)), 30):
+            raise RuntimeError(f"two-site lab: nothing answers SIP at {addr}")
+    inventory_path(cfg).write_text(yaml.safe_dump(inv, sort_keys=False))
+    return TargetInventory.model_validate(inv)
+
+
+def down(cfg: DrLabConfig | None = None) -> list[str]:
+    """Remove the two-site lab's containers and networks (by label: only what `up` made)."""
+    cfg = cfg or DrLabConfig()
+    c = client()
+    gone = []
+    for box in c.containers.list(all=True, filters={"label": LABEL}):
+        box.remove(force=True)
+        gone.append(box.name)
+    for site in (None, *SITES):
+        for net in c.networks.list(names=[cfg.network(site)]):
+            net.remove()
+    inventory_path(cfg).unlink(missing_ok=True)
+    return gone
+
+
+def status(cfg: DrLabConfig | None = None) -> dict[str, str]:
+    cfg = cfg or DrLabConfig()
+    out: dict[str, str] = {}
+    try:
+        for box in client().containers.list(all=True, filters={"label": LABEL}):
+            out[box.name] = box.status
+    except Exception as exc:  # no engine
+        return {"docker": f"unreachable: {exc}"}
+    if out:
+        out["vip"] = f"{cfg.vip} on site {vip_holder(cfg) or '-'}"
+        out["databases"] = ", ".join(f"{s}: {r or 'down'}" for s, r in roles().items())
+    return out
+
+
+def kamailio_answered() -> dict[str, int]:
+    """Both SBCs' own counts of answered calls per PBX address (their `answered` htables)."""
+    from harness.lab.containers import kamailio_answered as one
+    counts: dict[str, int] = {}
+    for site in SITES:
+        for addr, n in one(sbc_name(site)).items():
+            counts[addr] = counts.get(addr, 0) + n
+    return counts
+
+
+class LabDrTarget:
+    """`target: lab-dr`: the two-site lab that `drill lab up --docker --sites 2` brought up."""
+
+    name = "lab-dr"
+    Options = None
+
+    def inventory(self, options=None) -> TargetInventory:
+        path = inventory_path()
+        if not path.exists():
+            raise InputError(["target 'lab-dr': the two-site lab is not up "
+                              "(hint: run `drill lab up --docker --sites 2` first)"])
+        return read_inventory(path)
+
+    def describe(self, options=None) -> list[str]:
+        return []
+
+    def running(self, options, log):
+        return nullcontext()
+
+    def recover(self) -> list[str]:
+        return []  # a drill never starts the lab: `drill lab down --docker --sites 2` stops it
+
+
+TARGET = LabDrTarget()
