@@ -556,6 +556,12 @@ def lab_down(docker: bool = DOCKER_OPT, sites: int = SITES_OPT):
 def main() -> None:
     """The `drill` command. An exception nobody expected is a bug of ours: it gets its own exit
     code (never 1, which means an SLA target was missed) and its traceback is kept."""
+    # gevent patches the standard library before the drill imports anything: Locust would
+    # patch on import anyway, and psycopg binds its way of waiting when it is first imported
+    # (cooperative only if `select` is patched by then). A data probe waiting on a database
+    # that vanished with its site would otherwise hold every caller greenlet still.
+    from gevent import monkey
+    monkey.patch_all()
     import signal
 
     def stop_now(signum, _frame):  # until a drill installs its own: nothing is in place yet

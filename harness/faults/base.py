@@ -80,6 +80,13 @@ class Injector:
         """True once the fault has really taken effect (checked from outside)."""
         raise NotImplementedError
 
+    def took_effect_at(self) -> float | None:
+        """When the fault took effect by the target's own record, where it keeps one (the
+        Docker engine's exit time of a killed container), asked after `verify`. The fault's
+        window opens then rather than when `inject` returned: a kill bites at once, while the
+        engine may take half a second more to answer."""
+        return None
+
     @classmethod
     def undo(cls, recipe: dict[str, Any]) -> str:
         """Roll back from a recipe alone; idempotent. Returns what it did."""

@@ -60,6 +60,17 @@ def choose(ids: list[str], sel: Selection) -> list[str]:
     return sorted(random.Random(sel.seed).sample(ids, min(n, len(ids))))
 
 
+def finished_at(state: dict) -> float | None:
+    """The engine's FinishedAt (RFC 3339, nanoseconds) as epoch seconds; None if not set."""
+    from datetime import datetime
+    text = state.get("FinishedAt") or ""
+    if not text or text.startswith("0001-"):
+        return None
+    head, _, frac = text.rstrip("Z").partition(".")
+    at = datetime.fromisoformat(head + "+00:00").timestamp()
+    return at + float("0." + (frac or "0"))
+
+
 def matching(ref) -> list:
     """Containers (running or not) that the inventory's `docker:` reference names."""
     c = client()
@@ -122,6 +133,15 @@ class _DockerFault(Injector):
 
     def _act(self, api, cid: str) -> None:
         raise NotImplementedError
+
+    def took_effect_at(self) -> float | None:
+        """For a kill or a stop: when the last chosen container exited, by the engine's own
+        record (State.FinishedAt)."""
+        if self.rollback_action != "start":
+            return None
+        c = client()
+        ends = [finished_at(c.api.inspect_container(i)["State"]) for i in self._ids()]
+        return None if None in ends or not ends else max(ends)
 
     def inject(self) -> None:
         api = client().api

@@ -3,8 +3,10 @@ centres, every part a real component from Debian's packages.
 
     WAN  172.30.100.0/24  the stretched segment both sites and the carriers reach:
                           VIP .10 (keepalived, VRRP), sbc-a .11, sbc-b .12, db-a .21, db-b .22
-    site A 172.30.101.0/24  sbc-a .2, pbx-a1 .11, pbx-a2 .12 (sbc-b joins as .3)
-    site B 172.30.102.0/24  sbc-b .2, pbx-b1 .11, pbx-b2 .12 (sbc-a joins as .3)
+    site A 172.30.101.0/24  sbc-a .2, pbx-a1 .11, pbx-a2 .12; sbc-b joins as .3;
+                            internal VIP .10 (held by sbc-a, taken over by sbc-b)
+    site B 172.30.102.0/24  sbc-b .2, pbx-b1 .11, pbx-b2 .12; sbc-a joins as .3;
+                            internal VIP .10 (held by sbc-b, taken over by sbc-a)
 
 - Each site's SBC is Kamailio (dispatcher over its own site's PBX nodes, Record-Route on
   the VIP, dialog state shared with the other SBC by DMQ, acc writing a CDR per answered
@@ -64,6 +66,14 @@ class DrLabConfig:
     @property
     def vip(self) -> str:
         return f"{self.wan}.{VIP_LAST}"
+
+    def site_vip(self, site: str) -> str:
+        """A site's internal VIP: where its PBX nodes see the SBC (either site's SBC)."""
+        return f"{self.site_subnets[site]}.{VIP_LAST}"
+
+    def sbc_ip(self, sbc_site: str, network_site: str) -> str:
+        """The address an SBC has on a site network: .2 on its own, .3 on the other."""
+        return f"{self.site_subnets[network_site]}.{2 if sbc_site == network_site else 3}"
 
     def wan_ip(self, role: str, site: str) -> str:
         return f"{self.wan}.{(11 if role == 'sbc' else 21) + SITES.index(site)}"
@@ -179,8 +189,12 @@ def _sbc_config(cfg: DrLabConfig, site: str) -> Path:
     db_url = f"postgres://postgres@{cfg.wan_ip('db', 'a')}:{DB_PORT}/" + \
         cfg.db_dsn("a", "b", read_write=True).replace("connect_timeout=1", "connect_timeout=2")
     text = (LAB_DIR / "kamailio" / "kamailio-dr.cfg").read_text()
-    for key, value in {"WAN_SELF": cfg.wan_ip("sbc", site), "WAN_PEER": cfg.wan_ip("sbc", other(site)),
-                       "VIP_ADDR": cfg.vip, "DB_URL_VALUE": db_url}.items():
+    subs = {"WAN_SELF": cfg.wan_ip("sbc", site), "WAN_PEER": cfg.wan_ip("sbc", other(site)),
+            "VIP_ADDR": cfg.vip, "DB_URL_VALUE": db_url}
+    for s in SITES:
+        subs[f"SITE_{s.upper()}_REGEX"] = cfg.site_subnets[s].replace(".", "[.]") + "[.]"
+        subs[f"SITE_{s.upper()}_VIP"] = cfg.site_vip(s)
+    for key, value in subs.items():
         text = text.replace(key, value)
     (conf / "kamailio.cfg").write_text(text)
     net = cfg.site_subnets[site]
@@ -192,12 +206,13 @@ def _sbc_config(cfg: DrLabConfig, site: str) -> Path:
 def _start_sbc(cfg: DrLabConfig, site: str) -> None:
     peer = other(site)
     networks = {cfg.network(): cfg.wan_ip("sbc", site),
-                cfg.network(site): f"{cfg.site_subnets[site]}.2",
-                cfg.network(peer): f"{cfg.site_subnets[peer]}.3"}
+                cfg.network(site): cfg.sbc_ip(site, site), cfg.network(peer): cfg.sbc_ip(site, peer)}
+    site_vips = " ".join(f"{s}:{cfg.site_vip(s)}:{cfg.sbc_ip(other(site), s)}:{cfg.sbc_ip(site, s)}"
+                         for s in SITES)
     env = {"SITE": site, "VIP": cfg.vip, "WAN_IP": cfg.wan_ip("sbc", site),
            "PEER_WAN": cfg.wan_ip("sbc", peer), "PRIORITY": "150" if site == "a" else "100",
            "ADVERT": str(cfg.advert), "LOCAL_DB": cfg.wan_ip("db", site),
-           "PEER_DB": cfg.wan_ip("db", peer)}
+           "PEER_DB": cfg.wan_ip("db", peer), "SITE_VIPS": site_vips}
     run_container(sbc_name(site), "hotline-drill/kamailio", networks,
                   {str(_sbc_config(cfg, site)): {"bind": "/etc/kamailio-lab", "mode": "ro"}},
                   labels=_labels(site), env=env, cap_add=["NET_ADMIN"],
@@ -205,9 +220,11 @@ def _start_sbc(cfg: DrLabConfig, site: str) -> None:
                   command=["/usr/local/bin/run-dr-sbc.sh"])
 
 
-def vip_holder(cfg: DrLabConfig | None = None) -> str | None:
-    """Which site's SBC holds the virtual IP now (by its interfaces), or None."""
+def vip_holder(cfg: DrLabConfig | None = None, vip: str | None = None) -> str | None:
+    """Which site's SBC holds the virtual IP (the WAN one unless `vip` says) now, by its
+    interfaces, or None."""
     cfg = cfg or DrLabConfig()
+    vip = vip or cfg.vip
     c = client()
     for site in SITES:
         try:
@@ -217,7 +234,7 @@ def vip_holder(cfg: DrLabConfig | None = None) -> str | None:
             res = box.exec_run(["ip", "-o", "-4", "addr", "show"])
         except Exception:
             continue
-        if f" {cfg.vip}/" in res.output.decode():
+        if f" {vip}/" in res.output.decode():
             return site
     return None
 
@@ -275,6 +292,9 @@ def up(cfg: DrLabConfig | None = None) -> TargetInventory:
             _start_sbc(cfg, site)
         if site == "a":
             _wait("site A's SBC did not take the VIP", lambda: vip_holder(cfg) == "a", 30)
+    for site in SITES:  # each site's internal VIP on its own SBC (B preempts A's stand-in)
+        _wait(f"site {site.upper()}'s SBC did not take its internal VIP",
+              lambda: vip_holder(cfg, cfg.site_vip(site)) == site, 30)
     inv = inventory(cfg)
     for addr in [n["sip"] for n in inv["nodes"] if n.get("sip")] + [f"{cfg.vip}:5060"]:
         host, _, port = addr.rpartition(":")

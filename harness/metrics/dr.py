@@ -13,6 +13,7 @@ say which acknowledged writes were lost:
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from harness.metrics.calls import percentile
@@ -29,7 +30,29 @@ class Ack:
 @dataclass(frozen=True)
 class LagSample:
     at: float
-    lag: float | None  # seconds the standby's replay is behind; None when unknown
+    lag: float | None  # seconds the standby is behind; None when unknown
+    replayed: int | None = None  # newest heartbeat seq the standby had replayed (None: unknown)
+
+
+def replication_lag(acked: list[Ack], samples: list[LagSample]) -> list[LagSample]:
+    """Replication lag at each sample: the age of the oldest write the primary had
+    acknowledged by then that the standby had not replayed (0 when it had them all).
+
+    Read against acknowledged writes rather than the server's "now less the last replayed
+    commit": that one grows whenever nothing new is committed (a primary that died has
+    nothing more to send, and the standby is not behind), while this one grows only while
+    acknowledged data is missing on the standby: a cut link, a slow replay."""
+    by_seq = sorted(acked, key=lambda a: a.seq)
+    seqs = [a.seq for a in by_seq]
+    out = []
+    for s in samples:
+        if s.replayed is None:
+            out.append(LagSample(s.at, None))
+            continue
+        i = bisect_right(seqs, s.replayed)
+        missing = [a.acked_at for a in by_seq[i:] if a.acked_at <= s.at]
+        out.append(LagSample(s.at, s.at - min(missing) if missing else 0.0, s.replayed))
+    return out
 
 
 def rpo(acked: list[Ack], surviving: set[int]) -> dict:
@@ -67,8 +90,12 @@ def probe_figures(records: dict, fault_at: float | None) -> dict:
     """The DR figures of one probe's `probe_records` event (the form events.jsonl keeps)."""
     acks = [Ack(int(s), float(sent), float(acked), str(server))
             for s, sent, acked, server in records.get("acks") or []]
-    samples = [LagSample(float(t), None if v is None else float(v))
-               for t, v in records.get("lag") or []]
+    if records.get("replayed") is not None:  # heartbeats the standby had: lag against acks
+        samples = replication_lag(acks, [LagSample(float(t), None, None if s is None else int(s))
+                                         for t, s in records["replayed"]])
+    else:  # an older run: the server's own replay age
+        samples = [LagSample(float(t), None if v is None else float(v))
+                   for t, v in records.get("lag") or []]
     kept = records.get("surviving")
     return {"probe": records.get("probe"), "kind": records.get("kind"), "acked": len(acks),
             "rpo": None if kept is None else rpo(acks, set(kept)),

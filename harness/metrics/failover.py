@@ -96,13 +96,15 @@ def outage(records: list[CallRecord], fault: FaultWindow, setup: float = 0.0) ->
     starts = sorted(r.started_at for r in records)
     fs = fault.started_at
     fe = fault.ended_at if fault.ended_at is not None else float("inf")
-    last_seen = max((r.ended_at or r.started_at for r in records), default=fs)
     best: tuple[float, CallRecord | None, CallRecord | None] | None = None
     # gaps between consecutive answers (and before the first / after the last one)
     bounds = [None, *answered, None]
     for before, after in zip(bounds, bounds[1:]):
         a = before.answered_at if before else min(fs, starts[0] if starts else fs)
-        b = after.answered_at if after else max(last_seen, a)
+        # after the last answer: silent up to the last attempt placed since (none: no gap;
+        # calls still in their hold when the records end prove nothing)
+        b = after.answered_at if after else max(
+            [a, *(r.started_at for r in records if before is None or r.started_at > before.started_at)])
         if b <= fs or a >= fe:
             continue  # does not overlap the fault
         if best is None or b - a > best[0]:
@@ -114,7 +116,8 @@ def outage(records: list[CallRecord], fault: FaultWindow, setup: float = 0.0) ->
     trail = _spacing_before(starts, after.started_at) / 2 if after else 0.0
     start = (before.answered_at if before else fs) + lead
     end = max(start, after.answered_at - setup - trail) if after else None
-    length = max(0.0, (end if end is not None else max(last_seen, start)) - start)
+    last_try = max(starts, default=start)
+    length = max(0.0, (end if end is not None else max(last_try, start)) - start)
     return Outage(start, end, length, lead + trail,
                   before.call_id if before else None, after.call_id if after else None)
 

@@ -57,7 +57,9 @@ def cdrs_found(conninfo: str, table: str, column: str, call_ids: list[str],
     with _connect(conninfo) as conn:
         conn.autocommit = True
         while True:
-            found = {row[0] for row in conn.execute(query, (call_ids,))}
+            # a SQL_ASCII database hands text back as bytes
+            found = {row[0].decode() if isinstance(row[0], bytes) else row[0]
+                     for row in conn.execute(query, (call_ids,))}
             if len(found) >= len(set(call_ids)) or time.time() >= deadline:
                 return found
             time.sleep(min(0.5, max(0.0, deadline - time.time())))
@@ -125,13 +127,15 @@ class HeartbeatWriter(_Background):
 
 
 class LagReader(_Background):
-    """Samples, twice a second, how far the standby at `conninfo` replays behind its primary:
-    now() less the commit time of the last transaction it replayed (the writer's tick bounds
-    how fresh that can be)."""
+    """Samples, twice a second, how far the standby at `conninfo` is behind: the newest
+    heartbeat of `run` it has replayed (metrics/dr.py turns that into the age of the oldest
+    acknowledged write it lacks), and the server's own replay age (now() less the commit time
+    of the last transaction it replayed). A server that is no longer in recovery (promoted)
+    is no standby: its samples are unknown."""
 
-    def __init__(self, conninfo: str, every: float = 0.5):
+    def __init__(self, conninfo: str, run: str = "", every: float = 0.5):
         super().__init__()
-        self.conninfo, self.every = conninfo, every
+        self.conninfo, self.run, self.every = conninfo, run, every
         self.samples: list[LagSample] = []
 
     def records(self) -> list[LagSample]:
@@ -140,19 +144,24 @@ class LagReader(_Background):
     def _loop(self) -> None:
         conn = None
         while not self._stop.is_set():
-            lag = None
+            lag = replayed = None
             try:
                 if conn is None or conn.closed:
                     conn = _connect(self.conninfo)
                     conn.autocommit = True
-                row = conn.execute("SELECT CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM "
-                                   "now() - pg_last_xact_replay_timestamp()) END").fetchone()
-                lag = None if row[0] is None else float(row[0])
-            except psycopg.Error:
+                standby, age = conn.execute(
+                    "SELECT pg_is_in_recovery(), extract(epoch FROM "
+                    "now() - pg_last_xact_replay_timestamp())").fetchone()
+                if standby:
+                    lag = None if age is None else float(age)
+                    row = conn.execute(f"SELECT coalesce(max(seq), 0) FROM {TABLE} WHERE run = %s",
+                                       (self.run,)).fetchone()
+                    replayed = int(row[0])
+            except psycopg.Error:  # down, or the scratch table not replayed yet: unknown
                 if conn is not None:
                     conn.close()
                 conn = None
-            self.samples.append(LagSample(time.time(), lag))
+            self.samples.append(LagSample(time.time(), lag, replayed))
             self._stop.wait(self.every)
         if conn is not None:
             conn.close()

@@ -84,6 +84,9 @@ class DrillRun:
         in_effect = time.time()  # the fault's window opens when inject() has done its work
         self.active[planned.fault_id] = ActiveFault(planned, injector, recipe, started)
         took = injector.verify()
+        recorded = injector.took_effect_at() if took else None
+        if recorded is not None:  # the target's own record, within the inject call
+            in_effect = min(max(recorded, started), in_effect)
         nodes = self.drill.inventory.nodes_hit(planned.spec.target)  # nodes, not links
         self.bus.publish("fault_injected", ts=in_effect, fault_id=planned.fault_id, type=planned.spec.type,
                          target=planned.spec.target, nodes=nodes, verified=took,

@@ -46,9 +46,11 @@ CATALOGUE: dict[str, Event] = {
     "run_aborted": Event(("reason", "requested_at", "rolled_back_in", "rollback_errors"),
                          "an abort rule or a signal: everything rolled back"),
     "steady_state_after": Event(("ok", "problems"), "the target's health after the rollback"),
-    "probe_records": Event(("probe", "kind", "acks", "lag", "surviving", "cdr", "errors"),
-                           "a data probe's acknowledged writes, lag samples, surviving rows "
-                           "and CDR check (null without one)"),
+    "probe_records": Event(("probe", "kind", "acks", "lag", "replayed", "surviving", "cdr",
+                            "errors"),
+                           "a data probe's acknowledged writes, lag samples (the server's replay "
+                           "age, and the newest heartbeat the standby had replayed), surviving "
+                           "rows and CDR check (null without one)"),
     "run_finished": Event((), "the run is over; outputs follow"),
     "worker_totals": Event(("worker",), "a Locust worker's own counts", more=True),
     "workers_lost": Event(("expected", "reported"), "workers that never reported their calls"),

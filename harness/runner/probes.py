@@ -27,7 +27,7 @@ class ProbeSet:
     def start(self) -> None:
         for spec in self.specs:
             writer = postgres.HeartbeatWriter(spec.dsn, self.run_id, spec.rate).start()
-            lag = postgres.LagReader(spec.standby).start() if spec.standby else None
+            lag = postgres.LagReader(spec.standby, self.run_id).start() if spec.standby else None
             self.running.append((spec, writer, lag))
 
     def stop(self, publish, answered: list[str] = ()) -> None:
@@ -57,5 +57,7 @@ class ProbeSet:
                     errors.append(f"CDRs unreadable: {str(exc).strip().splitlines()[0]}")
             publish("probe_records", probe=spec.id, kind=spec.type,
                     acks=[[a.seq, a.sent_at, a.acked_at, a.server] for a in acks],
-                    lag=[[s.at, s.lag] for s in samples], surviving=kept, cdr=cdr, errors=errors)
+                    lag=[[s.at, s.lag] for s in samples],
+                    replayed=[[s.at, s.replayed] for s in samples],
+                    surviving=kept, cdr=cdr, errors=errors)
         self.running = []

@@ -114,3 +114,20 @@ def test_disconnect_and_reconnect(fleet):
 def test_no_running_container_is_refused(fleet):
     with pytest.raises(FaultError, match="no running container"):
         build("docker.kill", node(label="hotline-drill.test=nothing-here")).recipe()
+
+
+def test_a_kill_took_effect_when_the_engine_says_the_container_exited(fleet):
+    import time
+    tag, _, boxes = fleet
+    inj = build("docker.kill", node(label=f"hotline-drill.test={tag}"), select="count", count=1,
+                seed=4)
+    recipe = inj.recipe()
+    before = time.time()
+    inj.inject()
+    after = time.time()
+    assert inj.verify()
+    at = inj.took_effect_at()
+    # the engine's own exit time lies inside the inject call (the same clock: one kernel)
+    assert at is not None and before - 0.05 <= at <= after + 0.05, (before, at, after)
+    type(inj).undo(recipe)
+    assert build("docker.pause", node(label=f"hotline-drill.test={tag}")).took_effect_at() is None

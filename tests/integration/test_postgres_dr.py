@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from harness.faults.base import lookup
-from harness.metrics.dr import lag_summary, rpo, rto_writes
+from harness.metrics.dr import lag_summary, replication_lag, rpo, rto_writes
 from harness.probes import postgres as probe
 from tests.conftest import wait_for
 from tests.pgcluster import Pair
@@ -56,7 +56,7 @@ def test_synchronous_replication_loses_no_acknowledged_write(replicated):
     primary, standby, _ = replicated
     run = uuid.uuid4().hex[:8]
     writer = probe.HeartbeatWriter(_multi_host(primary, standby), run).start()
-    lag = probe.LagReader(standby.conninfo).start()
+    lag = probe.LagReader(standby.conninfo, run).start()
     wait_for(lambda: len(writer.acked) >= 20, 10, what="20 acknowledged writes")
     killed_at, acked, samples = _fail_over(primary, standby, writer, lag)
     kept = probe.surviving(standby.conninfo, run)
@@ -70,6 +70,10 @@ def test_synchronous_replication_loses_no_acknowledged_write(replicated):
     assert rto["old_primary"] == f"127.0.0.1:{primary.port}"
     assert rto["new_primary"] == f"127.0.0.1:{standby.port}" and 0 < rto["seconds"] < 20
     assert lag_summary(samples)["samples"] > 0
+    # synchronous: the standby never lacked an acknowledged write, and once the primary is
+    # gone it is not behind on anything (the server's own replay age grows meanwhile)
+    lags = [s.lag for s in replication_lag(acked, samples) if s.lag is not None]
+    assert lags and max(lags) <= 0.2, lags
 
 
 @pytest.mark.parametrize("replicated", ["async"], indirect=True)
@@ -77,7 +81,7 @@ def test_link_cut_before_the_primary_dies_loses_exactly_the_writes_since(replica
     primary, standby, link = replicated
     run, cut_for = uuid.uuid4().hex[:8], 2.0
     writer = probe.HeartbeatWriter(_multi_host(primary, standby), run).start()
-    lag = probe.LagReader(standby.conninfo).start()
+    lag = probe.LagReader(standby.conninfo, run).start()
     wait_for(lambda: len(writer.acked) >= 20, 10, what="20 acknowledged writes")
     cls = lookup("toxiproxy.down")
     cut = cls("cut-replication", link, cls.Params.model_validate({}))
@@ -106,6 +110,13 @@ def test_link_cut_before_the_primary_dies_loses_exactly_the_writes_since(replica
     assert abs(figures["seconds"] - cut_for) <= 0.2 + (cut_at - asked_at), figures
     during = [s.lag for s in samples if cut_at + 1.0 < s.at < killed_at and s.lag is not None]
     assert during and max(during) >= 1.0  # the standby visibly fell behind while cut off
+    # lag read against acknowledged writes: just before the kill, the standby lacked every
+    # write since the cut, so its lag was the time since the cut (to a sample's half second
+    # and a writer tick); before the cut it lacked next to nothing
+    lags = replication_lag(acked, samples)
+    last = max((s for s in lags if s.at < killed_at and s.lag is not None), key=lambda s: s.at)
+    assert abs(last.lag - (last.at - cut_at)) <= 0.25, (last, cut_at)
+    assert all(s.lag <= 0.3 for s in lags if s.at < asked_at and s.lag is not None), lags
 
 
 @pytest.mark.parametrize("replicated", ["async"], indirect=True)

@@ -34,7 +34,7 @@ if [ ! -s "$data/PG_VERSION" ]; then
     copy_peer
   else
     mkdir -p "$data" && chown postgres "$data"
-    as_pg "$bin/initdb" -D "$data" -A trust -U postgres --no-sync >/dev/null
+    as_pg "$bin/initdb" -D "$data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
     # the lab network only; trust is for the practice hotline, never for staging
     cat > "$data/pg_hba.conf" <<HBA
 local all all trust

@@ -52,3 +52,19 @@ def test_cdr_figures_count_the_missing_and_the_verdict_judges_them():
     no_check = probe_figures({**records, "cdr": None}, None)
     assert no_check["cdr"] is None
     assert _dr_targets([no_check], [])["cdrs_lost"][0] is None  # unknown, never "0 lost"
+
+
+def test_replication_lag_is_the_age_of_the_oldest_acknowledged_write_the_standby_lacks():
+    from harness.metrics.dr import replication_lag
+    # seq i is sent at (i-1)/10 and acknowledged 10 ms later. At 0.5 the standby has seq 5
+    # and seq 6 is not acknowledged until 0.51: nothing missing, lag 0. The link is cut at
+    # 1.0: the standby stays at seq 10, so at 3.0 the oldest missing write is seq 11,
+    # acknowledged at 1.01: lag 1.99 s
+    acked = [Ack(i, (i - 1) / 10, (i - 1) / 10 + 0.01, "a:5432") for i in range(1, 31)]
+    samples = [LagSample(0.5, 0.2, 5), LagSample(3.0, 2.0, 10),
+               LagSample(3.5, None, None),      # standby unreadable
+               LagSample(4.0, 3.0, 30)]         # caught up: the primary died, nothing missing
+    lags = replication_lag(acked, samples)
+    assert lags[0].lag == 0.0
+    assert lags[1].lag == pytest.approx(3.0 - 1.01)
+    assert lags[2].lag is None and lags[3].lag == 0.0

@@ -236,3 +236,17 @@ def test_sipp_engine_is_refused_where_an_entry_point_fails_over(tmp_path):
     msgs = problems(tmp_path, text)
     assert any("s.yaml:7:" in m and "sipp cannot fail over" in m and "carrier-a" in m
                for m in msgs), msgs
+
+
+def test_a_site_fault_takes_out_every_node_of_that_site():
+    from harness.scenario.inventory import TargetInventory
+    inv = TargetInventory.model_validate({
+        "name": "two-sites", "entry_points": [{"name": "carrier-a", "address": "10.0.0.1:5060"}],
+        "nodes": [{"name": "site-a", "role": "site", "site": "a", "docker": {"label": "s=a"}},
+                  {"name": "sbc-a", "role": "sbc", "site": "a"},
+                  {"name": "pbx-a1", "site": "a"}, {"name": "pbx-b1", "site": "b"},
+                  {"name": "db-b", "role": "db", "site": "b"}],
+        "links": [{"name": "replication", "kind": "replication"}]})
+    assert inv.nodes_hit("site-a") == ["site-a", "sbc-a", "pbx-a1"]
+    assert inv.nodes_hit("sbc-a") == ["sbc-a"]  # one node of a site: that node alone
+    assert inv.nodes_hit("replication") == [] and inv.nodes_hit("carrier-a") == []
