@@ -97,7 +97,7 @@ def _run(cfg: LabConfig, name: str, image: str, ip: str, volumes: dict):
 def run_container(name: str, image: str, networks: dict[str, str], volumes: dict, *,
                   labels: dict[str, str], env: dict[str, str] | None = None,
                   sysctls: dict[str, str] | None = None, cap_add: list[str] | None = None,
-                  command: list[str] | None = None) -> str:
+                  command: list[str] | None = None, healthcheck: list[str] | None = None) -> str:
     """Create and start a container on the project's own networks only, at fixed addresses
     ({network: ip}, the first one given at creation, the others joined before the start)."""
     c = client()
@@ -106,9 +106,11 @@ def run_container(name: str, image: str, networks: dict[str, str], volumes: dict
     api = c.api
     binds = [f"{host}:{v['bind']}:{v.get('mode', 'rw')}" for host, v in volumes.items()]
     (first, first_ip), *more = networks.items()
+    health = None if healthcheck is None else {
+        "test": healthcheck, "interval": 1_000_000_000, "timeout": 2_000_000_000, "retries": 2}
     created = api.create_container(
         image, command=command, name=name, hostname=name, labels=labels, detach=True,
-        environment=env,
+        environment=env, healthcheck=health,
         # supervised as production nodes are: a process that crashes is started again by the
         # engine; a drill's docker.kill/stop is a manual stop, which the policy leaves alone
         host_config=api.create_host_config(binds=binds, network_mode=first, sysctls=sysctls,

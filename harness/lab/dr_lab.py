@@ -45,6 +45,7 @@ from harness.sip.probe import wait_until_answers
 
 LABEL = "hotline-drill.lab-dr"
 SITE_LABEL = "hotline-drill.site"
+SYNC_LABEL = "hotline-drill.sync-replication"
 SITES = ("a", "b")
 VIP_LAST, DB_PORT = 10, 5432
 
@@ -139,7 +140,7 @@ def _start_databases(cfg: DrLabConfig, running: set[str]) -> None:
         env = {"DB_ROLE": "primary" if site == "a" else "standby",
                "DB_PEER": cfg.wan_ip("db", other(site)), "DB_SYNC": "1" if cfg.sync else "0"}
         run_container(name, "hotline-drill/postgres", {cfg.network(): cfg.wan_ip("db", site)}, {},
-                      labels=_labels(site), env=env)
+                      labels={**_labels(site), SYNC_LABEL: env["DB_SYNC"]}, env=env)
         wait_healthy(client().containers.get(name).id)
 
 
@@ -217,7 +218,8 @@ def _start_sbc(cfg: DrLabConfig, site: str) -> None:
                   {str(_sbc_config(cfg, site)): {"bind": "/etc/kamailio-lab", "mode": "ro"}},
                   labels=_labels(site), env=env, cap_add=["NET_ADMIN"],
                   sysctls={"net.ipv4.ip_nonlocal_bind": "1"},  # Kamailio binds the VIP it may get
-                  command=["/usr/local/bin/run-dr-sbc.sh"])
+                  command=["/usr/local/bin/run-dr-sbc.sh"],
+                  healthcheck=["CMD", "/usr/local/bin/dr-sbc-health.sh"])
 
 
 def vip_holder(cfg: DrLabConfig | None = None, vip: str | None = None) -> str | None:
@@ -271,9 +273,16 @@ def up(cfg: DrLabConfig | None = None) -> TargetInventory:
         bridge_network(cfg.network(site), cfg.wan if site is None else cfg.site_subnets[site], LABEL)
     c = client()
     running = {x.name for x in c.containers.list(filters={"label": LABEL})}
-    if {"hd-dr-db-a", "hd-dr-db-b"} <= running and roles() != {"a": "primary", "b": "standby"}:
-        for site in SITES:  # a failover happened: the pair is made anew, A primary again
-            c.containers.get(f"hd-dr-db-{site}").remove(force=True)
+    pair = [c.containers.get(n) for n in ("hd-dr-db-a", "hd-dr-db-b") if n in running]
+    swapped = len(pair) == 2 and roles() != {"a": "primary", "b": "standby"}
+    other_mode = any(box.labels.get(SYNC_LABEL) != ("1" if cfg.sync else "0") for box in pair)
+    if len(pair) == 1 or swapped or other_mode:
+        # a failover happened, half the pair is gone, or the other replication mode is asked
+        # for: the pair is made
+        # anew, A primary again
+        for site in SITES:
+            for box in c.containers.list(all=True, filters={"name": f"^/hd-dr-db-{site}$"}):
+                box.remove(force=True)
         running -= {"hd-dr-db-a", "hd-dr-db-b"}
     _start_databases(cfg, running)
     _cdr_table(cfg)
@@ -291,6 +300,7 @@ def up(cfg: DrLabConfig | None = None) -> TargetInventory:
         if sbc_name(site) not in running:
             _start_sbc(cfg, site)
         if site == "a":
+            wait_healthy(c.containers.get(sbc_name(site)).id)
             _wait("site A's SBC did not take the VIP", lambda: vip_holder(cfg) == "a", 30)
     for site in SITES:  # each site's internal VIP on its own SBC (B preempts A's stand-in)
         _wait(f"site {site.upper()}'s SBC did not take its internal VIP",
@@ -367,3 +377,17 @@ class LabDrTarget:
 
 
 TARGET = LabDrTarget()
+
+
+def acc_failures() -> set[str]:
+    """Call-IDs whose CDR Kamailio's acc itself reported it could not write (both SBCs' logs:
+    the failed INSERT is logged with its values): the CDRs no database ever committed."""
+    import re
+    out: set[str] = set()
+    for site in SITES:
+        logs = client().containers.get(sbc_name(site)).logs().decode(errors="replace")
+        for values in re.findall(r"insert into acc \([^)]*\) values \(([^)]*)\)", logs):
+            fields = re.findall(r"'([^']*)'", values)
+            if len(fields) >= 4:
+                out.add(fields[3])  # method, from_tag, to_tag, callid, ...
+    return out

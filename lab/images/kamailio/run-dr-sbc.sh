@@ -47,6 +47,9 @@ CONF
   done
 } > /etc/keepalived/keepalived.conf
 mkdir -p /var/log/hotline-drill
+# a container killed and started again keeps its files: keepalived's pid files from before
+# would make it believe it is already running and quit
+rm -f /run/keepalived.pid /run/vrrp.pid /run/checkers.pid /run/keepalived/*.pid
 keepalived --dont-fork --log-console --log-detail >>/var/log/hotline-drill/keepalived.log 2>&1 &
 # every address of this container (WAN, own site, other site: in-dialog requests that
 # reach this SBC after a failover go on to the PBX where the call was set up) and the VIP,
