@@ -180,7 +180,9 @@ class _DockerFault(Injector):
                     nets = c.api.inspect_container(cid)["NetworkSettings"]["Networks"]
                     if recipe["network"] not in nets:
                         aliases = (recipe.get("aliases") or {}).get(cid) or None
-                        c.api.connect_container_to_network(cid, recipe["network"], aliases=aliases)
+                        address = (recipe.get("addresses") or {}).get(cid) or None
+                        c.api.connect_container_to_network(cid, recipe["network"], aliases=aliases,
+                                                           ipv4_address=address)
                 acted.append(cid)
             except Exception as exc:
                 failed.append(f"container {cid[:12]}: {recipe['action']} failed: {exc}")
@@ -256,16 +258,30 @@ class DockerDisconnect(_DockerFault):
     action = "disconnect"
     rollback_action = "reconnect"
 
+    def _ids(self) -> list[str]:
+        """The chosen containers that are on the network: a site's containers are not all
+        on each of its networks (its PBX nodes are not on the WAN)."""
+        chosen = super()._ids()
+        if not getattr(self, "_on_network", False):
+            c = client()
+            on = [cid for cid in chosen
+                  if self.params.network in c.api.inspect_container(cid)["NetworkSettings"]["Networks"]]
+            if not on:
+                raise FaultError(f"no container of {self.target.name} is on network "
+                                 f"{self.params.network!r}")
+            self._chosen, self._on_network = on, True
+        return self._chosen
+
     def recipe(self) -> dict:
         c = client()
-        aliases = {}
+        aliases, addresses = {}, {}
         for cid in self._ids():
-            nets = c.api.inspect_container(cid)["NetworkSettings"]["Networks"]
-            if self.params.network not in nets:
-                raise FaultError(f"container {cid[:12]} is not on network {self.params.network!r}")
-            aliases[cid] = [a for a in (nets[self.params.network].get("Aliases") or [])
-                            if not cid.startswith(a)]
-        return {**super().recipe(), "network": self.params.network, "aliases": aliases}
+            net = c.api.inspect_container(cid)["NetworkSettings"]["Networks"][self.params.network]
+            aliases[cid] = [a for a in (net.get("Aliases") or []) if not cid.startswith(a)]
+            # a fixed address (a lab's, a VIP's peer) comes back as it was
+            addresses[cid] = (net.get("IPAMConfig") or {}).get("IPv4Address") or ""
+        return {**super().recipe(), "network": self.params.network, "aliases": aliases,
+                "addresses": addresses}
 
     def _took(self, state: dict) -> bool:
         return True  # checked on the network below

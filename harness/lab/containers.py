@@ -341,17 +341,20 @@ def truth_check(calls, inv: TargetInventory) -> list[str]:
 
 
 class LabTarget:
-    """`target: lab`: the container lab that `drill lab up --docker` brought up (its
-    inventory is written then); a drill uses it as it is and leaves it running."""
+    """A container lab as a target (`target: lab`, `target: lab-dr`): the lab that its `drill
+    lab up` command brought up, its inventory written then; a drill uses it as it is and
+    leaves it running (`drill lab down` stops it, never a drill)."""
 
-    name = "lab"
     Options = None
 
+    def __init__(self, name: str, what: str, path, up_command: str):
+        self.name, self.what, self.path, self.up_command = name, what, path, up_command
+
     def inventory(self, options=None) -> TargetInventory:
-        path = inventory_path()
+        path = self.path()
         if not path.exists():
-            raise InputError(["target 'lab': the container lab is not up "
-                              "(hint: run `drill lab up --docker` first)"])
+            raise InputError([f"target '{self.name}': {self.what} is not up "
+                              f"(hint: run `{self.up_command}` first)"])
         return read_inventory(path)
 
     def describe(self, options=None) -> list[str]:
@@ -361,7 +364,7 @@ class LabTarget:
         return nullcontext()
 
     def recover(self) -> list[str]:
-        return []  # a drill never starts the lab: `drill lab down --docker` stops it
+        return []
 
 
-TARGET = LabTarget()
+TARGET = LabTarget("lab", "the container lab", inventory_path, "drill lab up --docker")

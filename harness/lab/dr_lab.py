@@ -29,18 +29,16 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from harness.lab.containers import LAB_DIR, bridge_network, ensure_images, run_container
+from harness.lab.containers import (LAB_DIR, LabTarget, bridge_network, ensure_images,
+                                    run_container)
 from harness.ops.docker_api import client, wait_healthy
 from harness.ops.state import state_home
 from harness.scenario.inventory import TargetInventory
-from harness.scenario.load import read_inventory
-from harness.scenario.yamlload import InputError
 from harness.sip.probe import wait_until_answers
 
 LABEL = "hotline-drill.lab-dr"
@@ -343,42 +341,6 @@ def status(cfg: DrLabConfig | None = None) -> dict[str, str]:
     return out
 
 
-def kamailio_answered() -> dict[str, int]:
-    """Both SBCs' own counts of answered calls per PBX address (their `answered` htables)."""
-    from harness.lab.containers import kamailio_answered as one
-    counts: dict[str, int] = {}
-    for site in SITES:
-        for addr, n in one(sbc_name(site)).items():
-            counts[addr] = counts.get(addr, 0) + n
-    return counts
-
-
-class LabDrTarget:
-    """`target: lab-dr`: the two-site lab that `drill lab up --docker --sites 2` brought up."""
-
-    name = "lab-dr"
-    Options = None
-
-    def inventory(self, options=None) -> TargetInventory:
-        path = inventory_path()
-        if not path.exists():
-            raise InputError(["target 'lab-dr': the two-site lab is not up "
-                              "(hint: run `drill lab up --docker --sites 2` first)"])
-        return read_inventory(path)
-
-    def describe(self, options=None) -> list[str]:
-        return []
-
-    def running(self, options, log):
-        return nullcontext()
-
-    def recover(self) -> list[str]:
-        return []  # a drill never starts the lab: `drill lab down --docker --sites 2` stops it
-
-
-TARGET = LabDrTarget()
-
-
 def acc_failures() -> set[str]:
     """Call-IDs whose CDR Kamailio's acc itself reported it could not write (both SBCs' logs:
     the failed INSERT is logged with its values): the CDRs no database ever committed."""
@@ -391,3 +353,7 @@ def acc_failures() -> set[str]:
             if len(fields) >= 4:
                 out.add(fields[3])  # method, from_tag, to_tag, callid, ...
     return out
+
+
+TARGET = LabTarget("lab-dr", "the two-site lab", inventory_path,
+                   "drill lab up --docker --sites 2")

@@ -75,7 +75,20 @@ def shift_sentence(f: dict) -> str:
            f"({touched}) was `{s['last_touched']}`; none after it."
 
 
+def calls_back_sentence(f: dict) -> str:
+    back = f.get("calls_back") or {}
+    if back.get("seconds") is None:
+        return "Calls back (RTO of calls): **never** — no call placed after the fault's start " \
+               "was answered by a node it did not take out."
+    return f"Calls back (RTO of calls): **{_s(back['seconds'])}** — the first call placed after " \
+           f"the fault's start and answered by a node it did not take out: `{back['call_id']}` " \
+           f"on {back['node']}."
+
+
 def fault_sentences(f: dict, summary: dict) -> list[str]:
-    """Outage, recovery and shift of fault `f` of a run's `summary`."""
+    """Outage, recovery, shift and calls back of fault `f` of a run's `summary`."""
     pdd_good = summary["good_calls"]["pdd_good"]
-    return [outage_sentence(f), recovery_sentence(f, pdd_good), shift_sentence(f)]
+    out = [outage_sentence(f), recovery_sentence(f, pdd_good), shift_sentence(f)]
+    if "calls_back" in f:  # runs made before the figure existed have none
+        out.append(calls_back_sentence(f))
+    return out

@@ -129,8 +129,12 @@ def test_replication_cut_before_the_site_dies_loses_exactly_the_cut(dr_state, tm
     missing = set(dr["cdr"]["missing"])
     expected = in_cut | (dr_lab.acc_failures() & {c.call_id for c in calls})
     assert len(in_cut) >= 8 and (missing ^ expected) <= edge, (missing - expected, expected - missing)
-    # the standby fell behind by the cut's length, measured against acknowledged writes
-    assert abs(dr["lag"]["max"] - (db_died - cut_at)) <= 0.75, (dr["lag"], db_died - cut_at)
+    # the standby fell behind from the cut on, measured against acknowledged writes: just
+    # before the primary died it lacked everything since the cut (to a writer tick)
+    before_death = [(t, lag) for t, lag in dr["lag_series"] if lag is not None and t < db_died]
+    t, lag = before_death[-1]
+    assert t > cut_at + 2 and abs(lag - (t - cut_at)) <= 0.25, (t - cut_at, lag)
+    assert all(lag < 0.5 for t, lag in before_death if t < cut_at), before_death
     verdicts = {v["target"]: v for v in summary["verdicts"]}
     assert not verdicts["rpo"]["passed"] and not verdicts["cdrs_lost"]["passed"]
 
@@ -167,7 +171,7 @@ def test_sbc_failover_moves_the_vip_within_vrrp_bounds_and_keeps_calls(dr_state,
         [(c.call_id, c.reason) for c in in_progress if c.outcome != "completed"]
     # DMQ: site B's SBC held dialogs of calls set up through site A's before the failover
     through_a = {c.call_id for c in calls if c.node in ("pbx-a1", "pbx-a2")}
-    assert replicated and replicated <= {c.call_id for c in calls} and replicated & through_a
+    assert len(replicated & through_a) >= 5, (len(replicated), len(through_a))
     assert {v["target"]: v["passed"] for v in summary["verdicts"]}["call_continuity"]
 
 

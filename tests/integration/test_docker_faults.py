@@ -144,3 +144,34 @@ def test_a_kill_takes_effect_when_sent_other_signals_when_the_engine_saw_the_exi
     type(term).undo(term_recipe)
     type(inj).undo(recipe)
     assert build("docker.pause", node(label=f"hotline-drill.test={tag}")).took_effect_at() is None
+
+
+def test_disconnect_of_a_site_leaves_containers_off_that_network_alone_and_keeps_addresses(fleet):
+    import docker
+    tag, _, boxes = fleet
+    c = client()
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
+        subnet="172.30.251.0/24", gateway="172.30.251.1")])
+    wan = c.networks.create(f"hd-{tag}-wan", driver="bridge", ipam=ipam)
+    try:
+        c.api.connect_container_to_network(boxes[0].id, wan.name, ipv4_address="172.30.251.7")
+        # the "site" is all three containers; only one of them is on the WAN
+        inj = build("docker.disconnect", node(label=f"hotline-drill.test={tag}"), network=wan.name)
+        recipe = inj.recipe()
+        assert recipe["containers"] == [boxes[0].id]
+        inj.inject()
+        assert inj.verify()
+        assert wan.name not in state_nets(boxes[0].id)
+        type(inj).undo(recipe)
+        assert state_nets(boxes[0].id)[wan.name]["IPAddress"] == "172.30.251.7"
+        with pytest.raises(FaultError, match="is on network"):
+            build("docker.disconnect", node(name=f"hd-{tag}-1"), network=wan.name).recipe()
+    finally:
+        for b in boxes[:1]:
+            if wan.name in state_nets(b.id):
+                c.api.disconnect_container_from_network(b.id, wan.name)
+        wan.remove()
+
+
+def state_nets(cid):
+    return client().api.inspect_container(cid)["NetworkSettings"]["Networks"]

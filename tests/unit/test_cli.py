@@ -36,3 +36,15 @@ def test_forget_needs_a_reason_then_closes_the_entry(tmp_path, monkeypatch):
     assert journal.entries()[-1]["note"] == "forgotten: container removed by hand"
     res = CliRunner().invoke(app, ["recover"])
     assert res.exit_code == 0 and "nothing to recover" in res.output
+
+
+def test_two_sites_are_a_container_lab_and_a_drill_names_the_missing_lab(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOTLINE_DRILL_STATE", str(tmp_path / "state"))
+    res = CliRunner().invoke(app, ["lab", "up", "--sites", "2"])
+    assert res.exit_code == 2 and "add --docker" in res.output
+    res = CliRunner().invoke(app, ["lab", "up", "--docker", "--sites", "3"])
+    assert res.exit_code == 2  # one site or two
+    scenario = tmp_path / "dr.yaml"
+    scenario.write_text("name: dr\ntarget: lab-dr\nduration: 5s\n")
+    res = CliRunner().invoke(app, ["validate", str(scenario)])
+    assert res.exit_code == 2 and "drill lab up --docker --sites 2" in res.output
