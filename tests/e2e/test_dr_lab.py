@@ -67,7 +67,7 @@ def run_dr_drill(name: str, out: Path, sync: bool = False, during=None):
     run = last_run(out)
     summary = json.loads((run / "summary.json").read_text())
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
-    return summary, read_calls_csv(run / "calls.csv"), events, seen
+    return summary, read_calls_csv(run / "calls.csv"), events, seen, run
 
 
 def windows(summary) -> dict:
@@ -80,7 +80,7 @@ def acks_of(events) -> dict[int, float]:
 
 
 def test_site_loss_with_synchronous_replication_loses_no_committed_data(dr_state, tmp_path):
-    summary, calls, events, _ = run_dr_drill("lab-dr-site-loss", tmp_path / "out", sync=True)
+    summary, calls, events, _, run = run_dr_drill("lab-dr-site-loss", tmp_path / "out", sync=True)
     (dr,) = summary["dr"]
     lost = windows(summary)["lose-site-a"]
     assert dr["rpo"]["lost"] == 0 and dr["rpo"]["acked"] > 200, dr["rpo"]
@@ -101,10 +101,14 @@ def test_site_loss_with_synchronous_replication_loses_no_committed_data(dr_state
                              if c.call_id in dropped - on_a]
     verdicts = {v["target"]: v for v in summary["verdicts"]}
     assert verdicts["rpo"]["passed"] and verdicts["rto"]["passed"]
+    # the review answers the DR question with the calls lost and the calls back in one place
+    review = (run / "review.md").read_text()
+    assert "could we meet RTO and RPO today?" in review
+    assert f"| {len(on_a)} of {len(on_a)} |" in review and lost["calls_back"]["node"] in review
 
 
 def test_replication_cut_before_the_site_dies_loses_exactly_the_cut(dr_state, tmp_path):
-    summary, calls, events, _ = run_dr_drill("lab-dr-cut-then-site-loss", tmp_path / "out")
+    summary, calls, events, _, _ = run_dr_drill("lab-dr-cut-then-site-loss", tmp_path / "out")
     (dr,) = summary["dr"]
     cut_at = windows(summary)["cut-replication"]["started_at"]
     # SIGKILL to every container of site A at once: the window opens when it was sent, and
@@ -151,7 +155,7 @@ def test_sbc_failover_moves_the_vip_within_vrrp_bounds_and_keeps_calls(dr_state,
             threading.Event().wait(0.5)
         return seen
 
-    summary, calls, _events, replicated = run_dr_drill(
+    summary, calls, _events, replicated, _ = run_dr_drill(
         "lab-dr-sbc-failover", tmp_path / "out", during=dialogs_on_site_b)
     fault = windows(summary)["kill-sbc-a"]
     start = fault["started_at"]
@@ -176,7 +180,7 @@ def test_sbc_failover_moves_the_vip_within_vrrp_bounds_and_keeps_calls(dr_state,
 
 
 def test_partition_grows_the_lag_to_the_cut_and_back(dr_state, tmp_path):
-    summary, calls, _events, _ = run_dr_drill("lab-dr-partition", tmp_path / "out")
+    summary, calls, _events, _, _ = run_dr_drill("lab-dr-partition", tmp_path / "out")
     (dr,) = summary["dr"]
     cut = windows(summary)["cut-replication"]
     length = cut["ended_at"] - cut["started_at"]
