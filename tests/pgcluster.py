@@ -85,6 +85,12 @@ class Cluster:
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
 
+    def freeze(self, frozen: bool = True) -> None:
+        """The site hangs (SIGSTOP of every process; SIGCONT to thaw): its kernel still
+        accepts connections and acknowledges bytes, its server answers nothing."""
+        for pid in self.pids():
+            os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def promote(self) -> None:
         as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.dir), "-w", "promote")
 

@@ -14,6 +14,8 @@ psycopg 3 (the maintained PostgreSQL driver) does the talking.
 """
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 
@@ -90,12 +92,27 @@ class _Background:
         raise NotImplementedError
 
 
-class HeartbeatWriter(_Background):
-    """Commits (run, seq) at `rate` a second until stopped; `acked` holds what was acknowledged."""
+def _cut_off(fd: int) -> None:
+    """Shut a connection's socket down from outside: the write waiting on it fails at once."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as dup:
+            dup.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed: the write ended by itself
 
-    def __init__(self, conninfo: str, run: str, rate: float = 10.0):
+
+class HeartbeatWriter(_Background):
+    """Commits (run, seq) at `rate` a second until stopped; `acked` holds what was acknowledged.
+
+    A write that gets no answer within `write_timeout` seconds is given up (its socket shut
+    down) as a client with a timeout would: a frozen server (a paused site) still has its
+    kernel acknowledge the bytes, so nothing below the application would ever end the wait,
+    and the writer could not look for the new primary."""
+
+    def __init__(self, conninfo: str, run: str, rate: float = 10.0, write_timeout: float = 2.0):
         super().__init__()
         self.conninfo, self.run, self.interval = conninfo, run, 1.0 / rate
+        self.write_timeout = write_timeout
         self.acked: list[Ack] = []
         self.errors: list[tuple[float, str]] = []
 
@@ -106,10 +123,13 @@ class HeartbeatWriter(_Background):
         conn, seq, nxt = None, 0, time.time()
         while not self._stop.is_set():
             nxt += self.interval
+            watchdog = None
             try:
                 if conn is None or conn.closed:
                     conn = _connect(self.conninfo)
                 seq += 1
+                watchdog = threading.Timer(self.write_timeout, _cut_off, (conn.fileno(),))
+                watchdog.start()
                 sent = time.time()
                 conn.execute(f"INSERT INTO {TABLE} (run, seq) VALUES (%s, %s)", (self.run, seq))
                 conn.commit()
@@ -119,6 +139,9 @@ class HeartbeatWriter(_Background):
                 if conn is not None:
                     conn.close()
                 conn = None
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
             self._stop.wait(max(0.0, nxt - time.time()))
             if nxt < time.time() - 1.0:
                 nxt = time.time()  # a long outage: tick on from now, no burst of catch-up writes

@@ -26,7 +26,8 @@ class ProbeSet:
 
     def start(self) -> None:
         for spec in self.specs:
-            writer = postgres.HeartbeatWriter(spec.dsn, self.run_id, spec.rate).start()
+            writer = postgres.HeartbeatWriter(spec.dsn, self.run_id, spec.rate,
+                                              spec.write_timeout).start()
             lag = postgres.LagReader(spec.standby, self.run_id).start() if spec.standby else None
             self.running.append((spec, writer, lag))
 

@@ -276,6 +276,9 @@ class PostgresProbe(Strict):
     standby: str | None = Field(None, description="connection string of a standby to sample "
                                 "replication lag from")
     rate: float = Field(10.0, gt=0, le=100, description="heartbeat writes a second")
+    write_timeout: Duration = Field(2.0, gt=0, le=30, description="seconds a heartbeat write may "
+                                    "wait for its answer before it is given up (a frozen server "
+                                    "never answers) and the writer looks for the primary again")
     cdr: CdrCheck | None = Field(None, description="look every answered call's CDR up after the drill")
 
 
