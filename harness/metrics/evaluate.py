@@ -38,7 +38,8 @@ def fault_figures(records: list[CallRecord], fault: FaultWindow, *, max_gap: flo
                      "first_good": rec.first_good, "window": rule.window,
                      "min_attempts": rule.min_attempts},
         "failover_time": rec.failover_time, "recovered": rec.at is not None,
-        "calls_back": failover.calls_back(records, fault),
+        "calls_back": failover.calls_back(records, fault, _answered_at(records, out.first_answered)
+                                          if out.length > 0 else None),
         "traffic_shift": shift.value,
         "shift": {"seconds": shift.seconds, "never": shift.never, "touched": shift.touched,
                   "last_touched": shift.last_touched},
@@ -47,6 +48,10 @@ def fault_figures(records: list[CallRecord], fault: FaultWindow, *, max_gap: flo
                                                     exclude_nodes=fault.nodes),
         "answered_by_node": {"before": before, "during": during, "after": after},
     }
+
+
+def _answered_at(records: list[CallRecord], call_id: str | None) -> float | None:
+    return next((r.answered_at for r in records if r.call_id == call_id), None) if call_id else None
 
 
 def horizon_of(fault: FaultWindow, faults: list[FaultWindow], setup: float) -> float | None:

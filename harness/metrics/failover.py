@@ -262,14 +262,19 @@ def share(kept_eligible: tuple[int, int]) -> float | None:
     return None if eligible == 0 else kept / eligible
 
 
-def calls_back(records: list[CallRecord], fault: FaultWindow) -> dict:
+def calls_back(records: list[CallRecord], fault: FaultWindow,
+               outage_ended: float | None = None) -> dict:
     """RTO of calls: from the fault's start to the first answer, at or after it, of a call
     placed at or after it and answered by a node the fault did not take out (for a site-level
     fault: a node of the surviving site). A call placed before the fault and answered after it
-    went through the old path, so it proves nothing about the survivor. None: no such call."""
+    went through the old path, so it proves nothing about the survivor. When the fault
+    silenced the hotline (`outage_ended`: the answer that ended its outage), calls are back
+    from that answer on: a call that slipped through in the moment the fault took to bite is
+    not the service coming back. None: no such call."""
     hit = set(fault.nodes)
+    since = max(fault.started_at, outage_ended or fault.started_at)
     first = min((r for r in records if r.answered and r.started_at >= fault.started_at
-                 and r.answered_at >= fault.started_at and r.node not in hit),
+                 and r.answered_at >= since and r.node not in hit),
                 key=lambda r: r.answered_at, default=None)
     if first is None:
         return {"seconds": None, "call_id": None, "node": None}

@@ -81,7 +81,7 @@ class DrillRun:
             extra = learned()
             recipe = {**recipe, **extra}
             self.journal.amend(self.run_id, planned.fault_id, extra)
-        in_effect = time.time()  # the fault's window opens when inject() has done its work
+        returned = in_effect = time.time()  # the window opens when inject() has done its work
         self.active[planned.fault_id] = ActiveFault(planned, injector, recipe, started)
         took = injector.verify()
         recorded = injector.took_effect_at() if took else None
@@ -90,7 +90,7 @@ class DrillRun:
         nodes = self.drill.inventory.nodes_hit(planned.spec.target)  # nodes, not links
         self.bus.publish("fault_injected", ts=in_effect, fault_id=planned.fault_id, type=planned.spec.type,
                          target=planned.spec.target, nodes=nodes, verified=took,
-                         inject_took=in_effect - started, description=injector.describe())
+                         inject_took=returned - started, description=injector.describe())
         if not took:
             self.abort_reason = f"fault {planned.fault_id} did not take effect"
 

@@ -96,7 +96,10 @@ def test_site_loss_with_synchronous_replication_loses_no_committed_data(dr_state
     dropped = {c.call_id for c in calls if c.outcome == "dropped"}
     on_a = {c.call_id for c in calls if c.node in ("pbx-a1", "pbx-a2") and c.answered_at
             and c.answered_at < lost["started_at"] < c.planned_end}
-    assert on_a and on_a <= dropped, on_a - dropped
+    # (a call whose BYE left before the kill may have had its answer just in time)
+    still_up = {c.call_id for c in calls if c.call_id in on_a
+                and (c.bye_sent_at or c.planned_end) > lost["started_at"] + 0.05}
+    assert still_up and still_up <= dropped, still_up - dropped
     assert dropped <= on_a, [(c.call_id, c.node, c.reason) for c in calls
                              if c.call_id in dropped - on_a]
     verdicts = {v["target"]: v for v in summary["verdicts"]}
@@ -104,25 +107,34 @@ def test_site_loss_with_synchronous_replication_loses_no_committed_data(dr_state
     # the review answers the DR question with the calls lost and the calls back in one place
     review = (run / "review.md").read_text()
     assert "could we meet RTO and RPO today?" in review
-    assert f"| {len(on_a)} of {len(on_a)} |" in review and lost["calls_back"]["node"] in review
+    kept, eligible = lost["continuity"]
+    assert eligible == len(on_a) and eligible - kept == len(on_a & dropped)
+    assert f"| {eligible - kept} of {eligible} |" in review and lost["calls_back"]["node"] in review
 
 
 def test_replication_cut_before_the_site_dies_loses_exactly_the_cut(dr_state, tmp_path):
     summary, calls, events, _, _ = run_dr_drill("lab-dr-cut-then-site-loss", tmp_path / "out")
     (dr,) = summary["dr"]
     cut_at = windows(summary)["cut-replication"]["started_at"]
-    # SIGKILL to every container of site A at once: the window opens when it was sent, and
-    # the Docker engine's own record of the primary's exit follows within a fraction of a second
+    # SIGKILL to every container of site A at once: the window opens when it was sent; the
+    # primary died between then and the return of the kill calls (the engine answers once the
+    # container is gone), and the engine's own record of its exit follows
     db_died = windows(summary)["lose-site-a"]["started_at"]
+    (killed,) = [e for e in events if e["event"] == "fault_injected"
+                 and e["fault_id"] == "lose-site-a"]
+    db_gone = db_died + killed["inject_took"]
     recorded = finished_at(client().api.inspect_container("hd-dr-db-a")["State"])
     assert db_died <= recorded < db_died + 1.0, (db_died, recorded)
     acked = acks_of(events)
-    during_cut = {seq for seq, at in acked.items() if cut_at < at < db_died}
+    during_cut = {seq for seq, at in acked.items() if cut_at < at < db_gone}
     lost = set(dr["rpo"]["lost_seqs"])
     # one write at either edge may fall either way (its WAL or its COMMIT in flight)
     assert len(lost ^ during_cut) <= 2 and len(during_cut) >= 30, \
         (sorted(during_cut - lost), sorted(lost - during_cut))
-    assert abs(dr["rpo"]["seconds"] - (db_died - cut_at)) <= 0.2, (dr["rpo"], db_died - cut_at)
+    # RPO is the cut's length before the death, within 0.2 s (two writer ticks at 20 Hz, and
+    # the kill's own spread)
+    assert db_died - cut_at - 0.2 <= dr["rpo"]["seconds"] <= db_gone - cut_at + 0.2, \
+        (dr["rpo"]["seconds"], db_died - cut_at, db_gone - cut_at)
     # the CDRs lost: those of the calls site A answered during the cut, and those Kamailio
     # could not write at all; a call answered within 50 ms of either edge may fall either way
     answered_on_a = {c.call_id: c.answered_at for c in calls

@@ -206,3 +206,19 @@ def test_calls_back_is_the_first_new_call_answered_by_a_node_the_fault_did_not_t
     assert back["seconds"] == pytest.approx(2.6) and back["node"] == "pbx-b2"
     # nothing answered through the survivor: unknown, never 0
     assert failover.calls_back(recs[:3], fault)["seconds"] is None
+
+
+def test_a_call_that_slipped_through_before_the_fault_bit_is_not_calls_back():
+    # an SBC killed at 10.0: a call placed at 10.01 still got through (the kill took a few
+    # ms to bite), then nothing was answered until the VIP moved: the call placed at 13.5 and
+    # answered at 13.6 through the other site ends the outage, and calls are back then
+    fault = FaultWindow("kill-sbc-a", "docker.kill", "sbc-a", 10.0, None, nodes=("sbc-a",))
+    recs = [attempt(i / 4, i / 4 + 0.02, node="pbx-a1") for i in range(40)]  # to 9.75
+    recs += [attempt(10.01, 10.04, node="pbx-a1"), attempt(10.5, 13.6, node="pbx-b1"),
+             attempt(13.5, 13.6, node="pbx-b2"), attempt(14.0, 14.02, node="pbx-b1")]
+    out = failover.outage(recs, fault, failover.setup_time(recs))
+    assert out.length > 3.0 and out.first_answered in ("c10.50", "c13.50")
+    first = next(r.answered_at for r in recs if r.call_id == out.first_answered)
+    back = failover.calls_back(recs, fault, first)
+    assert back["seconds"] == pytest.approx(3.6)
+    assert failover.calls_back(recs, fault)["seconds"] == pytest.approx(0.04)  # without it
