@@ -38,8 +38,9 @@ def fault_figures(records: list[CallRecord], fault: FaultWindow, *, max_gap: flo
                      "first_good": rec.first_good, "window": rule.window,
                      "min_attempts": rule.min_attempts},
         "failover_time": rec.failover_time, "recovered": rec.at is not None,
+        # an outage no longer than its resolution is the spacing of attempts, not silence
         "calls_back": failover.calls_back(records, fault, _answered_at(records, out.first_answered)
-                                          if out.length > 0 else None),
+                                          if out.length > out.resolution else None),
         "traffic_shift": shift.value,
         "shift": {"seconds": shift.seconds, "never": shift.never, "touched": shift.touched,
                   "last_touched": shift.last_touched},

@@ -100,8 +100,10 @@ def test_site_loss_with_synchronous_replication_loses_no_committed_data(dr_state
     still_up = {c.call_id for c in calls if c.call_id in on_a
                 and (c.bye_sent_at or c.planned_end) > lost["started_at"] + 0.05}
     assert still_up and still_up <= dropped, still_up - dropped
-    assert dropped <= on_a, [(c.call_id, c.node, c.reason) for c in calls
-                             if c.call_id in dropped - on_a]
+    # and no call through site B was lost (a site A call whose BYE was in flight at the kill
+    # may be lost too)
+    assert all(c.node in ("pbx-a1", "pbx-a2") for c in calls if c.call_id in dropped), \
+        [(c.call_id, c.node, c.reason) for c in calls if c.call_id in dropped - on_a]
     verdicts = {v["target"]: v for v in summary["verdicts"]}
     assert verdicts["rpo"]["passed"] and verdicts["rto"]["passed"]
     # the review answers the DR question with the calls lost and the calls back in one place

@@ -222,3 +222,15 @@ def test_a_call_that_slipped_through_before_the_fault_bit_is_not_calls_back():
     back = failover.calls_back(recs, fault, first)
     assert back["seconds"] == pytest.approx(3.6)
     assert failover.calls_back(recs, fault)["seconds"] == pytest.approx(0.04)  # without it
+
+
+def test_answers_spaced_as_usual_are_no_outage_for_calls_back():
+    # a link fault that silenced nothing: 4 calls a second all answered, one answer 30 ms late
+    # makes the longest gap overlapping the fault, which is no outage: calls are back at once
+    from harness.metrics.evaluate import fault_figures
+    recs = [attempt(i / 4, i / 4 + (0.05 if i == 60 else 0.02)) for i in range(96)]
+    fault = FaultWindow("cut", "net.cut", "replication", 8.0, 16.0)
+    fig = fault_figures(recs, fault, max_gap=1.0, pdd_good=1.0, baseline=1.0, setup=0.02,
+                        rule=RULE, horizon=None)
+    assert fig["outage"]["length"] <= fig["outage"]["resolution"]
+    assert fig["calls_back"]["seconds"] == pytest.approx(0.02)
