@@ -33,14 +33,20 @@ def replicated(request):
         pair.close()
 
 
+def _writes_back_on(standby, writer, within: float = 20) -> str:
+    """Until the writer has a write acknowledged by `standby` (promoted); its address."""
+    new = f"127.0.0.1:{standby.port}"
+    wait_for(lambda: any(a.server == new for a in writer.acked), within,
+             what="a write acknowledged by the promoted standby")
+    return new
+
+
 def _fail_over(primary, standby, writer, lag):
     """Kill the primary's site, promote the standby, wait for the writer to find it."""
     killed_at = time.time()
     primary.kill()
     standby.promote()
-    new = f"127.0.0.1:{standby.port}"
-    wait_for(lambda: any(a.server == new for a in writer.acked), 20,
-             what="a write acknowledged by the promoted standby")
+    _writes_back_on(standby, writer)
     time.sleep(0.5)  # a few more ticks on the new primary
     acked, samples = writer.stop(), lag.stop()
     return killed_at, acked, samples
@@ -164,9 +170,7 @@ def test_a_frozen_primary_does_not_hold_the_writer(replicated):
         frozen_at = time.time()
         primary.freeze()
         standby.promote()
-        new = f"127.0.0.1:{standby.port}"
-        wait_for(lambda: any(a.server == new for a in writer.acked), 15,
-                 what="a write acknowledged by the promoted standby")
+        new = _writes_back_on(standby, writer, 15)
         back = rto_writes(writer.stop(), frozen_at)
         # the write in flight is given up after 1 s; connecting skips the frozen server after
         # its 1 s connect timeout: writes are back within a few seconds, not never
