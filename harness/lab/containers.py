@@ -288,9 +288,9 @@ def rtpengine_managed(cfg: LabConfig | None = None) -> int:
                .get("managedsessions", 0))
 
 
-def kamailio_answered(container: str = "hd-lab-sbc") -> dict[str, int]:
+def kamailio_answered() -> dict[str, int]:
     """Kamailio's own count of answered calls per PBX address (its `answered` htable)."""
-    res = subprocess.run(["docker", "exec", container, "kamcmd", "htable.dump", "answered"],
+    res = subprocess.run(["docker", "exec", "hd-lab-sbc", "kamcmd", "htable.dump", "answered"],
                          capture_output=True, text=True, timeout=30)
     if res.returncode != 0:
         raise RuntimeError(f"kamcmd htable.dump failed: {res.stderr.strip()}")
@@ -364,7 +364,7 @@ class LabTarget:
         return nullcontext()
 
     def recover(self) -> list[str]:
-        return []
+        return []  # a drill never starts the lab: its `drill lab down` stops it
 
 
 TARGET = LabTarget("lab", "the container lab", inventory_path, "drill lab up --docker")

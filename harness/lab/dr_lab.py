@@ -98,7 +98,7 @@ def sbc_name(site: str) -> str:
 def inventory(cfg: DrLabConfig | None = None) -> dict:
     """The two-site lab's target inventory as plain data (what `up` writes)."""
     cfg = cfg or DrLabConfig()
-    nodes, names = [], []
+    nodes = []
     for site in SITES:
         net = cfg.site_subnets[site]
         nodes.append({"name": f"site-{site}", "role": "site", "site": site,
@@ -139,13 +139,13 @@ def _start_databases(cfg: DrLabConfig, running: set[str]) -> None:
                "DB_PEER": cfg.wan_ip("db", other(site)), "DB_SYNC": "1" if cfg.sync else "0"}
         run_container(name, "hotline-drill/postgres", {cfg.network(): cfg.wan_ip("db", site)}, {},
                       labels={**_labels(site), SYNC_LABEL: env["DB_SYNC"]}, env=env)
-        wait_healthy(client().containers.get(name).id)
+        wait_healthy(name)
 
 
-def roles() -> dict[str, str | None]:
+def roles(cfg: DrLabConfig | None = None) -> dict[str, str | None]:
     """Which database is primary now: {"a": "primary"|"standby"|None, "b": ...} (None: down)."""
     import psycopg
-    cfg = DrLabConfig()
+    cfg = cfg or DrLabConfig()
     out: dict[str, str | None] = {}
     for site in SITES:
         try:
@@ -167,17 +167,15 @@ def _cdr_table(cfg: DrLabConfig) -> None:
             "DEFAULT '', from_tag varchar(128) NOT NULL DEFAULT '', to_tag varchar(128) NOT NULL "
             "DEFAULT '', callid varchar(255) NOT NULL DEFAULT '', sip_code varchar(3) NOT NULL "
             "DEFAULT '', sip_reason varchar(128) NOT NULL DEFAULT '', time timestamp NOT NULL)")
-    deadline = time.monotonic() + 20
-    while True:
+
+    def replayed() -> bool:
         try:
             with psycopg.connect(cfg.db_dsn("b"), autocommit=True) as conn:
-                if conn.execute("SELECT 1 FROM pg_tables WHERE tablename = 'acc'").fetchone():
-                    return
+                return bool(conn.execute("SELECT 1 FROM pg_tables WHERE tablename = 'acc'")
+                            .fetchone())
         except psycopg.Error:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("the standby at site B never replayed the acc table")
-        time.sleep(0.2)
+            return False
+    _wait("the standby at site B did not replay the acc table", replayed, 20)
 
 
 def _sbc_config(cfg: DrLabConfig, site: str) -> Path:
@@ -211,7 +209,8 @@ def _start_sbc(cfg: DrLabConfig, site: str) -> None:
     env = {"SITE": site, "VIP": cfg.vip, "WAN_IP": cfg.wan_ip("sbc", site),
            "PEER_WAN": cfg.wan_ip("sbc", peer), "PRIORITY": "150" if site == "a" else "100",
            "ADVERT": str(cfg.advert), "LOCAL_DB": cfg.wan_ip("db", site),
-           "PEER_DB": cfg.wan_ip("db", peer), "SITE_VIPS": site_vips}
+           "PEER_DB": cfg.wan_ip("db", peer), "SITE_VIPS": site_vips,
+           "OWN_SITE_VIP": cfg.site_vip(site)}
     run_container(sbc_name(site), "hotline-drill/kamailio", networks,
                   {str(_sbc_config(cfg, site)): {"bind": "/etc/kamailio-lab", "mode": "ro"}},
                   labels=_labels(site), env=env, cap_add=["NET_ADMIN"],
@@ -272,12 +271,11 @@ def up(cfg: DrLabConfig | None = None) -> TargetInventory:
     c = client()
     running = {x.name for x in c.containers.list(filters={"label": LABEL})}
     pair = [c.containers.get(n) for n in ("hd-dr-db-a", "hd-dr-db-b") if n in running]
-    swapped = len(pair) == 2 and roles() != {"a": "primary", "b": "standby"}
+    swapped = len(pair) == 2 and roles(cfg) != {"a": "primary", "b": "standby"}
     other_mode = any(box.labels.get(SYNC_LABEL) != ("1" if cfg.sync else "0") for box in pair)
     if len(pair) == 1 or swapped or other_mode:
         # a failover happened, half the pair is gone, or the other replication mode is asked
-        # for: the pair is made
-        # anew, A primary again
+        # for: the pair is made anew, A primary again
         for site in SITES:
             for box in c.containers.list(all=True, filters={"name": f"^/hd-dr-db-{site}$"}):
                 box.remove(force=True)
@@ -293,12 +291,12 @@ def up(cfg: DrLabConfig | None = None) -> TargetInventory:
                 run_container(name, "hotline-drill/pbx",
                               {cfg.network(site): f"{cfg.site_subnets[site]}.{10 + i}"},
                               {str(stats): {"bind": "/stats"}}, labels=_labels(site))
-            wait_healthy(c.containers.get(name).id)
+            wait_healthy(name)
     for site in SITES:  # A first, so it holds the VIP before B's keepalived starts
         if sbc_name(site) not in running:
             _start_sbc(cfg, site)
         if site == "a":
-            wait_healthy(c.containers.get(sbc_name(site)).id)
+            wait_healthy(sbc_name(site))
             _wait("site A's SBC did not take the VIP", lambda: vip_holder(cfg) == "a", 30)
     for site in SITES:  # each site's internal VIP on its own SBC (B preempts A's stand-in)
         _wait(f"site {site.upper()}'s SBC did not take its internal VIP",
@@ -337,7 +335,7 @@ def status(cfg: DrLabConfig | None = None) -> dict[str, str]:
         return {"docker": f"unreachable: {exc}"}
     if out:
         out["vip"] = f"{cfg.vip} on site {vip_holder(cfg) or '-'}"
-        out["databases"] = ", ".join(f"{s}: {r or 'down'}" for s, r in roles().items())
+        out["databases"] = ", ".join(f"{s}: {r or 'down'}" for s, r in roles(cfg).items())
     return out
 
 

@@ -101,10 +101,9 @@ def outage(records: list[CallRecord], fault: FaultWindow, setup: float = 0.0) ->
     bounds = [None, *answered, None]
     for before, after in zip(bounds, bounds[1:]):
         a = before.answered_at if before else min(fs, starts[0] if starts else fs)
-        # after the last answer: silent up to the last attempt placed since (none: no gap;
+        # after the last answer: silent up to the last attempt placed (none since: no gap;
         # calls still in their hold when the records end prove nothing)
-        b = after.answered_at if after else max(
-            [a, *(r.started_at for r in records if before is None or r.started_at > before.started_at)])
+        b = after.answered_at if after else max(a, starts[-1] if starts else a)
         if b <= fs or a >= fe:
             continue  # does not overlap the fault
         if best is None or b - a > best[0]:
@@ -116,8 +115,7 @@ def outage(records: list[CallRecord], fault: FaultWindow, setup: float = 0.0) ->
     trail = _spacing_before(starts, after.started_at) / 2 if after else 0.0
     start = (before.answered_at if before else fs) + lead
     end = max(start, after.answered_at - setup - trail) if after else None
-    last_try = max(starts, default=start)
-    length = max(0.0, (end if end is not None else max(last_try, start)) - start)
+    length = max(0.0, (end if end is not None else max(starts[-1], start)) - start)
     return Outage(start, end, length, lead + trail,
                   before.call_id if before else None, after.call_id if after else None)
 

@@ -150,11 +150,13 @@ def test_disconnect_of_a_site_leaves_containers_off_that_network_alone_and_keeps
     import docker
     tag, _, boxes = fleet
     c = client()
+    net = free_subnet()  # Docker's own pools may have handed the fleet's network any 172.x
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
-        subnet="172.30.251.0/24", gateway="172.30.251.1")])
+        subnet=str(net), gateway=str(net[1]))])
     wan = c.networks.create(f"hd-{tag}-wan", driver="bridge", ipam=ipam)
+    fixed = str(net[7])
     try:
-        c.api.connect_container_to_network(boxes[0].id, wan.name, ipv4_address="172.30.251.7")
+        c.api.connect_container_to_network(boxes[0].id, wan.name, ipv4_address=fixed)
         # the "site" is all three containers; only one of them is on the WAN
         inj = build("docker.disconnect", node(label=f"hotline-drill.test={tag}"), network=wan.name)
         recipe = inj.recipe()
@@ -163,7 +165,7 @@ def test_disconnect_of_a_site_leaves_containers_off_that_network_alone_and_keeps
         assert inj.verify()
         assert wan.name not in state_nets(boxes[0].id)
         type(inj).undo(recipe)
-        assert state_nets(boxes[0].id)[wan.name]["IPAddress"] == "172.30.251.7"
+        assert state_nets(boxes[0].id)[wan.name]["IPAddress"] == fixed
         with pytest.raises(FaultError, match="is on network"):
             build("docker.disconnect", node(name=f"hd-{tag}-1"), network=wan.name).recipe()
     finally:
@@ -171,6 +173,16 @@ def test_disconnect_of_a_site_leaves_containers_off_that_network_alone_and_keeps
             if wan.name in state_nets(b.id):
                 c.api.disconnect_container_from_network(b.id, wan.name)
         wan.remove()
+
+
+def free_subnet():
+    """A /24 for a test network that no network of the engine overlaps now."""
+    import ipaddress
+    taken = [ipaddress.ip_network(cfg["Subnet"]) for n in client().api.networks()
+             for cfg in ((n.get("IPAM") or {}).get("Config") or []) if "." in cfg.get("Subnet", "")]
+    candidates = (ipaddress.ip_network(f"172.{second}.{third}.0/24")
+                  for second in range(30, 15, -1) for third in range(200, 256))
+    return next(net for net in candidates if not any(net.overlaps(t) for t in taken))
 
 
 def state_nets(cid):

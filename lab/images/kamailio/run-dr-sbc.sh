@@ -2,7 +2,7 @@
 # One SBC of the two-site lab: keepalived holds the virtual IP (VRRP, unicast to the
 # peer SBC) and Kamailio serves SIP on the VIP, its WAN address and its site address.
 # Environment (set by `drill lab up --docker --sites 2`): SITE, VIP, WAN_IP, PEER_WAN,
-# PRIORITY, ADVERT (seconds), LOCAL_DB, PEER_DB, SITE_VIPS.
+# PRIORITY, ADVERT (seconds), LOCAL_DB, PEER_DB, SITE_VIPS, OWN_SITE_VIP (the healthcheck's).
 set -e
 iface_of() { ip -o -4 addr show | awk -v ip="$1" 'index($4, ip "/") == 1 {print $2; exit}'; }
 wan_if=$(iface_of "$WAN_IP")
