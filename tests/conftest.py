@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.sip.message import free_port
+from harness.sip.message import listener_port
 
 _blocks = itertools.count(30)
 
@@ -26,7 +26,9 @@ def wait_for(predicate, within: float, every: float = 0.05, what: str = "conditi
 
 
 def free_udp_port() -> int:
-    return free_port(udp=True)
+    """A port for a listener a tool binds later; below the ephemeral range, so a socket bound
+    to port 0 meanwhile (a Toxiproxy proxy, a call's media) cannot take it first."""
+    return listener_port(udp=True)
 
 
 def udp_bound(port: int, host: str = "127.0.0.1") -> bool:
@@ -38,7 +40,8 @@ def udp_bound(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def free_tcp_port() -> int:
-    return free_port(udp=False)
+    """As free_udp_port, over TCP."""
+    return listener_port(udp=False)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.faults.base import FaultError, Injector, register
 from harness.ops.procs import proc_state
 from harness.scenario.inventory import split_address
-from harness.sip.message import free_port
+from harness.sip.message import listener_port
 
 
 class ScanParams(BaseModel):
@@ -55,7 +55,7 @@ class SipScan(Injector):
         last = p.first_extension + p.extensions - 1
         argv = [tool, "-e", f"{p.first_extension}-{last}", "-m", p.method, "--force",
                 "--maximumtime", f"{int(p.max_seconds)}", "-p", str(port), "-b", p.local_ip,
-                "-P", str(p.local_port or free_port(p.local_ip)), "-q"]
+                "-P", str(p.local_port or listener_port(p.local_ip)), "-q"]
         if p.throttle:
             argv += ["-t", str(p.throttle)]
         return argv + [host]

@@ -89,9 +89,9 @@ class Workers:
 def start_master(drill: Drill, run, workers: Workers, on_record, console: Console) -> LoadEngine:
     """The Locust master, with its workers connected; SetupError when they do not all come."""
     from harness.load.distributed import MasterLoad, split_hostport
-    from harness.sip.message import free_port
+    from harness.sip.message import listener_port
     host, port = split_hostport(workers.bind)
-    port = port or free_port(host, udp=False)
+    port = port or listener_port(host, udp=False)
     load = MasterLoad(drill.scenario.load, on_record, f"{host}:{port}", run.bus.publish,
                       drill.inventory.entry_points)
     load.spawn_local_workers(workers.local, drill.path, drill.scenario.target, run.run_dir)
