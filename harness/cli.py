@@ -78,7 +78,7 @@ def print_verdicts(summary: dict) -> None:
                   (">= " if v.direction == "min" else "<= ") + fmt(v.threshold, v.unit),
                   "[green]pass[/green]" if v.passed else "[red]FAIL[/red]")
     console.print(t)
-    from harness.report.explain import fault_sentences, plain
+    from harness.report.explain import fault_sentences, plain, primaries
     for f in summary["faults"]:
         nodes = f["answered_by_node"]
         console.print(f"fault {f['fault_id']}: answered by node before {nodes['before']} "
@@ -92,7 +92,9 @@ def print_verdicts(summary: dict) -> None:
                          else "surviving rows unreadable (RPO unknown)")
                       + (f"; writes back on {back['new_primary']} {back['seconds']:.2f} s after "
                          f"the first fault" if back and back["seconds"] is not None else
-                         "; writes never came back on another primary" if back else ""),
+                         "; writes never came back on another primary" if back else "")
+                      + (f"; taking writes after the rollback: {primaries(d)}"
+                         if d.get("primaries") is not None else ""),
                       highlight=False)
     voice = summary.get("voice") or {}
     for name, c in (voice.get("per_carrier") or {}).items():

@@ -21,7 +21,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.faults.base import FaultError, Injector, SignalName, register
-from harness.ops.docker_api import client, wait_healthy
+from harness.ops.docker_api import client, matching, wait_healthy
 
 class Selection(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -69,21 +69,6 @@ def finished_at(state: dict) -> float | None:
     head, _, frac = text.rstrip("Z").partition(".")
     at = datetime.fromisoformat(head + "+00:00").timestamp()
     return at + float("0." + (frac or "0"))
-
-
-def matching(ref) -> list:
-    """Containers (running or not) that the inventory's `docker:` reference names."""
-    c = client()
-    if ref.name:
-        return c.containers.list(all=True, filters={"name": f"^/?{ref.name}$"})
-    labels = []
-    if ref.label:
-        labels.append(ref.label)
-    if ref.service:
-        labels.append(f"com.docker.compose.service={ref.service}")
-        if ref.project:
-            labels.append(f"com.docker.compose.project={ref.project}")
-    return c.containers.list(all=True, filters={"label": labels})
 
 
 class _DockerFault(Injector):

@@ -9,7 +9,12 @@ net.latency  delay and jitter (tc netem) — refused with a clear error when the
 
 The namespace is the target's `netns:` — a name under /var/run/netns,
 `pid:<PID>` (the network namespace of that process), or `container:<name>`
-(a Docker container's, through its pid) — or the host's when it has none. Every iptables rule carries the comment
+(a Docker container's, through its pid) — or, for net.cut and net.loss on a
+target with a `docker:` selector and no `netns:`, that of every running
+container it selects (a site's WAN cut as a cable cut is: interfaces stay up,
+packets stop, where a Docker network disconnect removes the interface and a
+process watching it by name never sees it come back) — or the host's when it
+has none of these. Every iptables rule carries the comment
 `hotline-drill:<fault id>`, so rollback deletes exactly the rules it added,
 found again by that tag; a tc qdisc is removed only if it is still ours.
 """
@@ -22,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.faults.base import FaultError, Injector, register
 from harness.ops import OpsError
-from harness.ops.docker_api import container_pid
+from harness.ops.docker_api import container_pid, matching
 
 TAG = "hotline-drill:"
 
@@ -121,29 +126,75 @@ class _NetFault(Injector):
         return getattr(self.target, "netns", None)
 
     @property
+    def namespaces(self) -> list[str | None]:
+        """Where the rules go: the target's netns, else each running container its `docker:`
+        selector picks (fixed at the first call, so inject and rollback see the same), else
+        the host's."""
+        if self.netns or getattr(self.target, "docker", None) is None:
+            return [self.netns]
+        if not hasattr(self, "_namespaces"):
+            names = sorted(x.name for x in matching(self.target.docker) if x.status == "running")
+            if not names:
+                raise FaultError(f"no running container matches {self.target.name}'s `docker:` "
+                                 "selector; a fault needs a live target")
+            self._namespaces = [f"container:{n}" for n in names]
+        return self._namespaces
+
+    @property
+    def where(self) -> str:
+        spaces = self.namespaces
+        if spaces == [None]:
+            return "netns (host)"
+        return "netns " + ", ".join(spaces)
+
+    @property
     def tag(self) -> str:
         return TAG + self.fault_id
 
     def prepare(self) -> None:
-        netns_prefix(self.netns)  # a container's namespace: the Docker client, imported now
+        for ns in self.namespaces:
+            netns_prefix(ns)  # a container's namespace: the Docker client, imported now
 
     def verify(self) -> bool:
-        return bool(tagged_rules(self.netns, self.tag))
+        return all(tagged_rules(ns, self.tag) for ns in self.namespaces)
 
     def _drop(self, extra: list[str]) -> None:
-        # one iptables-restore: both directions are cut in the same instant, by one exec
-        restore(self.netns, [r[1:] for r in _rules(self.params, extra, self.tag)])
+        # one iptables-restore per namespace: both directions cut in the same instant; the
+        # namespaces (a site's containers) at once, as one cable cut
+        rules = [r[1:] for r in _rules(self.params, extra, self.tag)]
+        _each(self.namespaces, lambda ns: restore(ns, rules))
 
     def recipe(self) -> dict:
-        return {"netns": self.netns, "tag": self.tag, "target": self.target.name}
+        return {"netns": self.namespaces[0], "namespaces": self.namespaces, "tag": self.tag,
+                "target": self.target.name}
 
     @classmethod
     def undo(cls, recipe: dict) -> str:
-        rules = [["-D"] + shlex.split(rule)[1:]
-                 for _, rule in tagged_rules(recipe["netns"], recipe["tag"])]
-        if rules:
-            restore(recipe["netns"], rules)  # all at once: the fault ends in one instant
-        return f"{recipe['target']}: {len(rules)} tagged iptables rule(s) removed"
+        counts: dict[str | None, int] = {}
+
+        def remove(ns: str | None) -> None:
+            rules = [["-D"] + shlex.split(rule)[1:] for _, rule in tagged_rules(ns, recipe["tag"])]
+            if rules:
+                restore(ns, rules)  # all at once: the fault ends in one instant
+            counts[ns] = len(rules)
+        _each(recipe.get("namespaces") or [recipe["netns"]], remove)
+        return f"{recipe['target']}: {sum(counts.values())} tagged iptables rule(s) removed" + \
+            (f" in {len(counts)} namespaces" if len(counts) > 1 else "")
+
+
+def _each(namespaces: list[str | None], act) -> None:
+    """`act` in every namespace at once (threads: each is an exec of its own); every one is
+    tried, then the first error raised, so one dead container never leaves the rest as they
+    were."""
+    if len(namespaces) == 1:
+        act(namespaces[0])
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(len(namespaces)) as pool:
+        futures = [pool.submit(act, ns) for ns in namespaces]
+    errors = [f.exception() for f in futures if f.exception()]
+    if errors:
+        raise errors[0]
 
 
 def _match_args(m: Match) -> list[str]:
@@ -174,7 +225,7 @@ class NetCut(_NetFault):
     def describe(self) -> str:
         p = self.params
         what = f"{p.protocol}" + (f" port {p.port}" if p.port else "") + (f" with {p.peer}" if p.peer else "")
-        return f"iptables DROP of {what} in netns {self.netns or '(host)'} of {self.target.name}; " \
+        return f"iptables DROP of {what} in {self.where} of {self.target.name}; " \
                "rollback: delete the tagged rules"
 
     def inject(self) -> None:
@@ -189,8 +240,8 @@ class NetLoss(_NetFault):
     Params = LossParams
 
     def describe(self) -> str:
-        return f"iptables random drop of {self.params.ratio:.0%} of {self.params.protocol} in netns " \
-               f"{self.netns or '(host)'} of {self.target.name}; rollback: delete the tagged rules"
+        return f"iptables random drop of {self.params.ratio:.0%} of {self.params.protocol} in " \
+               f"{self.where} of {self.target.name}; rollback: delete the tagged rules"
 
     def inject(self) -> None:
         # per direction p gives a one-way loss of p (INPUT and OUTPUT see different packets)
@@ -209,6 +260,17 @@ class NetRate(_NetFault):
         p = self.params
         return f"tc tbf {p.rate_kbit} kbit/s on {p.interface} in netns {self.netns or '(host)'} " \
                f"of {self.target.name}; rollback: delete that qdisc"
+
+    @property
+    def namespaces(self) -> list[str | None]:
+        return [self.netns]  # one interface, named in the params: one namespace
+
+    def prepare(self) -> None:
+        if not self.netns and getattr(self.target, "docker", None) is not None:
+            raise FaultError(f"{self.type} shapes one interface in one namespace; give "
+                             f"{self.target.name} a `netns: container:<name>` in the inventory "
+                             "(its `docker:` selector may pick several containers)")
+        super().prepare()
 
     def qdisc_args(self) -> list[str]:
         p = self.params

@@ -292,6 +292,13 @@ def up(cfg: DrLabConfig | None = None) -> TargetInventory:
                               {cfg.network(site): f"{cfg.site_subnets[site]}.{10 + i}"},
                               {str(stats): {"bind": "/stats"}}, labels=_labels(site))
             wait_healthy(name)
+    sbcs = {sbc_name(site) for site in SITES}
+    if sbcs <= running and not _vips_home(cfg):
+        # a drill left the VIPs astray (keepalived of a site whose interface Docker renamed
+        # stays in FAULT): the SBC pair is made anew, A holding the VIP again
+        for name in sbcs:
+            c.containers.get(name).remove(force=True)
+        running -= sbcs
     for site in SITES:  # A first, so it holds the VIP before B's keepalived starts
         if sbc_name(site) not in running:
             _start_sbc(cfg, site)
@@ -308,6 +315,11 @@ def up(cfg: DrLabConfig | None = None) -> TargetInventory:
             raise RuntimeError(f"two-site lab: nothing answers SIP at {addr}")
     inventory_path(cfg).write_text(yaml.safe_dump(inv, sort_keys=False))
     return TargetInventory.model_validate(inv)
+
+
+def _vips_home(cfg: DrLabConfig) -> bool:
+    """The WAN VIP on site A's SBC and each site's internal VIP on its own SBC."""
+    return vip_holder(cfg) == "a" and all(vip_holder(cfg, cfg.site_vip(s)) == s for s in SITES)
 
 
 def down(cfg: DrLabConfig | None = None) -> list[str]:
@@ -335,7 +347,10 @@ def status(cfg: DrLabConfig | None = None) -> dict[str, str]:
         return {"docker": f"unreachable: {exc}"}
     if out:
         out["vip"] = f"{cfg.vip} on site {vip_holder(cfg) or '-'}"
-        out["databases"] = ", ".join(f"{s}: {r or 'down'}" for s, r in roles(cfg).items())
+        now = roles(cfg)
+        out["databases"] = ", ".join(f"{s}: {r or 'down'}" for s, r in now.items())
+        if list(now.values()) == ["primary", "primary"]:
+            out["databases"] += " (split brain: `drill lab up --docker --sites 2` makes the pair anew)"
     return out
 
 

@@ -103,6 +103,7 @@ def probe_figures(records: dict, fault_at: float | None) -> dict:
             "lag": lag_summary(samples),
             "lag_series": [[s.at, s.lag] for s in samples],
             "cdr": cdr_figures(records.get("cdr")),
+            "primaries": records.get("primaries"),
             "errors": records.get("errors") or []}
 
 

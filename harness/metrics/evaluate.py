@@ -196,7 +196,11 @@ def _dr_targets(dr: list[dict], calls_back: list[float | None]) -> dict:
     rpo_detail = f"surviving rows unreadable for {', '.join(unknown)}" if unknown else \
         f"{sum(r['lost'] for r in known)} of {sum(r['acked'] for r in known)} acknowledged writes lost"
     lags = [d["lag"]["p99"] for d in dr if d["lag"]["p99"] is not None]
-    return {
+    checked = [d for d in dr if d.get("primaries") is not None]
+    split = {} if not checked else {"primaries": (
+        float(max(len(d["primaries"]) for d in checked)),
+        "; ".join(f"{d['probe']}: {', '.join(d['primaries']) or 'none'}" for d in checked), False)}
+    return split | {
         "rpo": (None if unknown else max(r["seconds"] for r in known), rpo_detail, False),
         "rpo_writes": (None if unknown else float(sum(r["lost"] for r in known)), rpo_detail, False),
         "rto": rto,

@@ -32,6 +32,8 @@ SLA_TARGETS: dict[str, tuple[str, str, float | None]] = {
     "rto": ("max", "s", None),
     "replication_lag_p99": ("max", "s", None),
     "cdrs_lost": ("max", "CDRs", None),
+    # a split brain is never acceptable: judged wherever a probe names several servers
+    "primaries": ("max", "databases", 1.0),
     "steady_state_after": ("min", "bool", 1.0),
     "time_to_detect": ("max", "s", None),
     "capacity": ("min", "calls/s", None),

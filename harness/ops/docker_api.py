@@ -45,3 +45,18 @@ def container_pid(container: str) -> int:
     if not pid:
         raise OpsError(f"container {container} is not running, so it has no network namespace")
     return pid
+
+
+def matching(ref) -> list:
+    """Containers (running or not) that the inventory's `docker:` reference names."""
+    c = client()
+    if ref.name:
+        return c.containers.list(all=True, filters={"name": f"^/?{ref.name}$"})
+    labels = []
+    if ref.label:
+        labels.append(ref.label)
+    if ref.service:
+        labels.append(f"com.docker.compose.service={ref.service}")
+        if ref.project:
+            labels.append(f"com.docker.compose.project={ref.project}")
+    return c.containers.list(all=True, filters={"label": labels})

@@ -48,6 +48,32 @@ def surviving(conninfo: str, run: str) -> set[int]:
         return {row[0] for row in conn.execute(f"SELECT seq FROM {TABLE} WHERE run = %s", (run,))}
 
 
+def primaries(conninfo: str) -> list[str] | None:
+    """Every server the multi-host `conninfo` names that takes writes now ("host:port"), each
+    asked on its own. More than one after a drill is a split brain: clients that reach
+    different servers write histories that will not merge. None when `conninfo` names one
+    server only (nothing to compare)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    params = conninfo_to_dict(conninfo)
+    hosts = str(params.get("host") or params.get("hostaddr") or "").split(",")
+    if len(hosts) < 2:
+        return None
+    ports = str(params.get("port") or "5432").split(",")
+    ports = ports * len(hosts) if len(ports) == 1 else ports
+    params.pop("hostaddr", None)
+    out = []
+    for host, port in zip(hosts, ports):
+        one = make_conninfo(**{**params, "host": host, "port": port,
+                               "target_session_attrs": "any"})
+        try:
+            with _connect(one) as conn:
+                if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                    out.append(f"{host}:{port}")
+        except psycopg.Error:
+            pass  # down or unreachable: takes no writes from anyone who cannot reach it
+    return out
+
+
 def cdrs_found(conninfo: str, table: str, column: str, call_ids: list[str],
                grace: float = 0.0) -> set[str]:
     """Which of `call_ids` have a CDR row in `table` (looked up by `column`), asking again

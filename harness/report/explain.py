@@ -29,6 +29,16 @@ def plain(text: str) -> str:
     return text.replace("**", "").replace("`", "")
 
 
+def primaries(d: dict) -> str:
+    """A data probe's servers taking writes after the rollback, in words."""
+    rw = d.get("primaries")
+    if rw is None:
+        return "not checked (one server)"
+    if len(rw) > 1:
+        return f"SPLIT BRAIN: {', '.join(rw)}"
+    return rw[0] if rw else "none"
+
+
 def _s(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f} s"
 

@@ -17,7 +17,7 @@ from harness.metrics.records import CallRecord
 from harness.metrics.sla import Verdict, fmt
 from harness.metrics.voice import call_voice
 from harness.metrics.timeline import per_second
-from harness.report.explain import clock, fault_sentences, md
+from harness.report.explain import clock, fault_sentences, md, primaries
 
 LEVEL_COLOURS = {"green": "#2e7d32", "yellow": "#f9a825", "orange": "#ef6c00", "red": "#c62828"}
 
@@ -97,5 +97,5 @@ def write_html(summary: dict, records: list[CallRecord], path: Path) -> None:
     html = env.get_template("report.html.j2").render(
         s=summary, verdicts=[Verdict(**v) for v in summary["verdicts"]], charts=divs,
         plotly_js=get_plotlyjs(), fmt=fmt, clock=clock, voice_rows=voice_rows,
-        explain=lambda f: fault_sentences(f, summary))
+        explain=lambda f: fault_sentences(f, summary), primaries=primaries)
     path.write_text(html)

@@ -26,6 +26,12 @@ from harness.scenario.model import Scenario
 from harness.scenario.yamlload import load_yaml
 
 
+def probe_events(events: list[dict]) -> list[dict]:
+    """Each probe's records, with the servers that took writes after the rollback."""
+    after = {ev["probe"]: ev.get("primaries") for ev in events if ev["event"] == "primaries_after"}
+    return [{**ev, "primaries": after.get(ev["probe"])} for ev in events
+            if ev["event"] == "probe_records"]
+
 
 def fault_windows(events: list[dict]) -> list[FaultWindow]:
     windows: dict[str, FaultWindow] = {}
@@ -79,7 +85,7 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
                        acks=[{"ts": ev["ts"], "by": ev.get("by"), "note": ev.get("note", "")}
                              for ev in events if ev["event"] == "ack"],
                        capacity_steps=steps if sc.load.capacity_search else None,
-                       probes=[ev for ev in events if ev["event"] == "probe_records"])
+                       probes=probe_events(events))
     health = next((ev for ev in reversed(events) if ev["event"] == "generator_health"), None)
     inconclusive = generator_problems(
         health, first.get("workers_lost"), figures["voice"]["sending"],

@@ -7,7 +7,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from harness.metrics.alarms import ESCALATION, LEVELS
 from harness.metrics.sla import Verdict, fmt
-from harness.report.explain import clock, fault_sentences
+from harness.report.explain import clock, fault_sentences, primaries
 
 
 def _steady(ev: dict) -> str:
@@ -61,5 +61,5 @@ def write_review(summary: dict, path: Path) -> None:
     text = env.get_template("review.md.j2").render(
         s=summary, verdicts=verdicts, moments=key_moments(summary), clock=clock, fmt=fmt,
         reached=reached, escalation=ESCALATION, t0=summary["run"]["started_at"],
-        explain=lambda f: fault_sentences(f, summary))
+        explain=lambda f: fault_sentences(f, summary), primaries=primaries)
     path.write_text(text)

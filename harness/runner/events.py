@@ -51,6 +51,9 @@ CATALOGUE: dict[str, Event] = {
                            "a data probe's acknowledged writes, lag samples (the server's replay "
                            "age, and the newest heartbeat the standby had replayed), surviving "
                            "rows and CDR check (null without one)"),
+    "primaries_after": Event(("probe", "primaries", "error"),
+                             "a data probe's servers taking writes after the rollback "
+                             "(null: its dsn names one server)"),
     "run_finished": Event((), "the run is over; outputs follow"),
     "worker_totals": Event(("worker",), "a Locust worker's own counts", more=True),
     "workers_lost": Event(("expected", "reported"), "workers that never reported their calls"),

@@ -1,6 +1,7 @@
 """The drill's data probes: checked before anything is injected, started with the load,
 stopped when the load stops (before the final rollback, so a restored old primary never
-enters the figures), each one's records published as one `probe_records` event."""
+enters the figures), each one's records published as one `probe_records` event; after the
+rollback, which servers take writes (`primaries_after`: a split brain shows there)."""
 from __future__ import annotations
 
 from harness.probes import postgres
@@ -62,3 +63,15 @@ class ProbeSet:
                     replayed=[[s.at, s.replayed] for s in samples],
                     surviving=kept, cdr=cdr, errors=errors)
         self.running = []
+
+    def check_primaries(self, publish) -> None:
+        """After the rollback, with the target healthy again: which of each probe's servers
+        take writes. A site that comes back from a hang or a partition with its old primary
+        still writable beside the promoted one is a split brain, which no figure taken while
+        the fault held can show."""
+        for spec in self.specs:
+            try:
+                rw, error = postgres.primaries(spec.dsn), None
+            except postgres.psycopg.Error as exc:  # a DSN libpq parses but cannot split
+                rw, error = None, str(exc).strip().splitlines()[0]
+            publish("primaries_after", probe=spec.id, primaries=rw, error=error)

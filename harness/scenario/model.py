@@ -186,6 +186,9 @@ class SlaSpec(Strict):
     replication_lag_p99: Duration | None = None
     cdrs_lost: int | None = Field(None, ge=0, description="answered calls without a CDR in the "
                                   "surviving database, at most (a probe's `cdr:` check)")
+    primaries: int | None = Field(int(SLA_TARGETS["primaries"][2]), ge=1, description=
+                                  "servers taking writes after the drill among a probe's `dsn` "
+                                  "hosts, at most (2: a split brain)")
     steady_state_after: bool | None = True
     time_to_detect: Duration | None = None
     capacity: float | None = Field(None, gt=0)

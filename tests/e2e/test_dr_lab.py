@@ -205,3 +205,30 @@ def test_partition_grows_the_lag_to_the_cut_and_back(dr_state, tmp_path):
     assert dr["rpo"]["lost"] == 0 and summary["answer_rate"] == 1.0
     verdicts = {v["target"]: v for v in summary["verdicts"]}
     assert not verdicts["replication_lag_p99"]["passed"]
+
+
+def test_site_isolation_leaves_two_primaries_and_the_drill_says_so(dr_state, tmp_path):
+    """Site A cut from the WAN (iptables in each of its containers) while it lives on: site B
+    takes the VIP and promotes its standby; when the WAN comes back, site A's database never
+    stopped being a primary. Two databases take writes, and the drill must say so."""
+    summary, _calls, events, _, run = run_dr_drill("lab-dr-site-isolation", tmp_path / "out")
+    cut = windows(summary)["isolate-site-a"]
+    db_a, db_b = (dr_lab.DrLabConfig().wan_ip("db", s) + ":5432" for s in dr_lab.SITES)
+    # the known cause: B's notify script promoted B's standby during the cut, and A's
+    # database ran all along (started before the drill, never restarted)
+    promoted = [t for t, what in dr_lab.transitions("b")
+                if what.startswith("promoted") and cut["started_at"] < t < cut["ended_at"]]
+    assert promoted, dr_lab.transitions("b")
+    started = client().api.inspect_container("hd-dr-db-a")["State"]["StartedAt"]
+    assert finished_at({"FinishedAt": started}) < cut["started_at"], started
+    (dr,) = summary["dr"]
+    assert dr["primaries"] == [db_a, db_b], dr["primaries"]
+    verdicts = {v["target"]: v for v in summary["verdicts"]}
+    assert not verdicts["primaries"]["passed"] and verdicts["primaries"]["measured"] == 2
+    assert f"SPLIT BRAIN: {db_a}, {db_b}" in (run / "review.md").read_text()
+    # what the split brain costs: clients that find A first see none of the writes B took
+    (records,) = [e for e in events if e["event"] == "probe_records"]
+    on_b = {seq for seq, _sent, _acked, server in records["acks"] if server == db_b}
+    assert len(on_b) >= 20 and set(dr["rpo"]["lost_seqs"]) == on_b, \
+        (len(on_b), sorted(set(dr["rpo"]["lost_seqs"]) ^ on_b)[:10])
+    assert windows(summary)["isolate-site-a"]["calls_back"]["node"] in ("pbx-b1", "pbx-b2")

@@ -178,3 +178,18 @@ def test_a_frozen_primary_does_not_hold_the_writer(replicated):
     finally:
         writer.stop()
         primary.freeze(False)
+
+
+@pytest.mark.parametrize("replicated", ["async"], indirect=True)
+def test_a_standby_promoted_beside_a_live_primary_is_reported_as_two_primaries(replicated):
+    """The split brain a partition or a thawed site leaves: the standby promoted while the
+    old primary still takes writes. Asked server by server, both answer read-write; with
+    one server named there is nothing to compare."""
+    primary, standby, _ = replicated
+    both = _multi_host(primary, standby)
+    assert probe.primaries(both) == [f"127.0.0.1:{primary.port}"]
+    standby.promote()
+    assert probe.primaries(both) == [f"127.0.0.1:{primary.port}", f"127.0.0.1:{standby.port}"]
+    primary.kill()
+    assert probe.primaries(both) == [f"127.0.0.1:{standby.port}"]
+    assert probe.primaries(primary.conninfo) is None

@@ -68,3 +68,20 @@ def test_replication_lag_is_the_age_of_the_oldest_acknowledged_write_the_standby
     assert lags[0].lag == 0.0
     assert lags[1].lag == pytest.approx(3.0 - 1.01)
     assert lags[2].lag is None and lags[3].lag == 0.0
+
+
+def test_two_servers_taking_writes_after_the_rollback_fail_the_primaries_target():
+    from harness.metrics.dr import probe_figures
+    from harness.metrics.evaluate import _dr_targets
+    from harness.metrics.sla import SLA_TARGETS, verdicts
+    records = {"probe": "db", "kind": "postgres", "acks": [], "lag": [], "surviving": []}
+    split = probe_figures({**records, "primaries": ["10.0.0.1:5432", "10.0.0.2:5432"]}, None)
+    measured = _dr_targets([split], [])
+    assert measured["primaries"] == (2.0, "db: 10.0.0.1:5432, 10.0.0.2:5432", False)
+    (v,) = verdicts({"primaries": SLA_TARGETS["primaries"][2]}, measured)
+    assert not v.passed
+    one = _dr_targets([probe_figures({**records, "primaries": ["10.0.0.2:5432"]}, None)], [])
+    assert verdicts({"primaries": 1.0}, one)[0].passed
+    # one server named (nothing to compare): no verdict at all, rather than a pass
+    unchecked = _dr_targets([probe_figures({**records, "primaries": None}, None)], [])
+    assert "primaries" not in unchecked and verdicts({"primaries": 1.0}, unchecked) == []
