@@ -187,3 +187,34 @@ def free_subnet():
 
 def state_nets(cid):
     return client().api.inspect_container(cid)["NetworkSettings"]["Networks"]
+
+
+def test_net_cut_of_a_label_selector_cuts_every_container_and_undo_mends_all(fleet):
+    """A site's cable cut: net.cut on a `docker:` selector puts its rules in each selected
+    container's namespace. Checked by traffic: each container reaches a listener on the
+    host's side of the bridge before, none during, all again after the undo."""
+    import socket
+    tag, net_name, boxes = fleet
+    gateway = client().networks.get(net_name).attrs["IPAM"]["Config"][0]["Gateway"]
+    with socket.socket() as listener:
+        listener.bind((gateway, 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+
+        def reaches(box) -> bool:
+            res = box.exec_run(["timeout", "2", "bash", "-c", f"echo > /dev/tcp/{gateway}/{port}"])
+            return res.exit_code == 0
+
+        assert all(reaches(b) for b in boxes)
+        inj = build("net.cut", node(label=f"hotline-drill.test={tag}"), protocol="tcp",
+                    peer=f"{gateway}/32")
+        inj.prepare()
+        recipe = inj.recipe()
+        assert sorted(recipe["namespaces"]) == sorted(f"container:{b.name}" for b in boxes)
+        inj.inject()
+        assert inj.verify()
+        assert not any(reaches(b) for b in boxes)
+        note = type(inj).undo(recipe)
+        assert note.endswith("6 tagged iptables rule(s) removed in 3 namespaces"), note
+        assert all(reaches(b) for b in boxes)
+        assert type(inj).undo(recipe).startswith("pbx: 0 tagged")  # twice is harmless

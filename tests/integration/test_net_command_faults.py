@@ -135,3 +135,14 @@ def test_cut_inside_a_containers_namespace():
 def host_has_tagged_rules() -> bool:
     from harness.faults.net import TAG
     return TAG in subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
+
+
+def test_shaping_a_docker_selector_without_a_netns_is_refused_before_anything_is_done():
+    """tc shapes one named interface in one namespace; a selector may pick several
+    containers (and their interfaces differ), so it is refused with the fix named."""
+    from harness.scenario.inventory import DockerRef, Node
+    cls = lookup("net.rate")
+    inj = cls("shape", Node(name="site-a", role="site", docker=DockerRef(label="site=a")),
+              cls.Params.model_validate({"rate_kbit": 64}))
+    with pytest.raises(FaultError, match="netns: container:<name>"):
+        inj.prepare()
