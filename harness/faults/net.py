@@ -257,9 +257,11 @@ class NetRate(_NetFault):
     qdisc = "tbf"
 
     def describe(self) -> str:
-        p = self.params
-        return f"tc tbf {p.rate_kbit} kbit/s on {p.interface} in netns {self.netns or '(host)'} " \
+        return f"{self.shaping()} on {self.params.interface} in netns {self.netns or '(host)'} " \
                f"of {self.target.name}; rollback: delete that qdisc"
+
+    def shaping(self) -> str:
+        return f"tc tbf {self.params.rate_kbit} kbit/s"
 
     @property
     def namespaces(self) -> list[str | None]:
@@ -305,10 +307,8 @@ class NetLatency(NetRate):
     Params = LatencyParams
     qdisc = "netem"
 
-    def describe(self) -> str:
-        p = self.params
-        return f"tc netem delay {p.latency_ms:g}ms ±{p.jitter_ms:g}ms on {p.interface} in netns " \
-               f"{self.netns or '(host)'} of {self.target.name}; rollback: delete that qdisc"
+    def shaping(self) -> str:
+        return f"tc netem delay {self.params.latency_ms:g}ms ±{self.params.jitter_ms:g}ms"
 
     def qdisc_args(self) -> list[str]:
         return ["delay", f"{self.params.latency_ms}ms", f"{self.params.jitter_ms}ms"]
