@@ -186,9 +186,10 @@ class SlaSpec(Strict):
     replication_lag_p99: Duration | None = None
     cdrs_lost: int | None = Field(None, ge=0, description="answered calls without a CDR in the "
                                   "surviving database, at most (a probe's `cdr:` check)")
-    primaries: int | None = Field(int(SLA_TARGETS["primaries"][2]), ge=1, description=
-                                  "servers taking writes after the drill among a probe's `dsn` "
-                                  "hosts, at most (2: a split brain)")
+    primaries: int | None = Field(None, ge=1, description=
+                                  "servers taking writes after the rollback among a probe's "
+                                  "`dsn` hosts, at most (2: a split brain); 1 unless set, where "
+                                  "a probe's `dsn` names two servers or more")
     steady_state_after: bool | None = True
     time_to_detect: Duration | None = None
     capacity: float | None = Field(None, gt=0)
@@ -267,6 +268,16 @@ class CdrCheck(Strict):
                             "CDR may still be on its way before it counts as lost")
 
 
+def dsn_servers(dsn: str) -> int:
+    """How many servers a libpq connection string names (`host=a,b` or a URI's `//a,b/`);
+    read here without the driver, which must not be imported before gevent patches."""
+    if "://" in dsn:
+        hosts = dsn.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+        return len(hosts.split(","))
+    m = re.search(r"(?:^|\s)(?:host|hostaddr)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn)
+    return len(m.group(1).strip("'").split(",")) if m else 1
+
+
 class PostgresProbe(Strict):
     """A data probe on a PostgreSQL service (probes/postgres.py): a heartbeat writer through
     `dsn` and, with `standby`, a replication-lag reader. Only its own scratch table is touched."""
@@ -308,3 +319,15 @@ class Scenario(Strict):
         if v > 24 * 3600:
             raise ValueError("a drill longer than 24h is refused; split it")
         return v
+
+    @model_validator(mode="after")
+    def _split_brain_judged(self) -> "Scenario":
+        """`primaries` is judged where a probe names several servers: 1 unless the scenario
+        says otherwise (null switches it off); asked for with none, it could never be judged."""
+        several = any(dsn_servers(p.dsn) > 1 for p in self.probes)
+        if "primaries" not in self.sla.model_fields_set:
+            self.sla.primaries = int(SLA_TARGETS["primaries"][2]) if several else None
+        elif self.sla.primaries is not None and not several:
+            raise ValueError("sla.primaries needs a probe whose dsn names two servers or more "
+                             "(host=a,b): with one there is nothing to compare; remove the key")
+        return self

@@ -250,3 +250,17 @@ def test_a_site_fault_takes_out_every_node_of_that_site():
     assert inv.nodes_hit("site-a") == ["site-a", "sbc-a", "pbx-a1"]
     assert inv.nodes_hit("sbc-a") == ["sbc-a"]  # one node of a site: that node alone
     assert inv.nodes_hit("replication") == [] and inv.nodes_hit("carrier-a") == []
+
+
+def test_the_split_brain_target_is_judged_where_a_probe_names_several_servers(tmp_path):
+    assert load_drill(write(tmp_path, PROBE)).scenario.sla.primaries == 1
+    assert load_drill(write(tmp_path, GOOD)).scenario.sla.primaries is None  # no probe
+    one = PROBE.replace("host=127.0.0.1,127.0.0.1 port=5432,5433", "host=127.0.0.1 port=5432")
+    assert load_drill(write(tmp_path, one)).scenario.sla.primaries is None
+    uri = PROBE.replace("host=127.0.0.1,127.0.0.1 port=5432,5433 target_session_attrs=read-write",
+                        "postgresql://drill@db-a:5432,db-b:5432/drill")
+    assert load_drill(write(tmp_path, uri)).scenario.sla.primaries == 1
+    off = PROBE + "sla: {primaries: null}\n"
+    assert load_drill(write(tmp_path, off)).scenario.sla.primaries is None
+    msgs = problems(tmp_path, one + "sla: {primaries: 1}\n")
+    assert any("sla.primaries needs a probe whose dsn names two servers" in m for m in msgs), msgs
