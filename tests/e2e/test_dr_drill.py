@@ -10,7 +10,8 @@ never performs (here a watcher thread plays it, as keepalived's notify script wo
 Known cause: the writes acknowledged between the replication cut and the site loss exist
 only on the lost primary. Asserted: the lost writes are exactly those, RPO matches the time
 between the two faults' windows within 0.25 s, writes came back on the standby, the RPO
-target of 1 s is missed (exit 1) and the review answers "could we meet RTO/RPO today?".
+target of 1 s is missed (exit 1) and the review answers "could we meet RTO/RPO today?";
+after the rollback both servers take writes, and the drill names the split brain.
 """
 import json
 import threading
@@ -94,6 +95,11 @@ def test_site_loss_after_a_replication_cut_loses_exactly_the_writes_since(isolat
     assert back["new_primary"] == f"127.0.0.1:{pair.standby.port}" and back["seconds"] is not None
     verdicts = {v["target"]: v for v in summary["verdicts"]}
     assert not verdicts["rpo"]["passed"] and verdicts["rto"]["passed"]
+    # the primary was never stopped, only cut off behind its proxy: once the rollback enabled
+    # the proxy again, it took writes beside the promoted standby (a split brain)
+    assert dr["primaries"] == [f"127.0.0.1:{pair.ports['site-a']}",
+                               f"127.0.0.1:{pair.standby.port}"], dr["primaries"]
+    assert not verdicts["primaries"]["passed"] and verdicts["primaries"]["measured"] == 2
     # every answered call was looked up on the surviving database, and none had a CDR
     answered = summary["counts"]["answered"]
     assert dr["cdr"]["checked"] == answered == dr["cdr"]["lost"] > 10, dr["cdr"]
