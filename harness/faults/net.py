@@ -192,7 +192,7 @@ def _each(namespaces: list[str | None], act) -> None:
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(len(namespaces)) as pool:
         futures = [pool.submit(act, ns) for ns in namespaces]
-    errors = [f.exception() for f in futures if f.exception()]
+    errors = [e for e in (f.exception() for f in futures) if e]
     if errors:
         raise errors[0]
 
@@ -257,8 +257,8 @@ class NetRate(_NetFault):
     qdisc = "tbf"
 
     def describe(self) -> str:
-        return f"{self.shaping()} on {self.params.interface} in netns {self.netns or '(host)'} " \
-               f"of {self.target.name}; rollback: delete that qdisc"
+        return f"{self.shaping()} on {self.params.interface} in {self.where} of " \
+               f"{self.target.name}; rollback: delete that qdisc"
 
     def shaping(self) -> str:
         return f"tc tbf {self.params.rate_kbit} kbit/s"

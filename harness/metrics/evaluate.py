@@ -196,11 +196,7 @@ def _dr_targets(dr: list[dict], calls_back: list[float | None]) -> dict:
     rpo_detail = f"surviving rows unreadable for {', '.join(unknown)}" if unknown else \
         f"{sum(r['lost'] for r in known)} of {sum(r['acked'] for r in known)} acknowledged writes lost"
     lags = [d["lag"]["p99"] for d in dr if d["lag"]["p99"] is not None]
-    checked = [d for d in dr if d.get("primaries") is not None]
-    split = {} if not checked else {"primaries": (
-        float(max(len(d["primaries"]) for d in checked)),
-        "; ".join(f"{d['probe']}: {', '.join(d['primaries']) or 'none'}" for d in checked), False)}
-    return split | {
+    out = {
         "rpo": (None if unknown else max(r["seconds"] for r in known), rpo_detail, False),
         "rpo_writes": (None if unknown else float(sum(r["lost"] for r in known)), rpo_detail, False),
         "rto": rto,
@@ -208,6 +204,12 @@ def _dr_targets(dr: list[dict], calls_back: list[float | None]) -> dict:
                                 f"{sum(d['lag']['samples'] for d in dr)} samples", False),
         "cdrs_lost": _cdrs_lost(dr),
     }
+    checked = [d for d in dr if d.get("primaries") is not None]
+    if checked:  # only where a probe names several servers
+        out["primaries"] = (float(max(len(d["primaries"]) for d in checked)),
+                            "; ".join(f"{d['probe']}: {', '.join(d['primaries']) or 'none'}"
+                                      for d in checked), False)
+    return out
 
 
 def _cdrs_lost(dr: list[dict]) -> tuple[float | None, str, bool]:

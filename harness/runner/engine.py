@@ -55,7 +55,6 @@ class DrillRun:
     t0: float = 0.0
     log: JsonlLog | None = None  # events.jsonl, once the run folder is open
     probes: ProbeSet | None = None  # the scenario's data probes, started with the load
-    probes_stopped: ProbeSet | None = None  # asked after the rollback which servers take writes
 
     def _collect_call(self, ev: dict) -> None:
         if ev["event"] == "call":
@@ -196,8 +195,8 @@ class DrillRun:
 
     def stop_probes(self) -> None:
         if self.probes:
+            # kept: asked after the rollback which servers take writes (a second stop is a no-op)
             self.probes.stop(self.bus.publish, [r.call_id for r in self.records if r.answered])
-            self.probes_stopped, self.probes = self.probes, None
 
     def _take_due_steps(self, plan: list, t: float, load: LoadEngine) -> None:
         """Rate changes, injects and rollbacks whose time has come, in schedule order; any
@@ -266,8 +265,8 @@ class DrillRun:
     def check_after(self) -> bool:
         ok, problems = steady_state(self.drill.inventory, within=10.0)
         self.bus.publish("steady_state_after", ok=ok, problems=problems)
-        if self.probes_stopped:
-            self.probes_stopped.check_primaries(self.bus.publish)
+        if self.probes:
+            self.probes.check_primaries(self.bus.publish)
         return ok
 
 
