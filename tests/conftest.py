@@ -25,6 +25,14 @@ def wait_for(predicate, within: float, every: float = 0.05, what: str = "conditi
     raise AssertionError(f"timed out after {within}s waiting for {what}")
 
 
+def run_events(run_dir: Path) -> list[dict]:
+    """The events a running drill has written so far: none while its folder is still being
+    filled (the folder appears before events.jsonl is opened)."""
+    from harness.metrics.records import read_events
+    path = Path(run_dir) / "events.jsonl"
+    return read_events(path) if path.exists() else []
+
+
 def free_udp_port() -> int:
     """A port for a listener a tool binds later; below the ephemeral range, so a socket bound
     to port 0 meanwhile (a Toxiproxy proxy, a call's media) cannot take it first."""

@@ -14,7 +14,7 @@ import pytest
 from harness.scenario.gameday import verify
 from harness.metrics.records import read_events
 from harness.runner.journal import Journal
-from tests.conftest import drill_ack, free_tcp_port, wait_for
+from tests.conftest import drill_ack, free_tcp_port, run_events, wait_for
 
 POOL = Path(__file__).parent / "gameday-pool"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -52,7 +52,7 @@ def test_gameday_sealed_plan_webhooks_and_time_to_detect(isolated, tmp_path, web
         started = wait_for(lambda: events_of(bodies(), "gameday_started"), 40, what="started webhook")[0]
         run_dir = Path(started["run_dir"])
         wait_for(lambda: any(e["event"] == "fault_injected"
-                             for e in read_events(run_dir / "events.jsonl")), 30, what="the fault")
+                             for e in run_events(run_dir)), 30, what="the fault")
         assert armed["gameday_id"] in drill_ack(ack_port, "on-call-1", "SBC alarm")
         out, _ = proc.communicate(timeout=120)
     finally:
@@ -100,7 +100,7 @@ def test_gameday_sigterm_mid_drill_rolls_back_and_notifies_abort(isolated, tmp_p
         started = wait_for(lambda: events_of(bodies(), "gameday_started"), 40, what="started webhook")[0]
         run_dir = Path(started["run_dir"])
         wait_for(lambda: any(e["event"] == "fault_injected"
-                             for e in read_events(run_dir / "events.jsonl")), 30, what="the fault")
+                             for e in run_events(run_dir)), 30, what="the fault")
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -154,7 +154,7 @@ def test_gameday_waits_for_a_late_acknowledgement(isolated, tmp_path, webhook):
         run_dir = Path(started["run_dir"])
         # the drill is over (steady state checked after it) and nobody has acknowledged yet
         wait_for(lambda: any(e["event"] == "steady_state_after"
-                             for e in read_events(run_dir / "events.jsonl")), 60, what="the drill's end")
+                             for e in run_events(run_dir)), 60, what="the drill's end")
         assert proc.poll() is None  # still waiting for on-call
         drill_ack(ack_port, "late")
         out, _ = proc.communicate(timeout=60)

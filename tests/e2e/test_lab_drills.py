@@ -127,8 +127,7 @@ def test_lab_sipp_engine_pbx_kill(lab, tmp_path):
 
 
 def test_lab_gameday_with_acknowledgement(lab, tmp_path):
-    from tests.conftest import drill_ack, free_tcp_port, wait_for
-    from harness.metrics.records import read_events
+    from tests.conftest import drill_ack, free_tcp_port, run_events, wait_for
     port = free_tcp_port()
     containers.kamailio_reset()
     proc = subprocess.Popen(DRILL + ["gameday", "--pool", str(Path(__file__).parent / "gameday-lab-pool"),
@@ -138,7 +137,7 @@ def test_lab_gameday_with_acknowledgement(lab, tmp_path):
         def injected():
             runs = [d for d in tmp_path.iterdir() if d.is_dir() and d.name != "gamedays"]
             return runs and any(e["event"] == "fault_injected"
-                                for e in read_events(runs[0] / "events.jsonl"))
+                                for e in run_events(runs[0]))
         wait_for(injected, 60, what="the game day's fault")
         drill_ack(port, "lab-oncall")
         out, _ = proc.communicate(timeout=120)
