@@ -38,11 +38,12 @@ sys.path.insert(0, str(ROOT))
 KILL_AT = 12.0  # the site dies here; the cut comes N s before it
 
 
-def drill(scenario: dict, work: Path, name: str, sync: bool = False) -> tuple[dict, list[dict], int]:
+def drill(scenario: dict, work: Path, name: str) -> tuple[dict, list[dict], int]:
     """One real `drill run` of `scenario` on a lab in its starting state: its summary,
     events and exit code."""
     from harness.lab import dr_lab
-    dr_lab.up(dr_lab.DrLabConfig(sync=sync))
+    from harness.metrics.records import read_events
+    dr_lab.up()
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(scenario, sort_keys=False))
     out = work / name
@@ -51,12 +52,11 @@ def drill(scenario: dict, work: Path, name: str, sync: bool = False) -> tuple[di
     if res.returncode not in (0, 1, 4):
         raise SystemExit(f"{name} exited {res.returncode}:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
     run = next(d for d in sorted(out.iterdir()) if d.is_dir())
-    events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
-    return json.loads((run / "summary.json").read_text()), events, res.returncode
+    return json.loads((run / "summary.json").read_text()), read_events(run / "events.jsonl"), res.returncode
 
 
 def rpo_run(cut: float, work: Path, i: int) -> dict:
-    from tests.e2e.test_dr_lab import acks_of, windows
+    from tests.e2e.test_dr_lab import acks_of, kill_landed, windows
     sc = yaml.safe_load((ROOT / "scenarios" / "lab-dr-cut-then-site-loss.yaml").read_text())
     sc["name"] = f"bench-rpo-{cut:g}s-{i}"
     sc["duration"] = f"{KILL_AT + 14:g}s"
@@ -66,9 +66,8 @@ def rpo_run(cut: float, work: Path, i: int) -> dict:
     summary, events, code = drill(sc, work, sc["name"])
     (dr,) = summary["dr"]
     w = windows(summary)
-    cut_at, died = w["cut-replication"]["started_at"], w["lose-site-a"]["started_at"]
-    (killed,) = [e for e in events if e["event"] == "fault_injected" and e["fault_id"] == "lose-site-a"]
-    gone = died + killed["inject_took"]
+    cut_at = w["cut-replication"]["started_at"]
+    died, gone = kill_landed(w["lose-site-a"], events)
     during = {seq for seq, at in acks_of(events).items() if cut_at < at < gone}
     return {"cut": cut, "inconclusive": code == 4, "rpo": dr["rpo"]["seconds"],
             "truth": died - cut_at, "spread": gone - died,
@@ -77,16 +76,15 @@ def rpo_run(cut: float, work: Path, i: int) -> dict:
 
 
 def vip_run(work: Path, i: int) -> dict:
-    from harness.lab import dr_lab
-    from tests.e2e.test_dr_lab import windows
+    from tests.e2e.test_dr_lab import takeover_after, windows
     sc = yaml.safe_load((ROOT / "scenarios" / "lab-dr-sbc-failover.yaml").read_text())
     sc["name"] = f"bench-vip-{i}"
     summary, _events, code = drill(sc, work, sc["name"])
     fault = windows(summary)["kill-sbc-a"]
-    took = [t for t, what in dr_lab.transitions("b") if what == "master" and t > fault["started_at"] - 0.5]
+    took = takeover_after(fault["started_at"])
     back = (fault.get("calls_back") or {}).get("seconds")
     kept, eligible = fault["continuity"]
-    return {"inconclusive": code == 4, "moved": took[0] - fault["started_at"] if took else None,
+    return {"inconclusive": code == 4, "moved": took - fault["started_at"] if took else None,
             "back": back, "kept": kept, "eligible": eligible}
 
 
@@ -107,11 +105,11 @@ def report_rpo(rows: list[dict], cuts: list[float]) -> None:
               f"| {statistics.median(r['lost'] for r in got):g} |")
 
 
-def report_vip(rows: list[dict], advert: float = 1.0) -> None:
+def report_vip(rows: list[dict]) -> None:
+    from tests.e2e.test_dr_lab import ADVERT, SKEW
     got = [r for r in rows if not r["inconclusive"] and r["moved"] is not None and r["back"] is not None]
-    skew = (256 - 100) / 256 * advert
-    print(f"VRRP bounds for advert {advert:g} s: takeover in [{2 * advert + skew:.2f}, "
-          f"{3 * advert + skew:.2f}] s after the kill")
+    print(f"VRRP bounds for advert {ADVERT:g} s: takeover in [{2 * ADVERT + SKEW:.2f}, "
+          f"{3 * ADVERT + SKEW:.2f}] s after the kill")
     print("| runs | takeover after the kill: median / min / max | calls back − takeover: median / max "
           "| calls in progress kept |")
     print("| --- | --- | --- | --- |")

@@ -25,6 +25,7 @@ import pytest
 
 from harness.faults.docker import finished_at
 from harness.lab import dr_lab
+from harness.metrics.records import read_events
 from harness.ops.docker_api import client
 from harness.report.calls_csv import read_calls_csv
 from tests.conftest import last_run
@@ -66,7 +67,7 @@ def run_dr_drill(name: str, out: Path, sync: bool = False, during=None):
     assert proc.returncode in (0, 1), stdout[-3000:] + stderr[-3000:]
     run = last_run(out)
     summary = json.loads((run / "summary.json").read_text())
-    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    events = read_events(run / "events.jsonl")
     return summary, read_calls_csv(run / "calls.csv"), events, seen, run
 
 
@@ -79,14 +80,26 @@ def acks_of(events) -> dict[int, float]:
     return {seq: acked for seq, _sent, acked, _server in records["acks"]}
 
 
+def kill_landed(fault: dict, events) -> tuple[float, float]:
+    """A SIGKILL fault's window opens when the signal was sent; its targets died between then
+    and the return of the kill calls (the engine answers once a container is gone)."""
+    (killed,) = [e for e in events if e["event"] == "fault_injected"
+                 and e["fault_id"] == fault["fault_id"]]
+    return fault["started_at"], fault["started_at"] + killed["inject_took"]
+
+
+def takeover_after(start: float) -> float | None:
+    """When site B's keepalived became master after `start`, by its own notify log."""
+    took = [t for t, what in dr_lab.transitions("b") if what == "master" and t > start - 0.5]
+    return took[0] if took else None
+
+
 def answered_while_dying(calls, fault: dict, events) -> set[str]:
     """Calls site A answered between the kill's send and its return: their CDR is written by
     an SBC that may already be dead (acc keeps no spool), so they may lack one either way."""
-    (killed,) = [e for e in events if e["event"] == "fault_injected"
-                 and e["fault_id"] == fault["fault_id"]]
-    start = fault["started_at"]
+    sent, gone = kill_landed(fault, events)
     return {c.call_id for c in calls if c.node in ("pbx-a1", "pbx-a2") and c.answered_at
-            and start <= c.answered_at <= start + killed["inject_took"]}
+            and sent <= c.answered_at <= gone}
 
 
 def test_site_loss_with_synchronous_replication_loses_no_committed_data(dr_state, tmp_path):
@@ -130,13 +143,9 @@ def test_replication_cut_before_the_site_dies_loses_exactly_the_cut(dr_state, tm
     summary, calls, events, _, _ = run_dr_drill("lab-dr-cut-then-site-loss", tmp_path / "out")
     (dr,) = summary["dr"]
     cut_at = windows(summary)["cut-replication"]["started_at"]
-    # SIGKILL to every container of site A at once: the window opens when it was sent; the
-    # primary died between then and the return of the kill calls (the engine answers once the
-    # container is gone), and the engine's own record of its exit follows
-    db_died = windows(summary)["lose-site-a"]["started_at"]
-    (killed,) = [e for e in events if e["event"] == "fault_injected"
-                 and e["fault_id"] == "lose-site-a"]
-    db_gone = db_died + killed["inject_took"]
+    # SIGKILL to every container of site A at once: the primary died while the kill landed,
+    # and the engine's own record of its exit follows
+    db_died, db_gone = kill_landed(windows(summary)["lose-site-a"], events)
     recorded = finished_at(client().api.inspect_container("hd-dr-db-a")["State"])
     assert db_died <= recorded < db_died + 1.0, (db_died, recorded)
     acked = acks_of(events)
@@ -186,9 +195,9 @@ def test_sbc_failover_moves_the_vip_within_vrrp_bounds_and_keeps_calls(dr_state,
         "lab-dr-sbc-failover", tmp_path / "out", during=dialogs_on_site_b)
     fault = windows(summary)["kill-sbc-a"]
     start = fault["started_at"]
-    took = [t for t, what in dr_lab.transitions("b") if what == "master" and t > start - 0.5]
+    took = takeover_after(start)
     assert took, dr_lab.transitions("b")
-    moved = took[0] - start
+    moved = took - start
     # VRRP: the backup takes over 3 adverts + skew after the last advert it heard, and the
     # master's last advert left up to one advert before the kill
     assert 2 * ADVERT + SKEW - 0.15 <= moved <= 3 * ADVERT + SKEW + 0.3, moved
