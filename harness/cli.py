@@ -46,6 +46,8 @@ def validate(files: list[Path] = typer.Argument(..., help="scenario files to che
             d = load_drill(f)
             console.print(f"[green]ok[/green] {f}: {d.scenario.name}, {len(d.faults)} fault(s), "
                           f"target {d.inventory.name}", highlight=False)
+            for note in d.notes:
+                console.print(f"[yellow]note[/yellow] {note}", highlight=False, soft_wrap=True)
         except InputError as exc:
             bad += 1
             for p in exc.problems:

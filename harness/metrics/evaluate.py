@@ -18,11 +18,22 @@ from harness.metrics.voice import voice_report
 
 def fault_figures(records: list[CallRecord], fault: FaultWindow, *, max_gap: float,
                   pdd_good: float, baseline: float, setup: float, rule: failover.RecoveryRule,
-                  horizon: float | None) -> dict:
-    """Everything measured about one fault, with the calls that bound each figure."""
-    out = failover.outage(records, fault, setup)
+                  horizon: float | None, slow: float | None = None, slow_share: float = 0.0,
+                  quiet: float | None = None) -> dict:
+    """Everything measured about one fault, with the calls that bound each figure.
+
+    `slow`: the slow limit "touched" is judged by (None: `pdd_good`), `slow_share` the
+    pre-fault share over it; `quiet`: the answer gap beyond which a silence is an
+    interruption (None: the outage's resolution)."""
+    gaps = failover.answer_gaps(records, fault, setup)
+    out = failover.longest(gaps)
+    bit = failover.where_it_bit(gaps)
     rec = failover.recovery(records, fault, baseline, pdd_good, rule, horizon)
-    shift = failover.traffic_shift(records, fault, pdd_good, rule)
+    shift = failover.traffic_shift(records, fault, pdd_good if slow is None else slow, rule,
+                                   slow_share)
+    back = failover.calls_back(records, fault, bit,
+                               _answered_at(records, bit.first_answered) if bit else None)
+    breaks = failover.interruptions(gaps, out.resolution if quiet is None else quiet)
     end = fault.ended_at
     before = calls.calls_by_node(records, None, fault.started_at)
     during = calls.calls_by_node(records, fault.started_at, end)
@@ -38,12 +49,18 @@ def fault_figures(records: list[CallRecord], fault: FaultWindow, *, max_gap: flo
                      "first_good": rec.first_good, "window": rule.window,
                      "min_attempts": rule.min_attempts},
         "failover_time": rec.failover_time, "recovered": rec.at is not None,
-        # an outage no longer than its resolution is the spacing of attempts, not silence
-        "calls_back": failover.calls_back(records, fault, _answered_at(records, out.first_answered)
-                                          if out.length > out.resolution else None),
+        "outage_stands_out": bit is not None,
+        "calls_back": back,
+        # silences the fault caused besides (or instead of) one outage, e.g. a flapping check
+        "interruptions": {"count": len(breaks), "total": sum(g.length for g in breaks),
+                          "after_back": sum(1 for g in breaks if back["seconds"] is not None
+                                            and g.start >= fault.started_at + back["seconds"]),
+                          "longest": [{"start": g.start, "length": g.length}
+                                      for g in sorted(breaks, key=lambda g: -g.raw)[:5]]},
         "traffic_shift": shift.value,
         "shift": {"seconds": shift.seconds, "never": shift.never, "touched": shift.touched,
-                  "last_touched": shift.last_touched},
+                  "last_touched": shift.last_touched, "strays": shift.strays,
+                  "slow_limit": shift.limit},
         "continuity": failover.continuity(records, fault.started_at, max_gap),
         "bystander_continuity": failover.continuity(records, fault.started_at, max_gap,
                                                     exclude_nodes=fault.nodes),
@@ -88,8 +105,12 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
     baseline = failover.good_share(pre, pdd_good)
     baseline = 1.0 if baseline is None else baseline
     setup = failover.setup_time(pre)
+    slow = failover.slow_limit(pre)
+    slow_share = failover.slow_share(pre, slow)
+    quiet = failover.quiet_gap(pre)
     per_fault = [fault_figures(records, f, max_gap=max_gap, pdd_good=pdd_good, baseline=baseline,
-                               setup=setup, rule=rule, horizon=horizon_of(f, faults, setup))
+                               setup=setup, rule=rule, horizon=horizon_of(f, faults, setup),
+                               slow=slow, slow_share=slow_share, quiet=quiet)
                  for f in faults]
     timeline = alarms.alarm_timeline(records, run_start, run_end, alarm_window)
     media = calls.media_summary(records)
@@ -150,7 +171,8 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "dr": dr,
         "answered_by_node": calls.calls_by_node(records),
         "good_calls": {"pdd_good": pdd_good, "pre_fault_share": baseline, "setup_time": setup,
-                       "recovery_tolerance": rule.tolerance},
+                       "recovery_tolerance": rule.tolerance, "slow_limit": slow,
+                       "pre_fault_slow_share": slow_share, "quiet_gap": quiet},
         "faults": per_fault,
         "detection": {"acks": list(acks), "time_to_detect": ttd,
                       "first_fault_at": min((f.started_at for f in faults), default=None)},

@@ -68,6 +68,7 @@ class Outage:
     resolution: float
     last_answered: str | None = None   # Call-IDs of the calls that bound the outage (evidence)
     first_answered: str | None = None
+    raw: float = 0.0                   # answer to answer, before the edges are placed
 
     @property
     def over(self) -> bool:
@@ -90,14 +91,15 @@ def setup_time(records: list[CallRecord]) -> float:
     return percentile([r.answered_at - r.started_at for r in records if r.answered_at], 50) or 0.0
 
 
-def outage(records: list[CallRecord], fault: FaultWindow, setup: float = 0.0) -> Outage:
-    """Outage of one fault (see `Outage`); length 0 when answers never stopped."""
+def answer_gaps(records: list[CallRecord], fault: FaultWindow,
+                setup: float = 0.0) -> list[Outage]:
+    """Every time, overlapping the fault, between two consecutive answers (and before the
+    first / after the last one), each placed as `Outage` says; in time order."""
     answered = sorted((r for r in records if r.answered_at is not None), key=lambda r: r.answered_at)
     starts = sorted(r.started_at for r in records)
     fs = fault.started_at
     fe = fault.ended_at if fault.ended_at is not None else float("inf")
-    best: tuple[float, CallRecord | None, CallRecord | None] | None = None
-    # gaps between consecutive answers (and before the first / after the last one)
+    gaps = []
     bounds = [None, *answered, None]
     for before, after in zip(bounds, bounds[1:]):
         a = before.answered_at if before else min(fs, starts[0] if starts else fs)
@@ -106,18 +108,52 @@ def outage(records: list[CallRecord], fault: FaultWindow, setup: float = 0.0) ->
         b = after.answered_at if after else max(a, starts[-1] if starts else a)
         if b <= fs or a >= fe:
             continue  # does not overlap the fault
-        if best is None or b - a > best[0]:
-            best = (b - a, before, after)
-    if best is None:
-        return Outage(None, None, 0.0, 0.0)
-    _, before, after = best
-    lead = _spacing_after(starts, before.started_at) / 2 if before else 0.0
-    trail = _spacing_before(starts, after.started_at) / 2 if after else 0.0
-    start = (before.answered_at if before else fs) + lead
-    end = max(start, after.answered_at - setup - trail) if after else None
-    length = max(0.0, (end if end is not None else max(starts[-1], start)) - start)
-    return Outage(start, end, length, lead + trail,
-                  before.call_id if before else None, after.call_id if after else None)
+        lead = _spacing_after(starts, before.started_at) / 2 if before else 0.0
+        trail = _spacing_before(starts, after.started_at) / 2 if after else 0.0
+        start = (before.answered_at if before else fs) + lead
+        end = max(start, after.answered_at - setup - trail) if after else None
+        length = max(0.0, (end if end is not None else max(starts[-1], start)) - start)
+        gaps.append(Outage(start, end, length, lead + trail, before.call_id if before else None,
+                           after.call_id if after else None, raw=b - a))
+    return gaps
+
+
+def outage(records: list[CallRecord], fault: FaultWindow, setup: float = 0.0) -> Outage:
+    """Outage of one fault (see `Outage`); length 0 when answers never stopped."""
+    return longest(answer_gaps(records, fault, setup))
+
+
+def longest(gaps: list[Outage]) -> Outage:
+    """The longest of `gaps` answer to answer (the first of equals); none: an empty outage."""
+    return max(gaps, key=lambda g: g.raw, default=Outage(None, None, 0.0, 0.0))
+
+
+DOMINANCE = 2.0  # the outage is where the fault bit only if this many times every other gap
+
+
+def where_it_bit(gaps: list[Outage]) -> Outage | None:
+    """The silence the fault caused, if one stands out: the longest gap, when it is longer
+    than its own resolution (the spacing of attempts) and at least `DOMINANCE` times every
+    other gap of the fault. None when the fault silenced nothing, or only in a rhythm of
+    short gaps of a like length (a flapping health check, a hash-dispatched half outage):
+    then no one gap is "the" outage, and calls back is read from the fault's start."""
+    top = longest(gaps)
+    if top.start is None or top.length <= top.resolution:
+        return None
+    rest = [g.raw for g in gaps if g is not top]
+    return top if all(top.raw >= DOMINANCE * r for r in rest) else None
+
+
+def interruptions(gaps: list[Outage], quiet: float) -> list[Outage]:
+    """The gaps of a fault longer than `quiet` (twice the longest pre-fault answer gap:
+    silences the drill's own rhythm of answers does not explain)."""
+    return [g for g in gaps if g.raw > quiet]
+
+
+def quiet_gap(pre_fault: list[CallRecord]) -> float | None:
+    """Twice the longest gap between consecutive answers before the fault (None: under 2)."""
+    t = sorted(r.answered_at for r in pre_fault if r.answered_at is not None)
+    return 2 * max(b - a for a, b in zip(t, t[1:])) if len(t) > 1 else None
 
 
 # -- recovery (failover time) -------------------------------------------------
@@ -193,23 +229,62 @@ def recovery(records: list[CallRecord], fault: FaultWindow, baseline: float, pdd
 
 
 # -- traffic shift ------------------------------------------------------------
+SLOW_MARGIN = 0.05  # s: the least a set-up must exceed the pre-fault p99 by to be an outlier
+
+
+def slow_limit(pre_fault: list[CallRecord]) -> float | None:
+    """A set-up slower than this is an outlier against the drill's own pre-fault ones:
+    max(p99 + 50 ms, 2 x p99 - p50), i.e. one more pre-fault spread (p50 to p99) above
+    the p99, and never closer to it than 50 ms. Why not a fixed 1 s (`pdd_good`): a 1 s
+    failover timer lands its retries at 0.95-1.05 s, on both sides of it. Why not 3 x p99:
+    it scales with the set-up time itself, so a hotline with a 0.4 s p99 would hide every
+    retry of a 0.5 s or 1 s timer under 1.2 s; the spread grows only with the jitter.
+    None: no answered pre-fault call to judge by (then `pdd_good` is used)."""
+    pdds = [r.pdd for r in pre_fault if r.pdd is not None]
+    if not pdds:
+        return None
+    p50, p99 = percentile(pdds, 50), percentile(pdds, 99)
+    return max(p99 + SLOW_MARGIN, 2 * p99 - p50)
+
+
+def slow_share(pre_fault: list[CallRecord], limit: float | None) -> float:
+    """Share of pre-fault attempts the limit calls slow or failed: the touched calls the
+    hotline makes without any fault."""
+    if limit is None or not pre_fault:
+        return 0.0
+    return sum(r.pdd is None or r.pdd > limit for r in pre_fault) / len(pre_fault)
+
+
 @dataclass
 class Shift:
-    """From the fault's start to the last new call the fault still touched (failed,
-    not a good call, or answered by a faulted node).
+    """From the fault's start to the last new call the fault still touched.
 
-    `never`: that call came so close to the fault's end that no clean stretch
-    (`window` seconds holding at least `CLEAN_ATTEMPTS` untouched attempts)
-    followed it before the fault ended: traffic never shifted away while the
-    fault lasted. The stretch is judged by time, so short faults at low rates
-    can still show a shift; with hash dispatch at a low rate a lucky clean
-    stretch can end a shift early (each start has a chance of 2^-(rate x window)).
+    Touched: failed, set up slower than `slow_limit` (an outlier against the
+    pre-fault set-ups), or answered by a faulted node before its undo. Strays
+    are left out while there are few: slow-only calls with no other touched
+    call within the rule's window, as many as the hotline's pre-fault slow
+    share explains (twice its expectation, plus 2); more than that, and they
+    count (a health check that flaps touches a call every few seconds).
+
+    `never`: traffic was still shifting when the fault ended: the clean stretch
+    after the last touched call is shorter than `window` seconds, holds fewer
+    than `CLEAN_ATTEMPTS` untouched attempts, or is shorter than `RHYTHM` x
+    the longest gap between touched calls before it (their rhythm was not
+    broken: a flapping health check touches a call every few seconds, and its
+    last one lands anywhere in the last few seconds). The tail after a
+    rhythm's last beat is one more gap of it, so the chance a flapping check
+    still reads as a shift is about that of one gap beating twice the longest
+    of the others: under 0.1 % for 70 touched calls in 20 s, about 5 % for 7
+    in 10 s (a short fault at a low rate holds little evidence). A slow but
+    real shift (touched calls back to back, then none) is not taken for one.
     """
 
     seconds: float | None
     never: bool
     touched: int
     last_touched: str | None = None
+    strays: int = 0          # lone slow calls left out
+    limit: float | None = None
 
     @property
     def value(self) -> float | None:
@@ -217,24 +292,46 @@ class Shift:
 
 
 CLEAN_ATTEMPTS = 3  # untouched attempts a clean stretch must hold, besides its length
+RHYTHM = 2.0        # the clean stretch must beat the longest gap between touched calls this much
+STRAY_FACTOR, STRAY_SLACK = 2.0, 2
 
 
-def traffic_shift(records: list[CallRecord], fault: FaultWindow, pdd_good: float,
-                  rule: RecoveryRule = RecoveryRule()) -> Shift:
+def traffic_shift(records: list[CallRecord], fault: FaultWindow, limit: float,
+                  rule: RecoveryRule = RecoveryRule(), pre_slow_share: float = 0.0) -> Shift:
+    """Traffic shift of one fault (see `Shift`); `limit`: the slow limit (or `pdd_good`)."""
     end = fault.ended_at if fault.ended_at is not None else \
         max((r.started_at for r in records), default=fault.started_at) + 1e-6
     during = sorted((r for r in records if fault.started_at <= r.started_at < end),
                     key=lambda r: r.started_at)
     # a call the faulted node answers while its undo brings it back is not one the fault touched
     back_from = fault.undo_started if fault.undo_started is not None else end
-    touched = [r for r in during if not is_good(r, pdd_good)
-               or (r.node in fault.nodes and r.started_at < back_from)]
+
+    def hard(r: CallRecord) -> bool:
+        return r.pdd is None or (r.node in fault.nodes and r.started_at < back_from)
+
+    touched = [r for r in during if hard(r) or r.pdd > limit]
     if not touched:
-        return Shift(0.0, False, 0)
+        return Shift(0.0, False, 0, limit=limit)
+    times = [r.started_at for r in touched]
+    strays = [r for i, r in enumerate(touched) if not hard(r)
+              and (i == 0 or times[i] - times[i - 1] > rule.window)
+              and (i == len(touched) - 1 or times[i + 1] - times[i] > rule.window)]
+    allowed = STRAY_FACTOR * pre_slow_share * len(during) + STRAY_SLACK
+    if strays and len(strays) <= allowed:
+        ids = {id(r) for r in strays}
+        touched = [r for r in touched if id(r) not in ids]
+    else:
+        strays = []
+    if not touched:
+        return Shift(0.0, False, 0, strays=len(strays), limit=limit)
     last = touched[-1]
+    times = [r.started_at for r in touched]
+    rhythm = max((b - a for a, b in zip(times, times[1:])), default=0.0)
     clean = [r for r in during if r.started_at > last.started_at]
-    never = len(clean) < CLEAN_ATTEMPTS or end - last.started_at < rule.window
-    return Shift(last.started_at - fault.started_at, never, len(touched), last.call_id)
+    tail = end - last.started_at
+    never = len(clean) < CLEAN_ATTEMPTS or tail < max(rule.window, RHYTHM * rhythm)
+    return Shift(last.started_at - fault.started_at, never, len(touched), last.call_id,
+                 len(strays), limit)
 
 
 # -- continuity -----------------------------------------------------------------
@@ -261,16 +358,17 @@ def share(kept_eligible: tuple[int, int]) -> float | None:
 
 
 def calls_back(records: list[CallRecord], fault: FaultWindow,
-               outage_ended: float | None = None) -> dict:
+               bit: Outage | None = None, answered_at: float | None = None) -> dict:
     """RTO of calls: from the fault's start to the first answer, at or after it, of a call
     placed at or after it and answered by a node the fault did not take out (for a site-level
     fault: a node of the surviving site). A call placed before the fault and answered after it
-    went through the old path, so it proves nothing about the survivor. When the fault
-    silenced the hotline (`outage_ended`: the answer that ended its outage), calls are back
-    from that answer on: a call that slipped through in the moment the fault took to bite is
-    not the service coming back. None: no such call."""
+    went through the old path, so it proves nothing about the survivor. When one silence
+    stands out as where the fault bit (`bit`, see `where_it_bit`; `answered_at`: the answer
+    that ended it), calls are back from that answer on: a call that slipped through in the
+    moment the fault took to bite is not the service coming back, and the shorter gaps
+    after it are reported as gaps, not as the service going away again. None: no such call."""
     hit = set(fault.nodes)
-    since = max(fault.started_at, outage_ended or fault.started_at)
+    since = max(fault.started_at, answered_at or fault.started_at) if bit else fault.started_at
     first = min((r for r in records if r.answered and r.started_at >= fault.started_at
                  and r.answered_at >= since and r.node not in hit),
                 key=lambda r: r.answered_at, default=None)

@@ -72,17 +72,28 @@ def recovery_sentence(f: dict, pdd_good: float) -> str:
            f"{r['bad_attempts']} new call(s) before it were not good."
 
 
+def _touched_rule(f: dict) -> str:
+    limit = f["shift"].get("slow_limit")
+    slow = f"set up slower than {limit:.3f} s (an outlier against the pre-fault set-ups)" \
+        if limit is not None else "not a good call"
+    return "failed, " + slow + (f", or answered by {', '.join(f['nodes'])}" if f["nodes"] else "")
+
+
 def shift_sentence(f: dict) -> str:
     s = f["shift"]
-    touched = "failed, not a good call" + (f", or answered by {', '.join(f['nodes'])}" if f["nodes"] else "")
+    touched = _touched_rule(f)
+    strays = s.get("strays", 0)
+    left_out = f" {strays} lone slow call(s), as many as before the fault, left out." if strays else ""
     if s["touched"] == 0:
-        return f"Traffic shift: 0 s — no new call was touched by the fault ({touched})."
+        return f"Traffic shift: 0 s — no new call was touched by the fault ({touched}).{left_out}"
     if s["never"]:
-        return f"Traffic shift: **traffic never shifted** — new calls were still touched by the " \
-               f"fault ({touched}) until it ended; the last was `{s['last_touched']}`, " \
-               f"+{s['seconds']:.3f} s after the fault's start."
-    return f"Traffic shift: **{_s(s['seconds'])}** — the last new call the fault touched " \
-           f"({touched}) was `{s['last_touched']}`; none after it."
+        return f"Traffic shift: **traffic never shifted** — {s['touched']} new call(s) were " \
+               f"touched by the fault ({touched}) until it ended; the last was " \
+               f"`{s['last_touched']}`, +{s['seconds']:.3f} s after the fault's start, too close " \
+               f"to its end (or to the rhythm of touched calls before it) to call the shift " \
+               f"over.{left_out}"
+    return f"Traffic shift: **{_s(s['seconds'])}** — the last of {s['touched']} new call(s) the " \
+           f"fault touched ({touched}) was `{s['last_touched']}`; none after it.{left_out}"
 
 
 def calls_back_sentence(f: dict) -> str:
@@ -90,9 +101,21 @@ def calls_back_sentence(f: dict) -> str:
     if back.get("seconds") is None:
         return "Calls back (RTO of calls): **never** — no call placed after the fault's start " \
                "was answered by a node it did not take out."
-    return f"Calls back (RTO of calls): **{_s(back['seconds'])}** — the first call placed after " \
-           f"the fault's start and answered by a node it did not take out: `{back['call_id']}` " \
-           f"on {back['node']}."
+    since = "after the outage" if f.get("outage_stands_out") else "after the fault's start"
+    out = f"Calls back (RTO of calls): **{_s(back['seconds'])}** — the first call placed after " \
+          f"the fault's start and answered {since} by a node it did not take out: " \
+          f"`{back['call_id']}` on {back['node']}."
+    gaps = f.get("interruptions") or {}
+    if gaps.get("count") and not (f.get("outage_stands_out") and gaps["count"] == 1):
+        longest = gaps["longest"][0]["length"] if gaps.get("longest") else 0.0
+        out += f" The hotline went silent {gaps['count']} time(s) during the fault " \
+               f"({gaps['total']:.3f} s in all, the longest {longest:.3f} s; " \
+               f"{gaps['after_back']} after calls were back): no one silence stands out as the " \
+               f"outage, so these are interruptions, not the service going away." \
+            if not f.get("outage_stands_out") else \
+            f" {gaps['count'] - 1} shorter silence(s) besides the outage ({gaps['after_back']} " \
+            f"after calls were back): interruptions, not the service going away again."
+    return out
 
 
 def fault_sentences(f: dict, summary: dict) -> list[str]:

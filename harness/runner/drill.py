@@ -55,6 +55,7 @@ def describe_plan(drill: Drill) -> list[str]:
         lines.append(f"  always: abort (roll back everything, exit 3) if {describe(rule)}")
     lines.append(f"  {sc.duration:g}s: load stops; every fault still active is rolled back; "
                  "steady state checked")
+    lines += [f"note: {note}" for note in drill.notes]
     return [redact_text(line) for line in lines]
 
 

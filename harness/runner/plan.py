@@ -7,7 +7,7 @@ into exit code 2 with nothing injected.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -51,6 +51,7 @@ class Drill:
     faults: list[PlannedFault]
     target: Target | None = None          # the target plug-in, when `target:` names one
     target_options: BaseModel | None = None  # its validated `sandbox:` options
+    notes: list[str] = field(default_factory=list)  # `file:line: ...` worth knowing, not errors
 
 
 def target_options(scenario: Scenario, target: Target | None, path: Path,
@@ -168,4 +169,19 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
                         " (hint: use engine: locust, or leave fallback out of the inventory)")
     if problems:
         raise InputError(problems)
-    return Drill(path, scenario, inv, planned, target, options)
+    return Drill(path, scenario, inv, planned, target, options, shift_notes(scenario, path, lines))
+
+
+def shift_notes(scenario: Scenario, path: Path, lines: dict) -> list[str]:
+    """Faults shorter than the traffic-shift target: a shift slower than the fault cannot be
+    seen, so such a drill tells "shifted within the fault" from "never", and no more."""
+    target = scenario.sla.traffic_shift
+    if target is None:
+        return []
+    return [f"{path}:{line_of(lines, ('faults', i, 'duration'))}: faults.{i}.duration: "
+            f"{spec.duration:g}s is shorter than the traffic_shift target ({target:g}s): an SBC "
+            f"that would shift after {spec.duration:g}s, within the target, reads 'never' "
+            f"(hint: a fault of {target:g}s or more, or set sla.traffic_shift to "
+            f"{spec.duration:g}s or less to judge what this fault can show)"
+            for i, spec in enumerate(scenario.faults)
+            if spec.duration is not None and spec.duration < target]

@@ -53,7 +53,7 @@ def test_blackout_with_retransmissions_is_an_outage_of_its_length():
     rec = failover.recovery(recs, fault, baseline=1.0, pdd_good=1.0, rule=RULE)
     assert rec.failover_time == pytest.approx(5.01, abs=1e-6)
     assert rec.failover_time >= 5.0
-    shift = failover.traffic_shift(recs, fault, pdd_good=1.0, rule=RULE)
+    shift = failover.traffic_shift(recs, fault, limit=1.0, rule=RULE)
     assert shift.never and shift.value is None  # the only node: nowhere to shift to
 
 
@@ -96,7 +96,7 @@ def test_sbc_that_never_marks_the_node_down():
         slow = 10 <= s < 30 and i % 2 == 0
         recs.append(attempt(s, s + (1.01 if slow else 0.01), node="pbx-2"))
     fault = FaultWindow("kill", "process.kill", "pbx-1", 10.0, 30.0, ("pbx-1",))
-    shift = failover.traffic_shift(recs, fault, pdd_good=1.0, rule=RULE)
+    shift = failover.traffic_shift(recs, fault, limit=1.0, rule=RULE)
     assert shift.never and shift.seconds == pytest.approx(19.8)  # last slow call at 29.8
     rec = failover.recovery(recs, fault, baseline=1.0, pdd_good=1.0, rule=RULE)
     # from a good call at t the window of 20 attempts holds the slow calls in [t, 30):
@@ -121,7 +121,7 @@ def test_a_node_loss_that_shifts_quickly():
         fails = 10 <= s < 10.9 and i % 2 == 0
         recs.append(attempt(s, None if fails else s + 0.01, node=node))
     fault = FaultWindow("kill", "process.kill", "pbx-1", 10.0, 20.0, ("pbx-1",))
-    shift = failover.traffic_shift(recs, fault, pdd_good=1.0, rule=RULE)
+    shift = failover.traffic_shift(recs, fault, limit=1.0, rule=RULE)
     assert not shift.never and shift.value == pytest.approx(0.8)
     rec = failover.recovery(recs, fault, baseline=1.0, pdd_good=1.0, rule=RULE)
     # windows of 20 attempts from a good call at t hold the failures in [t, 10.9): at most
@@ -216,10 +216,11 @@ def test_a_call_that_slipped_through_before_the_fault_bit_is_not_calls_back():
     recs = [attempt(i / 4, i / 4 + 0.02, node="pbx-a1") for i in range(40)]  # to 9.75
     recs += [attempt(10.01, 10.04, node="pbx-a1"), attempt(10.5, 13.6, node="pbx-b1"),
              attempt(13.5, 13.6, node="pbx-b2"), attempt(14.0, 14.02, node="pbx-b1")]
-    out = failover.outage(recs, fault, failover.setup_time(recs))
-    assert out.length > 3.0 and out.first_answered in ("c10.50", "c13.50")
-    first = next(r.answered_at for r in recs if r.call_id == out.first_answered)
-    back = failover.calls_back(recs, fault, first)
+    gaps = failover.answer_gaps(recs, fault, failover.setup_time(recs))
+    bit = failover.where_it_bit(gaps)
+    assert bit.length > 3.0 and bit.first_answered in ("c10.50", "c13.50")
+    first = next(r.answered_at for r in recs if r.call_id == bit.first_answered)
+    back = failover.calls_back(recs, fault, bit, first)
     assert back["seconds"] == pytest.approx(3.6)
     assert failover.calls_back(recs, fault)["seconds"] == pytest.approx(0.04)  # without it
 
@@ -234,3 +235,109 @@ def test_answers_spaced_as_usual_are_no_outage_for_calls_back():
                         rule=RULE, horizon=None)
     assert fig["outage"]["length"] <= fig["outage"]["resolution"]
     assert fig["calls_back"]["seconds"] == pytest.approx(0.02)
+
+
+# -- touched is not the same as slow: dispatchers whose retries land on a 1 s timer --------
+KILL = FaultWindow("kill", "process.kill", "pbx-1", 10.0, 30.6, ("pbx-1",))
+
+
+def dispatcher_calls(retry, flapping, seed, cps=20, t_end=40.0, jitter=0.004):
+    """`cps` calls/s hashed over pbx-1 and pbx-2 (set-up 10 ms +- jitter); pbx-1 dead during KILL.
+    A call hashed to the dead node is retried on pbx-2 `retry` s later. A correct dispatcher
+    marks pbx-1 down after its first failed call, 1 s + set-up in; a flapping one (probes that
+    count its own 408 as a reply) marks it up again at once, so a share of new calls keeps
+    trying it first (the 0.17 the issue measured) to the fault's very end."""
+    rng = random.Random(seed)
+    recs, down_at = [], None
+    for i in range(int(t_end * cps)):
+        s = i / cps
+        setup = 0.01 + rng.uniform(-jitter, jitter)
+        dead = KILL.started_at <= s < KILL.ended_at
+        first_try = "pbx-1" if rng.random() < 0.5 else "pbx-2"
+        if dead and first_try == "pbx-1":
+            if flapping:
+                first_try = "pbx-1" if rng.random() < 0.34 else "pbx-2"
+            elif down_at is not None and s >= down_at:
+                first_try = "pbx-2"
+        late = dead and first_try == "pbx-1"
+        if late and down_at is None:
+            down_at = s + retry
+        node = "pbx-2" if dead else first_try
+        rec = attempt(s, s + (retry if late else 0) + setup, node=node)
+        recs.append(rec)
+    return recs
+
+
+def figures(recs, fault=KILL, sla=None):
+    out = evaluate(recs, [fault], sla or {"traffic_shift": 5.0},
+                   max_gap=1.0, alarm_window=10, run_start=0, run_end=40, steady_state_after=True)
+    return out, out["faults"][0]
+
+
+@pytest.mark.parametrize("retry", [0.95, 1.0, 1.05])
+def test_a_correct_dispatcher_shifts_whichever_side_of_1_s_its_retries_land(retry):
+    # the calls hashed to pbx-1 in the first `retry` s ring `retry` s late: each is touched,
+    # whether 0.95 s (under the caller-noticeable 1 s) or 1.05 s; then nothing more
+    for seed in range(5):
+        recs = dispatcher_calls(retry, flapping=False, seed=seed)
+        out, f = figures(recs)
+        late = [r for r in recs if KILL.started_at <= r.started_at and r.pdd > 0.5]
+        assert f["shift"]["touched"] == len(late) > 0
+        assert not f["shift"]["never"]
+        assert f["traffic_shift"] == pytest.approx(late[-1].started_at - KILL.started_at)
+        # the SBC marks pbx-1 down when the first late call is retried
+        assert f["traffic_shift"] < late[0].started_at - KILL.started_at + retry
+        assert out["passed"]
+        # the surviving node answered all along: calls back at once, no outage to end
+        assert f["calls_back"]["seconds"] < 0.1 and f["calls_back"]["node"] == "pbx-2"
+
+
+@pytest.mark.parametrize("retry", [0.95, 1.0, 1.05])
+def test_a_flapping_dispatcher_never_shifts_in_five_runs_of_five(retry):
+    # the same drill five times: the verdict must not hang on which calls land near the end
+    for seed in range(5):
+        recs = dispatcher_calls(retry, flapping=True, seed=seed)
+        out, f = figures(recs)
+        assert f["shift"]["never"] and f["traffic_shift"] is None
+        v = {x["target"]: x for x in out["verdicts"]}
+        assert not v["traffic_shift"]["passed"] and not out["passed"]
+        # pbx-2 answered all along (the late calls too): calls back is the first answer,
+        # not the end of whichever short silence came last, and the silences are reported
+        assert f["calls_back"]["seconds"] < 0.1
+        assert not f["outage_stands_out"]
+        assert f["interruptions"]["count"] >= 1 and f["outage"]["length"] < 1.0
+
+
+def test_lone_slow_calls_as_often_as_before_the_fault_are_strays():
+    # a link fault that touched nothing; two calls during it are slow for the same reason a
+    # pre-fault one was (a scheduler hiccup): strays, not a 15 s traffic shift
+    recs = [attempt(i / 10, i / 10 + 0.01 + 0.001 * (i % 5)) for i in range(400)]
+    for r in recs:
+        if r.started_at in (5.0, 14.0, 25.0):
+            r.ringing_at = r.answered_at = r.started_at + 0.3
+    fault = FaultWindow("cut", "net.cut", "replication", 10.0, 30.0)
+    _, f = figures(recs, fault)
+    assert f["shift"]["strays"] == 2 and f["traffic_shift"] == 0.0
+    # a lone slow call every 2.5 s is more than that share explains (8 against at most
+    # 2 x 1 % x 200 + 2 = 6): they count, and the 2 s after the last one, 18 s in, are
+    # shorter than twice their 2.5 s rhythm: never shifted
+    recs = [attempt(i / 10, i / 10 + 0.01 + 0.001 * (i % 5)) for i in range(400)]
+    for r in recs:
+        if r.started_at == 5.0 or 10 <= r.started_at < 30 and round(r.started_at * 10) % 25 == 5:
+            r.ringing_at = r.answered_at = r.started_at + 0.3
+    _, f = figures(recs, fault)
+    assert f["shift"]["strays"] == 0 and f["shift"]["touched"] == 8
+    assert f["shift"]["never"] and f["shift"]["seconds"] == pytest.approx(18.0)
+
+
+def test_a_blackout_then_a_later_short_silence_keeps_calls_back_at_the_blackout_end():
+    # 10 calls/s; a 5 s blackout from 10.0 (calls in it fail), then at 20.0 three calls fail
+    # in a row (0.4 s without an answer): the blackout stands out, calls are back at 15.01
+    recs = [attempt(i / 10, None if 10.0 <= i / 10 < 15.0 or 20.0 <= i / 10 < 20.3
+                    else i / 10 + 0.01, node="pbx-2") for i in range(400)]
+    fault = FaultWindow("kill", "process.kill", "pbx-1", 10.0, 30.0, ("pbx-1",))
+    _, f = figures(recs, fault)
+    assert f["outage_stands_out"]
+    assert f["calls_back"]["seconds"] == pytest.approx(5.01, abs=1e-6)
+    assert f["outage"]["length"] == pytest.approx(5.0, abs=0.1)
+    assert f["interruptions"]["count"] == 2 and f["interruptions"]["after_back"] == 1
