@@ -142,7 +142,13 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
     except PluginError as exc:
         raise InputError([f"{path}: {exc}"]) from None
     options = target_options(scenario, target, path, lines)
-    inv = load_inventory(scenario.target, path.parent, target, options)
+    try:
+        inv = load_inventory(scenario.target, path.parent, target, options)
+    except InputError as exc:  # say it on the scenario's line too: that is where the fix goes
+        raise InputError([f"{path}:{line_of(lines, ('target',))}: target: '{scenario.target}' "
+                          "is not a usable target inventory (hint: 'sandbox', 'lab', 'lab-dr' "
+                          "or the path of an inventory YAML, README \"Target inventory\")",
+                          *exc.problems]) from None
     problems: list[str] = []
     planned = []
     for i, spec in enumerate(scenario.faults):

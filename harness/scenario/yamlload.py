@@ -15,6 +15,7 @@ from harness.ops.secrets import expand_env
 MAX_BYTES = 1 << 20      # a scenario or inventory file is a few kilobytes; 1 MiB is plenty
 MAX_DEPTH = 32           # nesting, aliases followed
 MAX_NODES = 20_000       # values once aliases are expanded (an alias bomb stops here)
+MAX_INT = 2**63 - 1      # larger integers overflow floats, seeds and sockets downstream
 
 
 class InputError(Exception):
@@ -62,7 +63,14 @@ def _build(node, path: tuple, lines: dict, limits: _Limits, depth: int = 0):
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), lines, limits, depth + 1)
                 for i, item in enumerate(node.value)]
-    return _scalar(node, limits)
+    value = _scalar(node, limits)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        key = ".".join(str(k) for k in path) or "value"
+        raise InputError([f"{limits.path}:{node.start_mark.line + 1}: {key}: a "
+                          f"{len(str(abs(value)))}-digit number; no value in a drill file needs "
+                          f"more than {MAX_INT:,} (hint: check for a stray digit or a unit "
+                          "left out, e.g. 30s)"])
+    return value
 
 
 def _scalar(node, limits: _Limits):

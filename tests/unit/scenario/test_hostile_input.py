@@ -29,7 +29,7 @@ nodes:
 allowlist: [pbx-1]
 """
 # values a careless or hostile hand puts where a number, a word or a list belongs
-NASTY = [".nan", ".inf", "-.inf", "-1", "0", "1e400", "9" * 5000, "null", "[]", "{}", "~",
+NASTY = [".nan", ".inf", "-.inf", "-1", "0", "1e400", "9" * 5000, "9" * 400, "-" + "9" * 30, "null", "[]", "{}", "~",
          "!!python/object/apply:os.system ['true']", "!custom x", "*undefined", "&a [*a]",
          "'" + "x" * 2000 + "'", "yes", "0x7fffffffffffffff", "SIG_SETMASK", "-5s", "nan",
          "'1e999s'", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
@@ -113,6 +113,11 @@ def test_mutated_inventories_load_or_are_refused_cleanly(text, tmp_path_factory)
     ("key.yaml", "? [a, b]\n: c\n", "a key must be a plain word"),
     ("tag.yaml", "name: !custom x\n", "cannot read this value"),
     ("python.yaml", "name: !!python/object/apply:os.system ['true']\n", "valid string"),
+    # a float cannot hold it: an OverflowError deep in a parser, once
+    ("huge.yaml", "name: x\nduration: " + "9" * 400 + "\n", "duration: a 400-digit number"),
+    ("huge-seed.yaml", "name: x\nduration: 10s\nseed: " + "9" * 30 + "\n", "seed: a 30-digit"),
+    ("huge-rate.yaml", "name: x\nduration: 10s\nload: {calls_per_second: -" + "9" * 25 + "}\n",
+     "load.calls_per_second: a 25-digit number"),
 ])
 def test_each_hostile_file_gets_its_own_message(tmp_path, state, name, content, words):
     path = tmp_path / name
@@ -144,3 +149,13 @@ def test_nan_strings_signal_constants_and_endless_capacity_searches_are_refused(
         with pytest.raises(InputError) as exc:
             load_drill(path)
         assert any(words in p for p in exc.value.problems), exc.value.problems
+
+
+def test_a_target_that_is_no_inventory_is_named_on_the_scenarios_line(tmp_path, state):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nduration: 10s\ntarget: /etc/passwd\n")
+    with pytest.raises(InputError) as exc:
+        load_drill(path)
+    first, *rest = exc.value.problems
+    assert first.startswith(f"{path}:3: target: '/etc/passwd' is not a usable target inventory")
+    assert any(p.startswith("/etc/passwd:1:") for p in rest)  # what was wrong with the file
