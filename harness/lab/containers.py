@@ -30,6 +30,7 @@ import yaml
 
 from harness.lab import rtpengine_ng
 from harness.lab.sandbox import CARRIERS, CONTROL_PORT, RELAY_TOKEN
+from harness.ops import SetupError
 from harness.ops.docker_api import client, wait_healthy
 from harness.ops.procs import proc_state, read_pid, start_process
 from harness.ops.state import private_token, state_home
@@ -347,24 +348,32 @@ class LabTarget:
 
     Options = None
 
-    def __init__(self, name: str, what: str, path, up_command: str):
+    def __init__(self, name: str, what: str, path, up_command: str, defined):
         self.name, self.what, self.path, self.up_command = name, what, path, up_command
+        self.defined = defined  # the inventory as `up` would write it, for plans made while down
 
     def inventory(self, options=None) -> TargetInventory:
+        """The inventory `up` wrote; while the lab is down, the one it would write, so that a
+        drill can be validated and dry-run with nothing started (`running` refuses to run it)."""
         path = self.path()
         if not path.exists():
-            raise InputError([f"target '{self.name}': {self.what} is not up "
-                              f"(hint: run `{self.up_command}` first)"])
+            return TargetInventory.model_validate(self.defined())
         return read_inventory(path)
 
     def describe(self, options=None) -> list[str]:
-        return []
+        if self.path().exists():
+            return []
+        return [f"{self.what} is not up: planned from its definition; "
+                f"`{self.up_command}` before the run"]
 
     def running(self, options, log):
+        if not self.path().exists():
+            raise SetupError(f"target '{self.name}': {self.what} is not up; nothing injected "
+                             f"(hint: run `{self.up_command}` first)")
         return nullcontext()
 
     def recover(self) -> list[str]:
         return []  # a drill never starts the lab: its `drill lab down` stops it
 
 
-TARGET = LabTarget("lab", "the container lab", inventory_path, "drill lab up --docker")
+TARGET = LabTarget("lab", "the container lab", inventory_path, "drill lab up --docker", inventory)

@@ -369,4 +369,4 @@ def acc_failures() -> set[str]:
 
 
 TARGET = LabTarget("lab-dr", "the two-site lab", inventory_path,
-                   "drill lab up --docker --sites 2")
+                   "drill lab up --docker --sites 2", inventory)

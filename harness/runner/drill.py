@@ -25,7 +25,7 @@ from harness.runner.engine import DrillRun, Interrupted, StopSignals, new_journa
 from harness.runner.live import LiveView
 from harness.runner.plan import Drill
 from harness.runner.probes import ProbeSet
-from harness.runner.steady import steady_state
+from harness.runner.steady import media_checked, steady_state
 
 
 def describe_plan(drill: Drill) -> list[str]:
@@ -55,8 +55,43 @@ def describe_plan(drill: Drill) -> list[str]:
         lines.append(f"  always: abort (roll back everything, exit 3) if {describe(rule)}")
     lines.append(f"  {sc.duration:g}s: load stops; every fault still active is rolled back; "
                  "steady state checked")
+    lines += [f"  probe {line}" for line in describe_probes(sc)]
+    lines += describe_targets(sc)
     lines += [f"note: {note}" for note in drill.notes]
     return [redact_text(line) for line in lines]
+
+
+def describe_probes(sc) -> list[str]:
+    out = []
+    for p in sc.probes:
+        line = (f"{p.id}: {p.type} heartbeat writes, {p.rate:g}/s through `{p.dsn}` (each given "
+                f"up after {p.write_timeout:g}s)")
+        if p.standby:
+            line += f"; replication lag read from `{p.standby}`"
+        if p.cdr:
+            line += "; every answered call's CDR looked up after the drill"
+        out.append(line)
+    return out
+
+
+def describe_targets(sc) -> list[str]:
+    """Every SLA target the run is judged by, with its threshold; defaults marked as such."""
+    from harness.metrics.sla import SLA_TARGETS, fmt
+    given = sc.sla.model_fields_set
+    on, off = [], []
+    for name, (direction, unit, _) in SLA_TARGETS.items():
+        value = getattr(sc.sla, name, None)
+        if value is None:
+            off.append(name)
+            continue
+        if unit == "bool":
+            on.append(f"{name} required" + ("" if name in given else " (default)"))
+            continue
+        op = ">=" if direction == "min" else "<="
+        shown = fmt(float(value), unit) + ("" if unit in ("ratio", "s", "bool", "MOS") else f" {unit}")
+        on.append(f"{name} {op} {shown}" + ("" if name in given else " (default)"))
+    return [f"  judged by: {', '.join(on)}",
+            f"  not judged (null or no default; set them under sla:): {', '.join(off)}"]
 
 
 def run_dir_for(drill: Drill, output: Path | None) -> Path:
@@ -135,7 +170,7 @@ def target_up(drill: Drill, console: Console):
 
 
 def check_steady_before(drill: Drill) -> None:
-    ok, problems = steady_state(drill.inventory, within=5.0)
+    ok, problems = steady_state(drill.inventory, within=5.0, **media_checked(drill.scenario.load))
     if not ok:
         raise SetupError("target is not healthy before the drill (nothing injected):\n  "
                          + "\n  ".join(problems))

@@ -25,7 +25,7 @@ from harness.runner.events import EventBus, JsonlLog
 from harness.runner.journal import Journal
 from harness.runner.plan import Drill, PlannedFault
 from harness.runner.probes import ProbeSet
-from harness.runner.steady import steady_state
+from harness.runner.steady import media_checked, steady_state
 
 TICK = 0.1
 HEALTH_EVERY = 1.0  # seconds between the load generator's health events
@@ -263,7 +263,8 @@ class DrillRun:
             self.bus.publish("generator_health", **health)
 
     def check_after(self) -> bool:
-        ok, problems = steady_state(self.drill.inventory, within=10.0)
+        ok, problems = steady_state(self.drill.inventory, within=10.0,
+                                    **media_checked(self.drill.scenario.load))
         self.bus.publish("steady_state_after", ok=ok, problems=problems)
         if self.probes:
             self.probes.check_primaries(self.bus.publish)

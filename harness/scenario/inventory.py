@@ -125,6 +125,9 @@ class EntryPoint(Strict):
         description="further addresses of this path (another site's SBC or VIP), tried in order, "
                     "as a carrier's trunk fails over (RFC 3263 §4.3): when the address before "
                     "gives no response within failover_timer, cannot be reached, or answers 503")
+    media_check: bool = Field(True, description="the steady-state test call through this entry "
+                              "point expects RTP back (any: echo, prompt, tone); false for a far "
+                              "end that plays nothing until a person answers")
     failover_timer: Duration = Field(
         2.0, gt=0, le=32,
         description="seconds an INVITE waits for any response from one address before the next "

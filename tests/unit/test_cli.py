@@ -1,4 +1,6 @@
 """`drill recover --list` and `--forget`: the journal after a crash, put right by hand."""
+from pathlib import Path
+
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -46,5 +48,40 @@ def test_two_sites_are_a_container_lab_and_a_drill_names_the_missing_lab(tmp_pat
     assert res.exit_code == 2  # one site or two
     scenario = tmp_path / "dr.yaml"
     scenario.write_text("name: dr\ntarget: lab-dr\nduration: 5s\n")
-    res = CliRunner().invoke(app, ["validate", str(scenario)])
+    res = CliRunner().invoke(app, ["validate", str(scenario)])  # planned from its definition
+    assert res.exit_code == 0, res.output
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["run", str(scenario)])  # run: the missing lab is named
     assert res.exit_code == 2 and "drill lab up --docker --sites 2" in res.output
+
+
+# -- plans without a running target --------------------------------------------------------
+def test_lab_scenarios_validate_and_dry_run_with_no_lab_up(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOTLINE_DRILL_STATE", str(tmp_path / "state"))  # no inventory written
+    res = CliRunner().invoke(app, ["validate", "scenarios/lab-dr-site-loss.yaml",
+                                   "scenarios/lab-pbx-kill.yaml"])
+    assert res.exit_code == 0, res.output
+    assert "ok scenarios/lab-dr-site-loss.yaml" in res.output
+    # the pbx-kill fault (10 s) cannot show a shift up to the default 30 s target: noted
+    assert "lab-pbx-kill.yaml:17: faults.0.duration: 10s is shorter than the traffic_shift" \
+        in res.output.replace("\n", " ")
+    res = CliRunner().invoke(app, ["run", "--dry-run", "scenarios/lab-dr-site-loss.yaml"])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "the two-site lab is not up: planned from its definition" in out
+    assert "probe cdr-db: postgres heartbeat writes, 10/s" in out
+    # every target judged, with its threshold; the ones the file does not set marked default
+    assert "rto <= 30.000s," in out and "answer_rate >= 80.0%," in out
+    assert "dropped_call_rate <= 1.0% (default)" in out and "steady_state_after required (default)" in out
+    assert "not judged" in out and "failover_time" in out.split("not judged")[1]
+
+
+def test_a_lab_scenario_is_not_run_while_the_lab_is_down(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOTLINE_DRILL_STATE", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "lab-pbx-kill.yaml"
+    res = CliRunner().invoke(app, ["run", str(scenario)])
+    assert res.exit_code == 2
+    assert "the container lab is not up; nothing injected" in " ".join(res.output.split())
+    assert "drill lab up --docker" in res.output
+    assert not (tmp_path / "reports").exists()
