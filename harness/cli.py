@@ -99,13 +99,17 @@ def print_verdicts(summary: dict) -> None:
                          if d.get("primaries") is not None else ""),
                       highlight=False)
     voice = summary.get("voice") or {}
-    for name, c in (voice.get("per_carrier") or {}).items():
+    groups = [(name or "(no carrier)", c) for name, c in (voice.get("per_carrier") or {}).items()]
+    groups += [(f"on node {name or '(none)'}", c) for name, c in (voice.get("per_node") or {}).items()]
+    for name, c in groups:
         if c["calls"]:
             up = "n/a" if c["loss_up"] is None else f"{c['loss_up'] * 100:.1f}%"
             rtt = "n/a" if c["rtt_ms"] is None else f"{c['rtt_ms']:.1f} ms"
-            console.print(f"voice {name or '(no carrier)'}: MOS p5 {c['mos_p5']:.2f} p50 "
+            silent = "".join(f"; {what} on {c[key]} call(s)" for key, what in
+                             (("dead_air", "DEAD AIR"), ("one_way", "ONE-WAY AUDIO")) if c.get(key))
+            console.print(f"voice {name}: MOS p5 {c['mos_p5']:.2f} p50 "
                           f"{c['mos_p50']:.2f} over {c['calls']} calls; loss heard by caller "
-                          f"{c['loss_down'] * 100:.1f}%, by hotline {up}; round trip {rtt}",
+                          f"{c['loss_down'] * 100:.1f}%, by hotline {up}; round trip {rtt}{silent}",
                           highlight=False)
     for line in summary.get("findings", []):
         console.print("finding: " + plain(line), highlight=False)

@@ -114,7 +114,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
                  for f in faults]
     timeline = alarms.alarm_timeline(records, run_start, run_end, alarm_window)
     media = calls.media_summary(records)
-    voice = voice_report(records, faults)
+    voice = voice_report(records, faults, max_gap)
     sessions = session_metrics(records)
     pdd = calls.pdd_stats(records)
     rate = calls.answer_rate(records)
@@ -136,7 +136,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
                                  bystanders[1] == 0),
         "pdd_p95": (pdd["p95"], "", False),
         "media_loss": (media["loss"], f"{media['calls']} calls with media", media["calls"] == 0),
-        **_voice_and_session_targets(voice["overall"], sessions),
+        **_voice_and_session_targets(voice, sessions),
         "steady_state_after": (None if steady_state_after is None else float(steady_state_after),
                                "target healthy after rollback", False),
     }
@@ -186,12 +186,24 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
     }
 
 
+def _silent(voice: dict, key: str) -> str:
+    """`k of n calls with media`, and the nodes whose calls were silent, worst first."""
+    o = voice["overall"]
+    nodes = sorted(((n or "(no node)", c[key], c["calls"]) for n, c in voice["per_node"].items()
+                    if c[key]), key=lambda x: -x[1] / x[2])
+    where = "; ".join(f"{n}: {k} of {m}" for n, k, m in nodes)
+    return f"{o[key]} of {o['calls']} calls with media" + (f" ({where})" if where else "")
+
+
 def _voice_and_session_targets(voice: dict, s: dict) -> dict:
-    n_media, n = voice["calls"], s["attempts"]
+    o = voice["overall"]
+    n_media, n = o["calls"], s["attempts"]
     media_detail = f"{n_media} calls with media"
     return {
-        "mos_p5": (voice["mos_p5"], media_detail, n_media == 0),
-        "mos_p50": (voice["mos_p50"], media_detail, n_media == 0),
+        "mos_p5": (o["mos_p5"], media_detail, n_media == 0),
+        "mos_p50": (o["mos_p50"], media_detail, n_media == 0),
+        "dead_air": (o["dead_air_share"], _silent(voice, "dead_air"), n_media == 0),
+        "one_way_audio": (o["one_way_share"], _silent(voice, "one_way"), n_media == 0),
         **{k: (s[k], f"RFC 6076 over {n} INVITEs" if k not in ("asr", "ner")
                else f"E.411 over {n} attempts", n == 0)
            for k in ("ser", "seer", "isa", "scr", "asr", "ner")},

@@ -15,8 +15,12 @@ SLA_TARGETS: dict[str, tuple[str, str, float | None]] = {
     "pdd_p95": ("max", "s", None),
     "media_loss": ("max", "ratio", None),
     # voice quality (metrics/voice.py): the E-model MOS of the calls, worst 5 % and median
-    "mos_p5": ("min", "MOS", None),
+    # 3.1: the E-model's edge of "many users dissatisfied" (G.107 Annex B, R 60)
+    "mos_p5": ("min", "MOS", 3.1),
     "mos_p50": ("min", "MOS", None),
+    # silence: a caller who hears nothing is not a poor call but a broken one (metrics/voice.py)
+    "dead_air": ("max", "ratio", 0.01),
+    "one_way_audio": ("max", "ratio", 0.01),
     # RFC 6076 and E.411 (metrics/sessions.py)
     "ser": ("min", "ratio", None),
     "seer": ("min", "ratio", None),

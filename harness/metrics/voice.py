@@ -8,6 +8,12 @@ loss pattern, delay from the measured round trip); the call's MOS is the worse
 of the two, because a conversation is as good as its worse direction. When the
 far end only echoes the caller's packets (SIPp's -rtp_echo), the loss seen is
 the round trip's and each direction is taken to have lost the same share.
+
+Silence is judged apart from MOS, since a caller who hears nothing at all is
+not a "poor" call but a broken one: dead air (the caller heard no audio, or it
+stopped longer than the media gap while the call went on) and one-way audio
+(one side heard the other, not the reverse, where the far end tells what it
+heard). Figures per node as well as per carrier name the node that was silent.
 """
 from __future__ import annotations
 
@@ -34,6 +40,9 @@ class CallVoice:
     mos_down: float
     mos_up: float | None
     mos: float                # the worse direction
+    node: str = ""
+    dead_air: bool = False    # the caller heard nothing, or nothing for longer than the gap
+    one_way: bool = False     # audio went one way only (known where the far end reports)
 
     @property
     def loss_down(self) -> float:
@@ -56,17 +65,31 @@ def _one_way(expected: int, received: int, bursts: int, ta_ms: float) -> tuple[i
                                                     ta_ms=ta_ms))
 
 
-def call_voice(r: CallRecord) -> CallVoice | None:
+MEDIA_GAP = 1.0  # s: the scenario's `metrics.media_gap` unless given
+
+
+def silences(r: CallRecord, max_gap: float) -> tuple[bool, bool]:
+    """(dead air, one-way audio) of an answered call with media."""
+    heard = r.rtp_received > 0
+    dead = not heard or r.rtp_max_gap > max_gap
+    hotline_heard = r.rtp_up_received > 0 if r.rtp_up_expected > 0 else None
+    one_way = (not r.rtp_echo and hotline_heard is not None and heard != hotline_heard)
+    return dead, one_way
+
+
+def call_voice(r: CallRecord, max_gap: float = MEDIA_GAP) -> CallVoice | None:
     """The voice figures of one answered call with media; None for any other call."""
     if not (r.answered and r.media and r.rtp_expected > 0):
         return None
+    dead, lopsided = silences(r, max_gap)
     ta = (r.rtp_rtt_ms or 0.0) / 2 + DEVICE_DELAY_MS
     if r.rtp_echo:  # round trip only: split the loss evenly between the two ways
         rt_kept = min(r.rtp_received, r.rtp_expected) / r.rtp_expected
         one_way = 1 - math.sqrt(rt_kept)
         exp, lost, m = _one_way(r.rtp_expected, round(r.rtp_expected * (1 - one_way)),
                                 r.rtp_bursts, ta)
-        return CallVoice(r.call_id, r.carrier, exp, lost, exp, lost, r.rtp_rtt_ms, m, m, m)
+        return CallVoice(r.call_id, r.carrier, exp, lost, exp, lost, r.rtp_rtt_ms, m, m, m,
+                         r.node, dead, lopsided)
     exp_down, lost_down, mos_down = _one_way(r.rtp_expected, min(r.rtp_received, r.rtp_expected),
                                              r.rtp_bursts, ta)
     exp_up, lost_up, mos_up = 0, 0, None
@@ -75,7 +98,7 @@ def call_voice(r: CallRecord) -> CallVoice | None:
                                            r.rtp_up_bursts, ta)
     worst = mos_down if mos_up is None else min(mos_down, mos_up)
     return CallVoice(r.call_id, r.carrier, exp_down, lost_down, exp_up, lost_up, r.rtp_rtt_ms,
-                     mos_down, mos_up, worst)
+                     mos_down, mos_up, worst, r.node, dead, lopsided)
 
 
 def summary(voices: list[CallVoice]) -> dict:
@@ -83,7 +106,8 @@ def summary(voices: list[CallVoice]) -> dict:
     mean round trip, over a group of calls."""
     if not voices:
         return {"calls": 0, "mos_p5": None, "mos_p50": None, "loss_down": None,
-                "loss_up": None, "packets_down": 0, "packets_up": 0, "rtt_ms": None}
+                "loss_up": None, "packets_down": 0, "packets_up": 0, "rtt_ms": None,
+                "dead_air": 0, "one_way": 0, "dead_air_share": None, "one_way_share": None}
     exp_down, exp_up = sum(v.expected_down for v in voices), sum(v.expected_up for v in voices)
     rtts = [v.rtt_ms for v in voices if v.rtt_ms is not None]
     return {"calls": len(voices),
@@ -92,7 +116,13 @@ def summary(voices: list[CallVoice]) -> dict:
             "loss_down": sum(v.lost_down for v in voices) / exp_down,
             "loss_up": sum(v.lost_up for v in voices) / exp_up if exp_up else None,
             "packets_down": exp_down, "packets_up": exp_up,
-            "rtt_ms": round(sum(rtts) / len(rtts), 3) if rtts else None}
+            "rtt_ms": round(sum(rtts) / len(rtts), 3) if rtts else None,
+            "dead_air": sum(v.dead_air for v in voices), "one_way": sum(v.one_way for v in voices),
+            "dead_air_share": sum(v.dead_air for v in voices) / len(voices),
+            "one_way_share": sum(v.one_way for v in voices) / len(voices),
+            # evidence: the first few silent calls, by Call-ID
+            "dead_air_calls": [v.call_id for v in voices if v.dead_air][:5],
+            "one_way_calls": [v.call_id for v in voices if v.one_way][:5]}
 
 
 def overlaps(r: CallRecord, w: FaultWindow) -> bool:
@@ -102,11 +132,13 @@ def overlaps(r: CallRecord, w: FaultWindow) -> bool:
     return r.answered_at is not None and r.answered_at < end and call_end > w.started_at
 
 
-def voice_report(records: list[CallRecord], windows: list[FaultWindow]) -> dict:
-    """Voice figures overall, per carrier, and per fault window (calls up during it)."""
-    pairs = [(r, v) for r in records if (v := call_voice(r)) is not None]
+def voice_report(records: list[CallRecord], windows: list[FaultWindow],
+                 max_gap: float = MEDIA_GAP) -> dict:
+    """Voice figures overall, per carrier, per node, and per fault window (calls up during it)."""
+    pairs = [(r, v) for r in records if (v := call_voice(r, max_gap)) is not None]
     voices = [v for _, v in pairs]
     carriers = sorted({v.carrier for v in voices})
+    nodes = sorted({v.node for v in voices})
     sent = [r for r in records if r.media and r.rtp_sent]
     return {
         # the generator's own sending: packets that left late are its slip, not the hotline's
@@ -114,6 +146,8 @@ def voice_report(records: list[CallRecord], windows: list[FaultWindow]) -> dict:
                     "late": sum(r.rtp_send_late for r in sent)},
         "overall": summary(voices),
         "per_carrier": {c: summary([v for v in voices if v.carrier == c]) for c in carriers},
+        "per_node": {n: summary([v for v in voices if v.node == n]) for n in nodes},
+        "max_gap": max_gap,
         "per_fault": {w.fault_id: summary([v for r, v in pairs if overlaps(r, w)])
                       for w in windows},
     }

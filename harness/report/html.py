@@ -90,6 +90,7 @@ def write_html(summary: dict, records: list[CallRecord], path: Path) -> None:
     }
     voice = summary.get("voice") or {}
     voice_rows = ([("all carriers", voice["overall"])] + list(voice["per_carrier"].items())
+                  + [(f"node {n or '(none)'}", c) for n, c in voice.get("per_node", {}).items()]
                   + [(f"up during {fid}", c) for fid, c in voice["per_fault"].items()]
                   if voice else [])
     divs = {k: f.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{k}")

@@ -170,8 +170,14 @@ class SlaSpec(Strict):
     bystander_continuity: Ratio | None = None
     pdd_p95: Duration | None = None
     media_loss: Ratio | None = None
-    mos_p5: float | None = Field(None, ge=1, le=4.5, description="worst 5 % of calls' MOS at least")
+    mos_p5: float | None = Field(SLA_TARGETS["mos_p5"][2], ge=1, le=4.5,
+                                 description="worst 5 % of calls' MOS at least")
     mos_p50: float | None = Field(None, ge=1, le=4.5)
+    dead_air: Ratio | None = Field(SLA_TARGETS["dead_air"][2], description=
+                                   "media calls whose caller heard nothing, or nothing for "
+                                   "longer than metrics.media_gap, at most")
+    one_way_audio: Ratio | None = Field(SLA_TARGETS["one_way_audio"][2], description=
+                                        "media calls with audio one way only, at most")
     ser: Ratio | None = None
     seer: Ratio | None = None
     isa: Ratio | None = None

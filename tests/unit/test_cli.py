@@ -1,4 +1,7 @@
 """`drill recover --list` and `--forget`: the journal after a crash, put right by hand."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -50,9 +53,8 @@ def test_two_sites_are_a_container_lab_and_a_drill_names_the_missing_lab(tmp_pat
     scenario.write_text("name: dr\ntarget: lab-dr\nduration: 5s\n")
     res = CliRunner().invoke(app, ["validate", str(scenario)])  # planned from its definition
     assert res.exit_code == 0, res.output
-    monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(app, ["run", str(scenario)])  # run: the missing lab is named
-    assert res.exit_code == 2 and "drill lab up --docker --sites 2" in res.output
+    res = drill_run(scenario, tmp_path)  # run: the missing lab is named
+    assert res.returncode == 2 and "drill lab up --docker --sites 2" in res.stdout
 
 
 # -- plans without a running target --------------------------------------------------------
@@ -77,11 +79,16 @@ def test_lab_scenarios_validate_and_dry_run_with_no_lab_up(tmp_path, monkeypatch
 
 
 def test_a_lab_scenario_is_not_run_while_the_lab_is_down(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOTLINE_DRILL_STATE", str(tmp_path / "state"))
-    monkeypatch.chdir(tmp_path)
     scenario = Path(__file__).resolve().parents[2] / "scenarios" / "lab-pbx-kill.yaml"
-    res = CliRunner().invoke(app, ["run", str(scenario)])
-    assert res.exit_code == 2
-    assert "the container lab is not up; nothing injected" in " ".join(res.output.split())
-    assert "drill lab up --docker" in res.output
+    res = drill_run(scenario, tmp_path)
+    assert res.returncode == 2
+    assert "the container lab is not up; nothing injected" in " ".join(res.stdout.split())
+    assert "drill lab up --docker" in res.stdout
     assert not (tmp_path / "reports").exists()
+
+
+def drill_run(scenario: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """`drill run` in a child: a run imports Locust, which patches this process for gevent."""
+    env = {**os.environ, "HOTLINE_DRILL_STATE": str(tmp_path / "state"), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "harness.cli", "run", str(scenario)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)

@@ -147,3 +147,41 @@ def test_late_rtp_makes_media_figures_inconclusive_only_when_judged():
 def test_voice_report_counts_the_generators_own_late_packets():
     recs = [_call(call_id="x", rtp_send_late=7), _call(call_id="y", rtp_send_late=3)]
     assert voice_report(recs, [])["sending"] == {"packets": 1000, "late": 10}
+
+
+def test_dead_air_and_one_way_audio_are_judged_by_default_and_name_the_silent_node():
+    # the issue's case: a PBX that answers every second call and never sends RTP back. The
+    # caller hears nothing on pbx-2's calls (the far end's reports say it heard the caller:
+    # one-way audio too); MOS alone read 1.15 and passed, since no target judged it
+    from harness.metrics.evaluate import evaluate
+    recs = []
+    for i in range(40):
+        silent = i % 2 == 1
+        recs.append(_call(call_id=f"c{i}", node="pbx-2" if silent else "pbx-1",
+                          started_at=100.0 + i, answered_at=100.05 + i, ringing_at=100.02 + i,
+                          bye_sent_at=110.05 + i, ended_at=110.06 + i,
+                          rtp_received=0 if silent else 500, rtp_max_gap=10.0 if silent else 0.02))
+    out = evaluate(recs, [], {"mos_p5": 3.1, "dead_air": 0.01, "one_way_audio": 0.01},
+                   max_gap=1.0, alarm_window=10, run_start=100, run_end=150,
+                   steady_state_after=True)
+    v = {x["target"]: x for x in out["verdicts"]}
+    assert v["dead_air"]["measured"] == pytest.approx(0.5) and not v["dead_air"]["passed"]
+    assert "pbx-2: 20 of 20" in v["dead_air"]["detail"] and "pbx-1" not in v["dead_air"]["detail"]
+    assert v["one_way_audio"]["measured"] == pytest.approx(0.5)
+    assert not v["mos_p5"]["passed"] and not out["passed"]
+    nodes = out["voice"]["per_node"]
+    assert nodes["pbx-2"]["dead_air"] == 20 and nodes["pbx-1"]["dead_air"] == 0
+    assert nodes["pbx-1"]["mos_p5"] > 4.0
+
+
+def test_audio_that_stops_longer_than_the_media_gap_is_dead_air_and_shorter_is_not():
+    # both sides of the gap: 1.05 s without a packet is dead air at media_gap 1 s, 0.95 s not
+    long, short = _call(rtp_max_gap=1.05), _call(rtp_max_gap=0.95)
+    assert call_voice(long, max_gap=1.0).dead_air and not call_voice(short, max_gap=1.0).dead_air
+    # a far end that only echoes: both ways or neither, never one-way
+    echo = _call(rtp_echo=True, rtp_up_expected=0, rtp_up_received=0, rtp_received=0,
+                 rtp_max_gap=10.0)
+    assert call_voice(echo).dead_air and not call_voice(echo).one_way
+    # the hotline heard nothing of the caller while the caller heard it: one-way
+    deaf = _call(rtp_up_received=0)
+    assert call_voice(deaf).one_way and not call_voice(deaf).dead_air
