@@ -18,6 +18,7 @@ import os
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
@@ -27,24 +28,80 @@ from harness.metrics.dr import Ack, LagSample
 TABLE = "hotline_drill_heartbeat"
 
 
+SESSION_BOUND = 5.0     # s: a probe's own session (read, drop, look-up) lasts no longer
+LOCK_TIMEOUT_MS = 3000  # nor waits longer for a lock (a DROP behind commits that hang)
+
+
 def _connect(conninfo: str, timeout: float = 1.0) -> psycopg.Connection:
     return psycopg.connect(conninfo, connect_timeout=max(1, round(timeout)))
 
 
+class _Bound:
+    """At `bound` s, cancel what the session waits for; one second later, if it still waits
+    (a server too frozen to take a cancel), shut its socket. Stopped before the socket closes,
+    so it never touches a descriptor reused by another connection."""
+
+    def __init__(self, conn: psycopg.Connection, bound: float):
+        self.conn, self.lock = conn, threading.Lock()
+        self.timers = [threading.Timer(bound, self._cancel), threading.Timer(bound + 1, self._cut)]
+        for t in self.timers:
+            t.start()
+
+    def _cancel(self) -> None:
+        with self.lock:
+            if not self.conn.closed:
+                try:
+                    self.conn.cancel()
+                except psycopg.Error:
+                    pass
+
+    def _cut(self) -> None:
+        with self.lock:
+            if not self.conn.closed:
+                _cut_off(self.conn.fileno())
+
+    def stop(self) -> None:
+        for t in self.timers:
+            t.cancel()
+        with self.lock:  # a timer already running finishes before the socket is closed
+            pass
+
+
+@contextmanager
+def _session(conninfo: str, bound: float = SESSION_BOUND):
+    """A connection whose whole use, COMMIT included, has a bound. A server whose commits hang
+    for ever (a promoted primary still waiting for a synchronous standby that is gone) must
+    not hold the drill, and PostgreSQL's statement_timeout stops short of the wait for a
+    synchronous standby, so the bound is the client's: a cancel request when it passes (the
+    server then ends the wait, the commit already made locally, with a warning)."""
+    conn = _connect(conninfo)
+    watch = _Bound(conn, bound)
+    try:
+        with conn:
+            conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+            yield conn
+    finally:
+        watch.stop()
+        conn.close()
+
+
 def setup(conninfo: str) -> None:
-    with _connect(conninfo) as conn:
+    with _session(conninfo) as conn:
         conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (run text NOT NULL, seq bigint NOT NULL, "
                      "written_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run, seq))")
 
 
 def cleanup(conninfo: str) -> None:
-    with _connect(conninfo) as conn:
+    with _session(conninfo) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+
+
+CLEANUP_BY_HAND = f"DROP TABLE IF EXISTS {TABLE};"  # what a cleanup that could not finish leaves
 
 
 def surviving(conninfo: str, run: str) -> set[int]:
     """The sequence numbers of `run` the database at `conninfo` still holds."""
-    with _connect(conninfo) as conn:
+    with _session(conninfo) as conn:
         return {row[0] for row in conn.execute(f"SELECT seq FROM {TABLE} WHERE run = %s", (run,))}
 
 
@@ -66,7 +123,7 @@ def primaries(conninfo: str) -> list[str] | None:
         one = make_conninfo(**{**params, "host": host, "port": port,
                                "target_session_attrs": "any"})
         try:
-            with _connect(one) as conn:
+            with _session(one) as conn:
                 if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
                     out.append(f"{host}:{port}")
         except psycopg.Error:
@@ -82,7 +139,7 @@ def cdrs_found(conninfo: str, table: str, column: str, call_ids: list[str],
     query = sql.SQL("SELECT DISTINCT {col} FROM {tab} WHERE {col} = ANY(%s)").format(
         col=sql.Identifier(column), tab=sql.Identifier(*table.split(".")))
     deadline = time.time() + grace
-    with _connect(conninfo) as conn:
+    with _session(conninfo, SESSION_BOUND + grace) as conn:
         conn.autocommit = True
         while True:
             # a SQL_ASCII database hands text back as bytes

@@ -47,7 +47,9 @@ class ProbeSet:
             try:
                 postgres.cleanup(spec.dsn)  # the scratch table was the probe's only footprint
             except postgres.psycopg.Error as exc:
-                errors.append(f"scratch table not dropped: {str(exc).strip().splitlines()[0]}")
+                errors.append(f"scratch table not dropped: {str(exc).strip().splitlines()[0]} "
+                              f"(left behind: table {postgres.TABLE}; remove it with "
+                              f"`{postgres.CLEANUP_BY_HAND}` on the primary)")
             cdr = None
             if spec.cdr is not None:
                 try:

@@ -193,3 +193,45 @@ def test_a_standby_promoted_beside_a_live_primary_is_reported_as_two_primaries(r
     primary.kill()
     assert probe.primaries(both) == [f"127.0.0.1:{standby.port}"]
     assert probe.primaries(primary.conninfo) is None
+
+
+def test_a_server_whose_commits_hang_for_ever_cannot_hold_the_probes_statements(tmp_path):
+    """A promoted primary that kept `synchronous_standby_names` with no standby left: every
+    COMMIT waits for ever (PostgreSQL's own pg_stat_activity shows it waiting on SyncRep).
+    The probe's cleanup, blocked behind those commits' locks, gives up within its lock
+    timeout and says what it left; the drill is not held."""
+    import threading
+
+    import psycopg
+
+    from tests.conftest import free_tcp_port
+    from tests.pgcluster import Cluster, scratch_root
+    root = scratch_root()
+    solo = Cluster(root, "stuck", free_tcp_port()).initdb(synchronous_standby_names="gone")
+    solo.start()
+    try:
+        probe.setup(solo.conninfo)  # its own commit waits too: cut short by statement_timeout
+        stuck = psycopg.connect(solo.conninfo)
+        stuck.execute(f"INSERT INTO {probe.TABLE} (run, seq) VALUES ('x', 1)")
+        committing = threading.Thread(target=lambda: _commit_quietly(stuck), daemon=True)
+        committing.start()
+        with psycopg.connect(solo.conninfo, autocommit=True) as look:
+            wait_for(lambda: look.execute("SELECT count(*) FROM pg_stat_activity WHERE "
+                                          "wait_event = 'SyncRep'").fetchone()[0] == 1, 10,
+                     what="a COMMIT waiting for the synchronous standby")
+        t0 = time.time()
+        with pytest.raises(psycopg.Error) as exc:
+            probe.cleanup(solo.conninfo)
+        took = time.time() - t0
+        assert "lock timeout" in str(exc.value)
+        assert probe.LOCK_TIMEOUT_MS / 1000 - 0.5 <= took < probe.LOCK_TIMEOUT_MS / 1000 + 2
+        assert probe.CLEANUP_BY_HAND == f"DROP TABLE IF EXISTS {probe.TABLE};"
+    finally:
+        solo.stop()
+
+
+def _commit_quietly(conn) -> None:
+    try:
+        conn.commit()
+    except Exception:  # the server is stopped under it at the test's end
+        pass
