@@ -196,7 +196,8 @@ class DrillRun:
     def stop_probes(self) -> None:
         if self.probes:
             # kept: asked after the rollback which servers take writes (a second stop is a no-op)
-            self.probes.stop(self.bus.publish, [r.call_id for r in self.records if r.answered])
+            self.probes.stop(self.bus.publish, [r.call_id for r in self.records if r.answered],
+                             hurry=lambda: self.abort_at is not None)
 
     def _take_due_steps(self, plan: list, t: float, load: LoadEngine) -> None:
         """Rate changes, injects and rollbacks whose time has come, in schedule order; any
@@ -263,7 +264,12 @@ class DrillRun:
             self.bus.publish("generator_health", **health)
 
     def check_after(self) -> bool:
+        if self.abort_at is not None:  # stopped (a signal, an abort rule): end now, and say so
+            self.bus.publish("steady_state_after", ok=None,
+                             problems=[f"not checked: the drill was stopped ({self.abort_reason})"])
+            return False
         ok, problems = steady_state(self.drill.inventory, within=10.0,
+                                    stop=lambda: self.abort_at is not None,
                                     **media_checked(self.drill.scenario.load))
         self.bus.publish("steady_state_after", ok=ok, problems=problems)
         if self.probes:

@@ -32,9 +32,10 @@ class ProbeSet:
             lag = postgres.LagReader(spec.standby, self.run_id).start() if spec.standby else None
             self.running.append((spec, writer, lag))
 
-    def stop(self, publish, answered: list[str] = ()) -> None:
+    def stop(self, publish, answered: list[str] = (), hurry=lambda: False) -> None:
         """Stop every probe and publish its records; `answered`: the Call-IDs of the calls
-        the harness saw answered, looked up in the CDR table where the probe has one."""
+        the harness saw answered, looked up in the CDR table where the probe has one.
+        `hurry`: true when the drill was stopped; the CDR look-up then waits no grace."""
         for spec, writer, lag in self.running:
             acks = writer.stop()
             samples = lag.stop() if lag else []
@@ -54,7 +55,8 @@ class ProbeSet:
             if spec.cdr is not None:
                 try:
                     found = postgres.cdrs_found(spec.dsn, spec.cdr.table, spec.cdr.call_id_column,
-                                                list(answered), spec.cdr.grace)
+                                                list(answered),
+                                                0.0 if hurry() else spec.cdr.grace)
                     cdr = {"checked": len(answered),
                            "missing": sorted(set(answered) - found)}
                 except postgres.psycopg.Error as exc:  # unreadable: CDR loss unknown

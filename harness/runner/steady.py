@@ -75,16 +75,18 @@ def media_checked(load) -> dict:
 
 
 def steady_state(inv: TargetInventory, within: float = 5.0, media: bool = True,
-                 carriers: list[str] | None = None) -> tuple[bool, list[str]]:
+                 carriers: list[str] | None = None,
+                 stop=lambda: False) -> tuple[bool, list[str]]:
     """(healthy, problems), retrying for up to `within` seconds before giving up.
 
     `media`: the drill places calls with RTP, so a test call's media is checked, through
-    the entry points in `carriers` (all when None)."""
+    the entry points in `carriers` (all when None). `stop`: asked before each retry; true
+    (a signal came) ends the check with what it found so far."""
     deadline = time.time() + within
     while True:
         problems = _signalling(inv)
         if not problems and media:
             problems = _media(inv, carriers)
-        if not problems or time.time() >= deadline:
+        if not problems or time.time() >= deadline or stop():
             return not problems, problems
         time.sleep(0.2)

@@ -201,3 +201,23 @@ def test_sigterm_while_calls_drain_rolls_back_at_once(tmp_path):
                      ("load", "drain interrupted"), ("undo", "a"), ("load", "abort")]
     assert events[-1]["event"] == "run_aborted" and events[-1]["reason"] == "received SIGTERM"
     assert run.journal.open_faults() == []
+
+
+def test_a_signal_after_the_load_ends_the_steady_state_check_within_a_second(tmp_path):
+    # nothing answers at 127.0.0.1:9: the check after would retry for 10 s; a SIGTERM 0.3 s
+    # in ends it at its next round (each round: two OPTIONS of 0.5 s at most)
+    import threading
+    run, events = run_of(drill([]), tmp_path)
+    with StopSignals() as stop:
+        stop.attach(run)
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        t0 = time.monotonic()
+        assert run.check_after() is False
+        took = time.monotonic() - t0
+    assert run.abort_at is not None and "SIGTERM" in run.abort_reason
+    assert took < 0.3 + 1.0
+    # a signal already in: the check is not begun, and the events say why
+    t0 = time.monotonic()
+    assert run.check_after() is False and time.monotonic() - t0 < 0.1
+    last = [e for e in events if e["event"] == "steady_state_after"][-1]
+    assert last["ok"] is None and "stopped (received SIGTERM)" in last["problems"][0]
