@@ -3,6 +3,7 @@ other one answers, and a carrier path that passes keepalives but not voice."""
 import asyncio
 import subprocess
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.faults.base import lookup
@@ -50,17 +51,24 @@ def test_a_node_answering_on_tcp_only_is_not_healthy():
         thread.join(5)
 
 
-def test_a_trunk_that_passes_keepalives_but_not_voice_is_not_healthy(sandbox_up):
-    squeezed = sandbox_up.entry_points[1]
+@contextmanager
+def squeezed_trunk(inv: TargetInventory):
+    """The second carrier squeezed to 4 kbit/s with a 3 kB burst: OPTIONS and one call's
+    signalling fit, 69 kbit/s of RTP does not."""
+    squeezed = inv.entry_points[1]
     cls = lookup("udp.rate")
-    # 4 kbit/s with a 3 kB burst: OPTIONS and one call's signalling fit, 69 kbit/s of RTP does not
     inj = cls("squeeze", squeezed, cls.Params.model_validate({"rate_kbps": 4}))
     recipe = inj.recipe()
     inj.inject()
     try:
-        ok, problems = steady_state(sandbox_up, within=0)
+        yield squeezed
     finally:
         cls.undo(recipe)
+
+
+def test_a_trunk_that_passes_keepalives_but_not_voice_is_not_healthy(sandbox_up):
+    with squeezed_trunk(sandbox_up) as squeezed:
+        ok, problems = steady_state(sandbox_up, within=0)
     assert not ok
     assert len(problems) == 1 and problems[0].startswith(f"{squeezed.name} ") \
         and "media" in problems[0], problems
@@ -107,12 +115,7 @@ def test_a_far_end_that_sends_no_rtp_is_named_with_what_went_and_what_came_back(
 
 
 def test_media_is_checked_only_when_the_drill_carries_it(sandbox_up):
-    squeezed = sandbox_up.entry_points[1]
-    cls = lookup("udp.rate")
-    inj = cls("squeeze", squeezed, cls.Params.model_validate({"rate_kbps": 4}))
-    recipe = inj.recipe()
-    inj.inject()
-    try:
+    with squeezed_trunk(sandbox_up) as squeezed:
         assert not steady_state(sandbox_up, within=0)[0]  # media checked: the squeeze shows
         assert steady_state(sandbox_up, within=0, media=False) == (True, [])  # rtp_share: 0%
         others = [e.name for e in sandbox_up.entry_points if e is not squeezed]
@@ -121,5 +124,3 @@ def test_media_is_checked_only_when_the_drill_carries_it(sandbox_up):
             e.model_copy(update={"media_check": False}) if e is squeezed else e
             for e in sandbox_up.entry_points]})
         assert steady_state(off, within=0) == (True, [])
-    finally:
-        cls.undo(recipe)
