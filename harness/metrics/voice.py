@@ -69,9 +69,11 @@ MEDIA_GAP = 1.0  # s: the scenario's `metrics.media_gap` unless given
 
 
 def silences(r: CallRecord, max_gap: float) -> tuple[bool, bool]:
-    """(dead air, one-way audio) of an answered call with media."""
+    """(dead air, one-way audio) of an answered call with media. Dead air counts calls the
+    hotline kept up (ended normally: our BYE got its 200); a call that dropped went silent
+    because it ended, which the dropped-call rate and continuity already judge."""
     heard = r.rtp_received > 0
-    dead = not heard or r.rtp_max_gap > max_gap
+    dead = r.outcome == "completed" and (not heard or r.rtp_max_gap > max_gap)
     hotline_heard = r.rtp_up_received > 0 if r.rtp_up_expected > 0 else None
     one_way = (not r.rtp_echo and hotline_heard is not None and heard != hotline_heard)
     return dead, one_way
