@@ -28,8 +28,9 @@ def test_pytest_collects_scenarios_with_one_item_per_sla_target(isolated, tmp_pa
                          capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert res.returncode == 1, res.stdout[-2000:]  # pdd_p95 <= 1 ms cannot be met
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    # the voice is judged by default when calls carry media (they do: rtp_share 100 %)
     assert set(cases) == {"answer_rate", "failover_time", "traffic_shift", "dropped_call_rate", "pdd_p95",
-                          "steady_state_after"}
+                          "mos_p5", "dead_air", "one_way_audio", "steady_state_after"}
     failed = {n for n, c in cases.items() if c.find("failure") is not None}
     assert failed == {"pdd_p95"}
     assert "target <= 0.001s" in cases["pdd_p95"].find("failure").get("message")
@@ -55,4 +56,4 @@ def test_gate_prints_one_line_and_exits_non_zero_on_a_miss(isolated, tmp_path):
     ok = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--gate", str(path),
                          "-o", str(tmp_path / "out2")], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0
-    assert ok.stdout.strip().splitlines()[-1].startswith("DRILL PASS gate-steady: 6 SLA targets met")
+    assert ok.stdout.strip().splitlines()[-1].startswith("DRILL PASS gate-steady: 9 SLA targets met")
