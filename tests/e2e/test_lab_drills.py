@@ -176,7 +176,8 @@ def test_lab_ci_gate_through_the_pytest_plugin(lab, tmp_path):
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     assert set(cases) == {"answer_rate", "failover_time", "traffic_shift", "dropped_call_rate",
-                          "bystander_continuity", "steady_state_after"}, res.stdout[-2000:]
+                          "bystander_continuity", "mos_p5", "dead_air", "one_way_audio",
+                          "steady_state_after"}, res.stdout[-2000:]
     failed = {n for n, c in cases.items() if c.find("failure") is not None}
     assert res.returncode == (1 if failed else 0), res.stdout[-2000:]
     run = last_run(tmp_path / "runs")
