@@ -78,7 +78,9 @@ def _session(conninfo: str, bound: float = SESSION_BOUND):
     watch = _Bound(conn, bound)
     try:
         with conn:
+            conn.autocommit = True  # set outside a transaction, so the caller may choose
             conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+            conn.autocommit = False
             yield conn
     finally:
         watch.stop()
