@@ -17,18 +17,34 @@ LOOP_LAG_P99 = 0.25
 # the loss and MOS figures would then carry its own slip
 RTP_LATE_SHARE = 0.01
 MEDIA_TARGETS = ("media_loss", "mos_p5", "mos_p50")
+# ... but when the only media target is the default MOS p5 >= 3.1, up to 5 %: were every late
+# packet lost, a clean G.711 path would still read MOS 3.87 (E-model at 5 % random loss), far
+# above 3.1, so the slip cannot make that verdict. Dead air and one-way audio are silences of
+# a second or more, which 5 ms of send slip cannot make either.
+DEFAULT_MOS_LATE_SHARE = 0.05
+
+
+def rtp_late_limit(sla: dict, given: set[str]) -> float | None:
+    """The share of late RTP packets beyond which the media verdicts are the generator's own:
+    1 % for media targets the scenario sets itself, 5 % for the default MOS p5 alone, None
+    when no media target is judged. `given`: the SLA keys the scenario (or game day) set."""
+    judged = [k for k in MEDIA_TARGETS if sla.get(k) is not None]
+    if any(k in given for k in judged):
+        return RTP_LATE_SHARE
+    return DEFAULT_MOS_LATE_SHARE if judged else None
 
 
 def generator_problems(health: dict | None, workers_lost: dict | None = None,
-                       sending: dict | None = None, media_judged: bool = False) -> list[str]:
+                       sending: dict | None = None, late_limit: float | None = None) -> list[str]:
     """Why the load cannot be trusted (empty: it can). `sending`: the generator's RTP packets
-    and how many left late (metrics/voice.py), weighed when a media target is judged."""
+    and how many left late (metrics/voice.py), weighed against `late_limit` (`rtp_late_limit`;
+    None: no media target judged)."""
     out = []
-    if media_judged and sending and sending.get("packets"):
+    if late_limit is not None and sending and sending.get("packets"):
         late, n = sending["late"], sending["packets"]
-        if late > RTP_LATE_SHARE * n:
+        if late > late_limit * n:
             out.append(f"the load generator's RTP left late: {late} of {n} packets ({late / n:.1%}) "
-                       f"more than 5 ms after their slot (limit {RTP_LATE_SHARE:.0%}); the media "
+                       f"more than 5 ms after their slot (limit {late_limit:.0%}); the media "
                        f"figures would be its own slip, not the hotline's")
     if health and health.get("offered"):
         behind = health["late"] + health["skipped"] + health["unplaced"]

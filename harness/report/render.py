@@ -12,7 +12,7 @@ from pathlib import Path
 from harness import __version__
 from harness.metrics.evaluate import evaluate
 from harness.metrics.failover import RecoveryRule
-from harness.metrics.generator import MEDIA_TARGETS, generator_problems
+from harness.metrics.generator import generator_problems, rtp_late_limit
 from harness.metrics.records import CallRecord, FaultWindow, read_events
 from harness.ops.exit import EXIT_ABORTED, EXIT_INCONCLUSIVE, EXIT_MISSED, EXIT_PASS
 from harness.ops.secrets import redact
@@ -87,9 +87,9 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
                        capacity_steps=steps if sc.load.capacity_search else None,
                        probes=probe_events(events))
     health = next((ev for ev in reversed(events) if ev["event"] == "generator_health"), None)
-    inconclusive = generator_problems(
-        health, first.get("workers_lost"), figures["voice"]["sending"],
-        media_judged=any(sla.get(k) is not None for k in MEDIA_TARGETS))
+    given = set(sc.sla.model_fields_set) | set((gameday or {}).get("sla", {}))
+    inconclusive = generator_problems(health, first.get("workers_lost"),
+                                      figures["voice"]["sending"], rtp_late_limit(sla, given))
     if inconclusive:
         figures["passed"] = False  # never a pass, and the exit code says it is not a fail either
     exit_code = EXIT_ABORTED if aborted else EXIT_INCONCLUSIVE if inconclusive else \

@@ -139,9 +139,16 @@ def test_late_rtp_makes_media_figures_inconclusive_only_when_judged():
     from harness.metrics.generator import generator_problems
     fine = {"packets": 10000, "late": 100}     # 1 %: the limit, not over it
     slipped = {"packets": 10000, "late": 101}
-    assert generator_problems(None, None, fine, media_judged=True) == []
-    assert "RTP left late: 101 of 10000" in generator_problems(None, None, slipped, True)[0]
-    assert generator_problems(None, None, slipped, media_judged=False) == []
+    assert generator_problems(None, None, fine, late_limit=0.01) == []
+    assert "RTP left late: 101 of 10000" in generator_problems(None, None, slipped, 0.01)[0]
+    assert generator_problems(None, None, slipped, late_limit=None) == []
+    # the limit: 1 % for a media target the scenario sets, 5 % for the default MOS p5 alone
+    from harness.metrics.generator import rtp_late_limit
+    assert rtp_late_limit({"mos_p5": 3.1}, set()) == 0.05
+    assert rtp_late_limit({"mos_p5": 3.1}, {"mos_p5"}) == 0.01
+    assert rtp_late_limit({"mos_p5": 3.1, "media_loss": 0.01}, {"media_loss"}) == 0.01
+    assert rtp_late_limit({"mos_p5": None}, {"mos_p5"}) is None
+    assert generator_problems(None, None, slipped, rtp_late_limit({"mos_p5": 3.1}, set())) == []
 
 
 def test_voice_report_counts_the_generators_own_late_packets():
