@@ -121,10 +121,7 @@ def summary(voices: list[CallVoice]) -> dict:
             "rtt_ms": round(sum(rtts) / len(rtts), 3) if rtts else None,
             "dead_air": sum(v.dead_air for v in voices), "one_way": sum(v.one_way for v in voices),
             "dead_air_share": sum(v.dead_air for v in voices) / len(voices),
-            "one_way_share": sum(v.one_way for v in voices) / len(voices),
-            # evidence: the first few silent calls, by Call-ID
-            "dead_air_calls": [v.call_id for v in voices if v.dead_air][:5],
-            "one_way_calls": [v.call_id for v in voices if v.one_way][:5]}
+            "one_way_share": sum(v.one_way for v in voices) / len(voices)}
 
 
 def overlaps(r: CallRecord, w: FaultWindow) -> bool:
@@ -149,7 +146,6 @@ def voice_report(records: list[CallRecord], windows: list[FaultWindow],
         "overall": summary(voices),
         "per_carrier": {c: summary([v for v in voices if v.carrier == c]) for c in carriers},
         "per_node": {n: summary([v for v in voices if v.node == n]) for n in nodes},
-        "max_gap": max_gap,
         "per_fault": {w.fault_id: summary([v for r, v in pairs if overlaps(r, w)])
                       for w in windows},
     }

@@ -18,6 +18,7 @@ from rich.console import Console
 from harness.load.engine import LoadEngine
 from harness.ops import OpsError, SetupError
 from harness.ops.exit import EXIT_ABORTED, EXIT_INPUT
+from harness.metrics.sla import SLA_TARGETS, fmt
 from harness.ops.secrets import redact, redact_text
 from harness.report.render import render_run
 from harness.runner.abort import describe
@@ -76,7 +77,6 @@ def describe_probes(sc) -> list[str]:
 
 def describe_targets(sc) -> list[str]:
     """Every SLA target the run is judged by, with its threshold; defaults marked as such."""
-    from harness.metrics.sla import SLA_TARGETS, fmt
     given = sc.sla.model_fields_set
     on, off = [], []
     for name, (direction, unit, _) in SLA_TARGETS.items():
@@ -88,7 +88,7 @@ def describe_targets(sc) -> list[str]:
             on.append(f"{name} required" + ("" if name in given else " (default)"))
             continue
         op = ">=" if direction == "min" else "<="
-        shown = fmt(float(value), unit) + ("" if unit in ("ratio", "s", "bool", "MOS") else f" {unit}")
+        shown = fmt(float(value), unit) + ("" if unit in ("ratio", "s", "MOS") else f" {unit}")
         on.append(f"{name} {op} {shown}" + ("" if name in given else " (default)"))
     return [f"  judged by: {', '.join(on)}",
             f"  not judged (null or no default; set them under sla:): {', '.join(off)}"]
