@@ -215,6 +215,8 @@ def finish_run(code: int, run_dir: Optional[Path], name: str, output: Optional[P
         console.print(f"{word} — report: {run_dir}", highlight=False)
         if gate:
             print(gate_line(summary, run_dir))
+    elif gate and code == EXIT_ABORTED:
+        print(f"DRILL ABORTED {name}: stopped before a report was written (exit {code})")
     elif gate:
         print(f"DRILL ERROR {name}: could not run (exit {code})")
     raise typer.Exit(code)

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import secrets
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,19 +83,13 @@ class GameDayObserver:
         if first is None or run.abort_reason or any(a["ts"] >= first for a in self.ack.acks):
             return
         self.ack.got_one.clear()
-        stop = {"asked": False}
-        old = signal.signal(signal.SIGTERM, lambda *_: stop.update(asked=True))
         deadline = time.time() + self.game_day.ack_wait
-        try:
-            with self.console.status(f"drill over; waiting up to {self.game_day.ack_wait:g}s for an "
-                                     f"acknowledgement (drill ack --url {self.ack.url})"):
-                while time.time() < deadline and not stop["asked"]:
-                    if self.ack.got_one.wait(0.2):
-                        break
-        except KeyboardInterrupt:
-            pass
-        finally:
-            signal.signal(signal.SIGTERM, old)
+        with self.console.status(f"drill over; waiting up to {self.game_day.ack_wait:g}s for an "
+                                 f"acknowledgement (drill ack --url {self.ack.url})"):
+            # a signal (SIGINT, SIGTERM: the drill's own handler) ends the wait
+            while time.time() < deadline and not run.interrupt.is_set():
+                if self.ack.got_one.wait(0.2):
+                    break
 
 
 def wait_in_secret(until: float, sealed: str, window_end: float, console: Console,

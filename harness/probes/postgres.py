@@ -28,6 +28,10 @@ from harness.metrics.dr import Ack, LagSample
 TABLE = "hotline_drill_heartbeat"
 
 
+class Stopped(psycopg.OperationalError):
+    """A probe session not begun, or cut short, because the drill was told to stop."""
+
+
 SESSION_BOUND = 5.0     # s: a probe's own session (read, drop, look-up) lasts no longer
 LOCK_TIMEOUT_MS = 3000  # nor waits longer for a lock (a DROP behind commits that hang)
 
@@ -37,45 +41,62 @@ def _connect(conninfo: str, timeout: float = 1.0) -> psycopg.Connection:
 
 
 class _Bound:
-    """At `bound` s, cancel what the session waits for; one second later, if it still waits
-    (a server too frozen to take a cancel), shut its socket. Stopped before the socket closes,
-    so it never touches a descriptor reused by another connection."""
+    """At `bound` s, or at once when `interrupt` is set (the drill was told to stop), cancel
+    what the session waits for; if it still waits one second later (a server too frozen to
+    take a cancel; at once when interrupted), shut its socket. The cancel is psycopg's own
+    bounded one, which waits cooperatively under gevent: libpq's blocking cancel would hold
+    the whole process. Stopped before the socket closes, so it never touches a descriptor
+    reused by another connection."""
 
-    def __init__(self, conn: psycopg.Connection, bound: float):
+    def __init__(self, conn: psycopg.Connection, bound: float,
+                 interrupt: threading.Event | None = None):
         self.conn, self.lock = conn, threading.Lock()
-        self.timers = [threading.Timer(bound, self._cancel), threading.Timer(bound + 1, self._cut)]
-        for t in self.timers:
-            t.start()
+        self.interrupt, self.done = interrupt or threading.Event(), threading.Event()
+        self.bound = bound
+        self.thread = threading.Thread(target=self._watch, name="probe-session-bound", daemon=True)
+        self.thread.start()
 
-    def _cancel(self) -> None:
+    def _watch(self) -> None:
+        deadline = time.monotonic() + self.bound
+        while not self.done.is_set():  # ends at the bound, at an interrupt, or when stopped
+            left = deadline - time.monotonic()
+            if left <= 0 or self.interrupt.is_set():
+                break
+            self.done.wait(min(left, 0.1))
+        if self.done.is_set():
+            return
+        hurried = self.interrupt.is_set()
         with self.lock:
             if not self.conn.closed:
                 try:
-                    self.conn.cancel()
-                except psycopg.Error:
+                    self.conn.cancel_safe(timeout=0.3 if hurried else 1.0)
+                except (psycopg.Error, OSError):
                     pass
-
-    def _cut(self) -> None:
+        if not hurried:
+            self.done.wait(1.0)
         with self.lock:
-            if not self.conn.closed:
+            if not self.done.is_set() and not self.conn.closed:
                 _cut_off(self.conn.fileno())
 
     def stop(self) -> None:
-        for t in self.timers:
-            t.cancel()
-        with self.lock:  # a timer already running finishes before the socket is closed
+        self.done.set()
+        with self.lock:  # a cancel or cut already running finishes before the socket is closed
             pass
 
 
 @contextmanager
-def _session(conninfo: str, bound: float = SESSION_BOUND):
+def _session(conninfo: str, bound: float = SESSION_BOUND,
+             interrupt: threading.Event | None = None):
     """A connection whose whole use, COMMIT included, has a bound. A server whose commits hang
     for ever (a promoted primary still waiting for a synchronous standby that is gone) must
     not hold the drill, and PostgreSQL's statement_timeout stops short of the wait for a
     synchronous standby, so the bound is the client's: a cancel request when it passes (the
-    server then ends the wait, the commit already made locally, with a warning)."""
+    server then ends the wait, the commit already made locally, with a warning). `interrupt`:
+    set when the drill is told to stop; the session is cancelled then, whatever it waits for."""
+    if interrupt is not None and interrupt.is_set():
+        raise Stopped("not started: the drill was stopped")
     conn = _connect(conninfo)
-    watch = _Bound(conn, bound)
+    watch = _Bound(conn, bound, interrupt)
     try:
         with conn:
             conn.autocommit = True  # set outside a transaction, so the caller may choose
@@ -87,27 +108,27 @@ def _session(conninfo: str, bound: float = SESSION_BOUND):
         conn.close()
 
 
-def setup(conninfo: str) -> None:
-    with _session(conninfo) as conn:
+def setup(conninfo: str, interrupt: threading.Event | None = None) -> None:
+    with _session(conninfo, interrupt=interrupt) as conn:
         conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (run text NOT NULL, seq bigint NOT NULL, "
                      "written_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run, seq))")
 
 
-def cleanup(conninfo: str) -> None:
-    with _session(conninfo) as conn:
+def cleanup(conninfo: str, interrupt: threading.Event | None = None) -> None:
+    with _session(conninfo, interrupt=interrupt) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
 
 
 CLEANUP_BY_HAND = f"DROP TABLE IF EXISTS {TABLE};"  # what a cleanup that could not finish leaves
 
 
-def surviving(conninfo: str, run: str) -> set[int]:
+def surviving(conninfo: str, run: str, interrupt: threading.Event | None = None) -> set[int]:
     """The sequence numbers of `run` the database at `conninfo` still holds."""
-    with _session(conninfo) as conn:
+    with _session(conninfo, interrupt=interrupt) as conn:
         return {row[0] for row in conn.execute(f"SELECT seq FROM {TABLE} WHERE run = %s", (run,))}
 
 
-def primaries(conninfo: str) -> list[str] | None:
+def primaries(conninfo: str, interrupt: threading.Event | None = None) -> list[str] | None:
     """Every server the multi-host `conninfo` names that takes writes now ("host:port"), each
     asked on its own. More than one after a drill is a split brain: clients that reach
     different servers write histories that will not merge. None when `conninfo` names one
@@ -125,23 +146,26 @@ def primaries(conninfo: str) -> list[str] | None:
         one = make_conninfo(**{**params, "host": host, "port": port,
                                "target_session_attrs": "any"})
         try:
-            with _session(one) as conn:
+            with _session(one, interrupt=interrupt) as conn:
                 if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
                     out.append(f"{host}:{port}")
         except psycopg.Error:
             pass  # down or unreachable: takes no writes from anyone who cannot reach it
+    if interrupt is not None and interrupt.is_set():  # cut short: the list is not the answer
+        raise Stopped("cut short: the drill was stopped")
     return out
 
 
 def cdrs_found(conninfo: str, table: str, column: str, call_ids: list[str],
-               grace: float = 0.0) -> set[str]:
+               grace: float = 0.0, interrupt: threading.Event | None = None) -> set[str]:
     """Which of `call_ids` have a CDR row in `table` (looked up by `column`), asking again
     until all are there or `grace` seconds pass (a CDR is written when its BYE completes, and
     a hotline may write it a moment later). Names are quoted as identifiers, never pasted."""
     query = sql.SQL("SELECT DISTINCT {col} FROM {tab} WHERE {col} = ANY(%s)").format(
         col=sql.Identifier(column), tab=sql.Identifier(*table.split(".")))
     deadline = time.time() + grace
-    with _session(conninfo, SESSION_BOUND + grace) as conn:
+    stop = interrupt or threading.Event()
+    with _session(conninfo, SESSION_BOUND + grace, stop) as conn:
         conn.autocommit = True
         while True:
             # a SQL_ASCII database hands text back as bytes
@@ -149,7 +173,9 @@ def cdrs_found(conninfo: str, table: str, column: str, call_ids: list[str],
                      for row in conn.execute(query, (call_ids,))}
             if len(found) >= len(set(call_ids)) or time.time() >= deadline:
                 return found
-            time.sleep(min(0.5, max(0.0, deadline - time.time())))
+            if stop.is_set():  # what is not found yet is not known to be missing
+                raise Stopped("cut short: the drill was stopped")
+            stop.wait(min(0.5, max(0.0, deadline - time.time())))
 
 
 class _Background:
@@ -164,11 +190,18 @@ class _Background:
         self._thread.start()
         return self
 
-    def stop(self) -> list:
+    def stop(self, hurry: bool = False) -> list:
+        """Stop the loop and return its records; `hurry` (the drill was told to stop): what
+        it waits for is cut at once and it is not waited for (a daemon, gone at exit)."""
         self._stop.set()
+        if hurry:
+            self._hurry()
         if self._thread:
-            self._thread.join(10)
-        return self.records()
+            self._thread.join(0.3 if hurry else 10)
+        return list(self.records())
+
+    def _hurry(self) -> None:
+        """Cut what the loop waits for (nothing by default)."""
 
     def _loop(self) -> None:
         raise NotImplementedError
@@ -200,6 +233,8 @@ class HeartbeatWriter(_Background):
         self.write_timeout = write_timeout
         self.acked: list[Ack] = []
         self.errors: list[tuple[float, str]] = []
+        self._conn: psycopg.Connection | None = None  # the one in use, for `_hurry`
+        self._conn_lock = threading.Lock()
 
     def records(self) -> list[Ack]:
         return self.acked
@@ -212,6 +247,8 @@ class HeartbeatWriter(_Background):
             try:
                 if conn is None or conn.closed:
                     conn = _connect(self.conninfo)
+                    with self._conn_lock:
+                        self._conn = conn
                 seq += 1
                 watchdog = threading.Timer(self.write_timeout, _cut_off, (conn.fileno(),))
                 watchdog.start()
@@ -221,8 +258,7 @@ class HeartbeatWriter(_Background):
                 self.acked.append(Ack(seq, sent, time.time(), f"{conn.info.host}:{conn.info.port}"))
             except psycopg.Error as exc:  # fate of this write unknown: not acknowledged
                 self.errors.append((time.time(), str(exc).strip().splitlines()[0][:200]))
-                if conn is not None:
-                    conn.close()
+                self._close(conn)
                 conn = None
             finally:
                 if watchdog is not None:
@@ -230,8 +266,19 @@ class HeartbeatWriter(_Background):
             self._stop.wait(max(0.0, nxt - time.time()))
             if nxt < time.time() - 1.0:
                 nxt = time.time()  # a long outage: tick on from now, no burst of catch-up writes
-        if conn is not None:
-            conn.close()
+        self._close(conn)
+
+    def _close(self, conn: psycopg.Connection | None) -> None:
+        with self._conn_lock:  # never while `_hurry` shuts its socket
+            if conn is not None:
+                conn.close()
+            self._conn = None
+
+    def _hurry(self) -> None:
+        """A write waiting on a server that hangs its commits ends now, not at its timeout."""
+        with self._conn_lock:
+            if self._conn is not None and not self._conn.closed:
+                _cut_off(self._conn.fileno())
 
 
 class LagReader(_Background):

@@ -116,15 +116,34 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
     return summary, records
 
 
-def render_run(run_dir: Path) -> dict:
-    """Write summary.json, calls.csv, junit.xml, review.md, report.html and metrics.prom."""
+def render_run(run_dir: Path, stop=lambda: None) -> dict:
+    """Write summary.json, calls.csv, junit.xml, review.md, report.html and metrics.prom.
+
+    `stop()` is asked before each output after summary.json: a reason (the drill was told to
+    stop while its report was written) leaves the rest unwritten, says so in summary.json
+    under `report_stopped`, and makes the exit code 3; `drill report RUN_DIR` writes them."""
     run_dir = Path(run_dir)
     summary, records = summarize(run_dir)
     summary = redact(summary)  # every output below is rendered from this: no credential in any
+    return write_outputs(run_dir, summary, records, stop)
+
+
+def write_outputs(run_dir: Path, summary: dict, records: list[CallRecord], stop=lambda: None) -> dict:
+    outputs = {
+        "calls.csv": lambda: write_calls_csv(sorted(records, key=lambda r: r.started_at),
+                                             run_dir / "calls.csv"),
+        "junit.xml": lambda: write_junit(summary, run_dir / "junit.xml"),
+        "review.md": lambda: write_review(summary, run_dir / "review.md"),
+        "report.html": lambda: write_html(summary, records, run_dir / "report.html"),
+        "metrics.prom": lambda: (run_dir / "metrics.prom").write_text(exposition(summary)),
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    write_calls_csv(sorted(records, key=lambda r: r.started_at), run_dir / "calls.csv")
-    write_junit(summary, run_dir / "junit.xml")
-    write_review(summary, run_dir / "review.md")
-    write_html(summary, records, run_dir / "report.html")
-    (run_dir / "metrics.prom").write_text(exposition(summary))
+    for i, (name, write) in enumerate(outputs.items()):
+        reason = stop()
+        if reason:
+            summary["exit_code"] = EXIT_ABORTED
+            summary["report_stopped"] = {"reason": reason, "not_written": list(outputs)[i:]}
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+            break
+        write()
     return summary

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from harness.ops import OpsError, SetupError
 from harness.ops.exit import EXIT_ABORTED, EXIT_INPUT
 from harness.metrics.sla import SLA_TARGETS, fmt
 from harness.ops.secrets import redact, redact_text
-from harness.report.render import render_run
+from harness.report.render import summarize, write_outputs
 from harness.runner.abort import describe
 from harness.runner.engine import DrillRun, Interrupted, StopSignals, new_journal, open_event_log
 from harness.runner.live import LiveView
@@ -169,8 +170,10 @@ def target_up(drill: Drill, console: Console):
     return drill.target.running(drill.target_options, console.log)
 
 
-def check_steady_before(drill: Drill) -> None:
-    ok, problems = steady_state(drill.inventory, within=5.0, **media_checked(drill.scenario.load))
+def check_steady_before(drill: Drill, stop: StopSignals) -> None:
+    ok, problems = steady_state(drill.inventory, within=5.0, stop=stop.event.is_set,
+                                **media_checked(drill.scenario.load))
+    stop.check()  # a signal cut the check short: stopped, not unhealthy
     if not ok:
         raise SetupError("target is not healthy before the drill (nothing injected):\n  "
                          + "\n  ".join(problems))
@@ -186,10 +189,11 @@ def prepare_faults(drill: Drill) -> None:
             raise SetupError(f"fault {planned.fault_id} cannot be prepared (nothing injected): {exc}") from exc
 
 
-def check_probes(drill: Drill) -> None:
+def check_probes(drill: Drill, stop: StopSignals) -> None:
     """Every data probe can write (its scratch table made) before anything is injected."""
     if drill.scenario.probes:
-        problems = ProbeSet(drill.scenario.probes, "check").check()
+        problems = ProbeSet(drill.scenario.probes, "check", stop.event).check()
+        stop.check()  # cut short by a signal: stopped, not unready
         if problems:
             raise SetupError("data probes not ready (nothing injected):\n  " + "\n  ".join(problems))
 
@@ -240,32 +244,33 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
     # Locust patches the stdlib for gevent when imported: before any client, socket or thread
     import harness.load.sip_load  # noqa: F401
     try:
-        with StopSignals() as stop, target_up(drill, console):
-            stop.check()
-            check_steady_before(drill)
-            stop.check()
-            prepare_faults(drill)
-            check_probes(drill)
-            stop.check()
-            run = open_run(drill, output)
-            stop.attach(run)  # from here a signal aborts the run: rollback first, then the load
-            live = LiveView(console, drill.scenario.duration, drill.scenario.metrics.alarm_window)
-            run.bus.subscribe(live)
-            try:
-                load = make_load(drill, run, workers, console)
-            except SetupError:
-                discard_run(run)
-                raise
-            for ob in observers:
-                ob.attach(run)
-            run_timeline(run, load, live)
-            run.check_after()
-            for ob in observers:
-                ob.finish(run)
-            run.bus.publish("run_finished")
-            run.log.close()
-        summary = render_run(run.run_dir)
-        return summary["exit_code"], run.run_dir
+        with StopSignals() as stop:
+            with target_up(drill, console):
+                stop.check()
+                check_steady_before(drill, stop)
+                prepare_faults(drill)
+                check_probes(drill, stop)
+                stop.check()
+                run = open_run(drill, output)
+                stop.attach(run)  # from here a signal aborts the run: rollback first, then the load
+                live = LiveView(console, drill.scenario.duration, drill.scenario.metrics.alarm_window)
+                run.bus.subscribe(live)
+                try:
+                    load = make_load(drill, run, workers, console)
+                except SetupError:
+                    discard_run(run)
+                    raise
+                for ob in observers:
+                    ob.attach(run)
+                run_timeline(run, load, live)
+                run.check_after()
+                for ob in observers:
+                    ob.finish(run)
+                run.bus.publish("run_finished")
+                run.log.close()
+            summary = write_report(run.run_dir, stop, console)
+        # no summary: stopped while its figures were computed (said on the console)
+        return summary["exit_code"], run.run_dir if summary.get("run") else None
     except SetupError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return EXIT_INPUT, None
@@ -273,3 +278,25 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
         console.print(f"[yellow]stopped before the drill began ({exc}); nothing was "
                       "injected[/yellow]")
         return EXIT_ABORTED, None
+
+
+def write_report(run_dir: Path, stop: StopSignals, console: Console) -> dict:
+    """Every output of the run, from its saved records. A signal now (faults are rolled back,
+    events.jsonl complete) stops the writing: the figures' computation at once, the files at
+    the next one; what is missing is named, and `drill report` writes it later (exit 3)."""
+    rebuild = f"`drill report {run_dir}` writes it from the saved records"
+    began = time.time()  # a signal before the report ended the drill, and is in its records
+    try:
+        with stop.raising():  # pure computation: nothing half-written if it is cut short
+            summary, records = summarize(run_dir)
+    except Interrupted as exc:
+        console.print(f"[yellow]stopped while the report was computed ({exc}); no report "
+                      f"written; {rebuild}[/yellow]")
+        return {"exit_code": EXIT_ABORTED}
+    summary = write_outputs(run_dir, redact(summary), records, lambda: stop.since(began))
+    stopped = summary.get("report_stopped")
+    if stopped:
+        console.print(f"[yellow]stopped while the report was written ({stopped['reason']}): not "
+                      f"written {', '.join(stopped['not_written'])}; {rebuild}[/yellow]",
+                      highlight=False)
+    return summary

@@ -9,7 +9,9 @@ notices within a tick, rolls back first, then stops the load.
 from __future__ import annotations
 
 import signal
+import threading
 import time
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +57,16 @@ class DrillRun:
     t0: float = 0.0
     log: JsonlLog | None = None  # events.jsonl, once the run folder is open
     probes: ProbeSet | None = None  # the scenario's data probes, started with the load
+    # set with abort_at: what blocks on the outside world (probe sessions) ends at once
+    interrupt: threading.Event = field(default_factory=threading.Event)
+    abort_published: bool = False  # run_aborted is said once
+
+    def request_abort(self, reason: str, at: float | None = None) -> None:
+        """Stop the run (a signal, an abort rule): the loop rolls back within a tick, and
+        whatever waits on the outside world is cut short."""
+        self.abort_at = self.abort_at or at or time.time()
+        self.abort_reason = reason
+        self.interrupt.set()
 
     def _collect_call(self, ev: dict) -> None:
         if ev["event"] == "call":
@@ -189,15 +201,14 @@ class DrillRun:
         self.bus.publish("load_started", users=load.users,
                          calls_per_second=self.drill.scenario.load.calls_per_second)
         if self.drill.scenario.probes:
-            self.probes = ProbeSet(self.drill.scenario.probes, self.run_id)
+            self.probes = ProbeSet(self.drill.scenario.probes, self.run_id, self.interrupt)
             self.probes.start()
         return True
 
     def stop_probes(self) -> None:
         if self.probes:
             # kept: asked after the rollback which servers take writes (a second stop is a no-op)
-            self.probes.stop(self.bus.publish, [r.call_id for r in self.records if r.answered],
-                             hurry=lambda: self.abort_at is not None)
+            self.probes.stop(self.bus.publish, [r.call_id for r in self.records if r.answered])
 
     def _take_due_steps(self, plan: list, t: float, load: LoadEngine) -> None:
         """Rate changes, injects and rollbacks whose time has come, in schedule order; any
@@ -228,18 +239,26 @@ class DrillRun:
         if watchdog and not self.abort_reason:
             fired = watchdog.check(self)
             if fired:
-                self.abort_at = time.time()
-                self.abort_reason = fired
+                self.request_abort(fired)
                 return True
         return False
 
     def _end_aborted(self, load: LoadEngine) -> None:
-        requested = self.abort_at or time.time()
         errors = self.rollback_all()  # first: nothing left behind, then the load
         load.abort()
         self.stop_probes()
+        self.publish_aborted(errors)
+
+    def publish_aborted(self, errors: list[str], phase: str = "") -> None:
+        """Once a run was told to stop: everything is rolled back now (`rolled_back_in`: from
+        the request until here, what a signal waited for)."""
+        if self.abort_published:
+            return
+        self.abort_published = True
+        requested = self.abort_at or time.time()
         self.bus.publish("run_aborted", reason=self.abort_reason, requested_at=requested,
-                         rolled_back_in=time.time() - requested, rollback_errors=errors)
+                         rolled_back_in=time.time() - requested, rollback_errors=errors,
+                         phase=phase or "the timeline")
 
     def _end_normally(self, load: LoadEngine, judge: CapacityJudge | None) -> None:
         sc = self.drill.scenario
@@ -256,6 +275,8 @@ class DrillRun:
         errors = self.rollback_all()
         if errors:
             self.bus.publish("rollback_errors", errors=errors)
+        if self.abort_at is not None:  # told to stop while the probes were read: they were cut
+            self.publish_aborted(errors, "the data probes after the load")
 
     def publish_health(self, load: LoadEngine) -> None:
         """The generator's watch on its own schedule (engines without one say nothing)."""
@@ -267,13 +288,21 @@ class DrillRun:
         if self.abort_at is not None:  # stopped (a signal, an abort rule): end now, and say so
             self.bus.publish("steady_state_after", ok=None,
                              problems=[f"not checked: the drill was stopped ({self.abort_reason})"])
+            self.publish_aborted([], "after the rollback")
             return False
         ok, problems = steady_state(self.drill.inventory, within=10.0,
                                     stop=lambda: self.abort_at is not None,
                                     **media_checked(self.drill.scenario.load))
+        if self.abort_at is not None:  # told to stop while checking: the check was cut short
+            self.bus.publish("steady_state_after", ok=None,
+                             problems=[f"not finished: the drill was stopped ({self.abort_reason})"])
+            self.publish_aborted([], "the steady-state check after")
+            return False
         self.bus.publish("steady_state_after", ok=ok, problems=problems)
         if self.probes:
             self.probes.check_primaries(self.bus.publish)
+            if self.abort_at is not None:
+                self.publish_aborted([], "the check of which servers take writes")
         return ok
 
 
@@ -292,32 +321,55 @@ class StopSignals:
     """SIGINT/SIGTERM as a request to stop, from the first moment of a drill.
 
     Installed before the target is started: a signal then is remembered and the
-    drill stops before injecting anything (`check`). Once a run is attached, a
-    signal asks that run to abort: it rolls back first, then stops the load.
+    drill stops before injecting anything (`check`; `event` cuts short what the set-up
+    waits for). Once a run is attached, a signal asks that run to abort: it rolls back
+    first, then stops the load, and whatever the run waits on is cut short. While the
+    report is written, a signal stops the writing (`since`, `raising`).
     """
 
     def __enter__(self) -> "StopSignals":
         self.reason: str | None = None
         self.at: float | None = None
         self.run: DrillRun | None = None
+        self.raise_now = False
+        self.last: float | None = None  # the latest signal
+        self.event = threading.Event()  # set by any signal
         self.old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def _handler(self, signum, _frame) -> None:
         self.reason = f"received {signal.Signals(signum).name}"
-        self.at = self.at or time.time()
+        self.last = time.time()
+        self.at = self.at or self.last
+        self.event.set()
         if self.run is not None:
-            self.run.abort_at = self.run.abort_at or self.at
-            self.run.abort_reason = self.reason
+            self.run.request_abort(self.reason, self.at)
+        if self.raise_now:
+            self.raise_now = False  # once: the handler that catches it must not be cut short
+            raise Interrupted(self.reason)
 
     def attach(self, run: DrillRun) -> None:
         self.run = run
         if self.reason:  # it came while the run was being set up
-            run.abort_at, run.abort_reason = self.at, self.reason
+            run.request_abort(self.reason, self.at)
 
     def check(self) -> None:
         if self.reason and self.run is None:
             raise Interrupted(self.reason)
+
+    @contextmanager
+    def raising(self):
+        """Within it, a signal raises Interrupted at once: for pure computation, which has
+        nothing to roll back and nothing half-written to leave."""
+        self.raise_now = True
+        try:
+            yield
+        finally:
+            self.raise_now = False
+
+    def since(self, t: float) -> str | None:
+        """Why the drill was told to stop, when a signal came at or after `t`."""
+        return self.reason if self.last is not None and self.last >= t else None
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self.old.items():

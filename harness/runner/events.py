@@ -43,8 +43,9 @@ CATALOGUE: dict[str, Event] = {
     "capacity_step": Event(("rate", "started", "ended", "attempts", "answered", "missed"),
                            "one step of a capacity search, judged"),
     "run_stopping": Event(("reason",), "a normal early end (the capacity search found the knee)"),
-    "run_aborted": Event(("reason", "requested_at", "rolled_back_in", "rollback_errors"),
-                         "an abort rule or a signal: everything rolled back"),
+    "run_aborted": Event(("reason", "requested_at", "rolled_back_in", "rollback_errors", "phase"),
+                         "an abort rule or a signal: everything rolled back (phase: where the "
+                         "drill was when told)"),
     "steady_state_after": Event(("ok", "problems"), "the target's health after the rollback"),
     "probe_records": Event(("probe", "kind", "acks", "lag", "replayed", "surviving", "cdr",
                             "errors"),

@@ -4,13 +4,21 @@ enters the figures), each one's records published as one `probe_records` event; 
 rollback, which servers take writes (`primaries_after`: a split brain shows there)."""
 from __future__ import annotations
 
+import threading
+
 from harness.probes import postgres
 from harness.scenario.model import PostgresProbe
 
 
 class ProbeSet:
-    def __init__(self, specs: list[PostgresProbe], run_id: str):
+    """`interrupt`: set when the drill is told to stop (a signal, an abort rule); every
+    probe session then ends at once, whatever it waits for, and the CDR look-up waits no
+    grace: a server that hangs its commits must not hold a drill that was asked to end."""
+
+    def __init__(self, specs: list[PostgresProbe], run_id: str,
+                 interrupt: threading.Event | None = None):
         self.specs, self.run_id = specs, run_id
+        self.interrupt = interrupt or threading.Event()
         self.running: list[tuple[PostgresProbe, postgres.HeartbeatWriter,
                                  postgres.LagReader | None]] = []
 
@@ -19,7 +27,7 @@ class ProbeSet:
         problems = []
         for spec in self.specs:
             try:
-                postgres.setup(spec.dsn)
+                postgres.setup(spec.dsn, self.interrupt)
             except postgres.psycopg.Error as exc:
                 problems.append(f"probe {spec.id}: cannot write to {spec.dsn!r}: "
                                 f"{str(exc).strip().splitlines()[0]}")
@@ -32,21 +40,21 @@ class ProbeSet:
             lag = postgres.LagReader(spec.standby, self.run_id).start() if spec.standby else None
             self.running.append((spec, writer, lag))
 
-    def stop(self, publish, answered: list[str] = (), hurry=lambda: False) -> None:
+    def stop(self, publish, answered: list[str] = ()) -> None:
         """Stop every probe and publish its records; `answered`: the Call-IDs of the calls
-        the harness saw answered, looked up in the CDR table where the probe has one.
-        `hurry`: true when the drill was stopped; the CDR look-up then waits no grace."""
+        the harness saw answered, looked up in the CDR table where the probe has one."""
+        stop = self.interrupt
         for spec, writer, lag in self.running:
-            acks = writer.stop()
-            samples = lag.stop() if lag else []
+            acks = writer.stop(hurry=stop.is_set())
+            samples = lag.stop(hurry=stop.is_set()) if lag else []
             errors = [f"{t:.3f} {e}" for t, e in writer.errors[-20:]]
             try:
-                kept = sorted(postgres.surviving(spec.dsn, self.run_id))
+                kept = sorted(postgres.surviving(spec.dsn, self.run_id, stop))
             except postgres.psycopg.Error as exc:  # no primary left to ask: RPO unknown
                 kept = None
                 errors.append(f"surviving rows unreadable: {str(exc).strip().splitlines()[0]}")
             try:
-                postgres.cleanup(spec.dsn)  # the scratch table was the probe's only footprint
+                postgres.cleanup(spec.dsn, stop)  # the scratch table was the probe's only footprint
             except postgres.psycopg.Error as exc:
                 errors.append(f"scratch table not dropped: {str(exc).strip().splitlines()[0]} "
                               f"(left behind: table {postgres.TABLE}; remove it with "
@@ -56,7 +64,7 @@ class ProbeSet:
                 try:
                     found = postgres.cdrs_found(spec.dsn, spec.cdr.table, spec.cdr.call_id_column,
                                                 list(answered),
-                                                0.0 if hurry() else spec.cdr.grace)
+                                                0.0 if stop.is_set() else spec.cdr.grace, stop)
                     cdr = {"checked": len(answered),
                            "missing": sorted(set(answered) - found)}
                 except postgres.psycopg.Error as exc:  # unreadable: CDR loss unknown
@@ -75,7 +83,7 @@ class ProbeSet:
         the fault held can show."""
         for spec in self.specs:
             try:
-                rw, error = postgres.primaries(spec.dsn), None
+                rw, error = postgres.primaries(spec.dsn, self.interrupt), None
             except postgres.psycopg.Error as exc:  # a DSN libpq parses but cannot split
                 rw, error = None, str(exc).strip().splitlines()[0]
             publish("primaries_after", probe=spec.id, primaries=rw, error=error)

@@ -19,18 +19,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 from harness.scenario.inventory import EntryPoint, TargetInventory, split_address
 from harness.sip.probe import options_ping
-from harness.sip.uac import HEALTH_CALL_PREFIX, CallOptions, place_call
+from harness.sip.uac import HEALTH_CALL_PREFIX, CallOptions, end_call, start_call
 
 MEDIA_HOLD = 1.0        # seconds of RTP in each test call
 MEDIA_HEARD = 0.8       # share of our packets a far end that reports them must have heard
 MEDIA_BACK = 5          # RTP packets (100 ms at 20 ms) the caller must hear back, of any kind
 
 
-def _signalling(inv: TargetInventory) -> list[str]:
+def _signalling(inv: TargetInventory, stop=lambda: False) -> list[str]:
     problems = []
     parts = [(n.name, n.sip, t) for n in inv.nodes if n.sip for t in n.transports] + \
             [(e.name, e.address, e.transport) for e in inv.entry_points]
     for name, addr, transport in parts:
+        if stop():  # each ping waits up to 0.5 s: a signal is not kept waiting for the rest
+            return [*problems, "not finished: stopped"]
         status = options_ping(split_address(addr), timeout=0.5, transport=transport)
         if status != 200:
             problems.append(f"{name} ({addr}, {transport.upper()}) " +
@@ -38,12 +40,20 @@ def _signalling(inv: TargetInventory) -> list[str]:
     return problems
 
 
-def media_problem(entry: EntryPoint) -> str | None:
-    """One test call with RTP through `entry`; what is wrong with it, or None."""
-    rec = place_call(entry.addr, CallOptions(hold=MEDIA_HOLD, invite_timeout=4.0, bye_timeout=2.0,
-                                             local_ip=entry.caller_ip, transport=entry.transport,
-                                             outbound_proxy=entry.outbound_proxy,
-                                             call_id_prefix=HEALTH_CALL_PREFIX), entry.name)
+def media_problem(entry: EntryPoint, stop=lambda: False) -> str | None:
+    """One test call with RTP through `entry`; what is wrong with it, or None. `stop()`
+    true ends its hold early (the call is still ended with a BYE)."""
+    rec, held = start_call(entry.addr, CallOptions(
+        hold=MEDIA_HOLD, invite_timeout=4.0, bye_timeout=2.0, local_ip=entry.caller_ip,
+        transport=entry.transport, outbound_proxy=entry.outbound_proxy,
+        call_id_prefix=HEALTH_CALL_PREFIX), entry.name)
+    if held is not None:
+        while time.time() < held.end and not stop():
+            time.sleep(min(0.05, max(0.0, held.end - time.time())))
+        if stop():
+            end_call(held)
+            return "not finished: stopped"
+        rec = end_call(held)
     where = f"{entry.name} ({entry.address})"
     if not rec.answered:
         return f"{where}: a test call was not answered ({rec.reason})"
@@ -60,13 +70,13 @@ def media_problem(entry: EntryPoint) -> str | None:
     return None
 
 
-def _media(inv: TargetInventory, carriers: list[str] | None) -> list[str]:
+def _media(inv: TargetInventory, carriers: list[str] | None, stop=lambda: False) -> list[str]:
     entries = [e for e in inv.entry_points if e.transport == "udp" and e.media_check
                and (not carriers or e.name in carriers)]
     if not entries:
         return []
     with ThreadPoolExecutor(len(entries)) as pool:
-        return [p for p in pool.map(media_problem, entries) if p]
+        return [p for p in pool.map(lambda e: media_problem(e, stop), entries) if p]
 
 
 def media_checked(load) -> dict:
@@ -84,9 +94,9 @@ def steady_state(inv: TargetInventory, within: float = 5.0, media: bool = True,
     (a signal came) ends the check with what it found so far."""
     deadline = time.time() + within
     while True:
-        problems = _signalling(inv)
-        if not problems and media:
-            problems = _media(inv, carriers)
+        problems = _signalling(inv, stop)
+        if not problems and media and not stop():
+            problems = _media(inv, carriers, stop)
         if not problems or time.time() >= deadline or stop():
             return not problems, problems
         time.sleep(0.2)

@@ -195,11 +195,12 @@ def test_a_standby_promoted_beside_a_live_primary_is_reported_as_two_primaries(r
     assert probe.primaries(primary.conninfo) is None
 
 
-def test_a_server_whose_commits_hang_for_ever_cannot_hold_the_probes_statements(tmp_path):
-    """A promoted primary that kept `synchronous_standby_names` with no standby left: every
-    COMMIT waits for ever (PostgreSQL's own pg_stat_activity shows it waiting on SyncRep).
-    The probe's cleanup, blocked behind those commits' locks, gives up within its lock
-    timeout and says what it left; the drill is not held."""
+@pytest.fixture
+def stuck():
+    """A server whose every COMMIT waits for ever: it names a synchronous standby that is
+    not there (a promoted primary that kept its old `synchronous_standby_names`), with one
+    probe write already waiting (PostgreSQL's own pg_stat_activity shows it on SyncRep),
+    holding its lock on the probe's table."""
     import threading
 
     import psycopg
@@ -210,24 +211,61 @@ def test_a_server_whose_commits_hang_for_ever_cannot_hold_the_probes_statements(
     solo = Cluster(root, "stuck", free_tcp_port()).initdb(synchronous_standby_names="gone")
     solo.start()
     try:
-        probe.setup(solo.conninfo)  # its own commit waits too: cut short by statement_timeout
-        stuck = psycopg.connect(solo.conninfo)
-        stuck.execute(f"INSERT INTO {probe.TABLE} (run, seq) VALUES ('x', 1)")
-        committing = threading.Thread(target=lambda: _commit_quietly(stuck), daemon=True)
-        committing.start()
-        with psycopg.connect(solo.conninfo, autocommit=True) as look:
-            wait_for(lambda: look.execute("SELECT count(*) FROM pg_stat_activity WHERE "
-                                          "wait_event = 'SyncRep'").fetchone()[0] == 1, 10,
-                     what="a COMMIT waiting for the synchronous standby")
-        t0 = time.time()
-        with pytest.raises(psycopg.Error) as exc:
-            probe.cleanup(solo.conninfo)
-        took = time.time() - t0
-        assert "lock timeout" in str(exc.value)
-        assert probe.LOCK_TIMEOUT_MS / 1000 - 0.5 <= took < probe.LOCK_TIMEOUT_MS / 1000 + 2
-        assert probe.CLEANUP_BY_HAND == f"DROP TABLE IF EXISTS {probe.TABLE};"
+        probe.setup(solo.conninfo)  # its own commit waits too: cut short by the session bound
+        blocked = psycopg.connect(solo.conninfo)
+        blocked.execute(f"INSERT INTO {probe.TABLE} (run, seq) VALUES ('x', 1)")
+        threading.Thread(target=lambda: _commit_quietly(blocked), daemon=True).start()
+        wait_for(lambda: _waiting_on_syncrep(solo) == 1, 10,
+                 what="a COMMIT waiting for the synchronous standby")
+        yield solo
     finally:
         solo.stop()
+
+
+def _waiting_on_syncrep(cluster) -> int:
+    import psycopg
+    with psycopg.connect(cluster.conninfo, autocommit=True) as look:
+        return look.execute("SELECT count(*) FROM pg_stat_activity "
+                            "WHERE wait_event = 'SyncRep'").fetchone()[0]
+
+
+def test_a_server_whose_commits_hang_for_ever_cannot_hold_the_probes_statements(stuck):
+    """The probe's cleanup, blocked behind those commits' locks, gives up within its lock
+    timeout and says what it left; the drill is not held."""
+    import psycopg
+    t0 = time.time()
+    with pytest.raises(psycopg.Error) as exc:
+        probe.cleanup(stuck.conninfo)
+    took = time.time() - t0
+    assert "lock timeout" in str(exc.value)
+    assert probe.LOCK_TIMEOUT_MS / 1000 - 0.5 <= took < probe.LOCK_TIMEOUT_MS / 1000 + 2
+    assert probe.CLEANUP_BY_HAND == f"DROP TABLE IF EXISTS {probe.TABLE};"
+
+
+def test_a_stop_request_cuts_every_probe_wait_on_such_a_server_at_once(stuck):
+    """Told to stop (a signal), a probe does not wait for its bounds: the cleanup behind the
+    hanging commits and a heartbeat write waiting in its own COMMIT both end within a second
+    of the request, far inside the lock timeout (3 s) and the write timeout (set to 30 s)."""
+    import threading
+
+    import psycopg
+    interrupt = threading.Event()
+    threading.Timer(0.3, interrupt.set).start()
+    t0 = time.time()
+    with pytest.raises(psycopg.Error):
+        probe.cleanup(stuck.conninfo, interrupt)
+    assert time.time() - t0 < 0.3 + 1.0
+    with pytest.raises(probe.Stopped):  # asked once stopped: not begun at all
+        probe.surviving(stuck.conninfo, "x", interrupt)
+
+    waiting_before = _waiting_on_syncrep(stuck)
+    writer = probe.HeartbeatWriter(stuck.conninfo, "w", rate=10, write_timeout=30).start()
+    wait_for(lambda: _waiting_on_syncrep(stuck) > waiting_before, 10,
+             what="the writer's COMMIT waiting for the synchronous standby")
+    t0 = time.time()
+    acked = writer.stop(hurry=True)
+    assert time.time() - t0 < 1.0 and acked == []
+    wait_for(lambda: writer.errors, 2, what="the writer's cut write recorded as unacknowledged")
 
 
 def _commit_quietly(conn) -> None:

@@ -221,3 +221,86 @@ def test_a_signal_after_the_load_ends_the_steady_state_check_within_a_second(tmp
     assert run.check_after() is False and time.monotonic() - t0 < 0.1
     last = [e for e in events if e["event"] == "steady_state_after"][-1]
     assert last["ok"] is None and "stopped (received SIGTERM)" in last["problems"][0]
+
+
+def finished_run(tmp_path, stop: StopSignals, signal_mid_run: bool = False) -> DrillRun:
+    """A run folder as `drill run` leaves it before its report: the scenario, events.jsonl."""
+    import yaml
+
+    from harness.runner.engine import open_event_log
+    d = drill([{"id": "a", "at": 0.1, "duration": 0.1}], duration=0.4)
+    (tmp_path / "scenario.yaml").write_text(yaml.safe_dump(
+        {"name": "fake", "duration": 0.4, "load": {"calls_per_second": 1, "hold": "100ms"},
+         "faults": [{"id": "a", "type": "fake.fault", "target": "pbx-1", "at": 0.1,
+                     "duration": 0.1}]}))
+    run, _ = run_of(d, tmp_path)
+    run.log = open_event_log(run)
+    stop.attach(run)
+    on_start = (lambda: os.kill(os.getpid(), signal.SIGTERM)) if signal_mid_run else None
+    run.execute(FakeLoad(on_start=on_start))
+    run.bus.publish("run_finished")
+    run.log.close()
+    return run
+
+
+def test_a_signal_while_the_report_is_written_leaves_the_rest_unwritten_and_says_so(
+        tmp_path, monkeypatch):
+    import json
+
+    from rich.console import Console
+
+    from harness.report import render
+    from harness.runner.drill import write_report
+    real = render.write_calls_csv
+
+    def csv_then_signal(*a, **kw):  # the signal lands while the first file is written
+        real(*a, **kw)
+        os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(render, "write_calls_csv", csv_then_signal)
+    console = Console(record=True, width=200)
+    with StopSignals() as stop:
+        run = finished_run(tmp_path, stop)
+        summary = write_report(run.run_dir, stop, console)
+    assert summary["exit_code"] == 3
+    assert summary["report_stopped"] == {"reason": "received SIGTERM", "not_written": [
+        "junit.xml", "review.md", "report.html", "metrics.prom"]}
+    assert json.loads((tmp_path / "summary.json").read_text())["exit_code"] == 3
+    assert (tmp_path / "calls.csv").exists() and not (tmp_path / "report.html").exists()
+    assert f"drill report {tmp_path}" in console.export_text()
+    # what was left out is written later from the same records, with the drill's own outcome
+    monkeypatch.setattr(render, "write_calls_csv", real)
+    assert render.render_run(tmp_path)["exit_code"] in (0, 1) and (tmp_path / "report.html").exists()
+
+
+def test_a_signal_while_the_figures_are_computed_ends_it_at_once(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from harness.runner import drill as drill_module
+
+    def slow_figures(run_dir):  # a long drill's figures: seconds of pure computation
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            sum(range(1000))
+        raise AssertionError("the signal did not cut the computation short")
+    monkeypatch.setattr(drill_module, "summarize", slow_figures)
+    console = Console(record=True, width=200)
+    with StopSignals() as stop:
+        run = finished_run(tmp_path, stop)
+        t0 = time.monotonic()
+        summary = drill_module.write_report(run.run_dir, stop, console)
+        took = time.monotonic() - t0
+    assert summary == {"exit_code": 3} and took < 1.0
+    assert not (tmp_path / "summary.json").exists()
+    assert "no report written" in console.export_text()
+
+
+def test_a_signal_during_the_drill_does_not_stop_its_report(tmp_path):
+    from rich.console import Console
+
+    from harness.runner.drill import write_report
+    with StopSignals() as stop:
+        run = finished_run(tmp_path, stop, signal_mid_run=True)
+        summary = write_report(run.run_dir, stop, Console(record=True))
+    assert summary["run"]["aborted"] and summary["exit_code"] == 3
+    assert "report_stopped" not in summary and (tmp_path / "report.html").exists()
