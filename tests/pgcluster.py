@@ -43,15 +43,16 @@ class Cluster:
                        fsync="off", **settings)
         return self
 
-    def basebackup(self, from_port: int) -> "Cluster":
+    def basebackup(self, from_port: int, keeps_sync: bool = False) -> "Cluster":
         """A standby streaming from whatever listens at `from_port` (the primary, or a proxy
-        in front of it: the replication link)."""
+        in front of it: the replication link). `keeps_sync`: the misconfiguration that keeps
+        the primary's synchronous setting, so once promoted every COMMIT waits for ever."""
         as_postgres(str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(from_port),
                     "-U", "postgres", "-D", str(self.dir), "-R", "-X", "stream")
         # once promoted it has no standby of its own: a synchronous setting copied from the
         # primary would make every commit wait forever (site B's own DR configuration)
         self.configure(hot_standby="on", wal_retrieve_retry_interval="200ms",
-                       synchronous_standby_names="")
+                       **({} if keeps_sync else {"synchronous_standby_names": ""}))
         return self
 
     def configure(self, **settings) -> None:
@@ -119,7 +120,7 @@ class Pair:
     proxies of their own: `replication` carries the WAL stream, `site-a` the clients' way to
     the primary, so either can be cut with the harness's `toxiproxy.down`."""
 
-    def __init__(self, sync: bool):
+    def __init__(self, sync: bool, standby_keeps_sync: bool = False):
         from harness.ops.toxiproxy_api import client
         from tests.conftest import free_tcp_port, need, wait_for
         if not (PG_BIN / "postgres").exists():
@@ -142,7 +143,7 @@ class Pair:
             created = client(self.api).create(upstream=f"127.0.0.1:{self.primary.port}", name=name,
                                               listen="127.0.0.1:0")
             self.ports[name] = int(created.listen.rsplit(":", 1)[1])
-        self.standby.basebackup(self.ports["replication"]).start()
+        self.standby.basebackup(self.ports["replication"], standby_keeps_sync).start()
 
     def link(self, name: str):
         from harness.scenario.inventory import Link, ToxiproxyRef

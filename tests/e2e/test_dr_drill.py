@@ -16,13 +16,14 @@ after the rollback both servers take writes, and the drill names the split brain
 import json
 import threading
 import time
+from pathlib import Path
 
 import yaml
 
 from harness.lab import sandbox
 from harness.ops.toxiproxy_api import proxy as toxiproxy_proxy
 from harness.probes import postgres as probe
-from tests.conftest import run_scenario
+from tests.conftest import last_run, run_scenario
 from tests.pgcluster import Pair
 
 
@@ -109,3 +110,95 @@ def test_site_loss_after_a_replication_cut_loses_exactly_the_writes_since(isolat
     assert f"{answered} of {answered}" in review and "Answered calls without a CDR" in review
     assert "Disaster recovery" in (run / "report.html").read_text()
     assert not leftover, "the probe's scratch table is still on the surviving primary"
+
+
+def _probe_drop_waiting(cluster) -> bool:
+    """PostgreSQL's own view: the probe's cleanup (DROP TABLE) waits on a lock there."""
+    import psycopg
+    try:
+        with psycopg.connect(cluster.conninfo, autocommit=True) as look:
+            return look.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE %s", (f"DROP TABLE IF EXISTS {probe.TABLE}%",)).fetchone()[0] > 0
+    except psycopg.Error:
+        return False
+
+
+def test_a_promoted_standby_that_hangs_every_commit_reads_never_and_sigterm_ends_the_drill(
+        isolated, tmp_path, monkeypatch):
+    """Synchronous replication, site A cut off, the standby promoted, but it kept the
+    primary's `synchronous_standby_names` (a common misconfiguration): every COMMIT on the
+    new primary waits for a standby it no longer has. Known cause: no write can come back,
+    so writes back reads "never" and `rto` fails; after the load, the probe's cleanup waits
+    behind those commits' locks (seen in the server's own pg_stat_activity), and a SIGTERM
+    sent then ends the drill within a second of it: exit 3, the report written, what the
+    probe left named, nothing left in the journal."""
+    import signal
+    import subprocess
+    import sys
+
+    from harness.runner.journal import Journal
+    from tests.conftest import wait_for
+    monkeypatch.setenv("HOTLINE_DRILL_RERUN_INCONCLUSIVE", "0")
+    pair = Pair(sync=True, standby_keeps_sync=True)
+    stop = threading.Event()
+    proc = None
+    try:
+        inv = sandbox.up().model_dump(exclude_none=True)
+        inv["links"] = [pair.link("site-a").model_dump(exclude_none=True)]
+        inv["allowlist"] = [*inv["allowlist"], "site-a"]
+        (tmp_path / "dr-inventory.yaml").write_text(yaml.safe_dump(inv))
+        watcher = threading.Thread(target=promote_when_site_a_goes_down, args=(pair, stop))
+        watcher.start()
+        scenario = {
+            "name": "dr-promoted-standby-hangs-commits",
+            "target": str(tmp_path / "dr-inventory.yaml"),
+            "duration": "8s",
+            "load": {"calls_per_second": 4, "hold": "1s", "rtp_share": "0%"},
+            "probes": [{"type": "postgres", "id": "orders-db",
+                        "dsn": pair.multi_host(via_site_link=True),
+                        "standby": pair.standby.conninfo}],
+            "faults": [{"id": "site-a-down", "type": "toxiproxy.down", "target": "site-a",
+                        "at": "3s"}],
+            "sla": {"rto": "30s", "traffic_shift": None, "failover_time": None},
+        }
+        path = tmp_path / "scenario.yaml"
+        path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+        out = tmp_path / "out"
+        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(path), "-o",
+                                 str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        wait_for(lambda: _probe_drop_waiting(pair.standby), 40, every=0.02,
+                 what="the probe's cleanup waiting behind the hanging commits")
+        signalled = time.time()
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+        exited = time.time()
+    finally:
+        stop.set()
+        if proc and proc.poll() is None:
+            proc.kill()
+        pair.close()
+        sandbox.down()
+    assert proc.returncode == 3, output[-3000:]
+    run = last_run(out)
+    summary = json.loads((run / "summary.json").read_text())
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    (aborted,) = [e for e in events if e["event"] == "run_aborted"]
+    assert aborted["phase"] == "the data probes after the load" and "SIGTERM" in aborted["reason"]
+    assert abs(aborted["requested_at"] - signalled) < 0.1
+    assert aborted["rolled_back_in"] < 1.0, aborted  # the cleanup's lock wait (3 s) cut short
+    (records,) = [e for e in events if e["event"] == "probe_records"]
+    assert any("scratch table not dropped" in e and "remove it with" in e
+               for e in records["errors"]), records["errors"]
+    (dr,) = summary["dr"]
+    assert dr["rto_writes"]["seconds"] is None  # writes never came back on another primary
+    verdicts = {v["target"]: v for v in summary["verdicts"]}
+    assert not verdicts["rto"]["passed"]
+    (row,) = [r for r in (run / "review.md").read_text().splitlines()
+              if r.startswith("| orders-db (postgres) |")]
+    assert "| never |" in row and (run / "report.html").exists()
+    assert "writes never came back" in output
+    assert Journal(Path(isolated["HOTLINE_DRILL_STATE"]) / "journal.jsonl").open_faults() == []
+    print(f"SIGTERM to exit {exited - signalled:.2f} s; the wait it cut ended "
+          f"{aborted['rolled_back_in']:.2f} s after the signal")
