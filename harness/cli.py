@@ -496,10 +496,21 @@ def lab_up(docker: bool = DOCKER_OPT,
                                                  "for the standby to apply each commit "
                                                  "(remote_apply) instead of streaming async"),
            advert: int = typer.Option(1, min=1, max=10, help="two-site lab: keepalived's "
-                                      "advert interval in seconds (the VIP moves after 3)")):
+                                      "advert interval in seconds (the VIP moves after 3)"),
+           flaw: list[str] = typer.Option([], "--flaw", metavar="NAME", help="container lab: start its SBC with a "
+                                          "known misconfiguration, to rehearse what a drill must "
+                                          "catch (repeatable): health-check-flaps (keepalives "
+                                          "count their own timeout as a reply), no-failover "
+                                          "(a call to a dead node fails, not retried); "
+                                          "`drill lab up --docker` without it restores the "
+                                          "correct configuration")):
     """Start the practice hotline: the sandbox (local processes) or, with --docker, the container
     lab (one site, or two with --sites 2)."""
     dr = _dr_lab(docker, sites)
+    if flaw and (dr is not None or not docker):
+        err.print("[red]error:[/red] --flaw is for the one-site container lab (`drill lab up "
+                  "--docker --flaw NAME`); the sandbox has --no-health-check")
+        raise typer.Exit(EXIT_INPUT)
     if dr is not None:
         console.print("building images if needed and starting the two-site lab ...")
         dr.up(dr.DrLabConfig(sync=sync_replication, advert=advert))
@@ -508,8 +519,15 @@ def lab_up(docker: bool = DOCKER_OPT,
         return
     if docker:
         from harness.lab import containers
+        unknown = sorted(set(flaw) - set(containers.FLAWS))
+        if unknown:
+            err.print(f"[red]error:[/red] --flaw {', '.join(unknown)}: not a lab flaw; known: "
+                      + ", ".join(containers.FLAWS))
+            raise typer.Exit(EXIT_INPUT)
         console.print("building images if needed and starting the container lab ...")
-        containers.up()
+        containers.up(containers.LabConfig(flaws=tuple(flaw)))
+        for name in flaw:
+            console.print(f"[yellow]flaw {name}[/yellow]: {containers.FLAWS[name]}")
         lab_status(docker=True)
         console.print(f"target inventory: {containers.inventory_path()} (scenarios say `target: lab`)")
         return

@@ -142,7 +142,10 @@ class _NetFault(Injector):
 
     @property
     def where(self) -> str:
-        spaces = self.namespaces
+        try:
+            spaces = self.namespaces
+        except (FaultError, OpsError):  # planned while the target is down (a dry run)
+            return "netns of its containers (none running now)"
         if spaces == [None]:
             return "netns (host)"
         return "netns " + ", ".join(spaces)

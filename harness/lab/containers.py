@@ -42,6 +42,17 @@ from harness.scenario.yamlload import InputError
 from harness.sip.probe import wait_until_answers
 
 LABEL = "hotline-drill.lab"
+FLAWS_LABEL = "hotline-drill.flaws"  # on the SBC container: the flaws its configuration has
+# Misconfigurations the lab can be brought up with (`drill lab up --docker --flaw NAME`), each a
+# real one seen on staging hotlines, to rehearse what a drill must catch. Each is a
+# preprocessor define in lab/kamailio/kamailio.cfg (FLAW_ + the name in capitals, - as _).
+FLAWS = {
+    "health-check-flaps": "Kamailio's keepalives count their own timeout (a 408 it makes "
+                          "itself) as a reply: a dead PBX node is marked up again by the next "
+                          "keepalive, so new calls keep being tried on it",
+    "no-failover": "Kamailio has no failover: a call sent to a PBX node that does not answer "
+                   "fails (408 to the caller) instead of being tried on the next node",
+}
 LAB_DIR = Path(__file__).resolve().parents[2] / "lab"
 IMAGES = ("hotline-drill/kamailio", "hotline-drill/pbx", "hotline-drill/rtpengine",
           "hotline-drill/postgres")
@@ -54,6 +65,7 @@ class LabConfig:
     carriers_block: str = "127.20.0"
     pbx_nodes: int = 2
     network: str = "hotline-drill-lab"
+    flaws: tuple[str, ...] = ()  # names from FLAWS
 
     @property
     def folder(self) -> Path:
@@ -156,6 +168,43 @@ def inventory(cfg: LabConfig | None = None) -> dict:
     return {"name": "lab", "entry_points": entries, "nodes": nodes, "allowlist": names}
 
 
+def kamailio_cfg(cfg: LabConfig) -> str:
+    """The SBC's configuration: lab/kamailio/kamailio.cfg with rtpengine's address, and a
+    define for each flaw asked for."""
+    unknown = sorted(set(cfg.flaws) - set(FLAWS))
+    if unknown:
+        raise SetupError(f"unknown lab flaw(s) {', '.join(unknown)}; known: {', '.join(FLAWS)}")
+    first, rest = (LAB_DIR / "kamailio" / "kamailio.cfg").read_text().split("\n", 1)
+    defines = "".join(f"#!define FLAW_{name.upper().replace('-', '_')}\n"
+                      for name in sorted(cfg.flaws))
+    return f"{first}\n{defines}{rest}".replace("RTPENGINE_NG", f"{cfg.ip(3)}:{NG_PORT}")
+
+
+def flaws_running() -> list[str]:
+    """The flaws the running SBC was configured with (none when it is not running)."""
+    boxes = client().containers.list(filters={"label": LABEL, "name": "^/hd-lab-sbc$"})
+    return [f for f in (boxes[0].labels.get(FLAWS_LABEL, "") if boxes else "").split(",") if f]
+
+
+def kamailio_log(since: float) -> list[tuple[float, str]]:
+    """Kamailio's own log lines since `since` (epoch s), each with the engine's time stamp."""
+    import datetime as dt
+    res = subprocess.run(["docker", "logs", "--timestamps", "--since", f"{since:.3f}", "hd-lab-sbc"],
+                         capture_output=True, text=True, timeout=30)
+    if res.returncode != 0:
+        raise RuntimeError(f"docker logs hd-lab-sbc failed: {res.stderr.strip()}")
+    out = []
+    for line in (res.stdout + res.stderr).splitlines():
+        stamp, _, text = line.partition(" ")
+        try:  # RFC 3339 with nanoseconds: keep microseconds for fromisoformat
+            head, frac = stamp.rstrip("Z").split(".")
+            at = dt.datetime.fromisoformat(f"{head}.{frac[:6]}+00:00").timestamp()
+        except ValueError:
+            continue
+        out.append((at, text))
+    return sorted(out)
+
+
 def inventory_path(cfg: LabConfig | None = None) -> Path:
     return (cfg or LabConfig()).folder / "inventory.yaml"
 
@@ -181,13 +230,16 @@ def up(cfg: LabConfig | None = None) -> TargetInventory:
     wait_rtpengine(cfg)
     conf = cfg.folder / "kamailio"
     conf.mkdir(exist_ok=True)
-    (conf / "kamailio.cfg").write_text((LAB_DIR / "kamailio" / "kamailio.cfg").read_text()
-                                       .replace("RTPENGINE_NG", f"{cfg.ip(3)}:{NG_PORT}"))
+    (conf / "kamailio.cfg").write_text(kamailio_cfg(cfg))
     (conf / "dispatcher.list").write_text("".join(
         f"1 sip:{cfg.ip(10 + i)}:5060\n" for i in range(1, cfg.pbx_nodes + 1)))
+    flaws = ",".join(sorted(cfg.flaws))
+    if "hd-lab-sbc" in running and c.containers.get("hd-lab-sbc").labels.get(FLAWS_LABEL, "") != flaws:
+        running.discard("hd-lab-sbc")  # configured otherwise: started anew (run_container removes it)
     if "hd-lab-sbc" not in running:
-        _run(cfg, "hd-lab-sbc", "hotline-drill/kamailio", cfg.ip(2),
-             {str(conf): {"bind": "/etc/kamailio-lab", "mode": "ro"}})
+        run_container("hd-lab-sbc", "hotline-drill/kamailio", {cfg.network: cfg.ip(2)},
+                      {str(conf): {"bind": "/etc/kamailio-lab", "mode": "ro"}},
+                      labels={LABEL: "1", FLAWS_LABEL: flaws})
     inv = inventory(cfg)
     for e in inv["entry_points"]:
         if "toxiproxy" in e:
@@ -256,6 +308,8 @@ def status(cfg: LabConfig | None = None) -> dict[str, str]:
         c = client()
         for box in c.containers.list(all=True, filters={"label": LABEL}):
             out[box.name] = box.status
+            if box.labels.get(FLAWS_LABEL):
+                out[box.name] += f" (flaws: {box.labels[FLAWS_LABEL]})"
     except Exception as exc:  # no engine
         out["docker"] = f"unreachable: {exc}"
     for name, pidfile in [(e["name"], e["process"]["pidfile"]) for e in inventory(cfg)["entry_points"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from harness.faults.base import Injector, load_families, lookup
+from harness.faults.base import FaultError, Injector, load_families, lookup
 from harness.ops.plugins import PluginError
 from harness.runner.targets import Target, target_named
 from harness.scenario.inventory import InventoryEntry, TargetInventory, handles
@@ -126,8 +126,16 @@ def _check_fault(i: int, spec: FaultSpec, scenario: Scenario, inv: TargetInvento
     if end > scenario.duration:
         problems.append(f"{where('duration')}: faults.{i}.duration: the fault would end at "
                         f"{end:g}s, after the drill ({scenario.duration:g}s)")
-    return PlannedFault(spec, spec.id or f"{spec.type}@{spec.target}#{i + 1}", injector, params,
-                        target)
+    planned = PlannedFault(spec, spec.id or f"{spec.type}@{spec.target}#{i + 1}", injector,
+                           params, target)
+    try:  # what it acts on, said now: a target without it (a link with no proxy) is refused
+        planned.build().describe()
+    except FaultError as exc:
+        problems.append(f"{where('target')}: faults.{i}.target: {spec.type} cannot act on "
+                        f"'{spec.target}': {exc} (hint: pick a target that has it, or another "
+                        "fault type; README \"Fault injectors\")")
+        return None
+    return planned
 
 
 def load_drill(path: Path | str, target_override: str | None = None) -> Drill:

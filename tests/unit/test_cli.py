@@ -78,6 +78,33 @@ def test_lab_scenarios_validate_and_dry_run_with_no_lab_up(tmp_path, monkeypatch
     assert "not judged" in out and "failover_time" in out.split("not judged")[1]
 
 
+def test_every_shipped_scenario_dry_runs_with_nothing_up(tmp_path, monkeypatch):
+    """A plan needs no live target, whatever its faults: a net.cut on a node that names its
+    containers by a `docker:` selector says where its rules will go."""
+    import shutil
+
+    from harness.lab import containers
+    monkeypatch.setenv("HOTLINE_DRILL_STATE", str(tmp_path / "state"))
+    # the lab is defined with its TCP trunk through Toxiproxy where the server is installed
+    # (as CI has it): planned as such here, wherever the test runs
+    which = shutil.which
+    monkeypatch.setattr(containers.shutil, "which", lambda name: "/usr/bin/toxiproxy-server"
+                        if name == "toxiproxy-server" else which(name))
+    shipped = sorted((Path(__file__).resolve().parents[2] / "scenarios").glob("*.yaml"))
+    assert len(shipped) > 20
+    for scenario in shipped:
+        res = CliRunner().invoke(app, ["run", "--dry-run", str(scenario)])
+        assert res.exit_code == 0, (scenario.name, res.output)
+    out = " ".join(CliRunner().invoke(app, ["run", "--dry-run", "scenarios/lab-pbx-media-dead.yaml"])
+                   .output.split())
+    assert "iptables DROP of all with 172.30.99.3 in netns of its containers" in out
+    # a fault whose target lacks what it acts on is refused on its line, not a crash
+    monkeypatch.setattr(containers.shutil, "which", lambda name: None)
+    res = CliRunner().invoke(app, ["validate", "scenarios/lab-tcp-trunk-latency.yaml"])
+    assert res.exit_code == 2 and "toxiproxy.latency cannot act on 'carrier-c'" in res.output \
+        and "has no `toxiproxy:`" in res.output, res.output
+
+
 def test_a_lab_scenario_is_not_run_while_the_lab_is_down(tmp_path, monkeypatch):
     scenario = Path(__file__).resolve().parents[2] / "scenarios" / "lab-pbx-kill.yaml"
     res = drill_run(scenario, tmp_path)
