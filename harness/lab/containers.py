@@ -343,13 +343,14 @@ def rtpengine_managed(cfg: LabConfig | None = None) -> int:
                .get("managedsessions", 0))
 
 
-def kamailio_answered() -> dict[str, int]:
-    """Kamailio's own count of answered calls per PBX address (its `answered` htable)."""
+def kamailio_answered_calls() -> dict[str, str]:
+    """Kamailio's own record of the answered calls: Call-ID -> the PBX address whose 200 it
+    relayed (its `answered` htable), the steady-state check's test calls left out."""
     res = subprocess.run(["docker", "exec", "hd-lab-sbc", "kamcmd", "htable.dump", "answered"],
                          capture_output=True, text=True, timeout=30)
     if res.returncode != 0:
         raise RuntimeError(f"kamcmd htable.dump failed: {res.stderr.strip()}")
-    counts: dict[str, int] = {}
+    calls: dict[str, str] = {}
     name = ""
     for line in res.stdout.splitlines():
         line = line.strip()
@@ -357,8 +358,15 @@ def kamailio_answered() -> dict[str, int]:
             name = line.split(":", 1)[1].strip()
         elif line.startswith("value:") and not name.startswith(HEALTH_CALL_PREFIX):
             # the steady-state check's own test calls are not the drill's
-            addr = line.split(":", 1)[1].strip()
-            counts[addr] = counts.get(addr, 0) + 1
+            calls[name] = line.split(":", 1)[1].strip()
+    return calls
+
+
+def kamailio_answered() -> dict[str, int]:
+    """Kamailio's own count of answered calls per PBX address."""
+    counts: dict[str, int] = {}
+    for addr in kamailio_answered_calls().values():
+        counts[addr] = counts.get(addr, 0) + 1
     return counts
 
 

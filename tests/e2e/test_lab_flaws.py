@@ -1,0 +1,148 @@
+"""Drills against the container lab with known flaws, each judged against the real component's
+own account: Kamailio's log of every call it retried or failed, its record of which PBX
+answered each call, SIPp's own call counts (through the truth check).
+
+- pbx-2's media path cut while its signalling lives (`lab-pbx-media-dead`, a fault on a
+  correct lab): dead air fails and names pbx-2; the silent calls are exactly the calls
+  Kamailio says pbx-2 answered while the cut held.
+- `--flaw health-check-flaps`: keepalives count their own timeout as a reply, so the killed
+  node is marked up again after every failover; traffic never shifts (exit 1), and Kamailio's
+  own log shows it retrying calls first sent to the dead node up to the fault's last seconds.
+- `--flaw health-check-flaps --flaw no-failover`: the dead node is never marked down and its
+  calls are not retried: a half outage for the whole fault; the failed calls are exactly
+  the ones Kamailio logged as failed.
+"""
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.lab import containers
+from harness.metrics.voice import MEDIA_GAP, silences
+from harness.report.calls_csv import read_calls_csv
+from harness.scenario.load import read_inventory
+from tests.conftest import last_run
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+NODE_LOSS = Path(__file__).parent / "scenarios" / "lab-flaw-node-loss.yaml"
+DRILL = [sys.executable, "-m", "harness.cli"]
+LOGGED = re.compile(r"(failover|failed): sip:(\S+) did not answer (\S+) \((\d+)\)")
+
+
+@pytest.fixture(scope="module")
+def lab_state(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOTLINE_DRILL_STATE", str(tmp_path_factory.mktemp("flawstate")))
+        yield
+        containers.down()
+
+
+def lab_up(*flaws: str):
+    """`drill lab up --docker [--flaw NAME]...`, as a user brings the lab up; its inventory."""
+    argv = DRILL + ["lab", "up", "--docker"] + [a for f in flaws for a in ("--flaw", f)]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    if res.returncode != 0:  # never skip: no engine or images is a broken set-up
+        containers.down()
+        pytest.fail(f"the container lab did not come up: {res.stdout[-2000:]}{res.stderr[-2000:]}")
+    assert sorted(containers.flaws_running()) == sorted(flaws)
+    return read_inventory(containers.inventory_path())
+
+
+def run(scenario: Path, out: Path) -> tuple[int, dict, list, list]:
+    """The drill, run as a user does (a run the generator could not keep to its schedule is
+    run again, Kamailio's counters reset before each), with Kamailio's log of that run:
+    (exit code, summary, calls, [(time, failover|failed, PBX, Call-ID)])."""
+    for _ in range(3):
+        containers.kamailio_reset()
+        began = time.time()
+        res = subprocess.run(DRILL + ["run", str(scenario), "-o", str(out)], capture_output=True,
+                             text=True, timeout=300)
+        if res.returncode != 4:
+            break
+    assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
+    folder = last_run(out)
+    summary = json.loads((folder / "summary.json").read_text())
+    logged = [(at, *m.groups()[:3]) for at, line in containers.kamailio_log(began - 1)
+              if (m := LOGGED.search(line))]
+    return res.returncode, summary, read_calls_csv(folder / "calls.csv"), logged
+
+
+def test_a_pbx_that_answers_in_silence_fails_dead_air_naming_it(lab_state, tmp_path):
+    inv = lab_up()
+    code, summary, calls, _ = run(SCENARIOS / "lab-pbx-media-dead.yaml", tmp_path)
+    assert containers.truth_check(calls, inv) == []  # who answered: Kamailio's count, exactly
+    assert code == 1
+    verdicts = {v["target"]: v for v in summary["verdicts"]}
+    dead = verdicts["dead_air"]
+    assert not dead["passed"] and "pbx-2:" in dead["detail"] and "pbx-1:" not in dead["detail"]
+    (f,) = summary["faults"]
+    answered_by = containers.kamailio_answered_calls()
+    pbx = {n.sip: n.name for n in inv.nodes if n.sip}
+    gap = MEDIA_GAP  # the scenario keeps the default
+
+    def silent_for(c) -> float:  # how long the cut held while the call was up
+        return min(c.planned_end, f["undo_started"]) - max(c.answered_at, f["started_at"])
+
+    media = [c for c in calls if c.outcome == "completed" and c.media]
+    by_kamailio = {c.call_id: pbx[answered_by[c.call_id]] for c in media}
+    assert {by_kamailio[c.call_id] for c in media} == {"pbx-1", "pbx-2"}
+    for c in media:
+        is_dead = silences(c, gap)[0]
+        if by_kamailio[c.call_id] == "pbx-1" or silent_for(c) < gap - 0.1:
+            assert not is_dead, (c.call_id, by_kamailio[c.call_id], silent_for(c))
+        elif silent_for(c) > gap + 0.1:  # pbx-2 answered it, and the cut outlasted the gap
+            assert is_dead, (c.call_id, silent_for(c))
+    wholly = [c for c in media if by_kamailio[c.call_id] == "pbx-2"
+              and c.answered_at > f["started_at"] and c.planned_end < f["undo_started"]]
+    assert len(wholly) >= 5 and all(c.rtp_received == 0 for c in wholly)
+
+
+def test_a_health_check_that_flaps_never_shifts_traffic(lab_state, tmp_path):
+    inv = lab_up("health-check-flaps")
+    code, summary, calls, logged = run(NODE_LOSS, tmp_path)
+    assert containers.truth_check(calls, inv) == []
+    (f,) = summary["faults"]
+    start, end = f["started_at"], f["undo_started"]
+    dead = inv.find("pbx-1").sip
+    in_fault = {c.call_id: c for c in calls if start <= c.started_at < end}
+    retried = [(at, cid) for at, kind, pbx, cid in logged
+               if kind == "failover" and pbx == dead and cid in in_fault]
+    # Kamailio's own account: it kept sending new calls to the dead node, to the very end
+    assert len(retried) >= 5, logged
+    assert retried[-1][0] > end - 4.0, (retried[-1], end)
+    # every call Kamailio retried is one the fault touched: its set-up far beyond the
+    # pre-fault calls' (the 1 s failover timer), and never counted a good shift
+    limit = f["shift"]["slow_limit"]
+    assert all(in_fault[cid].pdd > limit for _, cid in retried), limit
+    assert f["shift"]["never"] and f["traffic_shift"] is None, f["shift"]
+    assert f["shift"]["touched"] >= len(retried) - f["shift"]["strays"]
+    verdicts = {v["target"]: v for v in summary["verdicts"]}
+    assert not verdicts["traffic_shift"]["passed"] and "never" in verdicts["traffic_shift"]["detail"]
+    assert code == 1
+
+
+def test_no_failover_behind_a_check_that_never_marks_down_is_a_half_outage(lab_state, tmp_path):
+    inv = lab_up("health-check-flaps", "no-failover")
+    code, summary, calls, logged = run(NODE_LOSS, tmp_path)
+    assert containers.truth_check(calls, inv) == []
+    (f,) = summary["faults"]
+    start, end = f["started_at"], f["undo_started"]
+    dead = inv.find("pbx-1").sip
+    timeout = summary["scenario"]["load"]["invite_timeout"]
+    # calls whose INVITE was wholly inside the fault (a later one may reach pbx-1 restarted)
+    inside = {c.call_id: c for c in calls if start + 0.5 < c.started_at < end - timeout}
+    failed = {cid for cid, c in inside.items() if not c.answered}
+    by_kamailio = {cid for _, kind, pbx, cid in logged if kind == "failed" and pbx == dead
+                   and cid in inside}
+    assert failed == by_kamailio and len(failed) > 50, (len(failed), len(by_kamailio))
+    assert 0.4 <= len(failed) / len(inside) <= 0.6  # round robin over two nodes, one dead
+    assert not [c for c in inside.values() if c.answered and c.node == "pbx-1"]
+    assert f["outage"]["length"] < 1.0  # pbx-2 answered all along: half an outage, not one
+    assert f["shift"]["never"] and f["failover_time"] is None, (f["shift"], f["recovery"])
+    verdicts = {v["target"]: v for v in summary["verdicts"]}
+    assert not verdicts["answer_rate"]["passed"] and not verdicts["traffic_shift"]["passed"]
+    assert code == 1
