@@ -35,35 +35,44 @@ def promote_when_site_a_goes_down(pair: Pair, stop: threading.Event) -> None:
         time.sleep(0.05)
 
 
+def sandbox_with_links(pair: Pair, folder: Path, *links: str) -> Path:
+    """The sandbox's inventory with the pair's links added (and allowlisted), written to a file."""
+    inv = sandbox.up().model_dump(exclude_none=True)
+    inv["links"] = [pair.link(name).model_dump(exclude_none=True) for name in links]
+    inv["allowlist"] = [*inv["allowlist"], *links]
+    path = folder / "dr-inventory.yaml"
+    path.write_text(yaml.safe_dump(inv))
+    return path
+
+
+def orders_db(pair: Pair, **more) -> dict:
+    """The data probe: writes through site A's link as clients fail over, lag read on B."""
+    return {"type": "postgres", "id": "orders-db", "dsn": pair.multi_host(via_site_link=True),
+            "standby": pair.standby.conninfo, **more}
+
+
 def test_site_loss_after_a_replication_cut_loses_exactly_the_writes_since(isolated, tmp_path,
                                                                          monkeypatch):
     monkeypatch.setenv("HOTLINE_DRILL_RERUN_INCONCLUSIVE", "0")  # a DR drill runs once
     pair = Pair(sync=False)
     stop = threading.Event()
     try:
-        inv = sandbox.up().model_dump(exclude_none=True)
-        inv["links"] = [pair.link("replication").model_dump(exclude_none=True),
-                        pair.link("site-a").model_dump(exclude_none=True)]
-        inv["allowlist"] = [*inv["allowlist"], "replication", "site-a"]
+        inventory = sandbox_with_links(pair, tmp_path, "replication", "site-a")
         import psycopg
         with psycopg.connect(pair.primary.conninfo, autocommit=True) as conn:
             # the CDR table, empty: nothing in this practice hotline writes CDRs (the lab's
             # Kamailio acc would), so the known cause is "every answered call's CDR is missing"
             conn.execute("CREATE TABLE hd_cdr (callid text NOT NULL)")
         pair.standby.wait_replayed("SELECT 1 FROM pg_tables WHERE tablename = 'hd_cdr'")
-        (tmp_path / "dr-inventory.yaml").write_text(yaml.safe_dump(inv))
         watcher = threading.Thread(target=promote_when_site_a_goes_down, args=(pair, stop))
         watcher.start()
         scenario = {
             "name": "dr-site-loss-after-cut",
             "description": "Replication cut, then site A's network lost; the standby promoted.",
-            "target": str(tmp_path / "dr-inventory.yaml"),
+            "target": str(inventory),
             "duration": "12s",
             "load": {"calls_per_second": 4, "hold": "2s", "rtp_share": "0%"},
-            "probes": [{"type": "postgres", "id": "orders-db",
-                        "dsn": pair.multi_host(via_site_link=True),
-                        "standby": pair.standby.conninfo,
-                        "cdr": {"table": "hd_cdr", "grace": "0s"}}],
+            "probes": [orders_db(pair, cdr={"table": "hd_cdr", "grace": "0s"})],
             "faults": [{"id": "cut-replication", "type": "toxiproxy.down", "target": "replication",
                         "at": "3s"},
                        {"id": "site-a-down", "type": "toxiproxy.down", "target": "site-a",
@@ -144,20 +153,15 @@ def test_a_promoted_standby_that_hangs_every_commit_reads_never_and_sigterm_ends
     stop = threading.Event()
     proc = None
     try:
-        inv = sandbox.up().model_dump(exclude_none=True)
-        inv["links"] = [pair.link("site-a").model_dump(exclude_none=True)]
-        inv["allowlist"] = [*inv["allowlist"], "site-a"]
-        (tmp_path / "dr-inventory.yaml").write_text(yaml.safe_dump(inv))
+        inventory = sandbox_with_links(pair, tmp_path, "site-a")
         watcher = threading.Thread(target=promote_when_site_a_goes_down, args=(pair, stop))
         watcher.start()
         scenario = {
             "name": "dr-promoted-standby-hangs-commits",
-            "target": str(tmp_path / "dr-inventory.yaml"),
+            "target": str(inventory),
             "duration": "8s",
             "load": {"calls_per_second": 4, "hold": "1s", "rtp_share": "0%"},
-            "probes": [{"type": "postgres", "id": "orders-db",
-                        "dsn": pair.multi_host(via_site_link=True),
-                        "standby": pair.standby.conninfo}],
+            "probes": [orders_db(pair)],
             "faults": [{"id": "site-a-down", "type": "toxiproxy.down", "target": "site-a",
                         "at": "3s"}],
             "sla": {"rto": "30s", "traffic_shift": None, "failover_time": None},
