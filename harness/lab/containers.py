@@ -428,7 +428,7 @@ class LabTarget:
         return [f"{self.what} is not up: planned from its definition; "
                 f"`{self.up_command}` before the run"]
 
-    def running(self, options, log):
+    def running(self, options, log, stop=lambda: False):
         if not self.path().exists():
             raise SetupError(f"target '{self.name}': {self.what} is not up; nothing injected "
                              f"(hint: run `{self.up_command}` first)")

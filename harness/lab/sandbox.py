@@ -136,8 +136,10 @@ def status(cfg: SandboxConfig | None = None) -> dict[str, int | None]:
     return out
 
 
-def up(cfg: SandboxConfig | None = None, wait: float = 10.0) -> TargetInventory:
-    """Start whatever part of the sandbox is not running and wait until all answer SIP."""
+def up(cfg: SandboxConfig | None = None, wait: float = 10.0,
+       stop: Callable[[], bool] = lambda: False) -> TargetInventory:
+    """Start whatever part of the sandbox is not running and wait until all answer SIP;
+    `stop()` true (a signal) ends the wait: what started is left for `down` to stop."""
     cfg = cfg or SandboxConfig()
     cfg.folder.mkdir(parents=True, exist_ok=True)
     private_token(cfg.folder / RELAY_TOKEN)  # the relays' control channels ask for it
@@ -153,7 +155,10 @@ def up(cfg: SandboxConfig | None = None, wait: float = 10.0) -> TargetInventory:
     for part in _parts(inv):
         addr = getattr(part, "sip", None) or part.address
         host, _, port = addr.rpartition(":")
-        if not wait_until_answers((host, int(port)), wait):
+        answers = wait_until_answers((host, int(port)), wait, stop=stop)
+        if stop():
+            return inv
+        if not answers:
             log = Path(part.process.log)
             tail = log.read_text()[-800:] if log.exists() else "(no log)"
             down(cfg)
@@ -163,21 +168,25 @@ def up(cfg: SandboxConfig | None = None, wait: float = 10.0) -> TargetInventory:
 
 
 def down(cfg: SandboxConfig | None = None, grace: float = 3.0) -> list[str]:
-    """Stop the sandbox's processes by pid (SIGCONT first, in case one is paused)."""
-    stopped = []
+    """Stop the sandbox's processes by pid (SIGCONT first, in case one is paused): all told
+    at once, then waited for together, each killed if it outlives `grace`."""
+    live = []
     for part in _parts(inventory(cfg or SandboxConfig.saved())):
         pid = read_pid(part.process.pidfile)
         if pid and proc_state(pid):
             for sig in (signal.SIGCONT, signal.SIGTERM):
                 os.kill(pid, sig)
-            deadline = time.time() + grace
-            while proc_state(pid) and time.time() < deadline:
-                time.sleep(0.02)
-            if proc_state(pid):
-                os.kill(pid, signal.SIGKILL)
-            stopped.append(part.name)
+            live.append((part, pid))
+        else:
+            Path(part.process.pidfile).unlink(missing_ok=True)
+    deadline = time.time() + grace
+    while any(proc_state(pid) for _, pid in live) and time.time() < deadline:
+        time.sleep(0.02)
+    for part, pid in live:
+        if proc_state(pid):
+            os.kill(pid, signal.SIGKILL)
         Path(part.process.pidfile).unlink(missing_ok=True)
-    return stopped
+    return [part.name for part, _ in live]
 
 
 class SandboxOptions(Strict):
@@ -219,7 +228,8 @@ class SandboxTarget:
                 + (", carriers as outbound proxy" if o.outbound_proxy else "")]
 
     @contextmanager
-    def running(self, options: SandboxOptions | None, log: Callable[[str], None]):
+    def running(self, options: SandboxOptions | None, log: Callable[[str], None],
+                stop: Callable[[], bool] = lambda: False):
         cfg = self.config(options)
         if any(pid is not None for pid in status(cfg).values()):
             differs = cfg.differs_from_running() if options else []
@@ -234,7 +244,7 @@ class SandboxTarget:
         marker = cfg.folder / STARTED_BY
         marker.write_text(json.dumps({"pid": os.getpid()}))  # `drill recover` reads it after a SIGKILL
         try:
-            up(cfg)
+            up(cfg, stop=stop)
         except RuntimeError as exc:
             marker.unlink(missing_ok=True)  # up() stopped what it had started
             raise SetupError(str(exc)) from exc

@@ -163,11 +163,12 @@ def make_load(drill: Drill, run: DrillRun, workers: Workers | None, console: Con
                           node_of=node_mapper(inv.node_by_sip()), seed=sc.seed)
 
 
-def target_up(drill: Drill, console: Console):
-    """The target kept up for the drill (the sandbox is started and stopped again)."""
+def target_up(drill: Drill, console: Console, stop: StopSignals):
+    """The target kept up for the drill (the sandbox is started and stopped again); a signal
+    while it starts cuts the start short."""
     if drill.target is None:
         return nullcontext()
-    return drill.target.running(drill.target_options, console.log)
+    return drill.target.running(drill.target_options, console.log, stop.event.is_set)
 
 
 def check_steady_before(drill: Drill, stop: StopSignals) -> None:
@@ -245,12 +246,12 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
     import harness.load.sip_load  # noqa: F401
     try:
         with StopSignals() as stop:
-            with target_up(drill, console):
+            with target_up(drill, console, stop):
                 stop.check()
                 check_steady_before(drill, stop)
                 prepare_faults(drill)
                 check_probes(drill, stop)
-                stop.check()
+                stop.check()  # the last moment a signal leaves no run folder behind
                 run = open_run(drill, output)
                 stop.attach(run)  # from here a signal aborts the run: rollback first, then the load
                 live = LiveView(console, drill.scenario.duration, drill.scenario.metrics.alarm_window)

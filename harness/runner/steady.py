@@ -51,6 +51,8 @@ def media_problem(entry: EntryPoint, stop=lambda: False) -> str | None:
         while time.time() < held.end and not stop():
             time.sleep(min(0.05, max(0.0, held.end - time.time())))
         if stop():
+            if held.stream is not None:
+                held.stream.stop()  # its media ends now, not at the planned end of the hold
             end_call(held)
             return "not finished: stopped"
         rec = end_call(held)

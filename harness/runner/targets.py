@@ -7,8 +7,10 @@ A target plug-in is registered under the `hotline_drill.targets` entry point
     Options: a pydantic model of the scenario's `sandbox:` options, or None (takes none)
     inventory(options) -> TargetInventory     InputError when it cannot be reached
     describe(options) -> list[str]            extra lines for `drill run --dry-run`
-    running(options, log) -> context manager  the target kept up for one drill; SetupError
-                                              (exit 2, nothing injected) when it cannot be
+    running(options, log, stop) -> context manager  the target kept up for one drill;
+                                              SetupError (exit 2, nothing injected) when it
+                                              cannot be; `stop()` true: the drill was told to
+                                              stop, so cut any wait short (the drill then ends)
     recover() -> list[str]                    `drill recover`: undo what a killed drill left
                                               of the target (a sandbox it started), say what
 """
@@ -31,8 +33,8 @@ class Target(Protocol):
 
     def describe(self, options: BaseModel | None) -> list[str]: ...
 
-    def running(self, options: BaseModel | None,
-                log: Callable[[str], None]) -> AbstractContextManager: ...
+    def running(self, options: BaseModel | None, log: Callable[[str], None],
+                stop: Callable[[], bool]) -> AbstractContextManager: ...
 
     def recover(self) -> list[str]: ...
 

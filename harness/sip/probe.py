@@ -71,10 +71,12 @@ def _options_tcp(addr: tuple[str, int], timeout: float, local_ip: str) -> int:
         sock.close()
 
 
-def wait_until_answers(addr: tuple[str, int], within: float, every: float = 0.2) -> bool:
-    """Poll with OPTIONS until the address answers 200, for at most `within` seconds."""
+def wait_until_answers(addr: tuple[str, int], within: float, every: float = 0.2,
+                       stop=lambda: False) -> bool:
+    """Poll with OPTIONS until the address answers 200, for at most `within` seconds (or until
+    `stop()` is true)."""
     deadline = time.time() + within
-    while time.time() < deadline:
+    while time.time() < deadline and not stop():
         if options_ping(addr, timeout=min(every * 2, 0.5)) == 200:
             return True
         time.sleep(every)

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from harness.ops.procs import proc_state, read_pid
@@ -150,13 +151,36 @@ def test_sigterm_while_the_sandbox_starts_stops_before_anything_is_injected(isol
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     first = proc.stdout.readline()  # the harness says it is starting the sandbox: handlers are in
     assert "starting the sandbox hotline" in first, first
+    signalled = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
+    took = time.monotonic() - signalled
     assert proc.returncode == 3, first + out
     assert "nothing was injected" in out
+    assert took < 1.0  # the start's wait for every part to answer is cut short
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*/events.jsonl"))
     assert _journal(isolated).entries() == []
     assert all(pid is None for pid in sandbox.status().values())  # the drill's sandbox is down
+
+
+def test_sigterm_during_the_steady_state_check_before_ends_it_within_a_second(isolated, tmp_path):
+    """The check before places a test call with a second of RTP through each carrier: a
+    signal while it holds ends the hold (the call still gets its BYE) and the drill."""
+    from harness.sip.probe import options_ping
+    proc = subprocess.Popen(DRILL + ["run", str(HERE / "long-pause.yaml"), "-o", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    entries = [e.addr for e in sandbox.inventory().entry_points]
+    # every carrier answers: the sandbox is up, and the drill's check before is under way
+    wait_for(lambda: all(options_ping(a, timeout=0.2) == 200 for a in entries), 30,
+             every=0.01, what="the sandbox up")
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    took = time.monotonic() - signalled
+    assert proc.returncode == 3 and "nothing was injected" in out, out
+    assert took < 1.0, out
+    assert _journal(isolated).entries() == []
+    assert all(pid is None for pid in sandbox.status().values())
 
 
 def test_sigkill_then_recover_leaves_nothing_behind(isolated, tmp_path):
