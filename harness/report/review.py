@@ -29,7 +29,9 @@ MOMENTS = {
     "capacity_step": lambda ev: f"capacity step {ev['rate']:g} calls/s: "
                                 + ("missed " + ", ".join(ev["missed"]) if ev["missed"] else "met"),
     "run_stopping": lambda ev: f"drill ended early: {ev['reason']}",
-    "run_aborted": lambda ev: f"drill ABORTED: {ev['reason']}",
+    "run_aborted": lambda ev: f"drill ABORTED: {ev['reason']}" + (
+        f" during {ev['phase']}, everything rolled back {ev['rolled_back_in']:.2f} s later"
+        if ev.get("phase") else ""),
     "steady_state_after": _steady,
 }
 

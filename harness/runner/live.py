@@ -39,7 +39,8 @@ class LiveView:
             self.faults.pop(ev["fault_id"], None)
             self._line(f"fault {ev['fault_id']} rolled back: {ev['note']}")
         elif e == "run_aborted":
-            self._line(f"[red]aborted: {ev['reason']}[/red]")
+            self._line(f"[red]aborted: {ev['reason']} during {ev.get('phase', 'the drill')}; "
+                       f"rolled back in {ev['rolled_back_in']:.2f} s[/red]")
 
     def _line(self, text: str) -> None:
         self.console.log(redact_text(text))
