@@ -57,16 +57,18 @@ class DrillRun:
     t0: float = 0.0
     log: JsonlLog | None = None  # events.jsonl, once the run folder is open
     probes: ProbeSet | None = None  # the scenario's data probes, started with the load
-    # set with abort_at: what blocks on the outside world (probe sessions) ends at once
+    # set by a signal: what blocks on the outside world (probe sessions) ends at once
     interrupt: threading.Event = field(default_factory=threading.Event)
     abort_published: bool = False  # run_aborted is said once
 
-    def request_abort(self, reason: str, at: float | None = None) -> None:
-        """Stop the run (a signal, an abort rule): the loop rolls back within a tick, and
-        whatever waits on the outside world is cut short."""
+    def request_abort(self, reason: str, at: float | None = None, hurry: bool = True) -> None:
+        """Stop the run: the loop rolls back within a tick. `hurry` (a signal: someone wants
+        the drill over now): whatever waits on the outside world is cut short too; an abort
+        rule still reads what the probes saw, within their bounds."""
         self.abort_at = self.abort_at or at or time.time()
         self.abort_reason = reason
-        self.interrupt.set()
+        if hurry:
+            self.interrupt.set()
 
     def _collect_call(self, ev: dict) -> None:
         if ev["event"] == "call":
@@ -208,7 +210,8 @@ class DrillRun:
     def stop_probes(self) -> None:
         if self.probes:
             # kept: asked after the rollback which servers take writes (a second stop is a no-op)
-            self.probes.stop(self.bus.publish, [r.call_id for r in self.records if r.answered])
+            self.probes.stop(self.bus.publish, [r.call_id for r in self.records if r.answered],
+                             grace=self.abort_at is None)
 
     def _take_due_steps(self, plan: list, t: float, load: LoadEngine) -> None:
         """Rate changes, injects and rollbacks whose time has come, in schedule order; any
@@ -239,7 +242,7 @@ class DrillRun:
         if watchdog and not self.abort_reason:
             fired = watchdog.check(self)
             if fired:
-                self.request_abort(fired)
+                self.request_abort(fired, hurry=False)
                 return True
         return False
 

@@ -11,7 +11,7 @@ from harness.scenario.model import PostgresProbe
 
 
 class ProbeSet:
-    """`interrupt`: set when the drill is told to stop (a signal, an abort rule); every
+    """`interrupt`: set when the drill is told to stop by a signal; every
     probe session then ends at once, whatever it waits for, and the CDR look-up waits no
     grace: a server that hangs its commits must not hold a drill that was asked to end."""
 
@@ -40,9 +40,10 @@ class ProbeSet:
             lag = postgres.LagReader(spec.standby, self.run_id).start() if spec.standby else None
             self.running.append((spec, writer, lag))
 
-    def stop(self, publish, answered: list[str] = ()) -> None:
+    def stop(self, publish, answered: list[str] = (), grace: bool = True) -> None:
         """Stop every probe and publish its records; `answered`: the Call-IDs of the calls
-        the harness saw answered, looked up in the CDR table where the probe has one."""
+        the harness saw answered, looked up in the CDR table where the probe has one, with
+        the probe's grace for late CDRs unless `grace` is false (the drill was aborted)."""
         stop = self.interrupt
         for spec, writer, lag in self.running:
             acks = writer.stop(hurry=stop.is_set())
@@ -64,7 +65,8 @@ class ProbeSet:
                 try:
                     found = postgres.cdrs_found(spec.dsn, spec.cdr.table, spec.cdr.call_id_column,
                                                 list(answered),
-                                                0.0 if stop.is_set() else spec.cdr.grace, stop)
+                                                spec.cdr.grace if grace and not stop.is_set()
+                                                else 0.0, stop)
                     cdr = {"checked": len(answered),
                            "missing": sorted(set(answered) - found)}
                 except postgres.psycopg.Error as exc:  # unreadable: CDR loss unknown
