@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from harness.sip.uac import CallOptions, place_call
-from tests.conftest import free_udp_port, need
+from tests.conftest import free_udp_port, need, wait_for
 
 
 def sipp_count(output: str, label: str) -> int:
@@ -100,3 +100,56 @@ def test_tcp_peer_that_closes_fails_the_call_without_waiting_out_the_timeout():
     rec = place_call(srv.getsockname(), CallOptions(hold=0.1, transport="tcp", invite_timeout=30))
     srv.close()
     assert rec.outcome == "failed" and rec.reason == "connection closed by the peer"
+
+
+def test_the_sipp_engine_keeps_a_call_whose_180_comes_after_its_200(tmp_path):
+    """An SBC may relay a 180 after the 200 it followed (Kamailio's workers share one TCP
+    connection; UDP reorders too). SIPp would abort such an answered call as "unexpected
+    message" and log no outcome; the engine has it carry on: answered and completed, as the
+    far end (here a peer that sends 100, 200, then 180) and its own count say."""
+    from harness.load.sipp_engine import SippLoad
+    from harness.scenario.inventory import EntryPoint
+    from harness.scenario.model import LoadSpec
+    from tests.udppeer import UdpPeer
+    need("sipp")
+    answered, byes = [], []
+
+    def far_end(data: bytes, sender) -> None:
+        text = data.decode(errors="replace")
+        head = dict(line.split(":", 1) for line in text.split("\r\n")[1:] if ":" in line)
+        head = {k.strip().lower(): v.strip() for k, v in head.items()}
+
+        def reply(status: str, body: str = "") -> None:
+            msg = (f"SIP/2.0 {status}\r\nVia: {head['via']}\r\nFrom: {head['from']}\r\n"
+                   f"To: {head['to']};tag=far\r\nCall-ID: {head['call-id']}\r\n"
+                   f"CSeq: {head['cseq']}\r\nContact: <sip:{peer.addr[0]}:{peer.addr[1]}>\r\n")
+            msg += (f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+                    if body else "Content-Length: 0\r\n\r\n")
+            peer.sock.sendto(msg.encode(), sender)
+
+        if text.startswith("INVITE") and head["call-id"] not in answered:
+            answered.append(head["call-id"])
+            reply("100 Trying")
+            reply("200 OK", "v=0\r\no=far 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                            "t=0 0\r\nm=audio 9 RTP/AVP 0\r\n")
+            reply("180 Ringing")  # after the 200 it should have come before
+        elif text.startswith("BYE"):
+            byes.append(head["call-id"])
+            reply("200 OK")
+
+    peer = UdpPeer(far_end)
+    records = []
+    try:
+        spec = LoadSpec.model_validate({"calls_per_second": 4, "hold": "300ms", "rtp_share": "0%"})
+        entry = EntryPoint(name="carrier-a", address=f"{peer.addr[0]}:{peer.addr[1]}")
+        load = SippLoad(spec, [entry], records.append, lambda contact: "far-end", tmp_path, 2.0)
+        load.start()
+        wait_for(lambda: len(answered) >= 6, 20, what="six calls answered by the far end")
+        load.stop(wait=5)
+    finally:
+        peer.close()
+    assert len(records) == len(answered) >= 6
+    assert all(r.outcome == "completed" and r.status == 200 and r.node == "far-end"
+               for r in records), [(r.outcome, r.reason) for r in records]
+    assert sorted(r.call_id for r in records) == sorted(byes)  # each ended by our BYE
+    assert load.totals["carrier-a"]["sipp_successful"] == len(records)  # SIPp's own count
