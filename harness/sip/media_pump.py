@@ -99,7 +99,7 @@ class MediaStream:
         ssrc = random.getrandbits(32)
         # one packet, rewritten in place for each send: header fields and the send stamp
         self.packet = bytearray(rtp.build_packet(0, 0, ssrc, rtp.caller_payload(0)))
-        self.stats = rtp.RtpStats()
+        self.stats = rtp.RtpStats(started=self.start)
         self.far = FarEnd(ssrc)
         self.done = threading.Event()
 

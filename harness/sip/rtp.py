@@ -80,7 +80,10 @@ class RtpStats:
 
     loss counts sequence numbers never seen between the first and the highest
     received; jitter is the RFC 3550 §6.4.1 interarrival jitter in seconds;
-    max_gap is the longest time between two consecutive arrivals; bursts counts
+    max_gap is the longest silence: between two consecutive arrivals, from `started`
+    (when the call's media began, if known) to the first arrival, and from the last
+    arrival to the end (`close`), since audio that comes late after the answer is as
+    silent to the caller as audio that stops; bursts counts
     the runs of lost packets (each jump past the next expected number opens one),
     which with loss and received counts gives the E-model's burst ratio.
     """
@@ -93,12 +96,15 @@ class RtpStats:
     bursts: int = 0
     first_arrival: float | None = None
     last_arrival: float | None = None
+    started: float | None = None  # when the media began (our first packet's slot)
     _last_transit: float | None = None
 
     def add(self, seq: int, timestamp: int, arrival: float) -> None:
         if self.first_seq is None:
             self.first_seq = self.highest_seq = seq
             self.first_arrival = arrival
+            if self.started is not None:
+                self.max_gap = max(self.max_gap, arrival - self.started)
         else:
             ext = self.highest_seq + ((seq - self.highest_seq + 0x8000) & 0xFFFF) - 0x8000
             if ext > self.highest_seq + 1:

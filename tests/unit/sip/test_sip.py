@@ -46,6 +46,21 @@ def test_rtp_stats_loss_jitter_gap_and_wrap():
     assert s.max_gap == pytest.approx(102.0 - (100 + 4 * 0.02 + 0))
 
 
+def test_audio_that_begins_late_is_a_gap_from_the_start_of_the_media():
+    """The caller hears silence from the answer until the first packet: a stream whose far
+    end stays mute for 1.05 s and then sends is a 1.05 s gap (dead air against 1 s), one
+    that answers in 0.95 s is not; the echo's own round trip (ms) is no gap to speak of."""
+    for late in (0.95, 1.05, 0.004):
+        s = rtp.RtpStats(started=100.0)
+        for i in range(10):
+            s.add(i, i * 160, 100.0 + late + i * 0.02)
+        s.close(end=100.0 + late + 10 * 0.02)
+        assert s.max_gap == pytest.approx(max(late, 0.02)), late
+    unknown = rtp.RtpStats()  # no start known: only what lies between and after arrivals
+    unknown.add(0, 0, 101.0)
+    assert unknown.max_gap == 0.0
+
+
 def test_rtp_packet_roundtrip():
     pkt = rtp.build_packet(5, 800, 0xABCD)
     assert len(pkt) == 12 + 160 and rtp.parse_header(pkt) == (5, 800, 0xABCD)
