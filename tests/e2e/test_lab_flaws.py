@@ -31,6 +31,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 NODE_LOSS = Path(__file__).parent / "scenarios" / "lab-flaw-node-loss.yaml"
 DRILL = [sys.executable, "-m", "harness.cli"]
 LOGGED = re.compile(r"(failover|failed): sip:(\S+) did not answer (\S+) \((\d+)\)")
+ANSWERED = re.compile(r"answered: (\S+) (\S+)")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def lab_up(*flaws: str):
 def run(scenario: Path, out: Path) -> tuple[int, dict, list, list]:
     """The drill, run as a user does (a run the generator could not keep to its schedule is
     run again, Kamailio's counters reset before each), with Kamailio's log of that run:
-    (exit code, summary, calls, [(time, failover|failed, PBX, Call-ID)])."""
+    (exit code, summary, calls, [(time, failover|failed|answered, PBX, Call-ID)])."""
     for _ in range(3):
         containers.kamailio_reset()
         began = time.time()
@@ -66,15 +67,35 @@ def run(scenario: Path, out: Path) -> tuple[int, dict, list, list]:
     assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
     folder = last_run(out)
     summary = json.loads((folder / "summary.json").read_text())
-    logged = [(at, *m.groups()[:3]) for at, line in containers.kamailio_log(began - 1)
-              if (m := LOGGED.search(line))]
+    logged = []
+    for at, line in containers.kamailio_log(began - 1):
+        if m := LOGGED.search(line):
+            logged.append((at, *m.groups()[:3]))
+        elif m := ANSWERED.search(line):
+            logged.append((at, "answered", *m.groups()))
     return res.returncode, summary, read_calls_csv(folder / "calls.csv"), logged
+
+
+def truth_check_beside_late_answers(calls, inv, logged) -> set[str]:
+    """The truth check, with the one difference Kamailio's own log explains: a node killed
+    and started again answers an INVITE sent to it while it was dead (held in the kernel
+    until its address answered again) after Kamailio had already given the caller a final
+    failure; Kamailio relays that late 200 and counts it, the caller has failed the call.
+    Returns those calls; the test asserts where they lie."""
+    ended = {c.call_id: c.ended_at for c in calls if not c.answered and c.status >= 300}
+    late = {cid for at, kind, _pbx, cid in logged
+            if kind == "answered" and cid in ended and at > ended[cid]}
+    mismatches = containers.truth_check([c for c in calls if c.call_id not in late], inv,
+                                        leave_out=late)
+    assert mismatches == [], mismatches
+    return late
 
 
 def test_a_pbx_that_answers_in_silence_fails_dead_air_naming_it(lab_state, tmp_path):
     inv = lab_up()
-    code, summary, calls, _ = run(SCENARIOS / "lab-pbx-media-dead.yaml", tmp_path)
-    assert containers.truth_check(calls, inv) == []  # who answered: Kamailio's count, exactly
+    code, summary, calls, logged = run(SCENARIOS / "lab-pbx-media-dead.yaml", tmp_path)
+    # who answered: Kamailio's count, exactly (no node restarts here, so no late answer)
+    assert truth_check_beside_late_answers(calls, inv, logged) == set()
     assert code == 1
     verdicts = {v["target"]: v for v in summary["verdicts"]}
     dead = verdicts["dead_air"]
@@ -104,9 +125,10 @@ def test_a_pbx_that_answers_in_silence_fails_dead_air_naming_it(lab_state, tmp_p
 def test_a_health_check_that_flaps_never_shifts_traffic(lab_state, tmp_path):
     inv = lab_up("health-check-flaps")
     code, summary, calls, logged = run(NODE_LOSS, tmp_path)
-    assert containers.truth_check(calls, inv) == []
     (f,) = summary["faults"]
     start, end = f["started_at"], f["undo_started"]
+    late = truth_check_beside_late_answers(calls, inv, logged)
+    assert all(end - 3.0 < c.started_at < f["ended_at"] for c in calls if c.call_id in late)
     dead = inv.find("pbx-1").sip
     in_fault = {c.call_id: c for c in calls if start <= c.started_at < end}
     retried = [(at, cid) for at, kind, pbx, cid in logged
@@ -114,10 +136,12 @@ def test_a_health_check_that_flaps_never_shifts_traffic(lab_state, tmp_path):
     # Kamailio's own account: it kept sending new calls to the dead node, to the very end
     assert len(retried) >= 5, logged
     assert retried[-1][0] > end - 4.0, (retried[-1], end)
-    # every call Kamailio retried is one the fault touched: its set-up far beyond the
-    # pre-fault calls' (the 1 s failover timer), and never counted a good shift
+    # every call Kamailio retried is one the fault touched: it failed (this SBC's next node
+    # was not always there: "503 No PBX left"), or its set-up took far longer than the
+    # pre-fault calls' (the 1 s failover timer)
     limit = f["shift"]["slow_limit"]
-    assert all(in_fault[cid].pdd > limit for _, cid in retried), limit
+    assert all(not in_fault[cid].answered or in_fault[cid].pdd > limit for _, cid in retried)
+    assert any(in_fault[cid].answered for _, cid in retried)  # some did reach pbx-2, late
     assert f["shift"]["never"] and f["traffic_shift"] is None, f["shift"]
     assert f["shift"]["touched"] >= len(retried) - f["shift"]["strays"]
     verdicts = {v["target"]: v for v in summary["verdicts"]}
@@ -128,9 +152,10 @@ def test_a_health_check_that_flaps_never_shifts_traffic(lab_state, tmp_path):
 def test_no_failover_behind_a_check_that_never_marks_down_is_a_half_outage(lab_state, tmp_path):
     inv = lab_up("health-check-flaps", "no-failover")
     code, summary, calls, logged = run(NODE_LOSS, tmp_path)
-    assert containers.truth_check(calls, inv) == []
     (f,) = summary["faults"]
     start, end = f["started_at"], f["undo_started"]
+    late = truth_check_beside_late_answers(calls, inv, logged)
+    assert all(end - 3.0 < c.started_at < f["ended_at"] for c in calls if c.call_id in late)
     dead = inv.find("pbx-1").sip
     timeout = summary["scenario"]["load"]["invite_timeout"]
     # calls whose INVITE was wholly inside the fault (a later one may reach pbx-1 restarted)
@@ -142,7 +167,9 @@ def test_no_failover_behind_a_check_that_never_marks_down_is_a_half_outage(lab_s
     assert 0.4 <= len(failed) / len(inside) <= 0.6  # round robin over two nodes, one dead
     assert not [c for c in inside.values() if c.answered and c.node == "pbx-1"]
     assert f["outage"]["length"] < 1.0  # pbx-2 answered all along: half an outage, not one
-    assert f["shift"]["never"] and f["failover_time"] is None, (f["shift"], f["recovery"])
+    assert f["shift"]["never"], f["shift"]
+    # good calls were back at their pre-fault share only once pbx-1 was started again
+    assert f["failover_time"] is None or f["failover_time"] > (end - start) - 1.0, f["recovery"]
     verdicts = {v["target"]: v for v in summary["verdicts"]}
     assert not verdicts["answer_rate"]["passed"] and not verdicts["traffic_shift"]["passed"]
     assert code == 1
