@@ -91,6 +91,19 @@ def truth_check_beside_late_answers(calls, inv, logged) -> set[str]:
     return late
 
 
+def node_loss_behind(out: Path, *flaws: str):
+    """The node-loss drill behind the lab with these flaws, its truth check done (late
+    answers from the restarted node come only in the fault's last seconds):
+    (inventory, exit code, summary, calls, Kamailio's log)."""
+    inv = lab_up(*flaws)
+    code, summary, calls, logged = run(NODE_LOSS, out)
+    (f,) = summary["faults"]
+    late = truth_check_beside_late_answers(calls, inv, logged)
+    assert all(f["undo_started"] - 3.0 < c.started_at < f["ended_at"]
+               for c in calls if c.call_id in late)
+    return inv, code, summary, calls, logged
+
+
 def test_a_pbx_that_answers_in_silence_fails_dead_air_naming_it(lab_state, tmp_path):
     inv = lab_up()
     code, summary, calls, logged = run(SCENARIOS / "lab-pbx-media-dead.yaml", tmp_path)
@@ -123,12 +136,9 @@ def test_a_pbx_that_answers_in_silence_fails_dead_air_naming_it(lab_state, tmp_p
 
 
 def test_a_health_check_that_flaps_never_shifts_traffic(lab_state, tmp_path):
-    inv = lab_up("health-check-flaps")
-    code, summary, calls, logged = run(NODE_LOSS, tmp_path)
+    inv, code, summary, calls, logged = node_loss_behind(tmp_path, "health-check-flaps")
     (f,) = summary["faults"]
     start, end = f["started_at"], f["undo_started"]
-    late = truth_check_beside_late_answers(calls, inv, logged)
-    assert all(end - 3.0 < c.started_at < f["ended_at"] for c in calls if c.call_id in late)
     dead = inv.find("pbx-1").sip
     in_fault = {c.call_id: c for c in calls if start <= c.started_at < end}
     retried = [(at, cid) for at, kind, pbx, cid in logged
@@ -150,12 +160,10 @@ def test_a_health_check_that_flaps_never_shifts_traffic(lab_state, tmp_path):
 
 
 def test_no_failover_behind_a_check_that_never_marks_down_is_a_half_outage(lab_state, tmp_path):
-    inv = lab_up("health-check-flaps", "no-failover")
-    code, summary, calls, logged = run(NODE_LOSS, tmp_path)
+    inv, code, summary, calls, logged = node_loss_behind(tmp_path, "health-check-flaps",
+                                                         "no-failover")
     (f,) = summary["faults"]
     start, end = f["started_at"], f["undo_started"]
-    late = truth_check_beside_late_answers(calls, inv, logged)
-    assert all(end - 3.0 < c.started_at < f["ended_at"] for c in calls if c.call_id in late)
     dead = inv.find("pbx-1").sip
     timeout = summary["scenario"]["load"]["invite_timeout"]
     # calls whose INVITE was wholly inside the fault (a later one may reach pbx-1 restarted)
