@@ -97,7 +97,7 @@ def test_every_shipped_scenario_dry_runs_with_nothing_up(tmp_path, monkeypatch):
         assert res.exit_code == 0, (scenario.name, res.output)
     out = " ".join(CliRunner().invoke(app, ["run", "--dry-run", "scenarios/lab-pbx-media-dead.yaml"])
                    .output.split())
-    assert "iptables DROP of all with 172.30.99.3 in netns" in out  # of its containers, up or not
+    assert "iptables DROP of all with 172.30.99.12 in netns" in out  # of its containers, up or not
     # a fault whose target lacks what it acts on is refused on its line, not a crash
     monkeypatch.setattr(containers.shutil, "which", lambda name: None)
     res = CliRunner().invoke(app, ["validate", "scenarios/lab-tcp-trunk-latency.yaml"])
