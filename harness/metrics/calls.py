@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from harness.metrics.records import CallRecord
+from harness.metrics.sla import Figures
 
 
 def in_window(records: list[CallRecord], start: float | None = None,
@@ -74,3 +75,11 @@ def calls_by_node(records: list[CallRecord], start: float | None = None,
         if r.answered:
             out[r.node or "?"] = out.get(r.node or "?", 0) + 1
     return out
+
+
+def call_figures(records: list[CallRecord]) -> Figures:
+    """The figures every set of calls has (a whole run, or one step of a capacity search)."""
+    return Figures(attempts=len(records), answered=sum(r.answered for r in records),
+                   answer_rate=answer_rate(records), pdd=pdd_stats(records),
+                   dropped_call_rate=dropped_call_rate(records),
+                   media=media_summary(records))

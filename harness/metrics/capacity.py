@@ -22,15 +22,8 @@ def step_misses(records: list[CallRecord], sla: dict) -> list[str]:
     """The per-call SLA targets that these calls (one step's) miss; [] when there were none."""
     if not records:
         return ["answer_rate"]  # no call placed at all is not a pass
-    media = calls.media_summary(records)
-    measured = {
-        "answer_rate": (calls.answer_rate(records), "", False),
-        "pdd_p95": (calls.pdd_stats(records)["p95"], "", False),
-        "dropped_call_rate": (calls.dropped_call_rate(records), "", True),
-        "media_loss": (media["loss"], "", media["calls"] == 0),
-    }
-    return [v.target for v in verdicts({k: sla.get(k) for k in STEP_TARGETS}, measured)
-            if not v.passed]
+    step = {k: sla.get(k) for k in STEP_TARGETS}
+    return [v.target for v in verdicts(step, calls.call_figures(records)) if not v.passed]
 
 
 def knee(steps: list[dict]) -> float | None:

@@ -81,10 +81,6 @@ def horizon_of(fault: FaultWindow, faults: list[FaultWindow], setup: float) -> f
     return min(later) - setup if later else None
 
 
-def _sum_pairs(pairs: list[tuple[int, int]]) -> tuple[int, int]:
-    return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
-
-
 def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
              max_gap: float, pdd_good: float | None = None,
              rule: failover.RecoveryRule = failover.RecoveryRule(), alarm_window: float,
@@ -113,70 +109,43 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
                                slow=slow, slow_share=slow_share, quiet=quiet)
                  for f in faults]
     timeline = alarms.alarm_timeline(records, run_start, run_end, alarm_window)
-    media = calls.media_summary(records)
-    voice = voice_report(records, faults, max_gap)
-    sessions = session_metrics(records)
-    pdd = calls.pdd_stats(records)
-    rate = calls.answer_rate(records)
-    fo_times = [f["failover_time"] for f in per_fault]
-    worst_fo = None if any(t is None for t in fo_times) else max(fo_times, default=None)
-    cont = _sum_pairs([f["continuity"] for f in per_fault])
-    bystanders = _sum_pairs([f["bystander_continuity"] for f in per_fault])
-    no_fault = not per_fault
-    measured = {
-        "answer_rate": (rate, f"{sum(r.answered for r in records)}/{len(records)} attempts", False),
-        "failover_time": (worst_fo, "never recovered" if per_fault and worst_fo is None
-                          else f"worst of {len(per_fault)} fault(s)", no_fault),
-        "traffic_shift": _worst_shift(per_fault),
-        "outage": (max((f["outage"]["length"] for f in per_fault), default=None),
-                   f"longest of {len(per_fault)} fault(s)", no_fault),
-        "dropped_call_rate": (calls.dropped_call_rate(records), "", True),
-        "call_continuity": (failover.share(cont), f"{cont[0]}/{cont[1]} calls", cont[1] == 0),
-        "bystander_continuity": (failover.share(bystanders), f"{bystanders[0]}/{bystanders[1]} calls",
-                                 bystanders[1] == 0),
-        "pdd_p95": (pdd["p95"], "", False),
-        "media_loss": (media["loss"], f"{media['calls']} calls with media", media["calls"] == 0),
-        **_voice_and_session_targets(voice, sessions),
-        "steady_state_after": (None if steady_state_after is None else float(steady_state_after),
-                               "target healthy after rollback", False),
-    }
+    fig = calls.call_figures(records)
+    fig.per_fault = per_fault
+    fig.voice = voice_report(records, faults, max_gap)
+    fig.sessions = session_metrics(records)
     fault_at = min((f.started_at for f in faults), default=None)
-    dr = [probe_figures(p, fault_at) for p in probes]
-    measured.update(_dr_targets(dr, [f["calls_back"]["seconds"] for f in per_fault]))
-    ttd = time_to_detect([f.started_at for f in faults], [a["ts"] for a in acks])
-    measured["time_to_detect"] = (ttd, "no acknowledgement after the fault" if ttd is None
-                                  else f"first acknowledgement by {_first_ack_by(acks, faults)}", False)
-    capacity = None
+    fig.dr = [probe_figures(p, fault_at) for p in probes]
+    fig.steady_state_after = steady_state_after
+    fig.time_to_detect = time_to_detect([f.started_at for f in faults], [a["ts"] for a in acks])
+    if fig.time_to_detect is not None:
+        fig.first_ack_by = _first_ack_by(acks, faults)
     if capacity_steps is not None:
         steps = []
         for s in capacity_steps:
             calls_in_step = in_window(records, s["started"], s["ended"])
             steps.append({**s, "attempts": len(calls_in_step), "missed": step_misses(calls_in_step, sla)})
-        capacity = {"steps": steps, "knee": knee(steps)}
+        fig.capacity = {"steps": steps, "knee": knee(steps)}
         sla = {k: v for k, v in sla.items() if k not in STEP_TARGETS}  # judged per step instead
         if sla.get("capacity") is None and steps:
             sla["capacity"] = steps[0]["rate"]  # at least the first step must hold
-        measured["capacity"] = (capacity["knee"], f"knee of {len(steps)} step(s)", False)
-    else:
-        measured["capacity"] = (None, "no capacity_search in this scenario", False)
-    vs: list[Verdict] = verdicts(sla, measured)
+    vs: list[Verdict] = verdicts(sla, fig)
     return {
         "counts": calls.counts(records),
-        "answer_rate": rate,
-        "pdd": pdd,
-        "dropped_call_rate": calls.dropped_call_rate(records),
-        "media": media,
-        "voice": voice,
-        "sessions": sessions,
-        "dr": dr,
+        "answer_rate": fig.answer_rate,
+        "pdd": fig.pdd,
+        "dropped_call_rate": fig.dropped_call_rate,
+        "media": fig.media,
+        "voice": fig.voice,
+        "sessions": fig.sessions,
+        "dr": fig.dr,
         "answered_by_node": calls.calls_by_node(records),
         "good_calls": {"pdd_good": pdd_good, "pre_fault_share": baseline, "setup_time": setup,
                        "recovery_tolerance": rule.tolerance, "slow_limit": slow,
                        "pre_fault_slow_share": slow_share, "quiet_gap": quiet},
         "faults": per_fault,
-        "detection": {"acks": list(acks), "time_to_detect": ttd,
+        "detection": {"acks": list(acks), "time_to_detect": fig.time_to_detect,
                       "first_fault_at": min((f.started_at for f in faults), default=None)},
-        "capacity": capacity,
+        "capacity": fig.capacity,
         "alarm_worst": alarms.worst_level(timeline),
         "alarm_timeline": [{"t": t - run_start, "answer_rate": r, "level": lvl}
                            for t, r, lvl in timeline],
@@ -184,83 +153,6 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "verdicts": [v.to_dict() for v in vs],
         "passed": all(v.passed for v in vs),
     }
-
-
-def _silent(voice: dict, key: str) -> str:
-    """`k of n calls with media`, and the nodes whose calls were silent, worst first."""
-    o = voice["overall"]
-    nodes = sorted(((n or "(no node)", c[key], c["calls"]) for n, c in voice["per_node"].items()
-                    if c[key]), key=lambda x: -x[1] / x[2])
-    where = "; ".join(f"{n}: {k} of {m}" for n, k, m in nodes)
-    return f"{o[key]} of {o['calls']} calls with media" + (f" ({where})" if where else "")
-
-
-def _voice_and_session_targets(voice: dict, s: dict) -> dict:
-    o = voice["overall"]
-    n_media, n = o["calls"], s["attempts"]
-    media_detail = f"{n_media} calls with media"
-    return {
-        "mos_p5": (o["mos_p5"], media_detail, n_media == 0),
-        "mos_p50": (o["mos_p50"], media_detail, n_media == 0),
-        "dead_air": (o["dead_air_share"], _silent(voice, "dead_air"), n_media == 0),
-        "one_way_audio": (o["one_way_share"], _silent(voice, "one_way"), n_media == 0),
-        **{k: (s[k], f"RFC 6076 over {n} INVITEs" if k not in ("asr", "ner")
-               else f"E.411 over {n} attempts", n == 0)
-           for k in ("ser", "seer", "isa", "scr", "asr", "ner")},
-        "srd_p95": (s["srd"]["p95"], f"{s['srd']['n']} answered INVITEs", s["srd"]["n"] == 0),
-        "sdd_p95": (s["sdd"]["p95"], f"{s['sdd']['n']} BYEs", s["sdd"]["n"] == 0),
-    }
-
-
-def _dr_targets(dr: list[dict], calls_back: list[float | None]) -> dict:
-    """RPO, RTO and lag targets over every probe (the worst one counts). RTO is the later of
-    calls back (the worst fault's first answer through a node it did not take out) and
-    writes back on a new primary."""
-    writes_back = [d["rto_writes"]["seconds"] for d in dr if d["rto_writes"]]
-    parts = [*calls_back, *writes_back]
-    rto = (None if not parts or None in parts else max(parts),
-           "calls and writes back" if writes_back else
-           "calls back" if dr else "calls back (no data probe)", not dr and not calls_back)
-    if not dr:
-        none = (None, "no data probe in this scenario", False)
-        return {k: none for k in ("rpo", "rpo_writes", "replication_lag_p99", "cdrs_lost")} \
-            | {"rto": rto}
-    known = [d["rpo"] for d in dr if d["rpo"] is not None]
-    unknown = [d["probe"] for d in dr if d["rpo"] is None]
-    rpo_detail = f"surviving rows unreadable for {', '.join(unknown)}" if unknown else \
-        f"{sum(r['lost'] for r in known)} of {sum(r['acked'] for r in known)} acknowledged writes lost"
-    lags = [d["lag"]["p99"] for d in dr if d["lag"]["p99"] is not None]
-    out = {
-        "rpo": (None if unknown else max(r["seconds"] for r in known), rpo_detail, False),
-        "rpo_writes": (None if unknown else float(sum(r["lost"] for r in known)), rpo_detail, False),
-        "rto": rto,
-        "replication_lag_p99": (max(lags) if lags else None,
-                                f"{sum(d['lag']['samples'] for d in dr)} samples", False),
-        "cdrs_lost": _cdrs_lost(dr),
-    }
-    checked = [d for d in dr if d.get("primaries") is not None]
-    if checked:  # only where a probe names several servers
-        out["primaries"] = (float(max(len(d["primaries"]) for d in checked)),
-                            "; ".join(f"{d['probe']}: {', '.join(d['primaries']) or 'none'}"
-                                      for d in checked), False)
-    return out
-
-
-def _cdrs_lost(dr: list[dict]) -> tuple[float | None, str, bool]:
-    checks = [d["cdr"] for d in dr if d.get("cdr")]
-    if not checks:
-        return None, "no CDR check in the data probes", False
-    lost = sum(c["lost"] for c in checks)
-    return float(lost), f"{lost} of {sum(c['checked'] for c in checks)} answered calls without a CDR", False
-
-
-def _worst_shift(per_fault: list[dict]) -> tuple[float | None, str, bool]:
-    if not per_fault:
-        return None, "", True
-    never = [f["fault_id"] for f in per_fault if f["shift"]["never"]]
-    if never:
-        return None, f"traffic never shifted away during {', '.join(never)}", False
-    return max(f["traffic_shift"] for f in per_fault), "", False
 
 
 def _first_ack_by(acks: list[dict], faults: list[FaultWindow]) -> str:

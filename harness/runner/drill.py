@@ -19,7 +19,7 @@ from rich.console import Console
 from harness.load.engine import LoadEngine
 from harness.ops import OpsError, SetupError
 from harness.ops.exit import EXIT_ABORTED, EXIT_INPUT
-from harness.metrics.sla import SLA_TARGETS, fmt
+from harness.metrics.sla import TARGETS, fmt
 from harness.ops.secrets import redact, redact_text
 from harness.report.render import summarize, write_outputs
 from harness.runner.abort import describe
@@ -80,8 +80,8 @@ def describe_targets(sc) -> list[str]:
     """Every SLA target the run is judged by, with its threshold; defaults marked as such."""
     given = sc.sla.model_fields_set
     on, off = [], []
-    for name, (direction, unit, _) in SLA_TARGETS.items():
-        value = getattr(sc.sla, name, None)
+    for name, t in TARGETS.items():
+        direction, unit, value = t.direction, t.unit, getattr(sc.sla, name, None)
         if value is None:
             off.append(name)
             continue

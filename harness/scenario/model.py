@@ -8,9 +8,10 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator,
+                      model_validator)
 
-from harness.metrics.sla import SLA_TARGETS
+from harness.metrics.sla import TARGETS, Target
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
@@ -158,47 +159,21 @@ class FaultSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
-class SlaSpec(Strict):
-    """SLA targets; `null` switches one off. Direction is fixed per target (see SLA_TARGETS)."""
+def _sla_field(t: Target):
+    """A target's schema field, from its unit: the catalogue is the one place it is declared."""
+    kind = {"ratio": Ratio, "s": Duration, "MOS": Annotated[float, Field(ge=1, le=4.5)],
+            "bool": bool, "calls/s": Annotated[float, Field(gt=0)],
+            "databases": Annotated[int, Field(ge=1)]}.get(t.unit, Annotated[int, Field(ge=0)])
+    default = None if t.default is None or t.judged_when else \
+        bool(t.default) if t.unit == "bool" else t.default
+    bound = "at least" if t.direction == "min" else "at most"
+    return kind | None, Field(default, description=f"{bound}: {t.wording}")
 
-    answer_rate: Ratio | None = SLA_TARGETS["answer_rate"][2]
-    failover_time: Duration | None = SLA_TARGETS["failover_time"][2]
-    traffic_shift: Duration | None = SLA_TARGETS["traffic_shift"][2]
-    outage: Duration | None = None
-    dropped_call_rate: Ratio | None = SLA_TARGETS["dropped_call_rate"][2]
-    call_continuity: Ratio | None = None
-    bystander_continuity: Ratio | None = None
-    pdd_p95: Duration | None = None
-    media_loss: Ratio | None = None
-    mos_p5: float | None = Field(SLA_TARGETS["mos_p5"][2], ge=1, le=4.5,
-                                 description="worst 5 % of calls' MOS at least")
-    mos_p50: float | None = Field(None, ge=1, le=4.5)
-    dead_air: Ratio | None = Field(SLA_TARGETS["dead_air"][2], description=
-                                   "media calls whose caller heard nothing, or nothing for "
-                                   "longer than metrics.media_gap, at most")
-    one_way_audio: Ratio | None = Field(SLA_TARGETS["one_way_audio"][2], description=
-                                        "media calls with audio one way only, at most")
-    ser: Ratio | None = None
-    seer: Ratio | None = None
-    isa: Ratio | None = None
-    scr: Ratio | None = None
-    asr: Ratio | None = None
-    ner: Ratio | None = None
-    srd_p95: Duration | None = None
-    sdd_p95: Duration | None = None
-    rpo: Duration | None = None
-    rpo_writes: int | None = Field(None, ge=0, description="acknowledged writes lost, at most")
-    rto: Duration | None = None
-    replication_lag_p99: Duration | None = None
-    cdrs_lost: int | None = Field(None, ge=0, description="answered calls without a CDR in the "
-                                  "surviving database, at most (a probe's `cdr:` check)")
-    primaries: int | None = Field(None, ge=1, description=
-                                  "servers taking writes after the rollback among a probe's "
-                                  "`dsn` hosts, at most (2: a split brain); 1 unless set, where "
-                                  "a probe's `dsn` names two servers or more")
-    steady_state_after: bool | None = True
-    time_to_detect: Duration | None = None
-    capacity: float | None = Field(None, gt=0)
+
+# SLA targets; `null` switches one off. Direction, unit and default are the catalogue's
+# (metrics/sla.py TARGETS); `primaries` gets its default where a probe can judge it (below).
+SlaSpec = create_model("SlaSpec", __base__=Strict,
+                       **{name: _sla_field(t) for name, t in TARGETS.items()})
 
 
 class MetricOptions(Strict):
@@ -332,7 +307,7 @@ class Scenario(Strict):
         says otherwise (null switches it off); asked for with none, it could never be judged."""
         several = any(dsn_servers(p.dsn) > 1 for p in self.probes)
         if "primaries" not in self.sla.model_fields_set:
-            self.sla.primaries = int(SLA_TARGETS["primaries"][2]) if several else None
+            self.sla.primaries = int(TARGETS["primaries"].default) if several else None
         elif self.sla.primaries is not None and not several:
             raise ValueError("sla.primaries needs a probe whose dsn names two servers or more "
                              "(host=a,b): with one there is nothing to compare; remove the key")

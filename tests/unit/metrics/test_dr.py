@@ -42,16 +42,17 @@ def test_lag_summary_ignores_unknown_samples():
 
 def test_cdr_figures_count_the_missing_and_the_verdict_judges_them():
     from harness.metrics.dr import probe_figures
-    from harness.metrics.evaluate import _dr_targets
+    from harness.metrics.sla import TARGETS, Figures
     records = {"probe": "db", "kind": "postgres", "acks": [], "lag": [], "surviving": [],
                "cdr": {"checked": 5, "missing": ["c@x", "d@x"]}}
+    cdrs_lost = TARGETS["cdrs_lost"].measure
     fig = probe_figures(records, None)
     assert fig["cdr"] == {"checked": 5, "lost": 2, "missing": ["c@x", "d@x"]}
-    measured, detail, _ = _dr_targets([fig], [])["cdrs_lost"]
+    measured, detail, _ = vars(cdrs_lost(Figures(dr=[fig]))).values()
     assert measured == 2.0 and detail == "2 of 5 answered calls without a CDR"
     no_check = probe_figures({**records, "cdr": None}, None)
     assert no_check["cdr"] is None
-    assert _dr_targets([no_check], [])["cdrs_lost"][0] is None  # unknown, never "0 lost"
+    assert cdrs_lost(Figures(dr=[no_check])).value is None  # unknown, never "0 lost"
 
 
 def test_replication_lag_is_the_age_of_the_oldest_acknowledged_write_the_standby_lacks():
@@ -72,16 +73,17 @@ def test_replication_lag_is_the_age_of_the_oldest_acknowledged_write_the_standby
 
 def test_two_servers_taking_writes_after_the_rollback_fail_the_primaries_target():
     from harness.metrics.dr import probe_figures
-    from harness.metrics.evaluate import _dr_targets
-    from harness.metrics.sla import SLA_TARGETS, verdicts
+    from harness.metrics.sla import TARGETS, Figures, verdicts
     records = {"probe": "db", "kind": "postgres", "acks": [], "lag": [], "surviving": []}
     split = probe_figures({**records, "primaries": ["10.0.0.1:5432", "10.0.0.2:5432"]}, None)
-    measured = _dr_targets([split], [])
-    assert measured["primaries"] == (2.0, "db: 10.0.0.1:5432, 10.0.0.2:5432", False)
-    (v,) = verdicts({"primaries": SLA_TARGETS["primaries"][2]}, measured)
+    measured = TARGETS["primaries"].measure(Figures(dr=[split]))
+    assert (measured.value, measured.detail) == (2.0, "db: 10.0.0.1:5432, 10.0.0.2:5432")
+    (v,) = verdicts({"primaries": TARGETS["primaries"].default}, Figures(dr=[split]))
     assert not v.passed
-    one = _dr_targets([probe_figures({**records, "primaries": ["10.0.0.2:5432"]}, None)], [])
+    one = Figures(dr=[probe_figures({**records, "primaries": ["10.0.0.2:5432"]}, None)])
     assert verdicts({"primaries": 1.0}, one)[0].passed
-    # one server named (nothing to compare): no verdict at all, rather than a pass
-    unchecked = _dr_targets([probe_figures({**records, "primaries": None}, None)], [])
-    assert "primaries" not in unchecked and verdicts({"primaries": 1.0}, unchecked) == []
+    # servers never asked (the drill stopped before the check): the target is not measured
+    # and fails, rather than vanishing from the verdicts
+    unchecked = Figures(dr=[probe_figures({**records, "primaries": None}, None)])
+    (v,) = verdicts({"primaries": 1.0}, unchecked)
+    assert not v.passed and v.measured is None and "not checked" in v.detail
