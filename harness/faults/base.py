@@ -73,8 +73,10 @@ class Injector:
     def inject(self) -> None:
         raise NotImplementedError
 
-    # optional: `recipe_after_inject() -> dict`, facts only injecting reveals; the
-    # runner journals them as an amendment right after `inject` returns.
+    def recipe_after_inject(self) -> dict[str, Any]:
+        """Facts only injecting reveals (a flood's pid), for `undo`; the runner journals them
+        as an amendment to the recipe right after `inject` returns. Most faults have none."""
+        return {}
 
     def verify(self) -> bool:
         """True once the fault has really taken effect (checked from outside)."""

@@ -67,7 +67,7 @@ class GameDayObserver:
         for a in self.ack.acks:  # acknowledgements while the game day was armed: false alarms
             run.bus.publish("ack", ts=a["ts"], by=a["by"], note=a["note"])
         self.ack.on_ack = lambda a: run.bus.publish("ack", ts=a["ts"], by=a["by"], note=a["note"])
-        run.bus.subscribe(self._on_event)
+        run.bus.subscribe(self._on_event, essential=True)  # time to detect
         self._notify("gameday_started", scenario=self.plan["scenario_name"],
                      run_dir=str(run.run_dir), plan=self.plan)
 

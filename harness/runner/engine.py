@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, NamedTuple
 
 from harness.faults.base import Injector, lookup
 from harness.load.engine import LoadEngine
@@ -27,6 +28,7 @@ from harness.runner.events import EventBus, JsonlLog
 from harness.runner.journal import Journal
 from harness.runner.plan import Drill, PlannedFault
 from harness.runner.probes import ProbeSet
+from harness.scenario.model import RateChange
 from harness.runner.steady import media_checked, steady_state
 
 TICK = 0.1
@@ -90,9 +92,8 @@ class DrillRun:
             except Exception as undo_exc:  # left open in the journal for `drill recover`
                 self.bus.publish("fault_rollback_failed", fault_id=planned.fault_id, error=str(undo_exc))
             raise
-        learned = getattr(injector, "recipe_after_inject", None)
-        if learned:  # facts only injecting reveals, such as a flood's pid
-            extra = learned()
+        extra = injector.recipe_after_inject()  # facts only injecting reveals, as a flood's pid
+        if extra:
             recipe = {**recipe, **extra}
             self.journal.amend(self.run_id, planned.fault_id, extra)
         returned = in_effect = time.time()  # the window opens when inject() has done its work
@@ -140,13 +141,13 @@ class DrillRun:
         return errors
 
     # -- the timeline ---------------------------------------------------------
-    def schedule(self) -> list[tuple[float, str, object]]:
-        plan = [(c.at, "rate", c) for c in self.drill.scenario.load.shape]
+    def schedule(self) -> list[Step]:
+        plan = [Step(c.at, "rate", c) for c in self.drill.scenario.load.shape]
         for planned in self.drill.faults:
-            plan.append((planned.spec.at, "inject", planned))
+            plan.append(Step(planned.spec.at, "inject", planned))
             if planned.end is not None:
-                plan.append((planned.end, "rollback", planned))
-        return sorted(plan, key=lambda x: (x[0], x[1] == "inject"))  # rollbacks before injects
+                plan.append(Step(planned.end, "rollback", planned))
+        return sorted(plan, key=lambda x: (x.at, x.action == "inject"))  # rollbacks before injects
 
     def execute(self, load: LoadEngine, on_tick=None) -> None:
         """Run the timeline with `load`; returns when done or aborted.
@@ -180,7 +181,7 @@ class DrillRun:
                 self.next_step = describe_step(plan[0]) if plan else f"load stops at {load_end:g}s"
                 on_tick(self)
             # wake for the next step on time: a fault's window must be as long as asked
-            due = plan[0][0] - (time.time() - self.t0) if plan else TICK
+            due = plan[0].at - (time.time() - self.t0) if plan else TICK
             time.sleep(min(TICK, max(0.0, due)))
         if self.abort_reason:
             self._end_aborted(load)
@@ -188,9 +189,9 @@ class DrillRun:
             self._end_normally(load, judge)
 
     def _start_clock(self, judge: CapacityJudge | None) -> None:
-        self.bus.subscribe(self._collect_call)
+        self.bus.subscribe(self._collect_call, essential=True)
         if judge:
-            self.bus.subscribe(judge)
+            self.bus.subscribe(judge, essential=True)
         self.t0 = time.time()
         self.bus.publish("run_started", ts=self.t0, run_id=self.run_id)
 
@@ -216,7 +217,7 @@ class DrillRun:
     def _take_due_steps(self, plan: list, t: float, load: LoadEngine) -> None:
         """Rate changes, injects and rollbacks whose time has come, in schedule order; any
         injector failure aborts the run cleanly, with rollback."""
-        while plan and plan[0][0] <= t and not self.abort_reason:
+        while plan and plan[0].at <= t and not self.abort_reason:
             _, action, step = plan.pop(0)
             if action == "rate":
                 users = load.set_rate(step.calls_per_second, step.ramp)
@@ -309,7 +310,14 @@ class DrillRun:
         return ok
 
 
-def describe_step(step: tuple) -> str:
+class Step(NamedTuple):
+    """One step of a drill's timeline, in seconds from its start."""
+    at: float
+    action: Literal["rate", "inject", "rollback"]
+    what: RateChange | PlannedFault
+
+
+def describe_step(step: Step) -> str:
     at, action, what = step
     if action == "rate":
         return f"load to {what.calls_per_second:g} calls/s at {at:g}s"
@@ -399,5 +407,5 @@ def new_journal() -> Journal:
 
 def open_event_log(run: DrillRun) -> JsonlLog:
     log = JsonlLog(run.run_dir / "events.jsonl")
-    run.bus.subscribe(log)
+    run.bus.subscribe(log, essential=True)
     return log

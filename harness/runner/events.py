@@ -7,6 +7,7 @@ or leaves out a field fails at once, in the tests, not in a report weeks later.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from harness.metrics.records import CallRecord
 from harness.ops.secrets import redact
 
 Listener = Callable[[dict], None]
+log = logging.getLogger("hotline_drill.events")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ CATALOGUE: dict[str, Event] = {
     "load_started": Event(("users", "calls_per_second"), "the load generator places calls"),
     "load_changed": Event(("calls_per_second", "ramp", "users"), "a load step, surge or spike"),
     "workers_ready": Event(("workers", "master"), "every Locust worker connected"),
+    "listener_detached": Event(("listener", "on", "error"),
+                               "an optional listener (the live view) raised and was dropped"),
     "call": Event(("call",), "one call attempt ended: a CallRecord (a dict once in the log)"),
     "fault_injected": Event(("fault_id", "type", "target", "nodes", "verified", "inject_took",
                              "description"), "inject() done: the fault window opens"),
@@ -66,11 +70,19 @@ CATALOGUE: dict[str, Event] = {
 
 
 class EventBus:
+    """Publishes catalogued events to listeners. A listener that raises is logged and detached
+    (a broken live view must not end a drill mid-inject, as Locust's `EventHook.fire` carries
+    on); an `essential` one (the event log, the records, a judge) raises through, so the run
+    aborts with its rollback rather than carrying on with figures it cannot trust."""
+
     def __init__(self):
         self.listeners: list[Listener] = []
+        self.essential: set[int] = set()
 
-    def subscribe(self, fn: Listener) -> None:
+    def subscribe(self, fn: Listener, *, essential: bool = False) -> None:
         self.listeners.append(fn)
+        if essential:
+            self.essential.add(id(fn))
 
     def publish(self, event: str, **data) -> dict:
         spec = CATALOGUE.get(event)
@@ -81,9 +93,22 @@ class EventBus:
         if missing or extra:
             raise ValueError(f"event {event!r}: missing {missing}, not in the catalogue {extra}")
         ev = {"event": event, "ts": data.pop("ts", time.time()), **data}
-        for fn in self.listeners:
-            fn(ev)
+        for fn in list(self.listeners):
+            if id(fn) in self.essential:
+                fn(ev)
+                continue
+            try:
+                fn(ev)
+            except Exception as exc:  # noqa: BLE001 — any error of an optional listener
+                self._detach(fn, event, exc)
         return ev
+
+    def _detach(self, fn: Listener, event: str, exc: Exception) -> None:
+        self.listeners.remove(fn)
+        name = getattr(fn, "__qualname__", type(fn).__qualname__)
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("listener %s failed on %s and was detached: %s", name, event, error)
+        self.publish("listener_detached", listener=name, on=event, error=error)
 
 
 def _plain(value):

@@ -304,3 +304,31 @@ def test_a_signal_during_the_drill_does_not_stop_its_report(tmp_path):
         summary = write_report(run.run_dir, stop, Console(record=True))
     assert summary["run"]["aborted"] and summary["exit_code"] == 3
     assert "report_stopped" not in summary and (tmp_path / "report.html").exists()
+
+
+def test_a_listener_that_raises_is_detached_and_the_drill_carries_on(tmp_path):
+    run, events = run_of(drill([{"id": "a", "at": 0.1, "duration": 0.2}]), tmp_path)
+
+    def broken_view(ev):
+        if ev["event"] == "fault_injected":
+            raise RuntimeError("the terminal went away")
+    run.bus.subscribe(broken_view)
+    run.execute(FakeLoad())
+    assert STEPS == [("load", "start"), ("inject", "a"), ("undo", "a"), ("load", "stop")]
+    detached = [e for e in events if e["event"] == "listener_detached"]
+    assert len(detached) == 1 and "terminal went away" in detached[0]["error"]
+    assert "broken_view" in detached[0]["listener"] and detached[0]["on"] == "fault_injected"
+    assert "run_aborted" not in names(events) and run.journal.open_faults() == []
+
+
+def test_an_essential_listener_that_raises_aborts_with_the_rollback(tmp_path):
+    run, events = run_of(drill([{"id": "a", "at": 0.1, "duration": 5}], duration=5), tmp_path)
+
+    def full_disk(ev):
+        if ev["event"] == "fault_injected":
+            raise OSError(28, "No space left on device")
+    run.bus.subscribe(full_disk, essential=True)
+    run.execute(FakeLoad())
+    assert STEPS == [("load", "start"), ("inject", "a"), ("undo", "a"), ("load", "abort")]
+    assert events[-1]["event"] == "run_aborted" and "No space left" in events[-1]["reason"]
+    assert run.journal.open_faults() == [] and "listener_detached" not in names(events)
