@@ -160,9 +160,10 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
         for line in describe_plan(drill):
             console.print(line, highlight=False)
         return
-    if (workers or master) and drill.scenario.load.engine == "sipp":
-        err.print("[red]error:[/red] --workers/--master spread the locust engine; with engine: sipp, "
-                  "run one drill per load machine or raise the rate SIPp is given")
+    if (workers or master) and not drill.engine.workers:
+        err.print(f"[red]error:[/red] --workers/--master spread an engine over worker processes; "
+                  f"engine {drill.engine.name} has none: run one drill per load machine or raise "
+                  "the rate it is given")
         raise typer.Exit(EXIT_INPUT)
     if master and rerun_inconclusive:
         err.print("[red]error[/red] --rerun-inconclusive with --master: remote workers join one "

@@ -161,7 +161,7 @@ def run_worker(drill, master: str, out=sys.stdout) -> dict:
     from harness.load.sip_load import node_mapper
     host, port = split_hostport(master)
     sc = drill.scenario
-    entries = [e for e in drill.inventory.entry_points if not sc.load.carriers or e.name in sc.load.carriers]
+    entries = drill.inventory.carriers(sc.load.carriers)
     sent = {"records": 0, "answered": 0}
     env_box: dict = {}
 
@@ -177,7 +177,7 @@ def run_worker(drill, master: str, out=sys.stdout) -> dict:
 
     def on_rate(environment, msg, **_):
         ctl.pacer.change(msg.data["rate"], msg.data["ramp"], time.time())
-        if ctl._dispatcher is None:
+        if not ctl.dispatching:
             gevent.spawn(start_when_spawned, msg.data.get("users", 0))
 
     def start_when_spawned(users: int, within: float = 10.0):

@@ -32,7 +32,8 @@ from harness.metrics.records import CallRecord
 from harness.scenario.inventory import EntryPoint
 from harness.scenario.model import LoadSpec
 from harness.sip.message import host_port
-from harness.sip.uac import CallOptions, HeldCall, end_call, start_call
+from harness.load.entry_calls import call_options
+from harness.sip.uac import HeldCall, end_call, start_call
 
 
 class Pacer:
@@ -148,11 +149,9 @@ class LoadController:
         """One arrival: the caller sets the call up, then hands the answered call's hold to a
         timer (_end_held) and is free for the next arrival; a held call keeps no greenlet."""
         entry = next(self._carrier)
-        opts = CallOptions(hold=self.spec.hold, rtp=self.rng.random() < self.spec.rtp_share,
-                           invite_timeout=self.spec.invite_timeout,
-                           bye_timeout=self.spec.bye_timeout, transport=entry.transport,
-                           local_ip=entry.caller_ip, outbound_proxy=entry.outbound_proxy,
-                           fallback=entry.fallback_addrs, failover_timer=entry.failover_timer)
+        opts = call_options(entry, hold=self.spec.hold, rtp=self.rng.random() < self.spec.rtp_share,
+                            invite_timeout=self.spec.invite_timeout,
+                            bye_timeout=self.spec.bye_timeout)
         self.in_flight += 1
         self.placed += 1
         self.last_placed_at = time.time()
@@ -213,6 +212,12 @@ class LoadController:
         runner = self.env.create_local_runner()
         runner.start(self.users, spawn_rate=self.users)  # idle callers: spawning them is cheap
         self.start_dispatch()
+
+    @property
+    def dispatching(self) -> bool:
+        """Arrivals are being handed to the callers (on a worker: once the master's first
+        rate came and its callers were spawned)."""
+        return self._dispatcher is not None
 
     def start_dispatch(self) -> None:
         if self._dispatcher is None:

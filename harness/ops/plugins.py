@@ -1,12 +1,14 @@
 """Plug-in registries filled through entry points, as pytest fills `pytest11`.
 
-Two groups, both declared in pyproject.toml for the built-ins and open to any
+Three groups, all declared in pyproject.toml for the built-ins and open to any
 installed package:
 
 - `hotline_drill.faults`: each entry names a module of injectors; importing it
   registers every `type:` it defines (`faults/base.py: register`).
 - `hotline_drill.targets`: each entry names a target object; its name is what a
   scenario's `target:` says (`runner/targets.py` states the contract).
+- `hotline_drill.engines`: each entry names a load engine's `EngineKind`, what a scenario's
+  `load.engine:` says, with the abilities the plan checks (`load/engines.py`).
 
 Nothing here knows a family or a target by name: a new one is a new package.
 """
@@ -19,6 +21,7 @@ from harness.ops import OpsError
 
 FAULT_FAMILIES = "hotline_drill.faults"
 TARGETS = "hotline_drill.targets"
+ENGINES = "hotline_drill.engines"
 
 
 class PluginError(OpsError):

@@ -37,7 +37,7 @@ def describe_plan(drill: Drill) -> list[str]:
              f"  {sc.load.start:g}s: load ({sc.load.engine} engine) starts at "
              f"{sc.load.calls_per_second:g} calls/s, hold {sc.load.hold:g}s, "
              f"RTP on {sc.load.rtp_share:.0%} of calls, via "
-             f"{', '.join(sc.load.carriers or [e.name for e in drill.inventory.entry_points])}"]
+             f"{', '.join(e.name for e in drill.inventory.carriers(sc.load.carriers))}"]
     if drill.target is not None:
         lines += [f"  {line}" for line in drill.target.describe(drill.target_options)]
     if sc.load.capacity_search:
@@ -146,21 +146,18 @@ def start_master(drill: Drill, run, workers: Workers, on_record, console: Consol
 def make_load(drill: Drill, run: DrillRun, workers: Workers | None, console: Console) -> LoadEngine:
     """The load engine the scenario and the command line ask for; every call it ends is
     published on the run's bus."""
-    from harness.load.sip_load import LoadController, node_mapper  # imports Locust (gevent)
+    from harness.load.engines import LoadContext
+    from harness.load.sip_load import node_mapper
     sc, inv = drill.scenario, drill.inventory
-    entries = [e for e in inv.entry_points if not sc.load.carriers or e.name in sc.load.carriers]
 
     def on_record(rec):
         run.bus.publish("call", ts=rec.ended_at, call=rec)
 
-    if sc.load.engine == "sipp":
-        from harness.load.sipp_engine import SippLoad
-        return SippLoad(sc.load, entries, on_record, node_mapper(inv.node_by_sip()), run.run_dir,
-                        sc.duration, run.bus.publish)
-    if workers and workers.total:
+    if workers and workers.total:  # the CLI let --workers through only for an engine with them
         return start_master(drill, run, workers, on_record, console)
-    return LoadController(sc.load, entries, on_record=on_record,
-                          node_of=node_mapper(inv.node_by_sip()), seed=sc.seed)
+    return drill.engine.make(LoadContext(sc.load, inv.carriers(sc.load.carriers), on_record,
+                                         node_mapper(inv.node_by_sip()), run.run_dir,
+                                         sc.duration, run.bus.publish, sc.seed))
 
 
 def target_up(drill: Drill, console: Console, stop: StopSignals):

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from harness.faults.base import FaultError, Injector, load_families, lookup
+from harness.load.engines import EngineKind, all_engines, engine_named
 from harness.ops.plugins import PluginError
 from harness.runner.targets import Target, target_named
 from harness.scenario.inventory import InventoryEntry, TargetInventory, handles
@@ -52,6 +53,11 @@ class Drill:
     target: Target | None = None          # the target plug-in, when `target:` names one
     target_options: BaseModel | None = None  # its validated `sandbox:` options
     notes: list[str] = field(default_factory=list)  # `file:line: ...` worth knowing, not errors
+
+    @property
+    def engine(self) -> EngineKind:
+        """The load engine the scenario names (checked when the plan was built)."""
+        return engine_named(self.scenario.load.engine)
 
 
 def target_options(scenario: Scenario, target: Target | None, path: Path,
@@ -147,6 +153,7 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
     try:  # the installed plug-ins, loaded once: a broken one is named here, nothing injected
         load_families()
         target = target_named(scenario.target)
+        engine = _check_engine(scenario, path, lines)
     except PluginError as exc:
         raise InputError([f"{path}: {exc}"]) from None
     options = target_options(scenario, target, path, lines)
@@ -175,15 +182,36 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
             problems.append(f"{path}:{line_of(lines, ('load', 'carriers'))}: load.carriers: "
                             f"'{c}' is not an entry point of '{inv.name}' "
                             f"(known: {', '.join(sorted(carriers))})")
-    failing_over = [e.name for e in inv.entry_points if e.fallback
-                    and (not scenario.load.carriers or e.name in scenario.load.carriers)]
-    if scenario.load.engine == "sipp" and failing_over:
-        problems.append(f"{path}:{line_of(lines, ('load', 'engine'))}: load.engine: sipp cannot "
-                        f"fail over to an entry point's fallback addresses ({', '.join(failing_over)})"
-                        " (hint: use engine: locust, or leave fallback out of the inventory)")
+    failing_over = [e.name for e in inv.carriers(scenario.load.carriers) if e.fallback]
+    if not engine.fallback and failing_over:
+        able = ", ".join(n for n, k in all_engines().items() if k.fallback)
+        problems.append(f"{path}:{line_of(lines, ('load', 'engine'))}: load.engine: "
+                        f"{engine.name} cannot fail over to an entry point's fallback addresses "
+                        f"({', '.join(failing_over)}) (hint: use engine: {able}, or leave "
+                        "fallback out of the inventory)")
     if problems:
         raise InputError(problems)
     return Drill(path, scenario, inv, planned, target, options, shift_notes(scenario, path, lines))
+
+
+def _check_engine(scenario: Scenario, path: Path, lines: dict) -> EngineKind:
+    """The registered engine `load.engine` names, asked what it can do: one without media
+    places no RTP (rtp_share 0, and an rtp_share set above 0 is an error)."""
+    load = scenario.load
+    engines = all_engines()
+    engine = engines.get(load.engine)
+    if engine is None:
+        raise InputError([f"{path}:{line_of(lines, ('load', 'engine'))}: load.engine: "
+                          f"'{load.engine}' is not an installed load engine (known: "
+                          f"{', '.join(sorted(engines))})"])
+    if not engine.media:
+        if "rtp_share" in load.model_fields_set and load.rtp_share > 0:
+            media = ", ".join(n for n, k in engines.items() if k.media)
+            raise InputError([f"{path}:{line_of(lines, ('load',))}: load: engine {engine.name} "
+                              "sends no RTP, so media cannot be measured with it: set rtp_share: "
+                              f"0% (or use engine: {media} for media quality)"])
+        load.rtp_share = 0.0
+    return engine
 
 
 def shift_notes(scenario: Scenario, path: Path, lines: dict) -> list[str]:

@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from harness.scenario.inventory import EntryPoint, TargetInventory, split_address
 from harness.sip.probe import options_ping
-from harness.sip.uac import HEALTH_CALL_PREFIX, CallOptions, end_call, start_call
+from harness.load.entry_calls import call_options
+from harness.sip.uac import HEALTH_CALL_PREFIX, end_call, start_call
 
 MEDIA_HOLD = 1.0        # seconds of RTP in each test call
 MEDIA_HEARD = 0.8       # share of our packets a far end that reports them must have heard
@@ -43,9 +44,8 @@ def _signalling(inv: TargetInventory, stop=lambda: False) -> list[str]:
 def media_problem(entry: EntryPoint, stop=lambda: False) -> str | None:
     """One test call with RTP through `entry`; what is wrong with it, or None. `stop()`
     true ends its hold early (the call is still ended with a BYE)."""
-    rec, held = start_call(entry.addr, CallOptions(
-        hold=MEDIA_HOLD, invite_timeout=4.0, bye_timeout=2.0, local_ip=entry.caller_ip,
-        transport=entry.transport, outbound_proxy=entry.outbound_proxy,
+    rec, held = start_call(entry.addr, call_options(
+        entry, hold=MEDIA_HOLD, rtp=True, invite_timeout=4.0, bye_timeout=2.0,
         call_id_prefix=HEALTH_CALL_PREFIX), entry.name)
     if held is not None:
         while time.time() < held.end and not stop():
@@ -73,8 +73,7 @@ def media_problem(entry: EntryPoint, stop=lambda: False) -> str | None:
 
 
 def _media(inv: TargetInventory, carriers: list[str] | None, stop=lambda: False) -> list[str]:
-    entries = [e for e in inv.entry_points if e.transport == "udp" and e.media_check
-               and (not carriers or e.name in carriers)]
+    entries = [e for e in inv.carriers(carriers) if e.transport == "udp" and e.media_check]
     if not entries:
         return []
     with ThreadPoolExecutor(len(entries)) as pool:

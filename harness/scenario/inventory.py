@@ -192,6 +192,10 @@ class TargetInventory(Strict):
             return [name, *(n.name for n in self.nodes if n.site == target.site and n.name != name)]
         return [name]
 
+    def carriers(self, names: list[str] | None) -> list[EntryPoint]:
+        """The entry points a load places calls through: those `load.carriers` names, or all."""
+        return [e for e in self.entry_points if not names or e.name in names]
+
     def node_by_sip(self) -> dict[tuple[str, int], str]:
         return {split_address(n.sip): n.name for n in self.nodes if n.sip}
 

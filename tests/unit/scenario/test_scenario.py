@@ -264,3 +264,25 @@ def test_the_split_brain_target_is_judged_where_a_probe_names_several_servers(tm
     assert load_drill(write(tmp_path, off)).scenario.sla.primaries is None
     msgs = problems(tmp_path, one + "sla: {primaries: 1}\n")
     assert any("sla.primaries needs a probe whose dsn names two servers" in m for m in msgs), msgs
+
+
+def test_an_engine_is_asked_what_it_can_do_not_named(tmp_path):
+    from harness.load.engines import all_engines
+    engines = all_engines()
+    assert {"locust", "sipp"} <= set(engines)
+    # the abilities the plan checks, declared by each engine
+    assert engines["locust"].media and engines["locust"].fallback and engines["locust"].workers
+    assert not (engines["sipp"].media or engines["sipp"].fallback or engines["sipp"].workers)
+    msgs = problems(tmp_path, GOOD.replace("  hold: 4s\n", "  hold: 4s\n  engine: jmeter\n"))
+    assert any("s.yaml:" in m and "'jmeter' is not an installed load engine" in m
+               and "locust" in m and "sipp" in m for m in msgs), msgs
+
+
+def test_an_engine_without_media_places_no_rtp_unless_told_to_and_then_refuses(tmp_path):
+    from harness.runner.plan import load_drill
+    path = tmp_path / "s.yaml"
+    path.write_text(GOOD.replace("  hold: 4s\n", "  hold: 4s\n  engine: sipp\n"))
+    assert load_drill(path).scenario.load.rtp_share == 0.0
+    msgs = problems(tmp_path, GOOD.replace("  hold: 4s\n",
+                                           "  hold: 4s\n  engine: sipp\n  rtp_share: 10%\n"))
+    assert any("engine sipp sends no RTP" in m and "engine: locust" in m for m in msgs), msgs

@@ -1,0 +1,16 @@
+"""From an inventory's entry point to the options of a call placed through it: written once,
+for the load's calls and the steady-state check's test calls alike (the same transport,
+caller address, outbound proxy and fallback addresses a carrier's trunk would use)."""
+from __future__ import annotations
+
+from harness.scenario.inventory import EntryPoint
+from harness.sip.uac import CallOptions
+
+
+def call_options(entry: EntryPoint, *, hold: float, rtp: bool, invite_timeout: float,
+                 bye_timeout: float, **more) -> CallOptions:
+    """`more`: further CallOptions fields (a Call-ID prefix, headers)."""
+    return CallOptions(hold=hold, rtp=rtp, invite_timeout=invite_timeout,
+                       bye_timeout=bye_timeout, transport=entry.transport,
+                       local_ip=entry.caller_ip, outbound_proxy=entry.outbound_proxy,
+                       fallback=entry.fallback_addrs, failover_timer=entry.failover_timer, **more)
