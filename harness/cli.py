@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.ops.exit import EXIT_ABORTED, EXIT_INCONCLUSIVE, EXIT_INPUT, EXIT_INTERNAL
+from harness.ops.exit import EXIT_ABORTED, EXIT_INCONCLUSIVE, EXIT_INPUT, EXIT_INTERNAL, EXIT_LEFT_OPEN
 from harness.scenario.yamlload import InputError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
@@ -73,46 +73,8 @@ def list_(folder: Path = typer.Argument(Path("scenarios"), help="folder of scena
 
 
 def print_verdicts(summary: dict) -> None:
-    from harness.metrics.sla import Verdict, fmt
-    t = Table("SLA target", "measured", "threshold", "result", title=f"drill {summary['scenario']['name']}")
-    for v in (Verdict(**x) for x in summary["verdicts"]):
-        t.add_row(v.target, fmt(v.measured, v.unit) + (f" ({v.detail})" if v.detail else ""),
-                  (">= " if v.direction == "min" else "<= ") + fmt(v.threshold, v.unit),
-                  "[green]pass[/green]" if v.passed else "[red]FAIL[/red]")
-    console.print(t)
-    from harness.report.explain import fault_sentences, plain, primaries
-    for f in summary["faults"]:
-        nodes = f["answered_by_node"]
-        console.print(f"fault {f['fault_id']}: answered by node before {nodes['before']} "
-                      f"during {nodes['during']} after {nodes['after']}", highlight=False)
-        for line in fault_sentences(f, summary):
-            console.print("  " + plain(line), highlight=False)
-    for d in summary.get("dr") or []:
-        rpo, back = d["rpo"], d["rto_writes"]
-        console.print(f"data probe {d['probe']}: {d['acked']} writes acknowledged, "
-                      + (f"{rpo['lost']} lost (RPO {rpo['seconds']:.2f} s)" if rpo
-                         else "surviving rows unreadable (RPO unknown)")
-                      + (f"; writes back on {back['new_primary']} {back['seconds']:.2f} s after "
-                         f"the first fault" if back and back["seconds"] is not None else
-                         "; writes never came back on another primary" if back else "")
-                      + (f"; taking writes after the rollback: {primaries(d)}"
-                         if d.get("primaries") is not None else ""),
-                      highlight=False)
-    voice = summary.get("voice") or {}
-    groups = [(name or "(no carrier)", c) for name, c in (voice.get("per_carrier") or {}).items()]
-    groups += [(f"on node {name or '(none)'}", c) for name, c in (voice.get("per_node") or {}).items()]
-    for name, c in groups:
-        if c["calls"]:
-            up = "n/a" if c["loss_up"] is None else f"{c['loss_up'] * 100:.1f}%"
-            rtt = "n/a" if c["rtt_ms"] is None else f"{c['rtt_ms']:.1f} ms"
-            silent = "".join(f"; {what} on {c[key]} call(s)" for key, what in
-                             (("dead_air", "DEAD AIR"), ("one_way", "ONE-WAY AUDIO")) if c.get(key))
-            console.print(f"voice {name}: MOS p5 {c['mos_p5']:.2f} p50 "
-                          f"{c['mos_p50']:.2f} over {c['calls']} calls; loss heard by caller "
-                          f"{c['loss_down'] * 100:.1f}%, by hotline {up}; round trip {rtt}{silent}",
-                          highlight=False)
-    for line in summary.get("findings", []):
-        console.print("finding: " + plain(line), highlight=False)
+    from harness.report.console import print_verdicts as show
+    show(summary, console)
 
 
 @app.command()
@@ -197,6 +159,7 @@ def record_run(run_dir: Path, output: Optional[Path]) -> dict:
 def finish_run(code: int, run_dir: Optional[Path], name: str, output: Optional[Path],
                textfile_dir: Optional[Path], pushgateway: Optional[str], gate: bool) -> None:
     """After any drill: history, exports, verdicts on screen, the gate line, the exit code."""
+    from harness.report.console import gate_line, gate_line_without_report, outcome_line
     if run_dir:
         from harness.report import prometheus
         summary = record_run(run_dir, output)
@@ -209,32 +172,12 @@ def finish_run(code: int, run_dir: Optional[Path], name: str, output: Optional[P
                 from harness.ops.secrets import redact_text
                 err.print(redact_text(f"[yellow]warning[/yellow] push to {pushgateway} failed: {exc}"))
         print_verdicts(summary)
-        word = {0: "[green]all SLA targets met[/green]", 1: "[red]SLA target missed[/red]",
-                3: "[red]aborted, faults rolled back[/red]",
-                4: "[yellow]INCONCLUSIVE: " + "; ".join(summary.get("inconclusive") or [])
-                   + "[/yellow]"}.get(code, "")
-        console.print(f"{word} — report: {run_dir}", highlight=False)
+        console.print(outcome_line(code, summary, run_dir), highlight=False)
         if gate:
             print(gate_line(summary, run_dir))
-    elif gate and code == EXIT_ABORTED:
-        print(f"DRILL ABORTED {name}: stopped before a report was written (exit {code})")
     elif gate:
-        print(f"DRILL ERROR {name}: could not run (exit {code})")
+        print(gate_line_without_report(code, name))
     raise typer.Exit(code)
-
-
-def gate_line(summary: dict, run_dir: Path) -> str:
-    """One line for a CI log: the outcome, every missed target measured vs threshold, the report."""
-    from harness.metrics.sla import Verdict
-    name = summary["scenario"]["name"]
-    if summary["run"]["aborted"]:
-        return f"DRILL ABORTED {name}: {summary['run']['abort_reason']} ({run_dir})"
-    if summary.get("inconclusive"):
-        return f"DRILL INCONCLUSIVE {name}: " + "; ".join(summary["inconclusive"]) + f" ({run_dir})"
-    missed = [Verdict(**v).sentence() for v in summary["verdicts"] if not v["passed"]]
-    if missed:
-        return f"DRILL FAIL {name}: " + "; ".join(missed) + f" ({run_dir})"
-    return f"DRILL PASS {name}: {len(summary['verdicts'])} SLA targets met ({run_dir})"
 
 
 @app.command()
@@ -277,28 +220,11 @@ def gameday(pool: Path = typer.Option(..., "--pool", help="folder of scenario fi
     On-call acknowledges with `drill ack`; the report gives the time to detect and
     reveals the plan, which must match the sealed hash."""
     from harness.gameday.run import run_gameday
-    from pydantic import ValidationError
-
-    from harness.scenario.gameday import GameDay, load_gameday
-    from harness.scenario.model import parse_duration
+    from harness.scenario.gameday import load_gameday, with_options
     try:
-        game_day = load_gameday(pool)
-        overrides = {"seed": seed, "webhook": webhook, "ack_listen": ack_listen, "target": target}
-        for key, text in (("window", window), ("ack_wait", ack_wait)):
-            if text is not None:
-                try:
-                    overrides[key] = parse_duration(text)
-                except ValueError as exc:
-                    raise InputError([f"--{key.replace('_', '-')}: {exc}"]) from None
-        limits = {"max_faults": max_faults, "max_nodes_at_once": max_nodes}
-        limits = {**game_day.limits.model_dump(), **{k: v for k, v in limits.items() if v is not None}}
-        limits["forbidden_targets"] = [*game_day.limits.forbidden_targets, *forbid]
-        try:  # the options are checked like the file: a bad --webhook is refused, exit 2
-            game_day = GameDay.model_validate({**game_day.model_dump(), "limits": limits,
-                                         **{k: v for k, v in overrides.items() if v is not None}})
-        except ValidationError as exc:
-            raise InputError([f"drill gameday options: {e['loc'][-1]}: {e['msg']}"
-                              for e in exc.errors()]) from None
+        game_day = with_options(load_gameday(pool), window=window, ack_wait=ack_wait,
+                                max_faults=max_faults, max_nodes=max_nodes, forbid=forbid,
+                                seed=seed, webhook=webhook, ack_listen=ack_listen, target=target)
         if not pool.is_dir():
             raise InputError([f"{pool}: not a folder of scenario files"])
         code, run_dir = run_gameday(pool, game_day, output, console)
@@ -431,7 +357,7 @@ def recover(list_only: bool = typer.Option(False, "--list", help="show the fault
     left = journal.open_faults()
     if left:
         err.print(f"[red]{len(left)} fault(s) could not be rolled back[/red]; see above")
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_LEFT_OPEN)
 
 
 def show_open_faults(journal) -> None:
@@ -472,32 +398,34 @@ SITES_OPT = typer.Option(1, "--sites", min=1, max=2, help="with --docker: 2 is t
                          "standby, Kamailio acc CDRs); scenarios say `target: lab-dr`")
 
 
-def _dr_lab(docker: bool, sites: int):
-    """The two-site lab's module when --docker --sites 2 asks for it, else None."""
-    if sites == 2 and not docker:
-        console.print("[red]error:[/red] --sites 2 is a container lab: add --docker")
-        raise typer.Exit(2)
-    if sites == 2:
-        from harness.lab import dr_lab
-        return dr_lab
-    return None
+def _lab(docker: bool, sites: int):
+    """The practice hotline `--docker` and `--sites` name (lab/practice.py)."""
+    from harness.lab.practice import pick
+    try:
+        return pick(docker, sites)
+    except InputError as exc:
+        _fail_input(exc)
 
 
 @lab_app.command("up")
 def lab_up(docker: bool = DOCKER_OPT,
            channels: Optional[int] = typer.Option(None, help="sandbox: calls each PBX node holds at "
                                                   "once before answering 503 (a capacity to find)"),
-           pbx_nodes: int = typer.Option(2, min=1, max=8, help="sandbox: PBX nodes behind the SBC"),
-           health_check: bool = typer.Option(True, help="sandbox: --no-health-check makes an SBC "
-                                             "that never marks a dead node down"),
-           dispatch: str = typer.Option("round-robin", help="sandbox: round-robin or hash "
-                                        "(of the Call-ID) to pick a node"),
+           pbx_nodes: Optional[int] = typer.Option(None, min=1, max=8, help="sandbox: PBX nodes "
+                                                   "behind the SBC (default 2)"),
+           health_check: Optional[bool] = typer.Option(None, help="sandbox: --no-health-check "
+                                                       "makes an SBC that never marks a dead node "
+                                                       "down (default: it checks)"),
+           dispatch: Optional[str] = typer.Option(None, help="sandbox: round-robin (default) or "
+                                                  "hash (of the Call-ID) to pick a node"),
            sites: int = SITES_OPT,
-           sync_replication: bool = typer.Option(False, help="two-site lab: the primary waits "
-                                                 "for the standby to apply each commit "
-                                                 "(remote_apply) instead of streaming async"),
-           advert: int = typer.Option(1, min=1, max=10, help="two-site lab: keepalived's "
-                                      "advert interval in seconds (the VIP moves after 3)"),
+           sync_replication: Optional[bool] = typer.Option(None, help="two-site lab: the primary "
+                                                           "waits for the standby to apply each "
+                                                           "commit (remote_apply) instead of "
+                                                           "streaming async"),
+           advert: Optional[int] = typer.Option(None, min=1, max=10, help="two-site lab: "
+                                                "keepalived's advert interval in seconds (default "
+                                                "1; the VIP moves after 3)"),
            flaw: list[str] = typer.Option([], "--flaw", metavar="NAME", help="container lab: start its SBC with a "
                                           "known misconfiguration, to rehearse what a drill must "
                                           "catch (repeatable): health-check-flaps (keepalives "
@@ -506,79 +434,37 @@ def lab_up(docker: bool = DOCKER_OPT,
                                           "`drill lab up --docker` without it restores the "
                                           "correct configuration")):
     """Start the practice hotline: the sandbox (local processes) or, with --docker, the container
-    lab (one site, or two with --sites 2)."""
-    dr = _dr_lab(docker, sites)
-    if flaw and (dr is not None or not docker):
-        err.print("[red]error:[/red] --flaw is for the one-site container lab (`drill lab up "
-                  "--docker --flaw NAME`); the sandbox has --no-health-check")
-        raise typer.Exit(EXIT_INPUT)
-    if dr is not None:
-        console.print("building images if needed and starting the two-site lab ...")
-        dr.up(dr.DrLabConfig(sync=sync_replication, advert=advert))
-        lab_status(docker=True, sites=2)
-        console.print(f"target inventory: {dr.inventory_path()} (scenarios say `target: lab-dr`)")
-        return
-    if docker:
-        from harness.lab import containers
-        unknown = sorted(set(flaw) - set(containers.FLAWS))
-        if unknown:
-            err.print(f"[red]error:[/red] --flaw {', '.join(unknown)}: not a lab flaw; known: "
-                      + ", ".join(containers.FLAWS))
-            raise typer.Exit(EXIT_INPUT)
-        console.print("building images if needed and starting the container lab ...")
-        containers.up(containers.LabConfig(flaws=tuple(flaw)))
-        for name in flaw:
-            console.print(f"[yellow]flaw {name}[/yellow]: {containers.FLAWS[name]}")
-        lab_status(docker=True)
-        console.print(f"target inventory: {containers.inventory_path()} (scenarios say `target: lab`)")
-        return
-    from harness.lab import sandbox
-    if dispatch not in ("round-robin", "hash"):
-        console.print(f"[red]error:[/red] --dispatch {dispatch!r}: use round-robin or hash")
-        raise typer.Exit(2)
-    cfg = sandbox.SandboxConfig(pbx_nodes=pbx_nodes, health_check=health_check, dispatch=dispatch)
-    if channels:
-        cfg.channels = channels
-    inv = sandbox.up(cfg)
-    lab_status_table(inv)
-
-
-def lab_status_table(inv=None):
-    from harness.lab import sandbox
-    inv = inv or sandbox.inventory(sandbox.SandboxConfig.saved())
-    st = sandbox.status()
-    t = Table("part", "role", "address", "pid")
-    for n in inv.nodes:
-        t.add_row(n.name, n.role, n.sip, str(st[n.name] or "[red]down[/red]"))
-    for e in inv.entry_points:
-        t.add_row(e.name, "carrier", e.address, str(st[e.name] or "[red]down[/red]"))
-    console.print(t)
+    lab (one site, or two with --sites 2). An option of another lab is refused (exit 2)."""
+    from harness.lab.practice import LabOptions, refuse_others
+    lab = _lab(docker, sites)
+    opts = LabOptions(channels=channels, pbx_nodes=pbx_nodes, health_check=health_check,
+                      dispatch=dispatch, sync_replication=sync_replication, advert=advert,
+                      flaws=list(flaw))
+    try:
+        refuse_others(lab, opts)
+        lab.up(opts, console.print)
+    except InputError as exc:
+        _fail_input(exc)
+    lab_status(docker=docker, sites=sites)
+    path = getattr(lab, "inventory_path", None)
+    if path:
+        console.print(f"target inventory: {path()} (scenarios say `target: {lab.name}`)")
 
 
 @lab_app.command("status")
 def lab_status(docker: bool = DOCKER_OPT, sites: int = SITES_OPT):
     """Show which parts of the practice hotline run."""
-    dr = _dr_lab(docker, sites)
-    if docker:
-        from harness.lab import containers
-        t = Table("part", "state")
-        for name, state in (dr or containers).status().items():
-            t.add_row(name, state)
-        console.print(t)
-        return
-    lab_status_table()
+    columns, rows = _lab(docker, sites).status()
+    t = Table(*columns)
+    for row in rows:
+        t.add_row(*row)
+    console.print(t)
 
 
 @lab_app.command("down")
 def lab_down(docker: bool = DOCKER_OPT, sites: int = SITES_OPT):
     """Stop the practice hotline (only what the project started: by pid or by label)."""
-    dr = _dr_lab(docker, sites)
-    if docker:
-        from harness.lab import containers
-        gone = (dr or containers).down()
-    else:
-        from harness.lab import sandbox
-        gone = sandbox.down()
+    gone = _lab(docker, sites).down()
     console.print(f"stopped: {', '.join(gone) or 'nothing was running'}")
 
 

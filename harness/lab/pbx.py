@@ -22,7 +22,7 @@ from harness.lab.sip_endpoint import SipUdp, run_forever
 from harness.sip import rtp
 from harness.sip.arrival import receive, stamp_arrivals
 from harness.sip.message import SipMessage, response_to, token
-from harness.sip.sdp import inactive, media_address
+from harness.sip.sdp import Audio, inactive, media_address
 
 log = logging.getLogger("pbx")
 NO_ACK_GIVE_UP = 32.0  # 64 * T1: a 200 never ACKed is given up
@@ -155,9 +155,8 @@ class PbxNode:
         ok.headers.append(("Contact", f"<sip:{self.name}@{self.contact}>"))
         ok.headers.append(("Content-Type", "application/sdp"))
         sid = random.randrange(1, 2**31)
-        ok.body = (f"v=0\r\no={self.name} {sid} {sid} IN IP4 {self.ip}\r\ns=pbx\r\n"
-                   f"c=IN IP4 {self.ip}\r\nt=0 0\r\nm=audio {mport} RTP/AVP 0\r\n"
-                   f"a=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n").encode()
+        ok.body = Audio(self.ip, mport, sid, origin=self.name, session_name="pbx",
+                        direction=None).encode()
         # an offer marked inactive (a signalling-only caller) gets no stream from us
         remote = None if inactive(msg.body) else media_address(msg.body)
         call = Call(msg.call_id, to_tag, media_sock, remote, ok, addr)

@@ -110,7 +110,7 @@ class Sbc:
     def _probe(self, node: Node) -> None:
         branch = new_branch()
         msg = SipMessage(method="OPTIONS", uri=f"sip:{node.addr[0]}:{node.addr[1]}")
-        msg.headers = [("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={branch}"),
+        msg.headers = [("Via", self.proto.via(node.addr, self.ip, self.port, branch)),
                        ("Max-Forwards", "70"), ("From", f"<sip:sbc@{self.ip}>;tag=hc"),
                        ("To", f"<sip:{node.addr[0]}:{node.addr[1]}>"),
                        ("Call-ID", f"hc-{branch}"), ("CSeq", "1 OPTIONS")]
@@ -183,24 +183,24 @@ class Sbc:
         for r in rest_routes:
             msg.headers.append(("Route", r))
         dest = host_port(uri_of(rest_routes[0])) if rest_routes else host_port(msg.uri)
-        self._push_via(msg, self._stateless_branch(msg))
+        self._push_via(msg, self._stateless_branch(msg), dest)
         self.proto.send(msg, dest)
 
     def _forward_to_node(self, msg: SipMessage, node: Node) -> None:
         if msg.method == "BYE":
             self.dialogs.pop(msg.call_id, None)
         self._end_media(msg)
-        self._push_via(msg, self._stateless_branch(msg))
+        self._push_via(msg, self._stateless_branch(msg), node.addr)
         self.proto.send(msg, node.addr)
 
     def _stateless_branch(self, msg: SipMessage) -> str:
         key = f"{msg.branch}|{msg.method}".encode()
         return MAGIC_COOKIE + "sl" + hashlib.sha1(key).hexdigest()[:16]
 
-    def _push_via(self, msg: SipMessage, branch: str) -> None:
+    def _push_via(self, msg: SipMessage, branch: str, dest) -> None:
         mf = int(msg.get("max-forwards", "70") or 70)
         msg.set("Max-Forwards", str(mf - 1))
-        msg.prepend("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={branch}")
+        msg.prepend("Via", self.proto.via(dest, self.ip, self.port, branch))
 
     def _initial_invite(self, msg: SipMessage, addr) -> None:
         key = (msg.call_id, msg.branch)
@@ -245,7 +245,7 @@ class Sbc:
         fwd = SipMessage(method=tx.request.method, uri=tx.request.uri,
                          headers=list(tx.request.headers), body=tx.request.body)
         fwd.prepend("Record-Route", f"<{self.me}>")
-        self._push_via(fwd, tx.branch)
+        self._push_via(fwd, tx.branch, node.addr)
         node.routed += 1
         self.proto.send(fwd, node.addr)
         loop = asyncio.get_running_loop()
@@ -331,7 +331,7 @@ class Sbc:
 
     def _ack_upstream(self, tx: InviteTx, resp: SipMessage) -> None:
         ack = SipMessage(method="ACK", uri=tx.request.uri)
-        ack.headers = [("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={tx.branch}"),
+        ack.headers = [("Via", self.proto.via(tx.node.addr, self.ip, self.port, tx.branch)),
                        ("Max-Forwards", "70"), ("From", tx.request.get("from") or ""),
                        ("To", resp.get("to") or ""), ("Call-ID", tx.request.call_id),
                        ("CSeq", f"{tx.request.cseq[0]} ACK")]

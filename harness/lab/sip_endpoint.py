@@ -140,6 +140,11 @@ class SipTransports:
         if not self.tcp.send(msg, addr):
             self.udp.send(msg, addr)
 
+    def via(self, addr, ip: str, port: int, branch: str) -> str:
+        """The Via a request to `addr` carries: the transport `send` will use for it."""
+        proto = "TCP" if tuple(addr) in self.tcp.conns else "UDP"
+        return f"SIP/2.0/{proto} {ip}:{port};branch={branch}"
+
 
 def run_forever(main) -> None:
     """Run a server coroutine until SIGTERM/SIGINT; used by the node processes."""

@@ -53,7 +53,7 @@ def engine_named(name: str) -> EngineKind | None:
 
 
 def _locust(ctx: LoadContext) -> LoadEngine:
-    from harness.load.sip_load import LoadController, node_mapper  # noqa: F401 — imports Locust
+    from harness.load.sip_load import LoadController  # imports Locust (gevent)
     return LoadController(ctx.spec, ctx.entries, on_record=ctx.on_record, node_of=ctx.node_of,
                           seed=ctx.seed)
 

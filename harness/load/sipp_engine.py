@@ -31,6 +31,7 @@ from typing import Callable
 from jinja2 import Environment, PackageLoader
 
 from harness.metrics.records import CallRecord
+from harness.sip.sdp import Audio
 from harness.scenario.inventory import EntryPoint
 from harness.scenario.model import LoadSpec
 from harness.sip.message import listener_port, local_ip_for
@@ -46,8 +47,12 @@ def scenario_xml(spec: LoadSpec) -> str:
                       keep_trailing_newline=True)
     invite_ms, hold_ms, bye_ms = (int(x * 1000) for x in (spec.invite_timeout, spec.hold,
                                                           spec.bye_timeout))
+    # the offer in SIPp's own keywords, written by the one SDP module (sip/sdp.py)
+    sdp = Audio("[media_ip]", "[media_port]", 1, origin_ip="[local_ip]", family="[media_ip_type]",
+                origin_family="[local_ip_type]", session_name="-", ptime=None, direction=None)
     return env.get_template("sipp-uac.xml.j2").render(
-        invite_ms=invite_ms, hold_ms=hold_ms, bye_ms=bye_ms, fail_codes=FAIL_CODES)
+        invite_ms=invite_ms, hold_ms=hold_ms, bye_ms=bye_ms, fail_codes=FAIL_CODES,
+        sdp=sdp.text(eol="\n"))
 
 
 def _t(s: str, u: str) -> float | None:

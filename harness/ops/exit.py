@@ -2,6 +2,7 @@
 
 EXIT_PASS = 0          # every SLA target met
 EXIT_MISSED = 1        # an SLA target missed
+EXIT_LEFT_OPEN = 1     # `drill recover`: faults it could not roll back (still in the journal)
 EXIT_INPUT = 2         # invalid input or set-up error: nothing injected
 EXIT_ABORTED = 3       # aborted by an abort rule or a signal: everything rolled back
 EXIT_INCONCLUSIVE = 4  # the load generator could not keep its schedule: no verdict

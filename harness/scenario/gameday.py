@@ -49,6 +49,30 @@ def load_gameday(pool: Path) -> GameDay:
 # Sealing: at arming only the SHA-256 of the plan is shown; when the drill starts the plan
 # is revealed, and anyone can check that sha256(canonical(plan)) is the hash shown.
 
+def with_options(game_day: GameDay, *, window: str | None = None, ack_wait: str | None = None,
+                 max_faults: int | None = None, max_nodes: int | None = None,
+                 forbid: list[str] = (), **given) -> GameDay:
+    """The pool's game day with the command line's options over it, checked as the file is:
+    a bad option is an InputError (exit 2). Durations come as text (`--window 2h`); `forbid`
+    adds to the file's forbidden targets; the other options replace the file's values."""
+    from harness.scenario.model import parse_duration
+    overrides = {k: v for k, v in given.items() if v is not None}
+    for key, text in (("window", window), ("ack_wait", ack_wait)):
+        if text is not None:
+            try:
+                overrides[key] = parse_duration(text)
+            except ValueError as exc:
+                raise InputError([f"--{key.replace('_', '-')}: {exc}"]) from None
+    limits = {"max_faults": max_faults, "max_nodes_at_once": max_nodes}
+    limits = {**game_day.limits.model_dump(), **{k: v for k, v in limits.items() if v is not None}}
+    limits["forbidden_targets"] = [*game_day.limits.forbidden_targets, *forbid]
+    try:
+        return GameDay.model_validate({**game_day.model_dump(), "limits": limits, **overrides})
+    except ValidationError as exc:
+        raise InputError([f"drill gameday options: {e['loc'][-1]}: {e['msg']}"
+                          for e in exc.errors()]) from None
+
+
 def canonical(plan: dict) -> bytes:
     return json.dumps(plan, sort_keys=True, separators=(",", ":")).encode()
 

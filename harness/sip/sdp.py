@@ -1,4 +1,6 @@
-"""The two SDP facts a call's media needs: where to send audio, and how to move it.
+"""SDP, written and read in one place: the audio offers and answers the harness writes (the
+caller, the sandbox PBX, the SIPp engine's scenario), and the two facts a call's media
+needs from the far end's: where to send audio, and whether any flows.
 
 An SBC or a carrier's border element anchors media by writing its own address
 into the SDP it passes on (RFC 4566 `c=` and `m=audio`), so the RTP of the call
@@ -6,7 +8,55 @@ flows through it. Only those lines change; everything else is kept byte for byte
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from harness.sip.message import checked_address
+
+PCMU = (0, "PCMU/8000")
+
+
+@dataclass(frozen=True)
+class Audio:
+    """One audio stream's session description (RFC 4566; offer/answer RFC 3264).
+
+    Fields are text so a template can pass its own placeholders (SIPp's `[media_port]`).
+    `attributes` are further `a=` lines after the codecs' (room for `crypto:` of SDES-SRTP,
+    RFC 4568, and `fmtp:101 0-16` of telephone-event, RFC 4733); `direction` None writes
+    none (sendrecv is the default)."""
+
+    ip: str
+    port: int | str
+    session_id: int | str = 1
+    origin: str = "drill"
+    origin_ip: str | None = None  # the o= line's address (default: ip)
+    family: str = "4"             # IP4, for c=
+    origin_family: str = "4"      # and for o=
+    session_name: str = "drill"
+    codecs: tuple[tuple[int | str, str], ...] = (PCMU,)
+    ptime: int | None = 20
+    direction: str | None = "sendrecv"
+    attributes: tuple[str, ...] = ()
+    profile: str = "RTP/AVP"
+
+    def text(self, eol: str = "\r\n") -> str:
+        """The description; `eol` "\n" for a template whose tool writes CRLF itself (SIPp)."""
+        lines = [
+            "v=0",
+            f"o={self.origin} {self.session_id} {self.session_id} IN IP{self.origin_family} "
+            f"{self.origin_ip or self.ip}",
+            f"s={self.session_name}",
+            f"c=IN IP{self.family} {self.ip}",
+            "t=0 0",
+            f"m=audio {self.port} {self.profile} {' '.join(str(pt) for pt, _ in self.codecs)}",
+            *(f"a=rtpmap:{pt} {name}" for pt, name in self.codecs),
+            *([f"a=ptime:{self.ptime}"] if self.ptime else []),
+            *(f"a={a}" for a in self.attributes),
+            *([f"a={self.direction}"] if self.direction else []),
+        ]
+        return eol.join(lines) + eol
+
+    def encode(self) -> bytes:
+        return self.text().encode()
 
 
 def media_address(body: bytes) -> tuple[str, int] | None:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from harness.sip.arrival import receive, stamp_arrivals
-from harness.sip.uac import CallOptions, _Leg
+from harness.sip.transport import open_transport
 from tests.conftest import wait_for
 
 STALL = 0.3
@@ -53,7 +53,7 @@ def test_udp_datagram_read_late_keeps_its_arrival_time():
 
 def test_sip_response_over_tcp_read_late_keeps_its_arrival_time():
     server = socket.create_server(("127.0.0.1", 0))
-    leg = _Leg(CallOptions(transport="tcp", local_ip="127.0.0.1"), server.getsockname())
+    leg = open_transport("tcp", server.getsockname(), "127.0.0.1", 2.0)
     peer, _ = server.accept()
     sent = time.time()
     peer.sendall(b"SIP/2.0 200 OK\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
@@ -65,7 +65,7 @@ def test_sip_response_over_tcp_read_late_keeps_its_arrival_time():
 
 
 def test_sip_response_over_udp_carries_its_arrival_time():
-    leg = _Leg(CallOptions(local_ip="127.0.0.1"), ("127.0.0.1", 9))
+    leg = open_transport("udp", ("127.0.0.1", 9), "127.0.0.1", 2.0)
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sent = time.time()
     peer.sendto(b"SIP/2.0 180 Ringing\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",

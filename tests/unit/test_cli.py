@@ -119,3 +119,14 @@ def drill_run(scenario: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HOTLINE_DRILL_STATE": str(tmp_path / "state"), "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "harness.cli", "run", str(scenario)], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_an_option_of_another_lab_is_refused_before_anything_starts(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOTLINE_DRILL_STATE", str(tmp_path / "state"))
+    res = CliRunner().invoke(app, ["lab", "up", "--advert", "2"])
+    assert res.exit_code == 2 and "--advert: not an option of the sandbox" in res.output
+    res = CliRunner().invoke(app, ["lab", "up", "--docker", "--sites", "2", "--flaw", "no-failover"])
+    assert res.exit_code == 2 and "--flaw: not an option of the two-site lab" in res.output
+    res = CliRunner().invoke(app, ["lab", "up", "--docker", "--pbx-nodes", "3"])
+    assert res.exit_code == 2 and "--pbx-nodes: not an option of the container lab" in res.output
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())

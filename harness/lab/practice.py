@@ -1,0 +1,142 @@
+"""The three practice hotlines behind one protocol, for `drill lab up|status|down`.
+
+The sandbox (local processes), the container lab (Kamailio, rtpengine, SIPp) and the
+two-site DR lab each start from the options that concern them, show their parts, and
+stop what the project started; an option meant for another lab is refused by name, so
+the command line needs no if-chain over the three.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from harness.scenario.yamlload import InputError
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class LabOptions:
+    """`drill lab up`'s options; None (or empty) where the user gave none."""
+    channels: int | None = None
+    pbx_nodes: int | None = None
+    health_check: bool | None = None
+    dispatch: str | None = None
+    sync_replication: bool | None = None
+    advert: int | None = None
+    flaws: list[str] = field(default_factory=list)
+
+    def given(self) -> set[str]:
+        return {k for k, v in vars(self).items() if v not in (None, [], ())}
+
+
+_FLAGS = {"channels": "--channels", "pbx_nodes": "--pbx-nodes",
+          "health_check": "--health-check/--no-health-check", "dispatch": "--dispatch",
+          "sync_replication": "--sync-replication", "advert": "--advert", "flaws": "--flaw"}
+
+
+class PracticeLab(Protocol):
+    name: str      # what scenarios say in `target:`
+    what: str      # in words, for messages
+    options: set[str]  # LabOptions fields it takes
+
+    def up(self, opts: LabOptions, say: Say) -> None: ...
+
+    def status(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """(column names, one row per part)."""
+
+    def down(self) -> list[str]: ...
+
+
+def refuse_others(lab: PracticeLab, opts: LabOptions) -> None:
+    foreign = sorted(opts.given() - lab.options)
+    if foreign:
+        raise InputError([f"{', '.join(_FLAGS[k] for k in foreign)}: not an option of {lab.what}"
+                          f" (drill lab up --help says which lab takes which)"])
+
+
+class Sandbox:
+    name, what = "sandbox", "the sandbox"
+    options = {"channels", "pbx_nodes", "health_check", "dispatch"}
+
+    def up(self, opts: LabOptions, say: Say) -> None:
+        from harness.lab import sandbox
+        if opts.dispatch not in (None, "round-robin", "hash"):
+            raise InputError([f"--dispatch {opts.dispatch!r}: use round-robin or hash"])
+        cfg = sandbox.SandboxConfig(
+            pbx_nodes=opts.pbx_nodes or 2,
+            health_check=True if opts.health_check is None else opts.health_check,
+            dispatch=opts.dispatch or "round-robin")
+        if opts.channels:
+            cfg.channels = opts.channels
+        sandbox.up(cfg)
+
+    def status(self):
+        from harness.lab import sandbox
+        inv = sandbox.inventory(sandbox.SandboxConfig.saved())
+        st = sandbox.status()
+        rows = [(n.name, n.role, n.sip, str(st[n.name] or "[red]down[/red]")) for n in inv.nodes]
+        rows += [(e.name, "carrier", e.address, str(st[e.name] or "[red]down[/red]"))
+                 for e in inv.entry_points]
+        return ("part", "role", "address", "pid"), rows
+
+    def down(self) -> list[str]:
+        from harness.lab import sandbox
+        return sandbox.down()
+
+
+class ContainerLab:
+    name, what = "lab", "the container lab"
+    options = {"flaws"}
+
+    def up(self, opts: LabOptions, say: Say) -> None:
+        from harness.lab import containers
+        unknown = sorted(set(opts.flaws) - set(containers.FLAWS))
+        if unknown:
+            raise InputError([f"--flaw {', '.join(unknown)}: not a lab flaw; known: "
+                              + ", ".join(containers.FLAWS)])
+        say("building images if needed and starting the container lab ...")
+        containers.up(containers.LabConfig(flaws=tuple(opts.flaws)))
+        for name in opts.flaws:
+            say(f"[yellow]flaw {name}[/yellow]: {containers.FLAWS[name]}")
+
+    def status(self):
+        from harness.lab import containers
+        return ("part", "state"), list(containers.status().items())
+
+    def down(self) -> list[str]:
+        from harness.lab import containers
+        return containers.down()
+
+    def inventory_path(self):
+        from harness.lab import containers
+        return containers.inventory_path()
+
+
+class DrLab:
+    name, what = "lab-dr", "the two-site lab"
+    options = {"sync_replication", "advert"}
+
+    def up(self, opts: LabOptions, say: Say) -> None:
+        from harness.lab import dr_lab
+        say("building images if needed and starting the two-site lab ...")
+        dr_lab.up(dr_lab.DrLabConfig(sync=bool(opts.sync_replication), advert=opts.advert or 1))
+
+    def status(self):
+        from harness.lab import dr_lab
+        return ("part", "state"), list(dr_lab.status().items())
+
+    def down(self) -> list[str]:
+        from harness.lab import dr_lab
+        return dr_lab.down()
+
+    def inventory_path(self):
+        from harness.lab import dr_lab
+        return dr_lab.inventory_path()
+
+
+def pick(docker: bool, sites: int) -> PracticeLab:
+    """The lab `--docker` and `--sites` name."""
+    if sites == 2 and not docker:
+        raise InputError(["--sites 2 is a container lab: add --docker"])
+    return DrLab() if sites == 2 else ContainerLab() if docker else Sandbox()
