@@ -1,4 +1,10 @@
-"""Shared fixtures: an isolated sandbox per test (own loopback block, own state folder)."""
+"""Shared fixtures: an isolated sandbox per test (own loopback block, own state folder).
+
+Tests run side by side under pytest-xdist (README's test command): whatever a test starts
+is its own (a sandbox block per test and worker, ports picked free, network namespaces and
+Docker test containers named by a random tag), except the container labs, which are one
+each on this machine: their modules are one xdist group, so one worker runs them in turn.
+"""
 import itertools
 import os
 import shutil
@@ -12,6 +18,14 @@ import pytest
 from harness.sip.message import listener_port
 
 _blocks = itertools.count(30)
+
+
+def _block_octet() -> int:
+    """This test process's third octet of a sandbox block: one per pytest-xdist worker (gw0,
+    gw1, ...), so workers running side by side never share a loopback address; the pid's
+    otherwise."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return 200 + int(worker[2:]) if worker.startswith("gw") else os.getpid() % 200
 
 
 def wait_for(predicate, within: float, every: float = 0.05, what: str = "condition"):
@@ -55,7 +69,7 @@ def free_tcp_port() -> int:
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     """Env for one test: its own sandbox address block and state folder (journal, pidfiles)."""
-    block = f"127.{next(_blocks)}.{os.getpid() % 250}"
+    block = f"127.{next(_blocks)}.{_block_octet()}"
     env = {"HOTLINE_DRILL_SANDBOX_BLOCK": block, "HOTLINE_DRILL_STATE": str(tmp_path / "state"),
            # as a CI gate on a shared machine runs: a run the generator could not keep to
            # its schedule (exit 4, no verdict) is run again, up to twice

@@ -1,7 +1,9 @@
 """Alarm levels on answer rate (MISSION.md): green >= 90 %, yellow 85-90 %, orange 80-85 %, red < 80 %."""
 from __future__ import annotations
 
-from harness.metrics.calls import answer_rate
+from bisect import bisect_left
+from itertools import accumulate
+
 from harness.metrics.records import CallRecord
 
 LEVELS = ("green", "yellow", "orange", "red")
@@ -25,10 +27,16 @@ def alarm_level(rate: float | None) -> str:
 
 def alarm_timeline(records: list[CallRecord], start: float, end: float, window: float,
                    step: float = 1.0) -> list[tuple[float, float | None, str]]:
-    """(t, answer rate over the trailing window, level) every `step` seconds from start to end."""
+    """(t, answer rate over the trailing window, level) every `step` seconds from start to end:
+    the answer rate of the attempts started in [max(start, t - window), t), as `answer_rate`
+    counts it, read from running sums over the sorted starts (a long soak has millions)."""
+    calls = sorted((r.started_at, r.answered) for r in records)
+    starts = [s for s, _ in calls]
+    answered = list(accumulate((a for _, a in calls), initial=0))
     out, t = [], start + step
     while t <= end + 1e-9:
-        rate = answer_rate(records, max(start, t - window), t)
+        lo, hi = bisect_left(starts, max(start, t - window)), bisect_left(starts, t)
+        rate = (answered[hi] - answered[lo]) / (hi - lo) if hi > lo else None
         out.append((t, rate, alarm_level(rate)))
         t += step
     return out

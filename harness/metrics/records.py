@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 
-@dataclass
+@dataclass(slots=True)
 class CallRecord:
     """One SIP call attempt and its outcome. Times are Unix epoch seconds.
+
+    Slotted: a run keeps one per call, and an hours-long soak keeps millions.
 
     outcome: "completed" (answered, our BYE got 200), "dropped" (answered,
     ended abnormally), "failed" (never answered).
@@ -104,13 +105,31 @@ class FaultWindow:
     undo_started: float | None = None  # a restart's node is coming back from here to ended_at
 
 
+def iter_events(path):
+    """The events of a run folder's events.jsonl one at a time (the file form of the records
+    above), never the whole file in memory; a torn last line after a crash is left out."""
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
 def read_events(path) -> list[dict]:
-    """The events of a run folder's events.jsonl (the file form of the records above); a
-    torn last line after a crash is left out."""
-    out = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    """Every event of events.jsonl, as a list (small runs and tests; reports stream)."""
+    return list(iter_events(path))
+
+
+def read_run(path) -> tuple[list[CallRecord], list[dict], float | None]:
+    """(the call records, every other event, the last event's time) of events.jsonl, in one
+    pass: each call's event is turned into its record at once, so a run of a million calls
+    holds a million records, not a million event dicts besides."""
+    records, events, last = [], [], None
+    for ev in iter_events(path):
+        last = ev.get("ts", last)
+        if ev.get("event") == "call":
+            records.append(CallRecord.from_dict(ev["call"]))
+        else:
+            events.append(ev)
+    return records, events, last

@@ -53,9 +53,9 @@ def timeline_figure(summary: dict, records: list[CallRecord]) -> go.Figure:
             fig.update_layout(yaxis3={"title": "replication lag (s)", "overlaying": "y",
                                       "side": "right", "position": 0.97, "rangemode": "tozero",
                                       "showgrid": False})
-    for p in summary["alarm_timeline"]:  # the alarm band along the bottom
-        fig.add_shape(type="rect", xref="x", yref="paper", x0=p["t"] - 1, x1=p["t"], y0=0, y1=0.04,
-                      fillcolor=LEVEL_COLOURS[p["level"]], line_width=0)
+    for x0, x1, level in alarm_bands(summary["alarm_timeline"]):  # the band along the bottom
+        fig.add_shape(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=0, y1=0.04,
+                      fillcolor=LEVEL_COLOURS[level], line_width=0)
     fig.update_layout(
         title="Calls per second, active calls, faults (shaded) and alarm level (band)",
         xaxis={"title": "seconds since the drill started"},
@@ -63,6 +63,19 @@ def timeline_figure(summary: dict, records: list[CallRecord]) -> go.Figure:
         yaxis2={"title": "active calls", "overlaying": "y", "side": "right", "rangemode": "tozero"},
         legend={"orientation": "h", "y": -0.2}, height=460, margin={"t": 60, "b": 40})
     return fig
+
+
+def alarm_bands(timeline: list[dict]) -> list[tuple[float, float, str]]:
+    """The alarm timeline (one point a second) as stretches of one level: (from, to, level).
+    One shape per stretch, not per second: a plotly figure copies its shapes on each one
+    added, so an 8-hour soak's 28,800 seconds would take hours to draw."""
+    bands: list[list] = []
+    for p in timeline:
+        if bands and bands[-1][2] == p["level"] and abs(bands[-1][1] - (p["t"] - 1)) < 1e-6:
+            bands[-1][1] = p["t"]
+        else:
+            bands.append([p["t"] - 1, p["t"], p["level"]])
+    return [tuple(b) for b in bands]
 
 
 def distribution_figure(values: list[float], title: str, unit: str) -> go.Figure:

@@ -13,7 +13,7 @@ from harness import __version__
 from harness.metrics.evaluate import evaluate
 from harness.metrics.failover import RecoveryRule
 from harness.metrics.generator import generator_problems, rtp_late_limit
-from harness.metrics.records import CallRecord, FaultWindow, read_events
+from harness.metrics.records import CallRecord, FaultWindow, read_run
 from harness.ops.exit import EXIT_ABORTED, EXIT_INCONCLUSIVE, EXIT_MISSED, EXIT_PASS
 from harness.ops.secrets import redact
 from harness.report.calls_csv import write_calls_csv
@@ -61,13 +61,12 @@ def read_gameday(run_dir: Path) -> dict | None:
 
 
 def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
-    events = read_events(run_dir / "events.jsonl")
+    records, events, last_ts = read_run(run_dir / "events.jsonl")  # calls as records, once
     data, _ = load_yaml(run_dir / "scenario.yaml")
     sc = Scenario.model_validate(data)
-    records = [CallRecord.from_dict(ev["call"]) for ev in events if ev["event"] == "call"]
     first = {ev["event"]: ev for ev in reversed(events)}  # first occurrence of each kind
     started = first.get("run_started", {}).get("ts", min((r.started_at for r in records), default=0))
-    ended = first.get("run_finished", events[-1] if events else {}).get("ts", started)
+    ended = first.get("run_finished", {}).get("ts", last_ts if last_ts is not None else started)
     aborted = first.get("run_aborted")
     steady = first.get("steady_state_after")
     windows = fault_windows(events)
@@ -105,8 +104,7 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
                 "stop_reason": first.get("run_stopping", {}).get("reason"),
                 "steady_state_after": steady["ok"] if steady else None,
                 "versions": {"hotline-drill": __version__, "python": platform.python_version()}},
-        "timeline": [{k: v for k, v in ev.items() if k != "call"} for ev in events
-                     if ev["event"] != "call"],
+        "timeline": events,
         **figures,
         "inconclusive": inconclusive,
         "generator": {k: v for k, v in (health or {}).items() if k not in ("event", "ts")} or None,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from rich.console import Console
 from rich.live import Live
@@ -18,7 +19,7 @@ class LiveView:
 
     def __init__(self, console: Console, duration: float, window: float = 10.0):
         self.console, self.duration, self.window = console, duration, window
-        self.calls: list[tuple[float, bool]] = []  # (end time, answered)
+        self.calls: deque[tuple[float, bool]] = deque()  # (end time, answered), last window only
         self.faults: dict[str, str] = {}
         self.active_calls = 0
         self.t0 = time.time()
@@ -32,6 +33,8 @@ class LiveView:
             self.t0 = ev["ts"]
         elif e == "call":
             self.calls.append((ev["ts"], ev["call"].answered))
+            while self.calls and self.calls[0][0] < ev["ts"] - self.window:
+                self.calls.popleft()  # a long drill's view holds one window, not every call
         elif e == "fault_injected":
             self.faults[ev["fault_id"]] = ev["description"]
             self._line(f"fault {ev['fault_id']} injected: {ev['description']}")

@@ -32,6 +32,8 @@ from tests.conftest import last_run
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
+# one two-site lab on this machine: its tests run on one xdist worker, in turn
+pytestmark = pytest.mark.xdist_group("lab-dr")
 ADVERT = 1.0
 SKEW = (256 - 100) / 256 * ADVERT  # keepalived's skew time of the backup (priority 100)
 

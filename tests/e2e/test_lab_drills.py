@@ -13,6 +13,8 @@ from tests.conftest import last_run
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
+# one container lab on this machine: its tests run on one xdist worker, in turn
+pytestmark = pytest.mark.xdist_group("lab")
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,8 @@ from tests.conftest import last_run
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 NODE_LOSS = Path(__file__).parent / "scenarios" / "lab-flaw-node-loss.yaml"
 DRILL = [sys.executable, "-m", "harness.cli"]
+# one container lab on this machine: its tests run on one xdist worker, in turn
+pytestmark = pytest.mark.xdist_group("lab")
 LOGGED = re.compile(r"(failover|failed): sip:(\S+) did not answer (\S+) \((\d+)\)")
 ANSWERED = re.compile(r"answered: (\S+) (\S+)")
 

@@ -130,3 +130,24 @@ def test_unrouted_byes_are_named_only_when_they_dominate():
     for r in proxied:
         r.dialog_via = "outbound_proxy"  # lost BYEs, but not for that reason
     assert findings(proxied) == []
+
+
+def test_alarm_timeline_from_running_sums_is_the_answer_rate_of_each_window():
+    import random
+    from harness.metrics.calls import answer_rate
+    rng = random.Random(3)
+    recs = [CallRecord(call_id=str(i), started_at=rng.uniform(0, 60),
+                       answered_at=1.0 if rng.random() < 0.8 else None) for i in range(400)]
+    tl = alarms.alarm_timeline(recs, 0, 60, window=7)
+    assert len(tl) == 60
+    for t, rate, level in tl:
+        assert rate == answer_rate(recs, max(0, t - 7), t)
+        assert level == alarms.alarm_level(rate)
+
+
+def test_the_alarm_band_is_one_shape_per_stretch_of_one_level():
+    from harness.report.html import alarm_bands
+    levels = ["green"] * 5 + ["red"] * 3 + ["green"] * 2
+    timeline = [{"t": 1.0 + i + 1e-12 * i, "level": lvl} for i, lvl in enumerate(levels)]
+    bands = [(round(a, 6), round(b, 6), lvl) for a, b, lvl in alarm_bands(timeline)]
+    assert bands == [(0.0, 5.0, "green"), (5.0, 8.0, "red"), (8.0, 10.0, "green")]
