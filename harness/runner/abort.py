@@ -32,10 +32,22 @@ def describe(rule: AbortRule) -> str:
     return f"{what} for {rule.for_:g}s"
 
 
+def ended_since(records: list, since: float, slack: float = 5.0) -> list:
+    """The records that may have started since `since`, read from the end of the run's list:
+    a call ends after it starts, and records arrive in about the order calls end (`slack`
+    covers callers publishing out of order), so the check costs the window, not the run."""
+    out = []
+    for r in reversed(records):
+        if (r.ended_at or r.started_at) < since - slack:
+            break
+        out.append(r)
+    return out
+
+
 def condition(rule: AbortRule, run, inv: TargetInventory, now: float) -> tuple[bool, str]:
     """(holds, detail) of one rule at this moment."""
     if rule.answer_rate_below is not None:
-        rate = answer_rate(run.records, now - rule.window, now)
+        rate = answer_rate(ended_since(run.records, now - rule.window), now - rule.window, now)
         return (rate is not None and rate < rule.answer_rate_below,
                 f"answer rate {rate:.0%}" if rate is not None else "no calls")
     if rule.node_down:
