@@ -7,6 +7,7 @@ the command line needs no if-chain over the three.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -85,12 +86,29 @@ class Sandbox:
         return sandbox.down()
 
 
-class ContainerLab:
-    name, what = "lab", "the container lab"
+class _DockerLab:
+    """A lab of containers: its module (lab/containers.py, lab/dr_lab.py) shows and stops it."""
+    module: str
+
+    def _lab(self):
+        return importlib.import_module(f"harness.lab.{self.module}")
+
+    def status(self):
+        return ("part", "state"), list(self._lab().status().items())
+
+    def down(self) -> list[str]:
+        return self._lab().down()
+
+    def inventory_path(self):
+        return self._lab().inventory_path()
+
+
+class ContainerLab(_DockerLab):
+    name, what, module = "lab", "the container lab", "containers"
     options = {"flaws"}
 
     def up(self, opts: LabOptions, say: Say) -> None:
-        from harness.lab import containers
+        containers = self._lab()
         unknown = sorted(set(opts.flaws) - set(containers.FLAWS))
         if unknown:
             raise InputError([f"--flaw {', '.join(unknown)}: not a lab flaw; known: "
@@ -100,39 +118,15 @@ class ContainerLab:
         for name in opts.flaws:
             say(f"[yellow]flaw {name}[/yellow]: {containers.FLAWS[name]}")
 
-    def status(self):
-        from harness.lab import containers
-        return ("part", "state"), list(containers.status().items())
 
-    def down(self) -> list[str]:
-        from harness.lab import containers
-        return containers.down()
-
-    def inventory_path(self):
-        from harness.lab import containers
-        return containers.inventory_path()
-
-
-class DrLab:
-    name, what = "lab-dr", "the two-site lab"
+class DrLab(_DockerLab):
+    name, what, module = "lab-dr", "the two-site lab", "dr_lab"
     options = {"sync_replication", "advert"}
 
     def up(self, opts: LabOptions, say: Say) -> None:
-        from harness.lab import dr_lab
+        dr_lab = self._lab()
         say("building images if needed and starting the two-site lab ...")
         dr_lab.up(dr_lab.DrLabConfig(sync=bool(opts.sync_replication), advert=opts.advert or 1))
-
-    def status(self):
-        from harness.lab import dr_lab
-        return ("part", "state"), list(dr_lab.status().items())
-
-    def down(self) -> list[str]:
-        from harness.lab import dr_lab
-        return dr_lab.down()
-
-    def inventory_path(self):
-        from harness.lab import dr_lab
-        return dr_lab.inventory_path()
 
 
 def pick(docker: bool, sites: int) -> PracticeLab:
