@@ -266,6 +266,7 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
                     ob.finish(run)
                 run.bus.publish("run_finished")
                 run.log.close()
+                run.records.clear()  # the report reads them back from events.jsonl: not twice
             summary = write_report(run.run_dir, stop, console)
         # no summary: stopped while its figures were computed (said on the console)
         return summary["exit_code"], run.run_dir if summary.get("run") else None
