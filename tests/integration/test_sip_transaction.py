@@ -138,3 +138,49 @@ def test_without_credentials_a_challenge_is_the_final_response():
     th.join(5)
     assert final.status == 401 and not d.challenged
     t.close(), far.close()
+
+
+def challenge_407(req, nonce, stale=False):
+    resp = response_to(req, 407, to_tag="a")
+    resp.headers.append(("Proxy-Authenticate", f'Digest realm="sbc", nonce="{nonce}", '
+                         f'qop="auth", algorithm=SHA-256' + (", stale=true" if stale else "")))
+    return resp
+
+
+def test_digest_answers_a_stale_nonce_again_and_gives_up_on_refused_credentials():
+    from harness.sip.digest import Credential, DigestCredentials, parse_challenge, response
+    far = udp_far_end()
+    t = open_transport("udp", far.getsockname(), "127.0.0.1", 2.0)
+    creds = DigestCredentials([Credential("drill", "s3cret", realm="sbc")])
+    d = Dialog(t, far.getsockname(), callee="hotline", call_id="c5@test", challenges=creds)
+    seen = []
+
+    def script():
+        first, addr = read(far)
+        far.sendto(challenge_407(first, "n1").to_bytes(), addr)
+        read(far)  # ACK
+        second, _ = read(far)
+        seen.append(second)
+        far.sendto(challenge_407(second, "n2", stale=True).to_bytes(), addr)  # nonce expired
+        read(far)
+        third, _ = read(far)
+        seen.append(third)
+        far.sendto(challenge_407(third, "n3").to_bytes(), addr)  # refused: not stale
+        read(far)
+
+    th = threading.Thread(target=script)
+    th.start()
+    _, final = d.transact(d.request("INVITE", b"v=0\r\n"), 4.0)
+    th.join(5)
+    assert final.status == 407 and creds.refused == {"sbc"}
+    second, third = seen
+    assert (second.cseq[0], third.cseq[0]) == (2, 3)
+    # the far end checks the digest with the password it knows
+    for req, nonce in ((second, "n1"), (third, "n2")):
+        value = req.get("proxy-authorization")
+        params = dict(p.strip().split("=", 1) for p in value[len("Digest "):].split(","))
+        ch = parse_challenge(f'Digest realm="sbc", nonce="{nonce}", algorithm=SHA-256')
+        want = response(ch, "drill", "s3cret", "INVITE", req.uri,
+                        cnonce=params["cnonce"].strip('"'), nc=int(params["nc"], 16), qop="auth")
+        assert params["response"].strip('"') == want and params["uri"].strip('"') == req.uri
+    t.close(), far.close()
