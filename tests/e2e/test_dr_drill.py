@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 import yaml
 
 from harness.lab import sandbox
@@ -133,6 +135,7 @@ def _probe_drop_waiting(cluster) -> bool:
         return False
 
 
+@pytest.mark.serial
 def test_a_promoted_standby_that_hangs_every_commit_reads_never_and_sigterm_ends_the_drill(
         isolated, tmp_path, monkeypatch):
     """Synchronous replication, site A cut off, the standby promoted, but it kept the

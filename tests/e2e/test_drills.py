@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from harness.ops.procs import proc_state, read_pid
 from harness.faults.udp import relay_command
 from harness.lab import sandbox
@@ -125,6 +127,7 @@ def _journal(env) -> Journal:
     return Journal(Path(env["HOTLINE_DRILL_STATE"]) / "journal.jsonl")
 
 
+@pytest.mark.serial
 def test_sigterm_rolls_back_and_exits_3(isolated, tmp_path):
     proc, events = _start_long_drill(tmp_path / "out")
     inv = sandbox.inventory()
@@ -146,6 +149,7 @@ def test_sigterm_rolls_back_and_exits_3(isolated, tmp_path):
     assert summary["run"]["aborted"] and summary["exit_code"] == 3
 
 
+@pytest.mark.serial
 def test_sigterm_while_the_sandbox_starts_stops_before_anything_is_injected(isolated, tmp_path):
     proc = subprocess.Popen(DRILL + ["run", str(HERE / "long-pause.yaml"), "-o", str(tmp_path / "out")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -163,6 +167,7 @@ def test_sigterm_while_the_sandbox_starts_stops_before_anything_is_injected(isol
     assert all(pid is None for pid in sandbox.status().values())  # the drill's sandbox is down
 
 
+@pytest.mark.serial
 def test_sigterm_during_the_steady_state_check_before_ends_it_within_a_second(isolated, tmp_path):
     """The check before places a test call with a second of RTP through each carrier: a
     signal while it holds ends the hold (the call still gets its BYE) and the drill."""

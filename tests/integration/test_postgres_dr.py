@@ -242,6 +242,7 @@ def test_a_server_whose_commits_hang_for_ever_cannot_hold_the_probes_statements(
     assert probe.CLEANUP_BY_HAND == f"DROP TABLE IF EXISTS {probe.TABLE};"
 
 
+@pytest.mark.serial
 def test_a_stop_request_cuts_every_probe_wait_on_such_a_server_at_once(stuck):
     """Told to stop (a signal), a probe does not wait for its bounds: the cleanup behind the
     hanging commits and a heartbeat write waiting in its own COMMIT both end within a second

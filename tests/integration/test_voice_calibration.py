@@ -17,6 +17,8 @@ from harness.metrics.voice import DEVICE_DELAY_MS, call_voice, summary
 from harness.scenario.inventory import split_address
 from harness.sip.uac import CallOptions, place_call
 
+# judged against the wall clock and the host's own packet loss: run alone (README)
+pytestmark = pytest.mark.serial
 CALLS, HOLD = 30, 15.0  # 30 calls x 750 packets x 2 directions per step
 
 

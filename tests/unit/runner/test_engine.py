@@ -257,7 +257,7 @@ def test_a_signal_while_the_report_is_written_leaves_the_rest_unwritten_and_says
         real(*a, **kw)
         os.kill(os.getpid(), signal.SIGTERM)
     monkeypatch.setattr(render, "write_calls_csv", csv_then_signal)
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=200, soft_wrap=True)  # as the CLI's
     with StopSignals() as stop:
         run = finished_run(tmp_path, stop)
         summary = write_report(run.run_dir, stop, console)
@@ -284,7 +284,7 @@ def test_a_signal_while_the_figures_are_computed_ends_it_at_once(tmp_path, monke
             sum(range(1000))
         raise AssertionError("the signal did not cut the computation short")
     monkeypatch.setattr(drill_module, "summarize", slow_figures)
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=200, soft_wrap=True)  # as the CLI's
     with StopSignals() as stop:
         run = finished_run(tmp_path, stop)
         t0 = time.monotonic()
