@@ -49,7 +49,10 @@ def blackout_scenario(kind: str, cps: int, pbx_ip: str) -> dict:
 
 
 @pytest.mark.parametrize("cps", [20, 100])
-@pytest.mark.parametrize("kind", ["net.cut", "udp.blackhole"])
+# net.cut writes iptables rules in the host's own namespace, where Docker (the labs'
+# containers starting) and other tests write theirs: run alone, so the cut's length is the
+# only thing measured (a full parallel run once saw a 10 s cut let calls through)
+@pytest.mark.parametrize("kind", [pytest.param("net.cut", marks=pytest.mark.serial), "udp.blackhole"])
 def test_blackouts_of_known_length(isolated, tmp_path, kind, cps):
     pbx_ip = sandbox.SandboxConfig().block + ".11"
     res, run, summary = run_scenario(tmp_path, blackout_scenario(kind, cps, pbx_ip))

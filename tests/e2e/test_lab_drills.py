@@ -9,7 +9,7 @@ import pytest
 
 from harness.lab import containers
 from harness.report.calls_csv import read_calls_csv
-from tests.conftest import last_run
+from tests.conftest import generator_first, last_run
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.xdist_group("lab")
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, generator_first():
         mp.setenv("HOTLINE_DRILL_STATE", str(tmp_path_factory.mktemp("labstate")))
         try:
             inv = containers.up()

@@ -25,7 +25,7 @@ from harness.lab import containers
 from harness.metrics.voice import MEDIA_GAP, silences
 from harness.report.calls_csv import read_calls_csv
 from harness.scenario.load import read_inventory
-from tests.conftest import last_run
+from tests.conftest import generator_first, last_run
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 NODE_LOSS = Path(__file__).parent / "scenarios" / "lab-flaw-node-loss.yaml"
@@ -38,7 +38,7 @@ ANSWERED = re.compile(r"answered: (\S+) (\S+)")
 
 @pytest.fixture(scope="module")
 def lab_state(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, generator_first():
         mp.setenv("HOTLINE_DRILL_STATE", str(tmp_path_factory.mktemp("flawstate")))
         yield
         containers.down()
