@@ -24,6 +24,14 @@ def scratch_root() -> Path:
     return root
 
 
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:  # a backend whose client left exited after the listing
+            pass
+
+
 class Cluster:
     def __init__(self, root: Path, name: str, port: int):
         self.dir, self.port, self.root = root / name, port, root
@@ -79,18 +87,18 @@ class Cluster:
         return [head, *children]
 
     def kill(self) -> None:
-        """The site dies: every process of the cluster frozen at once, then killed."""
+        """The site dies: every process of the cluster frozen at once, then killed. The
+        postmaster first, so it starts nothing more while its children are listed."""
         pids = self.pids()
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
+        _signal(pids[:1], signal.SIGSTOP)
+        pids = self.pids()
+        _signal(pids, signal.SIGSTOP)
+        _signal(pids, signal.SIGKILL)
 
     def freeze(self, frozen: bool = True) -> None:
         """The site hangs (SIGSTOP of every process; SIGCONT to thaw): its kernel still
         accepts connections and acknowledges bytes, its server answers nothing."""
-        for pid in self.pids():
-            os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+        _signal(self.pids(), signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def promote(self) -> None:
         as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.dir), "-w", "promote")

@@ -28,7 +28,7 @@ from harness.lab import dr_lab
 from harness.metrics.records import read_events
 from harness.ops.docker_api import client
 from harness.report.calls_csv import read_calls_csv
-from tests.conftest import last_run
+from tests.conftest import generator_first, last_run
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -40,7 +40,7 @@ SKEW = (256 - 100) / 256 * ADVERT  # keepalived's skew time of the backup (prior
 
 @pytest.fixture(scope="module")
 def dr_state(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, generator_first():
         mp.setenv("HOTLINE_DRILL_STATE", str(tmp_path_factory.mktemp("drstate")))
         mp.setenv("HOTLINE_DRILL_RERUN_INCONCLUSIVE", "0")  # a site stays dead: rerun by hand
         yield
