@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.report.calls_csv import read_calls_csv
 from harness.metrics.records import read_events
 from tests.conftest import free_tcp_port, last_run
@@ -66,6 +68,9 @@ def _master_and_worker(tmp_path, attempt: int):
     return master.returncode, m_out, worker.returncode, w_out, out
 
 
+# a master and a worker started as two commands must meet in time; beside three other
+# workers' drills a full parallel run once saw the worker connect and place nothing: alone
+@pytest.mark.serial
 def test_master_and_a_worker_joining_from_elsewhere(isolated, tmp_path):
     # Remote workers join one run only, so the drill cannot run itself again when its own load
     # generator stalled (exit 4, inconclusive: CPU steal on a shared runner). The test does what a
