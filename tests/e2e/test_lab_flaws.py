@@ -31,7 +31,9 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 NODE_LOSS = Path(__file__).parent / "scenarios" / "lab-flaw-node-loss.yaml"
 DRILL = [sys.executable, "-m", "harness.cli"]
 # one container lab on this machine: its tests run on one xdist worker, in turn
-pytestmark = pytest.mark.xdist_group("lab")
+# and alone, after the parallel part: beside three other workers a lab drill's generator
+# slipped its RTP schedule (inconclusive, three tries running) in one full run of three
+pytestmark = [pytest.mark.xdist_group("lab"), pytest.mark.serial]
 LOGGED = re.compile(r"(failover|failed): sip:(\S+) did not answer (\S+) \((\d+)\)")
 ANSWERED = re.compile(r"answered: (\S+) (\S+)")
 
