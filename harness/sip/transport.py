@@ -23,6 +23,16 @@ class TransportClosed(ConnectionResetError):
     """The peer closed a stream transport's connection."""
 
 
+def _parsed(data: bytes, arrival: float) -> SipMessage | None:
+    """A message with its kernel arrival stamp; None for bytes that are not SIP."""
+    try:
+        msg = parse(data)
+    except SipParseError:
+        return None
+    msg.received_at = arrival
+    return msg
+
+
 class Transport:
     """One local socket for SIP, bound to `ip` (and, for a stream, connected to `remote`)."""
 
@@ -70,12 +80,9 @@ class Transport:
             except (ConnectionResetError, BrokenPipeError):
                 self.closed = True  # never spin on a dead connection: it would starve the others
                 return None
-            try:
-                msg = parse(data)
-            except SipParseError:
-                continue
-            msg.received_at = arrival
-            return msg
+            msg = _parsed(data, arrival)
+            if msg is not None:
+                return msg
 
     def waiting(self) -> list[SipMessage]:
         """Every message already received and not read yet, without waiting."""
@@ -88,12 +95,9 @@ class Transport:
             except (ConnectionResetError, BrokenPipeError):
                 self.closed = True
                 break
-            try:
-                msg = parse(data)
-            except SipParseError:
-                continue
-            msg.received_at = arrival
-            out.append(msg)
+            msg = _parsed(data, arrival)
+            if msg is not None:
+                out.append(msg)
         return out
 
     def close(self) -> None:
