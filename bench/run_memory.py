@@ -61,7 +61,7 @@ def run(folder: Path, seconds: int, rate: int) -> tuple[int, int, float]:
         proc.kill()
     proc.wait()
     took = time.perf_counter() - t
-    runs = sorted((folder / "out").iterdir())
+    runs = sorted(p for p in (folder / "out").iterdir() if p.is_dir())
     summary = json.loads((runs[-1] / "summary.json").read_text())
     return summary["counts"]["attempts"], peak, took
 
