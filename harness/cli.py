@@ -432,14 +432,20 @@ def lab_up(docker: bool = DOCKER_OPT,
                                           "count their own timeout as a reply), no-failover "
                                           "(a call to a dead node fails, not retried); "
                                           "`drill lab up --docker` without it restores the "
-                                          "correct configuration")):
+                                          "correct configuration"),
+           auth: Optional[bool] = typer.Option(None, "--auth", help="sandbox and container lab: "
+                                               "the SBC challenges every new INVITE with 407 "
+                                               "(digest authentication, as SBCs guard carrier "
+                                               "trunks); the inventory's entry points are given "
+                                               "the password (a private file in the state "
+                                               "folder)")):
     """Start the practice hotline: the sandbox (local processes) or, with --docker, the container
     lab (one site, or two with --sites 2). An option of another lab is refused (exit 2)."""
     from harness.lab.practice import LabOptions, refuse_others
     lab = _lab(docker, sites)
     opts = LabOptions(channels=channels, pbx_nodes=pbx_nodes, health_check=health_check,
                       dispatch=dispatch, sync_replication=sync_replication, advert=advert,
-                      flaws=list(flaw))
+                      flaws=list(flaw), auth=auth)
     try:
         refuse_others(lab, opts)
         lab.up(opts, console.print)

@@ -58,7 +58,9 @@ FLAWS = {
 LAB_DIR = Path(__file__).resolve().parents[2] / "lab"
 IMAGES = ("hotline-drill/kamailio", "hotline-drill/pbx", "hotline-drill/rtpengine",
           "hotline-drill/postgres")
-NG_PORT = 2223  # rtpengine's ng control port, on its lab address
+NG_PORT = 2223
+SBC_PASSWORD = "sbc.password"  # the digest password Kamailio asks for (auth)
+AUTH_USER, AUTH_REALM = "drill", "lab"  # rtpengine's ng control port, on its lab address
 
 
 @dataclass
@@ -68,6 +70,9 @@ class LabConfig:
     pbx_nodes: int = 2
     network: str = "hotline-drill-lab"
     flaws: tuple[str, ...] = ()  # names from FLAWS
+    # Kamailio guards the trunk: every new INVITE is challenged (407, digest, realm "lab",
+    # user "drill", a password made at `up`); the carriers' entry points are given it
+    auth: bool = False
 
     @property
     def folder(self) -> Path:
@@ -166,6 +171,10 @@ def inventory(cfg: LabConfig | None = None) -> dict:
                                   "--listen", f"{addr}:5060", "--upstream", f"{cfg.ip(2)}:5060",
                                   "--control", f"{addr}:{CONTROL_PORT}",
                                   "--token-file", str(d / RELAY_TOKEN)]}})
+    if cfg.auth:
+        for e in entries:
+            e["auth"] = {"username": AUTH_USER, "password_file": str(d / SBC_PASSWORD),
+                         "realm": AUTH_REALM}
     names = [n["name"] for n in nodes] + [e["name"] for e in entries]
     return {"name": "lab", "entry_points": entries, "nodes": nodes, "allowlist": names}
 
@@ -179,6 +188,11 @@ def kamailio_cfg(cfg: LabConfig) -> str:
     first, rest = (LAB_DIR / "kamailio" / "kamailio.cfg").read_text().split("\n", 1)
     defines = "".join(f"#!define FLAW_{name.upper().replace('-', '_')}\n"
                       for name in sorted(cfg.flaws))
+    if cfg.auth:
+        defines += "#!define WITH_AUTH\n"
+        password = private_token(cfg.folder / SBC_PASSWORD).read_text().strip()
+        rest = rest.replace("AUTH_PASSWORD", password).replace("AUTH_USER", AUTH_USER) \
+            .replace("AUTH_REALM", AUTH_REALM)
     return f"{first}\n{defines}{rest}".replace("RTPENGINE_NG", f"{cfg.ip(3)}:{NG_PORT}")
 
 

@@ -26,6 +26,7 @@ class LabOptions:
     sync_replication: bool | None = None
     advert: int | None = None
     flaws: list[str] = field(default_factory=list)
+    auth: bool | None = None
 
     def given(self) -> set[str]:
         return {k for k, v in vars(self).items() if v not in (None, [], ())}
@@ -33,7 +34,8 @@ class LabOptions:
 
 _FLAGS = {"channels": "--channels", "pbx_nodes": "--pbx-nodes",
           "health_check": "--health-check/--no-health-check", "dispatch": "--dispatch",
-          "sync_replication": "--sync-replication", "advert": "--advert", "flaws": "--flaw"}
+          "sync_replication": "--sync-replication", "advert": "--advert", "flaws": "--flaw",
+          "auth": "--auth"}
 
 
 class PracticeLab(Protocol):
@@ -58,7 +60,7 @@ def refuse_others(lab: PracticeLab, opts: LabOptions) -> None:
 
 class Sandbox:
     name, what = "sandbox", "the sandbox"
-    options = {"channels", "pbx_nodes", "health_check", "dispatch"}
+    options = {"channels", "pbx_nodes", "health_check", "dispatch", "auth"}
 
     def up(self, opts: LabOptions, say: Say) -> None:
         from harness.lab import sandbox
@@ -67,7 +69,7 @@ class Sandbox:
         cfg = sandbox.SandboxConfig(
             pbx_nodes=opts.pbx_nodes or 2,
             health_check=True if opts.health_check is None else opts.health_check,
-            dispatch=opts.dispatch or "round-robin")
+            dispatch=opts.dispatch or "round-robin", auth=bool(opts.auth))
         if opts.channels:
             cfg.channels = opts.channels
         sandbox.up(cfg)
@@ -105,7 +107,7 @@ class _DockerLab:
 
 class ContainerLab(_DockerLab):
     name, what, module = "lab", "the container lab", "containers"
-    options = {"flaws"}
+    options = {"flaws", "auth"}
 
     def up(self, opts: LabOptions, say: Say) -> None:
         containers = self._lab()
@@ -114,9 +116,13 @@ class ContainerLab(_DockerLab):
             raise InputError([f"--flaw {', '.join(unknown)}: not a lab flaw; known: "
                               + ", ".join(containers.FLAWS)])
         say("building images if needed and starting the container lab ...")
-        containers.up(containers.LabConfig(flaws=tuple(opts.flaws)))
+        containers.up(containers.LabConfig(flaws=tuple(opts.flaws), auth=bool(opts.auth)))
         for name in opts.flaws:
             say(f"[yellow]flaw {name}[/yellow]: {containers.FLAWS[name]}")
+        if opts.auth:
+            say(f"Kamailio challenges every new INVITE (digest, realm {containers.AUTH_REALM}, "
+                f"user {containers.AUTH_USER}); the inventory's entry points carry the password "
+                "file")
 
 
 class DrLab(_DockerLab):

@@ -21,13 +21,15 @@ from pydantic import Field
 from harness.ops import SetupError
 from harness.ops.procs import proc_state, read_pid, start_process
 from harness.ops.state import private_token, state_home
-from harness.scenario.inventory import EntryPoint, Node, ProcessRef, TargetInventory
+from harness.scenario.inventory import DigestAuth, EntryPoint, Node, ProcessRef, TargetInventory
 from harness.scenario.model import Duration, Strict
 from harness.sip.probe import wait_until_answers
 
 CARRIERS = ("carrier-a", "carrier-b", "carrier-c")
 UNREACHABLE_PORT = 5099  # where a PBX that hides behind the SBC says it is (nothing listens)
 RELAY_TOKEN = "relay.token"
+SBC_PASSWORD = "sbc.password"  # the digest password the SBC asks for (auth: true)
+AUTH_USER, AUTH_REALM = "drill", "sandbox"
 STARTED_BY = "started-by-drill.json"  # a sandbox a drill started for itself, and which drill
 CONTROL_PORT = 8474  # the carrier relays' control channel (Toxiproxy's API port, on its own address)
 
@@ -49,6 +51,9 @@ class SandboxConfig:
     # (a port nothing listens on), as PBXs behind an SBC do
     pbx_drops_record_route: bool = False
     outbound_proxy: bool = False   # the carriers send ACK/BYE back to their entry point
+    # the SBC challenges every new INVITE (407, digest, realm "sandbox", user "drill"); the
+    # password is made at `up` (private, in the state folder) and the carriers are given it
+    auth: bool = False
 
     @property
     def folder(self) -> Path:
@@ -108,6 +113,13 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
                      "--dispatch", cfg.dispatch, "--fr-timer", f"{cfg.failover_timer:g}"]
     for n, a in pbx:
         sbc_argv += ["--node", f"{n}={a}"]
+    auth = []
+    if cfg.auth:
+        # made here, not at `up`: the inventory is read before (validate, a dry run)
+        password = private_token(cfg.folder / SBC_PASSWORD)
+        sbc_argv += ["--auth-user", AUTH_USER, "--password-file", str(password),
+                     "--realm", AUTH_REALM]
+        auth = [DigestAuth(username=AUTH_USER, password_file=str(password), realm=AUTH_REALM)]
     nodes.insert(0, Node(name="sbc", role="sbc", sip=sbc_addr, transports=["udp", "tcp"],
                          process=_proc(cfg, "sbc", sbc_argv)))
     entries = []
@@ -116,7 +128,7 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
         control = f"{cfg.block}.{21 + i}:{CONTROL_PORT}"
         token = str(cfg.folder / RELAY_TOKEN)
         entries.append(EntryPoint(name=c, address=addr, relay=control, relay_token_file=token,
-                                  outbound_proxy=cfg.outbound_proxy, process=_proc(
+                                  outbound_proxy=cfg.outbound_proxy, auth=auth, process=_proc(
             cfg, c, py + ["harness.lab.relay", "--name", c, "--listen", addr,
                           "--upstream", sbc_addr, "--control", control, "--token-file", token])))
     names = [n.name for n in nodes] + [e.name for e in entries]
@@ -201,6 +213,8 @@ class SandboxOptions(Strict):
                                          "advertise a Contact callers cannot reach")
     outbound_proxy: bool = Field(False, description="the carriers send ACK and BYE back to "
                                  "their entry point (the entry-point option of the same name)")
+    auth: bool = Field(False, description="the SBC challenges every new INVITE with 407 "
+                       "(digest, realm sandbox, user drill); the carriers get its password")
 
 
 class SandboxTarget:
@@ -225,7 +239,8 @@ class SandboxTarget:
                 f"{'on' if o.health_check else 'OFF (never marks a node down)'}, {o.dispatch} "
                 f"dispatch, failover timer {o.failover_timer:g}s"
                 + (", PBX nodes drop Record-Route" if o.pbx_drops_record_route else "")
-                + (", carriers as outbound proxy" if o.outbound_proxy else "")]
+                + (", carriers as outbound proxy" if o.outbound_proxy else "")
+                + (", SBC asks for digest credentials (realm sandbox)" if o.auth else "")]
 
     @contextmanager
     def running(self, options: SandboxOptions | None, log: Callable[[str], None],

@@ -16,6 +16,11 @@ of each INVITE and 2xx is rewritten so the call's RTP flows caller (or carrier
 relay) -> SBC -> PBX and back (see media_anchor.py). `--media direct` passes SDP
 through untouched.
 
+`--auth-user USER --password-file FILE` makes it guard its trunk as SBCs do: every new INVITE without
+valid digest credentials for `--realm` gets 407 with a fresh nonce (qop=auth, `--auth-algorithm`
+MD5 or SHA-256); a nonce older than `--nonce-ttl` is answered `stale=true`. Its stats file
+counts what it challenged, let through and refused: the truth the harness's records meet.
+
 Run: `python -m harness.lab.sbc --listen 127.10.0.1:5060 --node pbx-1=127.10.0.11:5060 ...`
 """
 from __future__ import annotations
@@ -25,11 +30,13 @@ import asyncio
 import hashlib
 import json
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 
 from harness.lab.media_anchor import MediaAnchor
 from harness.lab.sip_endpoint import SipTransports, run_forever
+from harness.sip.digest import challenge_header, check_credentials, parse_credentials
 from harness.sip.message import (MAGIC_COOKIE, SipMessage, host_port, new_branch,
                                  response_to, uri_of, via_address)
 
@@ -63,7 +70,7 @@ class Sbc:
     def __init__(self, ip: str, port: int, nodes: list[Node], interval: float,
                  probe_timeout: float, down_after: int, fr_timer: float,
                  stats_file: str | None, health_check: bool = True, dispatch: str = "round-robin",
-                 anchor_media: bool = True):
+                 anchor_media: bool = True, auth: "Guard | None" = None):
         self.ip, self.port, self.nodes = ip, port, nodes
         self.interval, self.probe_timeout, self.down_after = interval, probe_timeout, down_after
         self.fr_timer = fr_timer
@@ -77,6 +84,7 @@ class Sbc:
         self.stats_file = stats_file
         self.me = f"sip:{ip}:{port};lr"
         self.media = MediaAnchor(ip, ip) if anchor_media else None
+        self.auth = auth
 
     async def start(self):
         await self.proto.listen(self.ip, self.port, tcp=True)
@@ -93,7 +101,10 @@ class Sbc:
             self.media.close()
         if self.stats_file:
             with open(self.stats_file, "w") as fh:
-                json.dump({n.name: {"routed": n.routed, "up": n.up} for n in self.nodes}, fh)
+                out = {n.name: {"routed": n.routed, "up": n.up} for n in self.nodes}
+            if self.auth:
+                out["_auth"] = self.auth.counts
+            json.dump(out, fh)
 
     # -- health checks -------------------------------------------------------
     async def _health_loop(self):
@@ -211,6 +222,11 @@ class Sbc:
         if int(msg.get("max-forwards", "70") or 70) <= 0:
             self.proto.send(response_to(msg, 483), via_address(msg.top_via))
             return
+        if self.auth:
+            challenge = self.auth.challenge(msg)
+            if challenge is not None:
+                self.proto.send(challenge, via_address(msg.top_via))
+                return
         if self.media and msg.body:
             msg.body = self.media.offer(msg.call_id, msg.body)
         tx = InviteTx(request=msg, client=via_address(msg.top_via))
@@ -338,6 +354,48 @@ class Sbc:
         self.proto.send(ack, tx.node.addr)
 
 
+@dataclass
+class Guard:
+    """The trunk's digest guard: one user, one realm, nonces that go stale."""
+
+    user: str
+    password: str
+    realm: str = "sandbox"
+    algorithm: str = "MD5"
+    nonce_ttl: float = 30.0
+    nonces: dict[str, float] = field(default_factory=dict)  # nonce -> when it was issued
+    counts: dict[str, int] = field(default_factory=lambda: {
+        "challenged": 0, "authenticated": 0, "refused": 0, "stale": 0})
+
+    def challenge(self, msg: SipMessage) -> SipMessage | None:
+        """The 407 this INVITE gets, or None when its credentials are good (counted)."""
+        now = time.monotonic()
+        for nonce in [n for n, t in self.nonces.items() if now - t > 4 * self.nonce_ttl]:
+            del self.nonces[nonce]
+        params = parse_credentials(msg.get("proxy-authorization") or "")
+        stale = False
+        if params:
+            verdict = check_credentials(params, self.realm, {self.user: self.password},
+                                        msg.method, self.algorithm)
+            issued = self.nonces.get(params.get("nonce", ""))
+            if verdict == "ok" and issued is not None and now - issued <= self.nonce_ttl:
+                self.counts["authenticated"] += 1
+                log.info("auth ok: %s", msg.call_id)
+                return None
+            stale = verdict == "ok"  # right password, an old nonce: ask again, stale=true
+            self.counts["stale" if stale else "refused"] += 1
+            log.info("auth %s: %s", "stale nonce" if stale else "refused", msg.call_id)
+        else:
+            self.counts["challenged"] += 1
+            log.info("auth challenged: %s", msg.call_id)
+        nonce = secrets.token_hex(12)
+        self.nonces[nonce] = now
+        resp = response_to(msg, 407, to_tag=secrets.token_hex(4))
+        resp.headers.append(("Proxy-Authenticate",
+                             challenge_header(self.realm, nonce, self.algorithm, stale=stale)))
+        return resp
+
+
 def parse_node(text: str) -> Node:
     name, _, hp = text.partition("=")
     ip, _, port = hp.rpartition(":")
@@ -360,12 +418,24 @@ def main(argv=None) -> None:
     ap.add_argument("--media", choices=("anchor", "direct"), default="anchor",
                     help="anchor: relay every call's RTP through the SBC (rewrite SDP); "
                          "direct: pass SDP through, media flows end to end")
+    ap.add_argument("--auth-user", metavar="USER",
+                    help="challenge every new INVITE (407, digest) for this user's credentials")
+    ap.add_argument("--password-file", help="the file whose first line is --auth-user's password")
+    ap.add_argument("--realm", default="sandbox", help="the digest realm of --auth-user")
+    ap.add_argument("--auth-algorithm", choices=("MD5", "SHA-256", "SHA-512-256"), default="MD5")
+    ap.add_argument("--nonce-ttl", type=float, default=30.0,
+                    help="seconds a nonce is good for; older ones are answered stale=true")
     ap.add_argument("--stats-file")
     a = ap.parse_args(argv)
+    guard = None
+    if a.auth_user:
+        with open(a.password_file, encoding="utf-8") as fh:
+            password = fh.readline().rstrip("\r\n")
+        guard = Guard(a.auth_user, password, a.realm, a.auth_algorithm, a.nonce_ttl)
     ip, port = a.listen.rsplit(":", 1)
     sbc = Sbc(ip, int(port), [parse_node(n) for n in a.node], a.interval, a.probe_timeout,
               a.down_after, a.fr_timer, a.stats_file, a.health_check == "on", a.dispatch,
-              a.media == "anchor")
+              a.media == "anchor", guard)
     run_forever(sbc.start)
 
 

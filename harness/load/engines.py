@@ -65,6 +65,7 @@ def _sipp(ctx: LoadContext) -> LoadEngine:
 
 
 LOCUST = EngineKind("locust", "Python callers under Locust: SIP over UDP or TCP with G.711 "
-                    "RTP measured both ways", _locust, media=True, fallback=True, workers=True)
+                    "RTP measured both ways", _locust, media=True, fallback=True, workers=True,
+                    auth=True)
 SIPP = EngineKind("sipp", "a real SIPp per entry point (signalling only: this SIPp sends no "
-                  "RTP)", _sipp)
+                  "RTP; digest answered by SIPp's [authentication])", _sipp, auth=True)

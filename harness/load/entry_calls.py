@@ -3,8 +3,14 @@ for the load's calls and the steady-state check's test calls alike (the same tra
 caller address, outbound proxy and fallback addresses a carrier's trunk would use)."""
 from __future__ import annotations
 
-from harness.scenario.inventory import EntryPoint
+from harness.scenario.inventory import DigestAuth, EntryPoint
+from harness.sip.digest import Credential
 from harness.sip.uac import CallOptions
+
+
+def credentials(auth: list[DigestAuth]) -> tuple[Credential, ...]:
+    """The inventory's digest credentials (an entry point's or a node's) as the SIP layer's."""
+    return tuple(Credential(a.username, a.secret, a.realm) for a in auth)
 
 
 def call_options(entry: EntryPoint, *, hold: float, rtp: bool, invite_timeout: float,
@@ -13,4 +19,5 @@ def call_options(entry: EntryPoint, *, hold: float, rtp: bool, invite_timeout: f
     return CallOptions(hold=hold, rtp=rtp, invite_timeout=invite_timeout,
                        bye_timeout=bye_timeout, transport=entry.transport,
                        local_ip=entry.caller_ip, outbound_proxy=entry.outbound_proxy,
-                       fallback=entry.fallback_addrs, failover_timer=entry.failover_timer, **more)
+                       fallback=entry.fallback_addrs, failover_timer=entry.failover_timer,
+                       credentials=credentials(entry.auth), **more)

@@ -10,7 +10,8 @@ the `sipp_totals` event so the two can be compared. The rate is changed
 through SIPp's control port (`cset rate N`), and `q` on that port makes SIPp
 stop placing calls and let the ones in progress finish. SIPp sends no RTP
 here: media is not measured with this engine (the scenario model refuses
-`rtp_share` above 0 with it).
+`rtp_share` above 0 with it). An entry point with digest credentials gets a scenario that
+answers one 401/407 per INVITE through SIPp's own `[authentication]` (MD5, qop=auth).
 
 Every SIPp process is bounded: `-m` (calls) and `-timeout` (seconds) make it
 stop by itself, and it is stopped by its pid.
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,18 +34,20 @@ from typing import Callable
 from jinja2 import Environment, PackageLoader
 
 from harness.metrics.records import CallRecord
+from harness.ops.secrets import MASK
 from harness.sip.sdp import Audio
 from harness.scenario.inventory import EntryPoint
 from harness.scenario.model import LoadSpec
 from harness.sip.message import listener_port, local_ip_for
 
 # final answers a call may get instead of 200; any other one aborts the call inside SIPp
-FAIL_CODES = (400, 403, 404, 407, 408, 480, 481, 483, 486, 487, 488, 500, 501, 502, 503, 504,
+FAIL_CODES = (400, 401, 403, 404, 407, 408, 480, 481, 483, 486, 487, 488, 500, 501, 502, 503, 504,
               600, 603, 604)
 
 
-def scenario_xml(spec: LoadSpec) -> str:
-    """The UAC scenario SIPp runs (templates/sipp-uac.xml.j2), with this load's timers."""
+def scenario_xml(spec: LoadSpec, credentials: tuple[str, str] | None = None) -> str:
+    """The UAC scenario SIPp runs (templates/sipp-uac.xml.j2), with this load's timers;
+    `credentials` (user, password): a 401/407 is answered once with them."""
     env = Environment(loader=PackageLoader("harness.load", "templates"), autoescape=False,
                       keep_trailing_newline=True)
     invite_ms, hold_ms, bye_ms = (int(x * 1000) for x in (spec.invite_timeout, spec.hold,
@@ -52,6 +57,8 @@ def scenario_xml(spec: LoadSpec) -> str:
                 origin_family="[local_ip_type]", session_name="-", ptime=None, direction=None)
     return env.get_template("sipp-uac.xml.j2").render(
         invite_ms=invite_ms, hold_ms=hold_ms, bye_ms=bye_ms, fail_codes=FAIL_CODES,
+        first_codes=[c for c in FAIL_CODES if c not in (401, 407)], auth=credentials is not None,
+        credentials="username=%s password=%s" % credentials if credentials else "",
         sdp=sdp.text(eol="\n"))
 
 
@@ -75,17 +82,22 @@ class LogReader:
         if len(parts) == 4 and parts[0] == "start":
             self.starts[parts[1]] = _t(parts[2], parts[3]) or time.time()
             return None
-        if len(parts) != 13 or parts[0] != "end":
+        if len(parts) not in (13, 14) or parts[0] != "end":
             return None
-        _, call_id, outcome, code, s1, u1, s2, u2, s3, u3, s4, u4, contact = parts
+        _, call_id, outcome, code, s1, u1, s2, u2, s3, u3, s4, u4, contact, *chal = parts
         self.ended += 1
         started = self.starts.pop(call_id, None) or _t(s4, u4)
         rec = CallRecord(call_id=call_id, carrier=self.carrier, started_at=started,
                          ringing_at=_t(s1, u1), answered_at=_t(s2, u2), bye_sent_at=_t(s3, u3),
                          ended_at=_t(s4, u4), outcome=outcome, hold_planned=self.hold)
+        rec.challenged = bool(chal and float(chal[0] or 0))
         if outcome == "failed":
             rec.status = int(float(code))
             rec.reason = f"{rec.status} (SIPp)" if rec.status != 408 else "no final answer (SIPp timeout)"
+            if rec.status in (401, 407):
+                rec.challenged, rec.cause = True, "auth"
+                rec.reason = f"{rec.status} (SIPp): credentials refused" if chal and \
+                    float(chal[0] or 0) else f"{rec.status} (SIPp): challenged, no credentials"
             rec.answered_at = rec.bye_sent_at = None
         else:
             rec.status, rec.node = 200, self.node_of(contact)
@@ -122,6 +134,22 @@ class SippLoad:
         (self.work_dir / "sipp").mkdir(parents=True, exist_ok=True)
         self.xml = self.work_dir / "sipp" / "uac.xml"
         self.xml.write_text(scenario_xml(spec))
+        # an entry point with digest credentials gets its own scenario, with the password in
+        # it (this SIPp expands no keyword inside [authentication]): in a private folder
+        # outside the run folder, removed when SIPp is done, never on its command line; the
+        # run folder keeps a copy with the password masked
+        for e in entries:
+            if e.auth and any(c.isspace() or c in "[]" for c in e.auth[0].username + e.auth[0].secret):
+                raise ValueError(f"entry point {e.name}: SIPp cannot send a user or password "
+                                 "with spaces or brackets (use engine: locust)")
+        self._secrets = Path(tempfile.mkdtemp(prefix="hd-sipp-")) if any(e.auth for e in entries) \
+            else None
+        for e in entries:
+            if e.auth:
+                (self.work_dir / "sipp" / f"uac-{e.name}.xml").write_text(
+                    scenario_xml(spec, (e.auth[0].username, MASK)))
+                (self._secrets / f"uac-{e.name}.xml").write_text(
+                    scenario_xml(spec, (e.auth[0].username, e.auth[0].secret)))
         self.rates: list[tuple[float, float]] = []  # (since, calls/s): the schedule SIPp was given
         self.stopped_at: float | None = None
         self.totals: dict[str, dict] = {}  # per entry point, SIPp's own final counts
@@ -134,7 +162,8 @@ class SippLoad:
         host, port = entry.addr
         local = entry.caller_ip or local_ip_for(host)
         tcp = entry.transport == "tcp"
-        return ["sipp", f"{host}:{port}", "-sf", str(self.xml), "-i", local,
+        xml = self._secrets / f"uac-{entry.name}.xml" if entry.auth else self.xml
+        return ["sipp", f"{host}:{port}", "-sf", str(xml), "-i", local,
                 "-p", str(listener_port(local, udp=not tcp)),
                 "-t", "t1" if tcp else "u1", "-r", f"{rate:.3f}", "-rp", "1000",
                 "-m", str(max(1, self.max_calls // len(self.entries))),
@@ -221,6 +250,8 @@ class SippLoad:
             self.totals[entry.name] = sipp_totals(folder / "stats.csv")
             self.on_event("sipp_totals", carrier=entry.name, exit_code=proc.returncode,
                           **self.totals[entry.name], logged=reader.ended)
+        if self._secrets is not None:
+            shutil.rmtree(self._secrets, ignore_errors=True)
 
     def stop(self, wait: float, interrupted: Callable[[], bool] = lambda: False) -> None:
         """`q` on the control port: no new calls, calls in progress end; then read the rest."""

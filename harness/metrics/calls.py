@@ -60,10 +60,17 @@ def media_summary(records: list[CallRecord]) -> dict[str, float | None]:
 
 
 def counts(records: list[CallRecord]) -> dict[str, int]:
+    """Calls by outcome; with digest authentication also how many were challenged and how
+    many failed on it (cause `auth`: refused credentials, or none for the realm)."""
     out = {"attempts": len(records), "answered": 0, "completed": 0, "dropped": 0, "failed": 0}
+    challenged = auth_failed = 0
     for r in records:
         out["answered"] += r.answered
         out[r.outcome] = out.get(r.outcome, 0) + 1
+        challenged += r.challenged
+        auth_failed += r.cause == "auth"
+    if challenged or auth_failed:
+        out["challenged"], out["auth_failed"] = challenged, auth_failed
     return out
 
 

@@ -48,6 +48,8 @@ class CallRecord:
     dialog_via: str = ""  # where ACK and BYE went: outbound_proxy, record_route or contact
     entry_address: str = ""  # host:port the call's last INVITE went to (a fallback after failovers)
     failovers: int = 0       # addresses of the entry point given up on before it
+    challenged: bool = False  # a request of the call got 401/407 (digest authentication)
+    cause: str = ""          # a failed call's cause when it is known: "auth" (credentials refused)
 
     def fail(self, status: int, reason: str) -> None:
         self.outcome, self.status, self.reason = "failed", status, reason
@@ -81,7 +83,7 @@ class CallRecord:
 
 
 _TYPES: dict[str, str] = {f.name: f.type for f in fields(CallRecord)}
-_SHARED = ("carrier", "node", "outcome", "reason", "dialog_via", "entry_address")
+_SHARED = ("carrier", "node", "outcome", "reason", "dialog_via", "entry_address", "cause")
 
 
 def _coerce(typ: str, v):

@@ -46,6 +46,12 @@ def redact(value):
     return value
 
 
+def remember_secret(value: str) -> None:
+    """A credential read from elsewhere (a password file): masked wherever it shows up."""
+    if value:
+        _from_env.add(value)
+
+
 def expand_env(text: str) -> str:
     """`${NAME}` replaced by the environment's value, which is then treated as a secret;
     KeyError(NAME) when it is not set."""

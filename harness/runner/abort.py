@@ -17,6 +17,7 @@ from harness.ops.http import open_url
 from harness.ops.secrets import redact_text
 from harness.scenario.inventory import TargetInventory, split_address
 from harness.scenario.model import AbortRule
+from harness.load.entry_calls import credentials
 from harness.sip.probe import options_ping
 
 
@@ -53,7 +54,8 @@ def condition(rule: AbortRule, run, inv: TargetInventory, now: float) -> tuple[b
     if rule.node_down:
         planned = {active.planned.spec.target for active in run.active.values()}
         down = [n.name for n in inv.nodes if n.sip and n.name not in planned
-                and options_ping(split_address(n.sip), timeout=0.3) != 200]
+                and options_ping(split_address(n.sip), timeout=0.3,
+                                credentials=credentials(n.auth)) != 200]
         return bool(down), f"down: {', '.join(down)}" if down else "all up"
     if rule.http is not None:
         try:

@@ -189,6 +189,13 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
                         f"{engine.name} cannot fail over to an entry point's fallback addresses "
                         f"({', '.join(failing_over)}) (hint: use engine: {able}, or leave "
                         "fallback out of the inventory)")
+    challenged = [e.name for e in inv.carriers(scenario.load.carriers) if e.auth]
+    if not engine.auth and challenged:
+        able = ", ".join(n for n, k in all_engines().items() if k.auth)
+        problems.append(f"{path}:{line_of(lines, ('load', 'engine'))}: load.engine: "
+                        f"{engine.name} cannot answer digest challenges, and entry point(s) "
+                        f"{', '.join(challenged)} have credentials (`auth:`) (hint: use engine: "
+                        f"{able})")
     if problems:
         raise InputError(problems)
     return Drill(path, scenario, inv, planned, target, options, shift_notes(scenario, path, lines))

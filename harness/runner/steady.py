@@ -8,7 +8,9 @@ UDP entry point it uses, which must be answered and hear RTP back: any RTP the f
 sends (an echo, a prompt, a tone), since a hotline that plays its own audio does not
 echo ours; where the far end reports what it heard (the sandbox), most of ours must have
 reached it. A far end that plays nothing until a person answers is told apart by
-`media_check: false` on its entry point. How it ends is not judged here: a BYE that goes
+`media_check: false` on its entry point. An entry point with digest credentials (`auth:`)
+gets a test call even when the drill places no media: credentials the hotline refuses
+are found here, naming the entry point and the realm, before any fault. How it ends is not judged here: a BYE that goes
 astray is what a drill is there to find (and name), not a reason to refuse to run one.
 The test calls' Call-IDs begin with HEALTH_CALL_PREFIX, so a truth check can leave them out.
 """
@@ -19,33 +21,45 @@ from concurrent.futures import ThreadPoolExecutor
 
 from harness.scenario.inventory import EntryPoint, TargetInventory, split_address
 from harness.sip.probe import options_ping
-from harness.load.entry_calls import call_options
+from harness.load.entry_calls import call_options, credentials
+from harness.sip.dialog import CHALLENGES
 from harness.sip.uac import HEALTH_CALL_PREFIX, end_call, start_call
 
 MEDIA_HOLD = 1.0        # seconds of RTP in each test call
 MEDIA_HEARD = 0.8       # share of our packets a far end that reports them must have heard
+class Lasting(str):
+    """A problem waiting will not mend (credentials the hotline refuses): no retry."""
+
+
 MEDIA_BACK = 5          # RTP packets (100 ms at 20 ms) the caller must hear back, of any kind
 
 
 def _signalling(inv: TargetInventory, stop=lambda: False) -> list[str]:
     problems = []
-    parts = [(n.name, n.sip, t) for n in inv.nodes if n.sip for t in n.transports] + \
-            [(e.name, e.address, e.transport) for e in inv.entry_points]
-    for name, addr, transport in parts:
+    parts = [(n.name, n.sip, t, n.auth) for n in inv.nodes if n.sip for t in n.transports] + \
+            [(e.name, e.address, e.transport, e.auth) for e in inv.entry_points]
+    for name, addr, transport, auth in parts:
         if stop():  # each ping waits up to 0.5 s: a signal is not kept waiting for the rest
             return [*problems, "not finished: stopped"]
-        status = options_ping(split_address(addr), timeout=0.5, transport=transport)
-        if status != 200:
-            problems.append(f"{name} ({addr}, {transport.upper()}) " +
-                            ("does not answer SIP OPTIONS" if status == 0 else f"answers {status}"))
+        status = options_ping(split_address(addr), timeout=0.5, transport=transport,
+                              credentials=credentials(auth))
+        where = f"{name} ({addr}, {transport.upper()}) "
+        if status in CHALLENGES:
+            problems.append(Lasting(
+                f"{where}answers {status} to SIP OPTIONS: digest credentials "
+                + ("refused" if auth else "asked for") + f" (hint: give '{name}' `auth:` "
+                "with username and password in the inventory, or check them)"))
+        elif status != 200:
+            problems.append(where + ("does not answer SIP OPTIONS" if status == 0
+                                     else f"answers {status}"))
     return problems
 
 
-def media_problem(entry: EntryPoint, stop=lambda: False) -> str | None:
-    """One test call with RTP through `entry`; what is wrong with it, or None. `stop()`
-    true ends its hold early (the call is still ended with a BYE)."""
+def call_problem(entry: EntryPoint, stop=lambda: False, rtp: bool = True) -> str | None:
+    """One test call (with RTP unless `rtp` is false) through `entry`; what is wrong with it,
+    or None. `stop()` true ends its hold early (the call is still ended with a BYE)."""
     rec, held = start_call(entry.addr, call_options(
-        entry, hold=MEDIA_HOLD, rtp=True, invite_timeout=4.0, bye_timeout=2.0,
+        entry, hold=MEDIA_HOLD if rtp else 0.0, rtp=rtp, invite_timeout=4.0, bye_timeout=2.0,
         call_id_prefix=HEALTH_CALL_PREFIX), entry.name)
     if held is not None:
         while time.time() < held.end and not stop():
@@ -57,8 +71,14 @@ def media_problem(entry: EntryPoint, stop=lambda: False) -> str | None:
             return "not finished: stopped"
         rec = end_call(held)
     where = f"{entry.name} ({entry.address})"
+    if rec.cause == "auth":
+        return Lasting(f"{where}: digest authentication failed: a test call "
+                       + ("was not answered" if not rec.answered else "could not end")
+                       + f" ({rec.reason})")
     if not rec.answered:
         return f"{where}: a test call was not answered ({rec.reason})"
+    if not rtp:
+        return None
     if rec.rtp_received < MEDIA_BACK:
         return (f"{where}: a test call sent {rec.rtp_sent} RTP packets over {MEDIA_HOLD:g}s and "
                 f"heard {rec.rtp_received} back (any RTP counts: an echo, a prompt, a tone; "
@@ -72,12 +92,18 @@ def media_problem(entry: EntryPoint, stop=lambda: False) -> str | None:
     return None
 
 
-def _media(inv: TargetInventory, carriers: list[str] | None, stop=lambda: False) -> list[str]:
-    entries = [e for e in inv.carriers(carriers) if e.transport == "udp" and e.media_check]
+def _calls(inv: TargetInventory, carriers: list[str] | None, media: bool,
+           stop=lambda: False) -> list[str]:
+    """A test call through each entry point the drill uses whose media is checked, and
+    through each that has credentials (signalling only when its media is not checked)."""
+    def checks_media(e: EntryPoint) -> bool:
+        return media and e.transport == "udp" and e.media_check
+    entries = [e for e in inv.carriers(carriers) if checks_media(e) or e.auth]
     if not entries:
         return []
     with ThreadPoolExecutor(len(entries)) as pool:
-        return [p for p in pool.map(lambda e: media_problem(e, stop), entries) if p]
+        return [p for p in pool.map(lambda e: call_problem(e, stop, checks_media(e)), entries)
+                if p]
 
 
 def media_checked(load) -> dict:
@@ -96,8 +122,9 @@ def steady_state(inv: TargetInventory, within: float = 5.0, media: bool = True,
     deadline = time.time() + within
     while True:
         problems = _signalling(inv, stop)
-        if not problems and media and not stop():
-            problems = _media(inv, carriers, stop)
-        if not problems or time.time() >= deadline or stop():
+        if not problems and not stop():
+            problems = _calls(inv, carriers, media, stop)
+        if not problems or time.time() >= deadline or stop() or \
+                any(isinstance(p, Lasting) for p in problems):
             return not problems, problems
         time.sleep(0.2)

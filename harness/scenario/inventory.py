@@ -5,8 +5,10 @@ import os
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, BaseModel, ConfigDict, Field, PrivateAttr, \
+    model_validator
 
+from harness.ops.secrets import remember_secret
 from harness.scenario.model import Duration
 
 
@@ -88,6 +90,49 @@ class ToxiproxyRef(Strict):
     proxy: str
 
 
+class DigestAuth(Strict):
+    """A user and password the hotline challenges for (RFC 3261 §22 digest), for one realm
+    or, with no realm, for any. The password comes from `${NAME}` in the environment or from
+    a file (`password_file`), never written in the inventory; it is masked in every output."""
+
+    username: str = Field(min_length=1)
+    password: str | None = Field(None, description="the password, as `${NAME}` from the "
+                                 "environment (a literal works but is discouraged)")
+    password_file: str | None = Field(None, description="a file whose first line is the password")
+    realm: str | None = Field(None, description="the realm these credentials answer; none: any")
+    _from_file: str = PrivateAttr("")
+
+    @model_validator(mode="after")
+    def _one_password(self):
+        if (self.password is None) == (self.password_file is None):
+            raise ValueError("auth: give exactly one of password (e.g. ${CARRIER_PASSWORD}) and "
+                             "password_file")
+        if self.password_file is not None:
+            try:
+                with open(self.password_file, encoding="utf-8") as fh:
+                    secret = fh.readline().rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(f"auth: cannot read password_file {self.password_file}: "
+                                 f"{exc.strerror or exc}") from None
+            if not secret:
+                raise ValueError(f"auth: password_file {self.password_file} is empty")
+            remember_secret(secret)
+            self._from_file = secret  # never a field: a dump of the inventory leaves it out
+        return self
+
+    @property
+    def secret(self) -> str:
+        """The password, from the inventory (${NAME}) or from its file."""
+        return self.password if self.password is not None else self._from_file
+
+
+def _auth_list(value):
+    return [value] if isinstance(value, dict) else value
+
+
+AuthList = Annotated[list[DigestAuth], BeforeValidator(_auth_list)]
+
+
 class Node(Strict):
     """Something that can die: an SBC, a PBX, a media server, a database."""
 
@@ -97,6 +142,9 @@ class Node(Strict):
     transports: list[Literal["udp", "tcp"]] = Field(
         default_factory=lambda: ["udp"], min_length=1,
         description="transports the node serves SIP on; the health check probes each")
+    auth: AuthList = Field(default_factory=list, max_length=8,
+                           description="digest credentials for the health check's OPTIONS "
+                                       "(one mapping, or a list with one realm each)")
     process: ProcessRef | None = None
     docker: DockerRef | None = None
     netns: str | None = Field(None, description="network namespace the net injector acts in")
@@ -110,6 +158,9 @@ class EntryPoint(Strict):
     name: str
     address: Address
     transport: str = Field("udp", pattern="^(udp|tcp)$")
+    auth: AuthList = Field(default_factory=list, max_length=8,
+                           description="digest credentials for calls through this entry point "
+                                       "(one mapping, or a list with one realm each)")
     caller_ip: Host | None = Field(None, description="our address for SIP and RTP on this path, "
                                                     "when the hotline cannot reach the route's own")
     process: ProcessRef | None = None

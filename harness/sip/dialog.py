@@ -4,8 +4,8 @@ A `Dialog` builds requests (its own CSeq counter, route set and remote target on
 2xx confirms it), sends them through its transport in a client transaction, and is the one
 place where a 401/407 challenge is answered: `Challenges.answer` gets the request and the
 challenge and returns the request again with credentials (the next CSeq, the same Call-ID
-and From tag), or None when it has none. The harness ships no credentials yet, so a
-challenge is a final response like any other.
+and From tag), or None when it has none (digest.py's `DigestCredentials` answers with the
+entry point's credentials).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class NoCredentials:
 class Dialog:
     """One call's dialog state over one transport to one address (`entry`)."""
 
-    def __init__(self, transport: Transport, entry: tuple[str, int], *, callee: str,
+    def __init__(self, transport: Transport, entry: tuple[str, int], *, callee: str | None,
                  call_id: str, outbound_proxy: bool = False,
                  extra_headers: list[tuple[str, str]] = (),
                  challenges: Challenges = NoCredentials()):
@@ -45,9 +45,10 @@ class Dialog:
         self.challenges = challenges
         self.cseq = itertools.count(1)
         self.from_tag = token(8)
-        self.to_header = f"<sip:{callee}@{entry[0]}:{entry[1]}>"
+        user = f"{callee}@" if callee else ""  # None: the server itself (an OPTIONS probe)
+        self.to_header = f"<sip:{user}{entry[0]}:{entry[1]}>"
         self.route_set: list[str] = []
-        self.remote_target = f"sip:{callee}@{entry[0]}:{entry[1]}"
+        self.remote_target = f"sip:{user}{entry[0]}:{entry[1]}"
         self.heard = False  # the last transaction got any response at all
         self.challenged = False  # a request was answered with 401/407 and sent again
 
@@ -92,12 +93,13 @@ class Dialog:
 
     def transact(self, request: SipMessage, timeout: float,
                  on_provisional: Callable[[SipMessage], None] | None = None,
-                 first_response_within: float | None = None) -> tuple[SipMessage, SipMessage | None]:
+                 first_response_within: float | None = None,
+                 refused_ends: bool = False) -> tuple[SipMessage, SipMessage | None]:
         """(the request last sent, its final response or None). A 401/407 goes to the
         challenge hook; the request it returns is sent in a new transaction."""
         while True:
             tx = ClientTransaction(self.transport, request, self.next_hop())
-            final = tx.run(timeout, on_provisional, first_response_within)
+            final = tx.run(timeout, on_provisional, first_response_within, refused_ends)
             self.heard = tx.heard
             if final is None or final.status not in CHALLENGES:
                 return request, final

@@ -110,6 +110,7 @@ class DigestCredentials:
     credentials: list[Credential]
     counts: dict[str, int] = field(default_factory=dict)  # nonce -> requests sent with it
     refused: set[str] = field(default_factory=set)        # realms that challenged twice
+    missing: set[str] = field(default_factory=set)        # realms we hold no credentials for
 
     def for_realm(self, realm: str) -> Credential | None:
         exact = [c for c in self.credentials if c.realm == realm]
@@ -126,9 +127,12 @@ class DigestCredentials:
         except DigestError:
             return None
         cred = self.for_realm(ch.realm)
+        if cred is None:
+            self.missing.add(ch.realm)
+            return None
         sent_before = any(f'realm="{ch.realm}"' in v for v in
                           _raw(request, "proxy-authorization" if proxy else "authorization"))
-        if cred is None or (sent_before and not ch.stale):
+        if sent_before and not ch.stale:
             self.refused.add(ch.realm)  # refused credentials: the challenge is the answer
             return None
         nc = self.counts.get(ch.nonce, 0) + 1
@@ -141,3 +145,52 @@ class DigestCredentials:
         again = dialog.request(request.method, request.body, uri=request.uri)
         again.headers.append(("Proxy-Authorization" if proxy else "Authorization", value))
         return again
+
+    def why(self) -> str:
+        """What a final 401/407 means for this call, naming the realm(s): for a reason text."""
+        parts = []
+        if self.refused:
+            parts.append(f"credentials refused by realm {', '.join(sorted(self.refused))}")
+        if self.missing:
+            parts.append(f"no credentials for realm {', '.join(sorted(self.missing))} "
+                         "(hint: give the entry point `auth:` with username and password)")
+        return "; ".join(parts) or "challenge not answered"
+
+
+# -- the server's side: the sandbox SBC challenges with these -------------------------------
+
+def challenge_header(realm: str, nonce: str, algorithm: str = "MD5", qop: bool = True,
+                     stale: bool = False) -> str:
+    """A `Digest ...` challenge value (WWW-Authenticate or Proxy-Authenticate)."""
+    out = f'Digest realm="{realm}", nonce="{nonce}", algorithm={algorithm}'
+    if qop:
+        out += ', qop="auth"'
+    return out + (", stale=true" if stale else "")
+
+
+def parse_credentials(value: str) -> dict[str, str]:
+    """The parameters of an Authorization / Proxy-Authorization `Digest ...` value ({} when
+    it is not Digest)."""
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme.lower() != "digest":
+        return {}
+    return {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+            for m in _PARAM.finditer(rest)}
+
+
+def check_credentials(params: dict[str, str], realm: str, users: dict[str, str],
+                      method: str, algorithm: str = "MD5") -> str:
+    """What a server makes of a request's credentials: "ok", "unknown" (no credentials for
+    this realm, or a user it does not know), or "wrong" (a response that does not match)."""
+    if params.get("realm") != realm or params.get("username") not in users:
+        return "unknown"
+    ch = Challenge(realm=realm, nonce=params.get("nonce", ""),
+                   algorithm=params.get("algorithm", algorithm).upper(),
+                   qop=(params["qop"],) if params.get("qop") else ())
+    try:
+        nc = int(params.get("nc", "1"), 16)
+        want = response(ch, params["username"], users[params["username"]], method,
+                        params.get("uri", ""), params.get("cnonce", ""), nc, params.get("qop"))
+    except (DigestError, ValueError):
+        return "wrong"
+    return "ok" if want == params.get("response") else "wrong"

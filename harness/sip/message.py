@@ -19,7 +19,8 @@ CANONICAL = {"via": "Via", "from": "From", "to": "To", "call-id": "Call-ID",
              "content-type": "Content-Type", "max-forwards": "Max-Forwards",
              "record-route": "Record-Route", "route": "Route", "user-agent": "User-Agent"}
 REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK",
-           400: "Bad Request", 404: "Not Found", 408: "Request Timeout",
+           400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           407: "Proxy Authentication Required", 408: "Request Timeout",
            481: "Call/Transaction Does Not Exist", 483: "Too Many Hops",
            500: "Server Internal Error", 503: "Service Unavailable"}
 MAGIC_COOKIE = "z9hG4bK"

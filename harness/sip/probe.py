@@ -1,33 +1,33 @@
-"""SIP OPTIONS probe: is there a SIP server answering at this address?"""
+"""SIP OPTIONS probe: is there a SIP server answering at this address?
+
+The probe is a one-request dialog, so a server that challenges OPTIONS (401/407) is
+answered with the node's or entry point's digest credentials like a call is.
+"""
 from __future__ import annotations
 
 import time
 
-from harness.sip.message import SipMessage, local_ip_for, new_branch, token
-from harness.sip.transaction import ClientTransaction
-from harness.sip.transport import Transport, open_transport
-
-
-def _options(addr: tuple[str, int], t: Transport) -> SipMessage:
-    msg = SipMessage(method="OPTIONS", uri=f"sip:{addr[0]}:{addr[1]}{t.uri_param}")
-    msg.headers = [("Via", t.via_value(new_branch())),
-                   ("Max-Forwards", "70"), ("From", f"<sip:probe@{t.ip}>;tag={token(6)}"),
-                   ("To", f"<sip:{addr[0]}:{addr[1]}>"), ("Call-ID", token(12)),
-                   ("CSeq", "1 OPTIONS")]
-    return msg
+from harness.sip.dialog import Dialog
+from harness.sip.digest import Credential, DigestCredentials
+from harness.sip.message import local_ip_for, token
+from harness.sip.transport import open_transport
 
 
 def options_ping(addr: tuple[str, int], timeout: float = 0.5, local_ip: str | None = None,
-                 transport: str = "udp") -> int:
-    """Send one OPTIONS (retransmitted over UDP within `timeout`); return the final
-    response's status, or 0 when none came in time or the address cannot be reached."""
+                 transport: str = "udp", credentials: tuple[Credential, ...] = ()) -> int:
+    """Send one OPTIONS (retransmitted over UDP within `timeout`, sent again with credentials
+    when challenged); return the final response's status, or 0 when none came in time or the
+    address cannot be reached."""
     local_ip = local_ip or local_ip_for(addr[0])
     try:
         t = open_transport(transport, addr, local_ip, timeout)
     except OSError:
         return 0
+    dialog = Dialog(t, addr, callee=None, call_id=token(12),
+                    challenges=DigestCredentials(list(credentials)))
     try:
-        final = ClientTransaction(t, _options(addr, t), addr).run(timeout, refused_ends=True)
+        _, final = dialog.transact(dialog.request("OPTIONS", uri=f"sip:{addr[0]}:{addr[1]}"
+                                                  f"{t.uri_param}"), timeout, refused_ends=True)
         return final.status if final is not None else 0
     except OSError:
         return 0

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from harness.metrics.records import CallRecord
 from harness.sip import rtp
 from harness.sip.arrival import stamp_arrivals
-from harness.sip.dialog import Dialog
+from harness.sip.dialog import CHALLENGES, Dialog
+from harness.sip.digest import Credential, DigestCredentials
 from harness.sip.media_pump import MediaStream, stream_rtp
 from harness.sip.message import SipMessage, local_ip_for, token
 from harness.sip.sdp import Audio, media_address
@@ -50,6 +51,8 @@ class CallOptions:
     # has the call: it is not left for the next (a 100 Trying ends the failover timer)
     fallback: tuple[tuple[str, int], ...] = ()
     failover_timer: float = 2.0
+    # digest credentials (RFC 3261 §22) for the realms that challenge this path's requests
+    credentials: tuple[Credential, ...] = ()
 
 
 class HeldCall:
@@ -128,7 +131,8 @@ def _attempt(address: tuple[str, int], rec: CallRecord, media_sock, opts: CallOp
         rec.fail(0, f"cannot connect to {address[0]}:{address[1]}: {exc.strerror or exc}")
         return None, True
     dialog = Dialog(transport, address, callee=opts.callee, call_id=rec.call_id,
-                    outbound_proxy=opts.outbound_proxy, extra_headers=opts.extra_headers)
+                    outbound_proxy=opts.outbound_proxy, extra_headers=opts.extra_headers,
+                    challenges=DigestCredentials(list(opts.credentials)))
     held = None
     try:
         held = _invite(dialog, rec, media_sock, opts, node_of,
@@ -181,8 +185,13 @@ def _invite(dialog: Dialog, rec: CallRecord, media_sock, opts: CallOptions,
                  else f"no response to INVITE within the failover timer ({failover_timer:g} s)")
         return None
     rec.status = final.status
+    rec.challenged = rec.challenged or dialog.challenged or final.status in CHALLENGES
     if final.status >= 300:  # acknowledged by its transaction
-        rec.fail(final.status, f"{final.status} {final.reason}")
+        if final.status in CHALLENGES:
+            rec.fail(final.status, f"{final.status} {final.reason} ({dialog.challenges.why()})")
+            rec.cause = "auth"
+        else:
+            rec.fail(final.status, f"{final.status} {final.reason}")
         return None
     rec.answered_at = final.received_at or time.time()
     rec.node = node_of(dialog.confirm(final))
@@ -207,9 +216,13 @@ def _bye(held: HeldCall) -> None:
         _, resp = dialog.transact(dialog.request("BYE"), held.opts.bye_timeout)
         rec.ended_at = resp.received_at if resp and resp.received_at else time.time()
         rec.bye_status = resp.status if resp else 0
+        rec.challenged = rec.challenged or dialog.challenged
         rec.outcome = "completed" if rec.bye_status == 200 else "dropped"
         if rec.bye_status != 200:
             rec.reason = "BYE got no answer" if not resp else f"BYE got {resp.status}"
+        if rec.bye_status in CHALLENGES:
+            rec.reason += f" ({dialog.challenges.why()})"
+            rec.cause = "auth"
     if stream is not None:
         stats = stream.stats
         if hung_up is not None:  # no media was due after the far end hung up

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.faults.base import lookup
 from harness.lab.sip_endpoint import SipTcp
-from harness.runner.steady import media_problem, steady_state
+from harness.runner.steady import call_problem, steady_state
 from harness.scenario.inventory import EntryPoint, Node, TargetInventory
 from harness.sip.message import response_to
 from tests.conftest import free_tcp_port, free_udp_port, need
@@ -91,7 +91,7 @@ def _sipp_far_end(scenario_args: list[str]):
 def test_a_far_end_that_plays_a_tone_and_never_echoes_has_media_back():
     proc, entry = _sipp_far_end(["-sf", str(SIPP_TONE)])
     try:
-        problem = media_problem(entry)
+        problem = call_problem(entry)
         out, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()
@@ -102,7 +102,7 @@ def test_a_far_end_that_plays_a_tone_and_never_echoes_has_media_back():
 def test_a_far_end_that_sends_no_rtp_is_named_with_what_went_and_what_came_back():
     proc, entry = _sipp_far_end(["-sn", "uas"])
     try:
-        problem = media_problem(entry)
+        problem = call_problem(entry)
         out, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()

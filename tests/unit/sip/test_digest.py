@@ -43,3 +43,21 @@ def test_a_challenge_is_parsed_with_quoted_and_bare_values():
         parse_challenge('Basic realm="r"')
     with pytest.raises(DigestError):
         authorization(Challenge("r", "n", algorithm="SHA-1"), "u", "p", "INVITE", "sip:a@b")
+
+
+def test_a_server_checks_what_the_client_answered():
+    """Both sides of the exchange: the sandbox SBC's check accepts the harness's answer to its
+    own challenge, for each algorithm, and tells a wrong password from an unknown user."""
+    from harness.sip.digest import challenge_header, check_credentials, parse_credentials
+    for algorithm in ("MD5", "SHA-256", "SHA-512-256"):
+        ch = parse_challenge(challenge_header("sbc", "n0nce", algorithm), proxy=True)
+        value = authorization(ch, "drill", "s3cret", "INVITE", "sip:hotline@10.0.0.1:5060", nc=3)
+        params = parse_credentials(value)
+        assert params["nc"] == "00000003" and params["algorithm"] == algorithm
+        assert check_credentials(params, "sbc", {"drill": "s3cret"}, "INVITE") == "ok"
+        assert check_credentials(params, "sbc", {"drill": "other"}, "INVITE") == "wrong"
+        assert check_credentials(params, "sbc", {"drill": "s3cret"}, "BYE") == "wrong"
+        assert check_credentials(params, "sbc", {"someone": "s3cret"}, "INVITE") == "unknown"
+        assert check_credentials(params, "elsewhere", {"drill": "s3cret"}, "INVITE") == "unknown"
+    assert parse_credentials('Basic ZHJpbGw6eA==') == {}
+    assert 'stale=true' in challenge_header("r", "n", stale=True)

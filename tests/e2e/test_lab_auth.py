@@ -1,0 +1,91 @@
+"""Digest authentication against a real Kamailio (`drill lab up --docker --auth`: its `auth`
+module challenges every new INVITE with 407), judged against Kamailio's own log of its
+verdict on every call (challenged, ok, refused) and of which PBX answered each."""
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.lab import containers
+from harness.scenario.load import read_inventory
+from harness.sip.uac import HEALTH_CALL_PREFIX
+from tests.conftest import generator_first
+from tests.e2e.test_lab_flaws import run, truth_check_beside_late_answers
+
+HERE = Path(__file__).parent / "scenarios"
+DRILL = [sys.executable, "-m", "harness.cli"]
+pytestmark = [pytest.mark.xdist_group("lab"), pytest.mark.serial]
+VERDICT = re.compile(r"auth (ok|challenged|refused|stale): (\S+)")
+
+
+@pytest.fixture(scope="module")
+def auth_lab(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp, generator_first():
+        mp.setenv("HOTLINE_DRILL_STATE", str(tmp_path_factory.mktemp("authstate")))
+        res = subprocess.run(DRILL + ["lab", "up", "--docker", "--auth"], capture_output=True,
+                             text=True, timeout=600)
+        if res.returncode != 0:  # never skip: no engine or images is a broken set-up
+            containers.down()
+            pytest.fail(f"the container lab did not come up: {res.stdout[-2000:]}"
+                        f"{res.stderr[-2000:]}")
+        yield read_inventory(containers.inventory_path())
+        containers.down()
+
+
+def verdicts(since: float) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for _, line in containers.kamailio_log(since):
+        if m := VERDICT.search(line):
+            out.setdefault(m.group(1), set()).add(m.group(2))
+    return out
+
+
+def test_a_pbx_kill_through_kamailios_auth_module(auth_lab, tmp_path):
+    inv = auth_lab
+    assert all(e.auth and e.auth[0].realm == "lab" for e in inv.entry_points)
+    began = time.time()
+    code, summary, calls, logged = run(HERE / "lab-auth-node-loss.yaml", tmp_path)
+    assert len(calls) >= 60
+    assert summary["counts"]["challenged"] == len(calls)
+    assert summary["counts"].get("auth_failed") == 0
+    # Kamailio's own verdicts: it challenged each of the drill's calls once and let each
+    # through with the harness's credentials; it refused none (nor a health check's call)
+    seen = verdicts(began - 1)
+    ids = {c.call_id for c in calls}
+    drills = lambda kind: {c for c in seen.get(kind, set()) if not c.startswith(HEALTH_CALL_PREFIX)}  # noqa: E731
+    assert drills("challenged") == ids and drills("ok") == ids
+    assert not seen.get("refused")
+    assert any(c.startswith(HEALTH_CALL_PREFIX) for c in seen.get("ok", ()))  # the steady check's
+    # who answered each call: Kamailio's record, call by call, as without authentication
+    truth_check_beside_late_answers(calls, inv, logged)
+    assert {c.node for c in calls if c.answered} == {"pbx-1", "pbx-2"}
+
+
+def test_a_wrong_password_is_exit_2_before_any_fault(auth_lab, tmp_path):
+    data = yaml.safe_load(containers.inventory_path().read_text())
+    for e in data["entry_points"]:
+        e["auth"] = {"username": "drill", "password": "${HD_LAB_WRONG}", "realm": "lab"}
+    (tmp_path / "inv.yaml").write_text(yaml.safe_dump(data))
+    scenario = (HERE / "lab-auth-node-loss.yaml").read_text().replace("target: lab",
+                                                                         "target: inv.yaml")
+    (tmp_path / "s.yaml").write_text(scenario)
+    began = time.time()
+    res = subprocess.run(DRILL + ["run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HD_LAB_WRONG": "wrong-password-5150"})
+    out = res.stdout + res.stderr
+    assert res.returncode == 2, out
+    assert "credentials refused by realm lab" in out and "nothing injected" in out, out
+    assert "carrier-a" in out and "wrong-password-5150" not in out
+    # Kamailio refused the steady check's calls; no drill call and no fault followed (its
+    # log from this run's start: the test before ended its own drill within the second)
+    seen = verdicts(began)
+    assert seen.get("refused") and all(c.startswith(HEALTH_CALL_PREFIX) for c in seen["refused"])
+    assert not seen.get("ok")
+    assert all(b.status == "running" for b in containers.client().containers.list(
+        filters={"label": containers.LABEL}) if b.name == "hd-lab-pbx-1")
