@@ -42,6 +42,26 @@ def generator_first(nice: int = -5):
         os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The serial part runs on two workers, one group each: every serial test that is not a
+    lab's is in group `alone`, so two of them never run side by side; beside one of them runs
+    at most one lab drill (each lab's tests are a group of their own)."""
+    for item in items:
+        if item.get_closest_marker("serial") and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group("alone"))
+
+
+@pytest.fixture(autouse=True)
+def _serial_first(request):
+    """A serial test's processes get the CPU before anything else on the machine (the lab
+    drills' generators have the same priority), as a drill on a machine of its own would."""
+    if request.node.get_closest_marker("serial") is None:
+        yield
+        return
+    with generator_first():
+        yield
+
+
 def wait_for(predicate, within: float, every: float = 0.05, what: str = "condition"):
     """Poll until predicate() is truthy; fail the test when `within` seconds pass."""
     deadline = time.time() + within
