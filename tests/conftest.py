@@ -45,7 +45,8 @@ def generator_first(nice: int = -5):
 def pytest_collection_modifyitems(config, items):
     """The serial part runs on two workers, one group each: every serial test that is not a
     lab's is in group `alone`, so two of them never run side by side; beside one of them runs
-    at most one lab drill (each lab's tests are a group of their own)."""
+    at most one lab drill (each lab's tests are a group of their own). `solo` tests run after,
+    with nothing beside (README's test command)."""
     for item in items:
         if item.get_closest_marker("serial") and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group("alone"))

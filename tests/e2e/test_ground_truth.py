@@ -52,8 +52,9 @@ def blackout_scenario(kind: str, cps: int, pbx_ip: str) -> dict:
 # 10 ms apart: run alone, so three other workers' drills cannot move it; and net.cut writes
 # iptables rules in the host's own namespace, beside Docker's (the labs' containers) and
 # other tests' (full parallel runs saw a 10 s cut let calls through, and a 1 s blackhole's
-# last touched call land early enough to read as shifted)
+# last touched call land early enough to read as shifted): with nothing beside, not even a lab
 @pytest.mark.serial
+@pytest.mark.solo
 @pytest.mark.parametrize("cps", [20, 100])
 @pytest.mark.parametrize("kind", ["net.cut", "udp.blackhole"])
 def test_blackouts_of_known_length(isolated, tmp_path, kind, cps):

@@ -18,7 +18,7 @@ from harness.scenario.inventory import split_address
 from harness.sip.uac import CallOptions, place_call
 
 # judged against the wall clock and the host's own packet loss: run alone (README)
-pytestmark = pytest.mark.serial
+pytestmark = [pytest.mark.serial, pytest.mark.solo]  # the host's own loss: nothing beside
 CALLS, HOLD = 30, 15.0  # 30 calls x 750 packets x 2 directions per step
 
 
