@@ -21,13 +21,17 @@ from pydantic import Field
 from harness.ops import SetupError
 from harness.ops.procs import proc_state, read_pid, start_process
 from harness.ops.state import private_token, state_home
-from harness.scenario.inventory import DigestAuth, EntryPoint, Node, ProcessRef, TargetInventory
+from harness.lab.certs import server_certificate
+from harness.scenario.inventory import DigestAuth, EntryPoint, Node, ProcessRef, TargetInventory, \
+    TlsSpec
 from harness.scenario.model import Duration, Strict
 from harness.sip.probe import wait_until_answers
 
 CARRIERS = ("carrier-a", "carrier-b", "carrier-c")
 UNREACHABLE_PORT = 5099  # where a PBX that hides behind the SBC says it is (nothing listens)
 RELAY_TOKEN = "relay.token"
+TLS_PORT = 5061
+SBC_NAME = "sbc.sandbox"  # the name on the SBC's certificate
 SBC_PASSWORD = "sbc.password"  # the digest password the SBC asks for (auth: true)
 AUTH_USER, AUTH_REALM = "drill", "sandbox"
 STARTED_BY = "started-by-drill.json"  # a sandbox a drill started for itself, and which drill
@@ -54,6 +58,9 @@ class SandboxConfig:
     # the SBC challenges every new INVITE (407, digest, realm "sandbox", user "drill"); the
     # password is made at `up` (private, in the state folder) and the carriers are given it
     auth: bool = False
+    # the SBC also serves SIP over TLS on port 5061 (a CA and its certificate made in the state
+    # folder), and entry point carrier-tls reaches it there, checking the certificate
+    tls: bool = False
 
     @property
     def folder(self) -> Path:
@@ -120,6 +127,9 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
         sbc_argv += ["--auth-user", AUTH_USER, "--password-file", str(password),
                      "--realm", AUTH_REALM]
         auth = [DigestAuth(username=AUTH_USER, password_file=str(password), realm=AUTH_REALM)]
+    if cfg.tls:
+        ca, cert, key = server_certificate(cfg.folder / "tls", SBC_NAME, f"{cfg.block}.1")
+        sbc_argv += ["--tls-port", str(TLS_PORT), "--tls-cert", str(cert), "--tls-key", str(key)]
     nodes.insert(0, Node(name="sbc", role="sbc", sip=sbc_addr, transports=["udp", "tcp"],
                          process=_proc(cfg, "sbc", sbc_argv)))
     entries = []
@@ -131,12 +141,17 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
                                   outbound_proxy=cfg.outbound_proxy, auth=auth, process=_proc(
             cfg, c, py + ["harness.lab.relay", "--name", c, "--listen", addr,
                           "--upstream", sbc_addr, "--control", control, "--token-file", token])))
+    if cfg.tls:  # straight to the SBC's TLS port, as a cloud carrier's trunk comes in
+        entries.append(EntryPoint(name="carrier-tls", address=f"{cfg.block}.1:{TLS_PORT}",
+                                  transport="tls", auth=auth, outbound_proxy=cfg.outbound_proxy,
+                                  tls=TlsSpec(ca_file=str(ca), server_name=SBC_NAME)))
     names = [n.name for n in nodes] + [e.name for e in entries]
     return TargetInventory(name="sandbox", entry_points=entries, nodes=nodes, allowlist=names)
 
 
 def _parts(inv: TargetInventory):
-    return [*inv.nodes, *inv.entry_points]
+    """The sandbox's processes (carrier-tls is the SBC's own TLS port, not a process)."""
+    return [p for p in [*inv.nodes, *inv.entry_points] if p.process is not None]
 
 
 def status(cfg: SandboxConfig | None = None) -> dict[str, int | None]:
@@ -160,7 +175,7 @@ def up(cfg: SandboxConfig | None = None, wait: float = 10.0,
     if not any(running.values()):
         (cfg.folder / "config.json").write_text(json.dumps(asdict(cfg)))
     # PBX nodes first, then the SBC, then the carriers in front of it
-    for part in [*inv.nodes[1:], inv.nodes[0], *inv.entry_points]:
+    for part in [*inv.nodes[1:], inv.nodes[0], *(e for e in inv.entry_points if e.process)]:
         if running.get(part.name) is None:
             p = part.process
             start_process(p.start, p.pidfile, p.cwd, p.log)
@@ -215,6 +230,8 @@ class SandboxOptions(Strict):
                                  "their entry point (the entry-point option of the same name)")
     auth: bool = Field(False, description="the SBC challenges every new INVITE with 407 "
                        "(digest, realm sandbox, user drill); the carriers get its password")
+    tls: bool = Field(False, description="the SBC also serves SIP over TLS (port 5061, a "
+                      "certificate from the sandbox's own CA) and entry point carrier-tls uses it")
 
 
 class SandboxTarget:
@@ -240,7 +257,8 @@ class SandboxTarget:
                 f"dispatch, failover timer {o.failover_timer:g}s"
                 + (", PBX nodes drop Record-Route" if o.pbx_drops_record_route else "")
                 + (", carriers as outbound proxy" if o.outbound_proxy else "")
-                + (", SBC asks for digest credentials (realm sandbox)" if o.auth else "")]
+                + (", SBC asks for digest credentials (realm sandbox)" if o.auth else "")
+                + (", carrier-tls over TLS to the SBC" if o.tls else "")]
 
     @contextmanager
     def running(self, options: SandboxOptions | None, log: Callable[[str], None],

@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -70,12 +71,18 @@ class Sbc:
     def __init__(self, ip: str, port: int, nodes: list[Node], interval: float,
                  probe_timeout: float, down_after: int, fr_timer: float,
                  stats_file: str | None, health_check: bool = True, dispatch: str = "round-robin",
-                 anchor_media: bool = True, auth: "Guard | None" = None):
+                 anchor_media: bool = True, auth: "Guard | None" = None,
+                 tls: tuple[int, str, str] | None = None):
         self.ip, self.port, self.nodes = ip, port, nodes
         self.interval, self.probe_timeout, self.down_after = interval, probe_timeout, down_after
         self.fr_timer = fr_timer
         self.health_check, self.dispatch = health_check, dispatch
-        self.proto = SipTransports(self.handle)
+        self.tls_port = tls[0] if tls else None
+        ctx = None
+        if tls:  # (port, certificate file, key file): SIP over TLS on that port
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(tls[1], tls[2])
+        self.proto = SipTransports(self.handle, ctx)
         self.by_client: dict[tuple[str, str], InviteTx] = {}
         self.by_branch: dict[str, InviteTx] = {}
         self.pending_probes: dict[str, tuple[Node, float]] = {}
@@ -87,7 +94,7 @@ class Sbc:
         self.auth = auth
 
     async def start(self):
-        await self.proto.listen(self.ip, self.port, tcp=True)
+        await self.proto.listen(self.ip, self.port, tcp=True, tls_port=self.tls_port)
         if self.health_check:
             asyncio.create_task(self._health_loop())
         if self.media:
@@ -151,7 +158,7 @@ class Sbc:
 
     def _request(self, msg: SipMessage, addr) -> None:
         via = msg.top_via
-        if "rport=" not in via and ("rport" in via or tuple(addr) in self.proto.tcp.conns):
+        if "rport=" not in via and ("rport" in via or self.proto.streamed(addr)):
             # RFC 3581 (and any TCP peer): answer where the request really came from
             stamp = f"received={addr[0]};rport={addr[1]}"
             self._rewrite_top_via(msg, via.replace("rport", stamp, 1) if "rport" in via
@@ -425,6 +432,9 @@ def main(argv=None) -> None:
     ap.add_argument("--auth-algorithm", choices=("MD5", "SHA-256", "SHA-512-256"), default="MD5")
     ap.add_argument("--nonce-ttl", type=float, default=30.0,
                     help="seconds a nonce is good for; older ones are answered stale=true")
+    ap.add_argument("--tls-port", type=int, help="also serve SIP over TLS on this port")
+    ap.add_argument("--tls-cert", help="the TLS listener's certificate (PEM)")
+    ap.add_argument("--tls-key", help="its private key (PEM)")
     ap.add_argument("--stats-file")
     a = ap.parse_args(argv)
     guard = None
@@ -435,7 +445,8 @@ def main(argv=None) -> None:
     ip, port = a.listen.rsplit(":", 1)
     sbc = Sbc(ip, int(port), [parse_node(n) for n in a.node], a.interval, a.probe_timeout,
               a.down_after, a.fr_timer, a.stats_file, a.health_check == "on", a.dispatch,
-              a.media == "anchor", guard)
+              a.media == "anchor", guard,
+              (a.tls_port, a.tls_cert, a.tls_key) if a.tls_port else None)
     run_forever(sbc.start)
 
 

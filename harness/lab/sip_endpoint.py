@@ -80,14 +80,16 @@ class SipUdp(asyncio.DatagramProtocol):
 
 
 class SipTcp:
-    """A TCP listener; remembers each peer's connection so replies can find it."""
+    """A TCP (or, with an SSL context, TLS) listener; remembers each peer's connection so
+    replies can find it."""
 
-    def __init__(self, handler):
+    def __init__(self, handler, ssl_context=None):
         self.handler = handler
+        self.ssl = ssl_context
         self.conns: dict[tuple, asyncio.StreamWriter] = {}
 
     async def serve(self, ip: str, port: int):
-        return await asyncio.start_server(self._conn, ip, port)
+        return await asyncio.start_server(self._conn, ip, port, ssl=self.ssl)
 
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")[:2]
@@ -124,25 +126,34 @@ class SipTcp:
 
 
 class SipTransports:
-    """UDP and TCP on one address; `send` uses the peer's TCP connection if it has one."""
+    """UDP and TCP on one address (and TLS on another port, given a context); `send` uses the
+    peer's stream connection if it has one."""
 
-    def __init__(self, handler):
+    def __init__(self, handler, ssl_context=None):
         self.udp = SipUdp(handler)
         self.tcp = SipTcp(handler)
+        self.tls = SipTcp(handler, ssl_context) if ssl_context is not None else None
 
-    async def listen(self, ip: str, port: int, tcp: bool = True) -> None:
+    async def listen(self, ip: str, port: int, tcp: bool = True, tls_port: int | None = None) -> None:
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: self.udp, local_addr=(ip, port))
         if tcp:
             await self.tcp.serve(ip, port)
+        if self.tls is not None and tls_port:
+            await self.tls.serve(ip, tls_port)
+
+    def streamed(self, addr) -> bool:
+        """`addr` reached us over a stream connection (TCP or TLS) that is still open."""
+        return tuple(addr) in self.tcp.conns or (self.tls is not None and tuple(addr) in self.tls.conns)
 
     def send(self, msg: SipMessage, addr) -> None:
-        if not self.tcp.send(msg, addr):
+        if not self.tcp.send(msg, addr) and not (self.tls is not None and self.tls.send(msg, addr)):
             self.udp.send(msg, addr)
 
     def via(self, addr, ip: str, port: int, branch: str) -> str:
         """The Via a request to `addr` carries: the transport `send` will use for it."""
-        proto = "TCP" if tuple(addr) in self.tcp.conns else "UDP"
+        proto = "TCP" if tuple(addr) in self.tcp.conns else \
+            "TLS" if self.tls is not None and tuple(addr) in self.tls.conns else "UDP"
         return f"SIP/2.0/{proto} {ip}:{port};branch={branch}"
 
 

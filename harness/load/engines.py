@@ -64,8 +64,10 @@ def _sipp(ctx: LoadContext) -> LoadEngine:
                     ctx.publish)
 
 
-LOCUST = EngineKind("locust", "Python callers under Locust: SIP over UDP or TCP with G.711 "
-                    "RTP measured both ways", _locust, media=True, fallback=True, workers=True,
-                    auth=True)
+LOCUST = EngineKind("locust", "Python callers under Locust: SIP over UDP, TCP or TLS with "
+                    "G.711 RTP measured both ways", _locust, media=True, fallback=True,
+                    workers=True, auth=True, tls=True)
+# Debian's SIPp 3.6.1 is built without TLS (`sipp -v`: SCTP-PCAP-RTPSTREAM): tls=False
 SIPP = EngineKind("sipp", "a real SIPp per entry point (signalling only: this SIPp sends no "
-                  "RTP; digest answered by SIPp's [authentication])", _sipp, auth=True)
+                  "RTP, and has no TLS; digest answered by SIPp's [authentication])", _sipp,
+                  auth=True)

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from harness.scenario.inventory import DigestAuth, EntryPoint
 from harness.sip.digest import Credential
+from harness.sip.transport import TlsSettings
 from harness.sip.uac import CallOptions
+
+
+def tls_settings(entry: EntryPoint) -> TlsSettings | None:
+    """The inventory's TLS checks of an entry point as the SIP layer's (None: not TLS)."""
+    if entry.transport != "tls":
+        return None
+    t = entry.tls
+    return TlsSettings() if t is None else TlsSettings(t.ca_file, t.verify, t.server_name,
+                                                       t.cert_file, t.key_file)
 
 
 def credentials(auth: list[DigestAuth]) -> tuple[Credential, ...]:
@@ -20,4 +30,4 @@ def call_options(entry: EntryPoint, *, hold: float, rtp: bool, invite_timeout: f
                        bye_timeout=bye_timeout, transport=entry.transport,
                        local_ip=entry.caller_ip, outbound_proxy=entry.outbound_proxy,
                        fallback=entry.fallback_addrs, failover_timer=entry.failover_timer,
-                       credentials=credentials(entry.auth), **more)
+                       credentials=credentials(entry.auth), tls=tls_settings(entry), **more)

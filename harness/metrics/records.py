@@ -50,6 +50,7 @@ class CallRecord:
     failovers: int = 0       # addresses of the entry point given up on before it
     challenged: bool = False  # a request of the call got 401/407 (digest authentication)
     cause: str = ""          # a failed call's cause when it is known: "auth" (credentials refused)
+    tls_handshake_ms: float | None = None  # the TLS handshake of the call's connection
 
     def fail(self, status: int, reason: str) -> None:
         self.outcome, self.status, self.reason = "failed", status, reason

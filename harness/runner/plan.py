@@ -196,6 +196,13 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
                         f"{engine.name} cannot answer digest challenges, and entry point(s) "
                         f"{', '.join(challenged)} have credentials (`auth:`) (hint: use engine: "
                         f"{able})")
+    over_tls = [e.name for e in inv.carriers(scenario.load.carriers) if e.transport == "tls"]
+    if not engine.tls and over_tls:
+        able = ", ".join(n for n, k in all_engines().items() if k.tls)
+        problems.append(f"{path}:{line_of(lines, ('load', 'engine'))}: load.engine: "
+                        f"{engine.name} cannot speak SIP over TLS here (entry point(s) "
+                        f"{', '.join(over_tls)}: transport tls) (hint: use engine: {able}, or "
+                        "load.carriers without them)")
     if problems:
         raise InputError(problems)
     return Drill(path, scenario, inv, planned, target, options, shift_notes(scenario, path, lines))

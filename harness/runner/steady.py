@@ -21,7 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from harness.scenario.inventory import EntryPoint, TargetInventory, split_address
 from harness.sip.probe import options_ping
-from harness.load.entry_calls import call_options, credentials
+from harness.load.entry_calls import call_options, credentials, tls_settings
+from harness.sip.message import local_ip_for
+from harness.sip.tls import certificate_problem
 from harness.sip.dialog import CHALLENGES
 from harness.sip.uac import HEALTH_CALL_PREFIX, end_call, start_call
 
@@ -36,13 +38,22 @@ MEDIA_BACK = 5          # RTP packets (100 ms at 20 ms) the caller must hear bac
 
 def _signalling(inv: TargetInventory, stop=lambda: False) -> list[str]:
     problems = []
-    parts = [(n.name, n.sip, t, n.auth) for n in inv.nodes if n.sip for t in n.transports] + \
-            [(e.name, e.address, e.transport, e.auth) for e in inv.entry_points]
-    for name, addr, transport, auth in parts:
+    parts = [(n.name, n.sip, t, n.auth, None, None) for n in inv.nodes if n.sip
+             for t in n.transports] + \
+            [(e.name, e.address, e.transport, e.auth, tls_settings(e), e.caller_ip)
+             for e in inv.entry_points]
+    for name, addr, transport, auth, tls, caller_ip in parts:
         if stop():  # each ping waits up to 0.5 s: a signal is not kept waiting for the rest
             return [*problems, "not finished: stopped"]
-        status = options_ping(split_address(addr), timeout=0.5, transport=transport,
-                              credentials=credentials(auth))
+        if tls is not None:
+            host = split_address(addr)
+            why = certificate_problem(host, caller_ip or local_ip_for(host[0]), tls)
+            if why is not None:  # a certificate is not fixed by waiting
+                problems.append(Lasting(f"{name} ({addr}, TLS): {why}"))
+                continue
+        status = options_ping(split_address(addr), timeout=0.5 if tls is None else 3.0,
+                              local_ip=caller_ip if tls else None, transport=transport,
+                              credentials=credentials(auth), tls=tls)
         where = f"{name} ({addr}, {transport.upper()}) "
         if status in CHALLENGES:
             problems.append(Lasting(

@@ -152,12 +152,37 @@ class Node(Strict):
                              "a node of role `site` reaches every node of that site")
 
 
+class TlsSpec(Strict):
+    """How the harness checks a TLS entry point (transport: tls), as a carrier's trunk does."""
+
+    ca_file: str | None = Field(None, description="PEM file of the CA(s) the SBC's certificate "
+                                "must chain to; none: the system's CAs")
+    verify: bool = Field(True, description="check the certificate and its name (turn off only "
+                         "for a lab whose certificate you know is self-made)")
+    server_name: str | None = Field(None, description="the name the certificate must carry, "
+                                    "also sent as SNI; none: the address's host")
+    cert_file: str | None = Field(None, description="our certificate (PEM), for mutual TLS")
+    key_file: str | None = Field(None, description="its private key (PEM)")
+
+    @model_validator(mode="after")
+    def _files(self):
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                raise ValueError(f"tls: {name} {path} is not a readable file")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls: give cert_file and key_file together (mutual TLS), or neither")
+        return self
+
+
 class EntryPoint(Strict):
     """A carrier path into the hotline: where the load generator sends INVITEs."""
 
     name: str
     address: Address
-    transport: str = Field("udp", pattern="^(udp|tcp)$")
+    transport: str = Field("udp", pattern="^(udp|tcp|tls)$")
+    tls: TlsSpec | None = Field(None, description="with transport: tls, how the SBC's "
+                                "certificate is checked (default: the system's CAs, the host's name)")
     auth: AuthList = Field(default_factory=list, max_length=8,
                            description="digest credentials for calls through this entry point "
                                        "(one mapping, or a list with one realm each)")

@@ -10,17 +10,18 @@ import time
 from harness.sip.dialog import Dialog
 from harness.sip.digest import Credential, DigestCredentials
 from harness.sip.message import local_ip_for, token
-from harness.sip.transport import open_transport
+from harness.sip.transport import TlsSettings, open_transport
 
 
 def options_ping(addr: tuple[str, int], timeout: float = 0.5, local_ip: str | None = None,
-                 transport: str = "udp", credentials: tuple[Credential, ...] = ()) -> int:
+                 transport: str = "udp", credentials: tuple[Credential, ...] = (),
+                 tls: TlsSettings | None = None) -> int:
     """Send one OPTIONS (retransmitted over UDP within `timeout`, sent again with credentials
     when challenged); return the final response's status, or 0 when none came in time or the
     address cannot be reached."""
     local_ip = local_ip or local_ip_for(addr[0])
     try:
-        t = open_transport(transport, addr, local_ip, timeout)
+        t = open_transport(transport, addr, local_ip, timeout, tls)
     except OSError:
         return 0
     dialog = Dialog(t, addr, callee=None, call_id=token(12),

@@ -1,4 +1,4 @@
-"""The one SIP transport seam of the caller's side: UDP and TCP, with room for TLS.
+"""The one SIP transport seam of the caller's side: UDP, TCP and TLS.
 
 Everything that sends SIP from the harness (the UAC's calls, the OPTIONS probe) opens a
 `Transport` here and knows nothing else of sockets: what goes in the Via and Contact, how
@@ -6,12 +6,16 @@ a message is framed, whether requests are retransmitted (RFC 3261 §17.1.1.2: no
 reliable transport), how a closed connection shows. TLS is one more subclass of the
 stream transport (a wrapped socket), and nothing above this module changes for it.
 
-Messages are timed by the kernel's receive stamp (arrival.py), not when they are read.
+Messages are timed by the kernel's receive stamp (arrival.py), not when they are read;
+over TLS the stamp is taken when the record is decrypted (the ssl module reads the socket
+itself), a few microseconds later.
 """
 from __future__ import annotations
 
 import socket
+import ssl
 import time
+from dataclasses import dataclass
 from typing import ClassVar
 
 from harness.sip.arrival import receive as receive_stamped, stamp_arrivals
@@ -126,6 +130,26 @@ class UdpTransport(Transport):
         return data, arrival
 
 
+@dataclass(frozen=True)
+class TlsSettings:
+    """How a TLS connection to an entry point is checked (RFC 5630 §3: the server's certificate
+    against `ca_file`, or the system's CAs, and `server_name`, which is also sent as SNI)."""
+
+    ca_file: str | None = None
+    verify: bool = True
+    server_name: str | None = None  # None: the address's host
+    cert_file: str | None = None    # our certificate, for mutual TLS
+    key_file: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        if not self.verify:
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        if self.cert_file:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
+
+
 class TcpTransport(Transport):
     """One connection to the next hop carries the dialog; messages framed by Content-Length
     (RFC 3261 §18.3). A subclass that wraps the socket (TLS) inherits all of it."""
@@ -138,7 +162,8 @@ class TcpTransport(Transport):
         self.buf_arrival = 0.0  # when the bytes that completed the next framed message came
 
     @classmethod
-    def open(cls, remote: tuple[str, int], local_ip: str, timeout: float) -> "TcpTransport":
+    def open(cls, remote: tuple[str, int], local_ip: str, timeout: float,
+             tls: TlsSettings | None = None) -> "TcpTransport":
         return cls(socket.create_connection(remote, timeout=timeout, source_address=(local_ip, 0)))
 
     def send(self, msg: SipMessage, dest: tuple[str, int] | None = None) -> None:
@@ -151,22 +176,62 @@ class TcpTransport(Transport):
             if messages:
                 self.buf = rest + b"".join(messages[1:])
                 return messages[0], self.buf_arrival
-            chunk, _, self.buf_arrival = receive_stamped(self.sock)
+            chunk, self.buf_arrival = self._chunk()
             if not chunk:
                 raise TransportClosed("peer closed the connection")
             self.buf += chunk
 
+    def _chunk(self) -> tuple[bytes, float]:
+        chunk, _, arrival = receive_stamped(self.sock)
+        return chunk, arrival
 
-TRANSPORTS: dict[str, type[Transport]] = {t.name: t for t in (UdpTransport, TcpTransport)}
+
+class TlsTransport(TcpTransport):
+    """SIP over TLS (RFC 3261 §26.2.1, RFC 5630): TCP with the connection wrapped once the
+    handshake has checked the server's certificate; `handshake` says how long that took.
+    An ssl.SSLError (a certificate that is expired, for another name, or from an unknown
+    CA) is an OSError: the caller sees it as a connection that could not be opened."""
+
+    name, via, reliable = "tls", "TLS", True
+
+    def __init__(self, sock: ssl.SSLSocket, handshake: float = 0.0):
+        super().__init__(sock)
+        self.handshake = handshake
+
+    @classmethod
+    def open(cls, remote: tuple[str, int], local_ip: str, timeout: float,
+             tls: TlsSettings | None = None) -> "TlsTransport":
+        tls = tls or TlsSettings()
+        raw = socket.create_connection(remote, timeout=timeout, source_address=(local_ip, 0))
+        began = time.perf_counter()
+        try:
+            sock = tls.context().wrap_socket(raw, server_hostname=tls.server_name or remote[0])
+        except BaseException:
+            raw.close()
+            raise
+        return cls(sock, time.perf_counter() - began)
+
+    def _chunk(self) -> tuple[bytes, float]:
+        try:
+            chunk = self.sock.recv(65536)
+        except ssl.SSLWantReadError:  # a timeout of 0 with nothing decrypted yet
+            raise BlockingIOError from None
+        return chunk, time.time()
+
+
+TRANSPORTS: dict[str, type[Transport]] = {t.name: t for t in (UdpTransport, TcpTransport,
+                                                                   TlsTransport)}
 
 
 def open_transport(name: str, remote: tuple[str, int], local_ip: str,
-                   timeout: float) -> Transport:
+                   timeout: float, tls: TlsSettings | None = None) -> Transport:
     """A transport to `remote` from `local_ip`; OSError when it cannot be opened (a stream's
-    connection refused or timed out within `timeout`)."""
+    connection refused or timed out within `timeout`, a TLS certificate refused)."""
     try:
         kind = TRANSPORTS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown SIP transport {name!r} (known: {', '.join(TRANSPORTS)})") \
             from None
-    return kind.open(remote, local_ip, timeout)
+    if kind is UdpTransport:
+        return kind.open(remote, local_ip, timeout)
+    return kind.open(remote, local_ip, timeout, tls)

@@ -24,7 +24,7 @@ from harness.sip.digest import Credential, DigestCredentials
 from harness.sip.media_pump import MediaStream, stream_rtp
 from harness.sip.message import SipMessage, local_ip_for, token
 from harness.sip.sdp import Audio, media_address
-from harness.sip.transport import open_transport
+from harness.sip.transport import TlsSettings, open_transport
 HEALTH_CALL_PREFIX = "hd-health-"  # Call-IDs of the steady-state check's test calls
 
 
@@ -39,7 +39,8 @@ class CallOptions:
     callee: str = "hotline"
     local_ip: str | None = None  # None: our address on the route to the entry point
     max_media_gap: float = 1.0
-    transport: str = "udp"  # or "tcp": one connection to the entry point carries the dialog
+    transport: str = "udp"  # or "tcp", "tls": one connection to the entry point carries the dialog
+    tls: TlsSettings | None = None  # how a TLS entry point's certificate is checked
     # ACK, BYE and re-INVITEs go to the entry point whatever Record-Route and Contact say, as a
     # carrier trunk facing a B2BUA SBC does (the Request-URI and Route headers are unchanged)
     outbound_proxy: bool = False
@@ -125,11 +126,16 @@ def _attempt(address: tuple[str, int], rec: CallRecord, media_sock, opts: CallOp
              node_of, last: bool, started: float) -> tuple[HeldCall | None, bool]:
     """One address's try at the call: (the held call or None, whether the next may try)."""
     try:
-        transport = open_transport(opts.transport, address, opts.local_ip, opts.invite_timeout)
-    except OSError as exc:  # e.g. TCP connection refused: this address cannot be reached
+        transport = open_transport(opts.transport, address, opts.local_ip, opts.invite_timeout,
+                                   opts.tls)
+    except OSError as exc:  # TCP connection refused, a TLS certificate refused: not reachable
         rec.started_at = rec.started_at or started
-        rec.fail(0, f"cannot connect to {address[0]}:{address[1]}: {exc.strerror or exc}")
+        rec.fail(0, f"cannot connect to {address[0]}:{address[1]}: "
+                    f"{getattr(exc, 'verify_message', None) or exc.strerror or exc}")
         return None, True
+    handshake = getattr(transport, "handshake", None)  # TLS only
+    if handshake is not None:
+        rec.tls_handshake_ms = round(handshake * 1000, 3)
     dialog = Dialog(transport, address, callee=opts.callee, call_id=rec.call_id,
                     outbound_proxy=opts.outbound_proxy, extra_headers=opts.extra_headers,
                     challenges=DigestCredentials(list(opts.credentials)))

@@ -74,3 +74,21 @@ def test_an_empty_password_file_is_refused(tmp_path):
                     f"    auth: {{username: u, password_file: {pw}}}\n")
     with pytest.raises(InputError, match="is empty"):
         read_inventory(path)
+
+
+def test_tls_settings_are_checked_when_the_inventory_is_read(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    good = tmp_path / "good.yaml"
+    good.write_text(f"name: s\nentry_points:\n  - name: c\n    address: 127.0.0.1:5061\n"
+                    f"    transport: tls\n    tls: {{ca_file: {ca}, server_name: sbc.example}}\n")
+    (entry,) = read_inventory(good).entry_points
+    from harness.load.entry_calls import tls_settings
+    assert tls_settings(entry).server_name == "sbc.example" and tls_settings(entry).verify
+    for tls, says in [(f"{{ca_file: {tmp_path}/missing.pem}}", "is not a readable file"),
+                      (f"{{cert_file: {ca}}}", "cert_file and key_file together")]:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(f"name: s\nentry_points:\n  - name: c\n    address: 127.0.0.1:5061\n"
+                       f"    transport: tls\n    tls: {tls}\n")
+        with pytest.raises(InputError, match=says):
+            read_inventory(bad)

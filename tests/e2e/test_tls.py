@@ -1,0 +1,101 @@
+"""SIP over TLS (RFC 3261 §26, RFC 5630) against the sandbox SBC's TLS listener, with its
+certificate from the sandbox's own CA: calls, a drill, and certificates that must be refused
+(another name, an unknown CA), each named."""
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import yaml
+
+from harness.lab import sandbox
+from harness.load.entry_calls import call_options, tls_settings
+from harness.report.calls_csv import read_calls_csv
+from harness.sip.tls import certificate_problem
+from harness.sip.transport import TlsSettings
+from harness.sip.uac import place_call
+from tests.conftest import last_run
+
+DRILL = [sys.executable, "-m", "harness.cli"]
+
+
+def test_calls_over_tls_are_answered_and_time_their_handshake(isolated):
+    inv = sandbox.up(sandbox.SandboxConfig(tls=True))
+    entry = next(e for e in inv.entry_points if e.name == "carrier-tls")
+    assert entry.transport == "tls" and entry.tls.ca_file
+    recs = [place_call(entry.addr, call_options(entry, hold=0.3, rtp=True, invite_timeout=4,
+                                                bye_timeout=2), entry.name) for _ in range(3)]
+    assert [r.outcome for r in recs] == ["completed"] * 3, [r.reason for r in recs]
+    assert all(r.tls_handshake_ms and 0 < r.tls_handshake_ms < 2000 for r in recs)
+    assert all(r.rtp_received > 0 for r in recs)  # media flows as on the other carriers
+    # the certificate is checked: the right name and CA pass; another name, or no CA, is
+    # refused naming the certificate the server sent
+    local = inv.find("sbc").sip.rsplit(":", 1)[0]
+    assert certificate_problem(entry.addr, local, tls_settings(entry)) is None
+    wrong = certificate_problem(entry.addr, local, TlsSettings(entry.tls.ca_file,
+                                                               server_name="sbc.elsewhere"))
+    assert "sbc.elsewhere" in wrong and "CN=sbc.sandbox" in wrong and "names [sbc.sandbox," in wrong
+    unknown = certificate_problem(entry.addr, local, TlsSettings(server_name="sbc.sandbox"))
+    assert "certificate refused" in unknown and "issued by CN=hotline-drill sandbox CA" in unknown
+    opts = call_options(entry, hold=0.3, rtp=False, invite_timeout=4, bye_timeout=2)
+    rec = place_call(entry.addr, replace(opts, tls=TlsSettings(entry.tls.ca_file,
+                                                               server_name="x.example")))
+    assert rec.outcome == "failed" and "x.example" in rec.reason, rec.reason
+
+
+SCENARIO = """\
+name: tls-auth-node-loss
+target: sandbox
+sandbox: {tls: true, auth: true}
+duration: 12s
+seed: 7
+load:
+  calls_per_second: 4
+  hold: 2s
+  carriers: [carrier-a, carrier-tls]
+faults:
+  - {id: kill-pbx-1, type: process.kill, target: pbx-1, at: 4s, duration: 4s}
+sla:
+  answer_rate: 80%
+"""
+
+
+def test_a_node_loss_drill_over_tls_with_digest(isolated, tmp_path):
+    (tmp_path / "s.yaml").write_text(SCENARIO)
+    res = subprocess.run(DRILL + ["run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=240)
+    assert res.returncode in (0, 1), res.stdout + res.stderr
+    run = last_run(tmp_path / "out")
+    summary = json.loads((run / "summary.json").read_text())
+    calls = read_calls_csv(run / "calls.csv")
+    tls = [c for c in calls if c.carrier == "carrier-tls"]
+    assert len(tls) >= 15 and all(c.tls_handshake_ms for c in tls)
+    assert all(c.tls_handshake_ms is None for c in calls if c.carrier == "carrier-a")
+    # over TLS as over UDP: every call challenged, the kill's calls moved to pbx-2
+    assert summary["counts"]["challenged"] == len(calls)
+    assert {c.node for c in tls if c.answered} == {"pbx-1", "pbx-2"}
+    assert sum(c.answered for c in tls) >= 0.8 * len(tls)
+    # the SBC's own log: it let every one of the drill's calls through after the challenge
+    log = (sandbox.SandboxConfig().folder / "sbc.log").read_text()
+    assert all(f"auth ok: {c.call_id}" in log for c in calls)
+
+
+def test_a_certificate_for_another_name_is_exit_2_naming_it(isolated, tmp_path):
+    inv = sandbox.up(sandbox.SandboxConfig(tls=True))
+    entry = next(e for e in inv.entry_points if e.name == "carrier-tls")
+    data = entry.model_dump(exclude_none=True, exclude_defaults=True)
+    data["transport"] = "tls"
+    data["tls"] = {"ca_file": entry.tls.ca_file, "server_name": "sbc.staging.example"}
+    pbx = inv.find("pbx-1").model_dump(exclude_none=True, exclude_defaults=True)
+    (tmp_path / "inv.yaml").write_text(yaml.safe_dump(
+        {"name": "staging", "entry_points": [data], "nodes": [pbx], "allowlist": ["pbx-1"]}))
+    (tmp_path / "s.yaml").write_text(
+        "name: wrong-name\ntarget: inv.yaml\nduration: 6s\nload:\n  calls_per_second: 2\n"
+        "faults:\n  - {id: kill, type: process.kill, target: pbx-1, at: 1s, duration: 2s}\n")
+    res = subprocess.run(DRILL + ["run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=120, env=os.environ)
+    out = " ".join((res.stdout + res.stderr).split())  # the console wraps long lines
+    assert res.returncode == 2, out
+    assert "carrier-tls" in out and "sbc.staging.example" in out and "CN=sbc.sandbox" in out, out
+    assert "nothing injected" in out
