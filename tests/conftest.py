@@ -63,6 +63,20 @@ def _serial_first(request):
         yield
 
 
+def staging_kill_drill(tmp_path: Path, inv, entry: dict, name: str) -> Path:
+    """A user's own inventory of the running sandbox (one entry point, as given, and pbx-1)
+    and a short drill that would kill pbx-1: for checks that must stop it before any fault."""
+    import yaml
+    pbx = inv.find("pbx-1").model_dump(exclude_none=True, exclude_defaults=True)
+    (tmp_path / "inv.yaml").write_text(yaml.safe_dump(
+        {"name": "staging", "entry_points": [entry], "nodes": [pbx], "allowlist": ["pbx-1"]}))
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        f"name: {name}\ntarget: inv.yaml\nduration: 6s\nload:\n  calls_per_second: 2\n"
+        "faults:\n  - {id: kill, type: process.kill, target: pbx-1, at: 1s, duration: 2s}\n")
+    return path
+
+
 def wait_for(predicate, within: float, every: float = 0.05, what: str = "condition"):
     """Poll until predicate() is truthy; fail the test when `within` seconds pass."""
     deadline = time.time() + within

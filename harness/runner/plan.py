@@ -182,30 +182,35 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
             problems.append(f"{path}:{line_of(lines, ('load', 'carriers'))}: load.carriers: "
                             f"'{c}' is not an entry point of '{inv.name}' "
                             f"(known: {', '.join(sorted(carriers))})")
-    failing_over = [e.name for e in inv.carriers(scenario.load.carriers) if e.fallback]
-    if not engine.fallback and failing_over:
-        able = ", ".join(n for n, k in all_engines().items() if k.fallback)
-        problems.append(f"{path}:{line_of(lines, ('load', 'engine'))}: load.engine: "
-                        f"{engine.name} cannot fail over to an entry point's fallback addresses "
-                        f"({', '.join(failing_over)}) (hint: use engine: {able}, or leave "
-                        "fallback out of the inventory)")
-    challenged = [e.name for e in inv.carriers(scenario.load.carriers) if e.auth]
-    if not engine.auth and challenged:
-        able = ", ".join(n for n, k in all_engines().items() if k.auth)
-        problems.append(f"{path}:{line_of(lines, ('load', 'engine'))}: load.engine: "
-                        f"{engine.name} cannot answer digest challenges, and entry point(s) "
-                        f"{', '.join(challenged)} have credentials (`auth:`) (hint: use engine: "
-                        f"{able})")
-    over_tls = [e.name for e in inv.carriers(scenario.load.carriers) if e.transport == "tls"]
-    if not engine.tls and over_tls:
-        able = ", ".join(n for n, k in all_engines().items() if k.tls)
-        problems.append(f"{path}:{line_of(lines, ('load', 'engine'))}: load.engine: "
-                        f"{engine.name} cannot speak SIP over TLS here (entry point(s) "
-                        f"{', '.join(over_tls)}: transport tls) (hint: use engine: {able}, or "
-                        "load.carriers without them)")
+    problems += _engine_abilities(engine, inv.carriers(scenario.load.carriers),
+                                  f"{path}:{line_of(lines, ('load', 'engine'))}")
     if problems:
         raise InputError(problems)
     return Drill(path, scenario, inv, planned, target, options, shift_notes(scenario, path, lines))
+
+
+# what an entry point may need of the engine that loads it: (ability, needs it, what the
+# engine cannot do, the hint's way out)
+_NEEDS = (
+    ("fallback", lambda e: bool(e.fallback), "cannot fail over to an entry point's fallback "
+     "addresses", "or leave fallback out of the inventory"),
+    ("auth", lambda e: bool(e.auth), "cannot answer digest challenges (`auth:`)",
+     "or leave auth out of the inventory"),
+    ("tls", lambda e: e.transport == "tls", "cannot speak SIP over TLS here (transport tls)",
+     "or load.carriers without them"),
+)
+
+
+def _engine_abilities(engine: EngineKind, entries, where: str) -> list[str]:
+    """What the scenario's entry points need that its engine cannot do, asked of the engine."""
+    out = []
+    for ability, needs, cannot, way_out in _NEEDS:
+        names = [e.name for e in entries if needs(e)]
+        if names and not getattr(engine, ability):
+            able = ", ".join(n for n, k in all_engines().items() if getattr(k, ability))
+            out.append(f"{where}: load.engine: {engine.name} {cannot}: entry point(s) "
+                       f"{', '.join(names)} (hint: use engine: {able}, {way_out})")
+    return out
 
 
 def _check_engine(scenario: Scenario, path: Path, lines: dict) -> EngineKind:

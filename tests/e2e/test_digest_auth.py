@@ -8,13 +8,12 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from harness.lab import sandbox
 from harness.ops.procs import read_pid
 from harness.report.calls_csv import read_calls_csv
 from harness.sip.uac import HEALTH_CALL_PREFIX
-from tests.conftest import last_run
+from tests.conftest import last_run, staging_kill_drill
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 VERDICT = re.compile(r"auth (ok|challenged|refused|stale nonce): (\S+)")
@@ -93,16 +92,10 @@ def test_refused_credentials_are_exit_2_naming_entry_point_and_realm(isolated, t
     entry.pop("auth", None)
     if auth:
         entry["auth"] = auth
-    pbx = inv.find("pbx-1").model_dump(exclude_none=True, exclude_defaults=True)
-    (tmp_path / "inv.yaml").write_text(yaml.safe_dump(
-        {"name": "staging", "entry_points": [entry], "nodes": [pbx], "allowlist": ["pbx-1"]}))
-    (tmp_path / "s.yaml").write_text(
-        "name: wrong-password\ntarget: inv.yaml\nduration: 6s\nload:\n  calls_per_second: 2\n"
-        "faults:\n  - {id: kill, type: process.kill, target: pbx-1, at: 1s, duration: 2s}\n")
+    scenario = staging_kill_drill(tmp_path, inv, entry, "wrong-password")
     pid = read_pid(inv.find("pbx-1").process.pidfile)
     env = {**isolated, "HD_WRONG_PASSWORD": "not-the-password-1234"}
-    res = drill("run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out"),
-                env={**os.environ, **env})
+    res = drill("run", str(scenario), "-o", str(tmp_path / "out"), env={**os.environ, **env})
     out = res.stdout + res.stderr
     assert res.returncode == 2, out
     assert "carrier-a" in out and says in out and "nothing injected" in out, out

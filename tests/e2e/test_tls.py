@@ -7,7 +7,6 @@ import subprocess
 import sys
 from dataclasses import replace
 
-import yaml
 
 from harness.lab import sandbox
 from harness.load.entry_calls import call_options, tls_settings
@@ -15,7 +14,7 @@ from harness.report.calls_csv import read_calls_csv
 from harness.sip.tls import certificate_problem
 from harness.sip.transport import TlsSettings
 from harness.sip.uac import place_call
-from tests.conftest import last_run
+from tests.conftest import last_run, staging_kill_drill
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 
@@ -87,13 +86,8 @@ def test_a_certificate_for_another_name_is_exit_2_naming_it(isolated, tmp_path):
     data = entry.model_dump(exclude_none=True, exclude_defaults=True)
     data["transport"] = "tls"
     data["tls"] = {"ca_file": entry.tls.ca_file, "server_name": "sbc.staging.example"}
-    pbx = inv.find("pbx-1").model_dump(exclude_none=True, exclude_defaults=True)
-    (tmp_path / "inv.yaml").write_text(yaml.safe_dump(
-        {"name": "staging", "entry_points": [data], "nodes": [pbx], "allowlist": ["pbx-1"]}))
-    (tmp_path / "s.yaml").write_text(
-        "name: wrong-name\ntarget: inv.yaml\nduration: 6s\nload:\n  calls_per_second: 2\n"
-        "faults:\n  - {id: kill, type: process.kill, target: pbx-1, at: 1s, duration: 2s}\n")
-    res = subprocess.run(DRILL + ["run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out")],
+    scenario = staging_kill_drill(tmp_path, inv, data, "wrong-name")
+    res = subprocess.run(DRILL + ["run", str(scenario), "-o", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=120, env=os.environ)
     out = " ".join((res.stdout + res.stderr).split())  # the console wraps long lines
     assert res.returncode == 2, out

@@ -286,3 +286,16 @@ def test_an_engine_without_media_places_no_rtp_unless_told_to_and_then_refuses(t
     msgs = problems(tmp_path, GOOD.replace("  hold: 4s\n",
                                            "  hold: 4s\n  engine: sipp\n  rtp_share: 10%\n"))
     assert any("engine sipp sends no RTP" in m and "engine: locust" in m for m in msgs), msgs
+
+
+def test_engines_are_asked_for_tls_and_digest(tmp_path):
+    """SIPp (built without TLS here) is refused for a TLS entry point; it answers digest."""
+    write(tmp_path, 'name: s\nentry_points:\n  - {name: carrier-t, address: "127.0.0.1:5061", '
+                    'transport: tls}\n  - {name: carrier-d, address: "127.0.0.1:5060", '
+                    'auth: {username: u, password: p}}\n', "inv.yaml")
+    text = GOOD.replace("name: t\n", "name: t\ntarget: inv.yaml\n").replace(
+        "  hold: 4s\n", "  hold: 4s\n  engine: sipp\n  rtp_share: 0%\n")
+    msgs = problems(tmp_path, text)
+    assert any("s.yaml:7:" in m and "sipp cannot speak SIP over TLS" in m and "carrier-t" in m
+               and "engine: locust" in m for m in msgs), msgs
+    assert not any("digest" in m for m in msgs), msgs
