@@ -438,14 +438,18 @@ def lab_up(docker: bool = DOCKER_OPT,
                                                "(digest authentication, as SBCs guard carrier "
                                                "trunks); the inventory's entry points are given "
                                                "the password (a private file in the state "
-                                               "folder)")):
+                                               "folder)"),
+           tls: Optional[bool] = typer.Option(None, "--tls", help="sandbox and container lab: "
+                                              "the SBC also serves SIP over TLS on 5061 with a "
+                                              "certificate from the lab's own CA, and entry "
+                                              "point carrier-tls uses it")):
     """Start the practice hotline: the sandbox (local processes) or, with --docker, the container
     lab (one site, or two with --sites 2). An option of another lab is refused (exit 2)."""
     from harness.lab.practice import LabOptions, refuse_others
     lab = _lab(docker, sites)
     opts = LabOptions(channels=channels, pbx_nodes=pbx_nodes, health_check=health_check,
                       dispatch=dispatch, sync_replication=sync_replication, advert=advert,
-                      flaws=list(flaw), auth=auth)
+                      flaws=list(flaw), auth=auth, tls=tls)
     try:
         refuse_others(lab, opts)
         lab.up(opts, console.print)

@@ -34,6 +34,7 @@ from harness.lab.sandbox import CARRIERS, CONTROL_PORT, RELAY_TOKEN
 from harness.ops import SetupError
 from harness.ops.docker_api import client, wait_healthy
 from harness.ops.procs import proc_state, read_pid, start_process
+from harness.lab.certs import CA, server_certificate
 from harness.ops.state import private_token, state_home
 from harness.ops.toxiproxy_api import client as toxiproxy_client
 from harness.scenario.inventory import TargetInventory
@@ -60,6 +61,16 @@ IMAGES = ("hotline-drill/kamailio", "hotline-drill/pbx", "hotline-drill/rtpengin
           "hotline-drill/postgres")
 NG_PORT = 2223
 SBC_PASSWORD = "sbc.password"  # the digest password Kamailio asks for (auth)
+TLS_PORT, SBC_NAME = 5061, "sbc.lab"  # Kamailio's TLS listener and the name on its certificate
+TLS_CFG = """\
+# written by `drill lab up --docker --tls` (harness/lab/containers.py)
+[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+certificate = /etc/kamailio-lab/{cert}
+private_key = /etc/kamailio-lab/{key}
+"""
 AUTH_USER, AUTH_REALM = "drill", "lab"  # rtpengine's ng control port, on its lab address
 
 
@@ -73,6 +84,9 @@ class LabConfig:
     # Kamailio guards the trunk: every new INVITE is challenged (407, digest, realm "lab",
     # user "drill", a password made at `up`); the carriers' entry points are given it
     auth: bool = False
+    # Kamailio also serves SIP over TLS on 5061 (its `tls` module, a certificate from a CA
+    # made in the lab folder), and entry point carrier-tls goes there, checking it
+    tls: bool = False
 
     @property
     def folder(self) -> Path:
@@ -171,6 +185,10 @@ def inventory(cfg: LabConfig | None = None) -> dict:
                                   "--listen", f"{addr}:5060", "--upstream", f"{cfg.ip(2)}:5060",
                                   "--control", f"{addr}:{CONTROL_PORT}",
                                   "--token-file", str(d / RELAY_TOKEN)]}})
+    if cfg.tls:  # straight to Kamailio's TLS port, as a cloud carrier's trunk comes in
+        entries.append({"name": "carrier-tls", "address": f"{cfg.ip(2)}:{TLS_PORT}",
+                        "transport": "tls", "caller_ip": cfg.ip(1),
+                        "tls": {"ca_file": str(d / "kamailio" / CA), "server_name": SBC_NAME}})
     if cfg.auth:
         for e in entries:
             e["auth"] = {"username": AUTH_USER, "password_file": str(d / SBC_PASSWORD),
@@ -188,6 +206,8 @@ def kamailio_cfg(cfg: LabConfig) -> str:
     first, rest = (LAB_DIR / "kamailio" / "kamailio.cfg").read_text().split("\n", 1)
     defines = "".join(f"#!define FLAW_{name.upper().replace('-', '_')}\n"
                       for name in sorted(cfg.flaws))
+    if cfg.tls:
+        defines += "#!define WITH_TLS\n"
     if cfg.auth:
         defines += "#!define WITH_AUTH\n"
         password = private_token(cfg.folder / SBC_PASSWORD).read_text().strip()
@@ -250,6 +270,12 @@ def up(cfg: LabConfig | None = None) -> TargetInventory:
     dispatchers = "".join(f"1 sip:{cfg.ip(10 + i)}:5060\n" for i in range(1, cfg.pbx_nodes + 1))
     (conf / "kamailio.cfg").write_text(text)
     (conf / "dispatcher.list").write_text(dispatchers)
+    if cfg.tls:  # run-kamailio.sh listens on TLS when tls.cfg is there
+        _, cert, key = server_certificate(conf, SBC_NAME, cfg.ip(2))
+        (conf / "tls.cfg").write_text(TLS_CFG.format(cert=cert.name, key=key.name))
+        text += "tls"  # the configuration's digest below: TLS on or off restarts Kamailio
+    else:
+        (conf / "tls.cfg").unlink(missing_ok=True)
     # Kamailio reads its configuration once: one that differs (a flaw, a newer file) is
     # started anew (run_container removes the old one)
     digest = hashlib.sha256((text + dispatchers).encode()).hexdigest()[:16]
@@ -265,12 +291,14 @@ def up(cfg: LabConfig | None = None) -> TargetInventory:
         if "toxiproxy" in e:
             _toxiproxy_trunk(cfg, e)
             continue
+        if "process" not in e:
+            continue  # carrier-tls: Kamailio's own TLS port
         p = e["process"]
         pid = read_pid(p["pidfile"])
         if not (pid and proc_state(pid)):
             start_process(p["start"], p["pidfile"], None, p["log"])
     for part in [*[n for n in inv["nodes"] if n.get("sip")],
-                 *[e for e in inv["entry_points"] if e.get("transport") != "tcp"]]:
+                 *[e for e in inv["entry_points"] if e.get("transport", "udp") == "udp"]]:
         addr = part.get("sip") or part["address"]
         host, _, port = addr.rpartition(":")
         if not wait_until_answers((host, int(port)), 30):

@@ -27,6 +27,7 @@ class LabOptions:
     advert: int | None = None
     flaws: list[str] = field(default_factory=list)
     auth: bool | None = None
+    tls: bool | None = None
 
     def given(self) -> set[str]:
         return {k for k, v in vars(self).items() if v not in (None, [], ())}
@@ -35,7 +36,7 @@ class LabOptions:
 _FLAGS = {"channels": "--channels", "pbx_nodes": "--pbx-nodes",
           "health_check": "--health-check/--no-health-check", "dispatch": "--dispatch",
           "sync_replication": "--sync-replication", "advert": "--advert", "flaws": "--flaw",
-          "auth": "--auth"}
+          "auth": "--auth", "tls": "--tls"}
 
 
 class PracticeLab(Protocol):
@@ -60,7 +61,7 @@ def refuse_others(lab: PracticeLab, opts: LabOptions) -> None:
 
 class Sandbox:
     name, what = "sandbox", "the sandbox"
-    options = {"channels", "pbx_nodes", "health_check", "dispatch", "auth"}
+    options = {"channels", "pbx_nodes", "health_check", "dispatch", "auth", "tls"}
 
     def up(self, opts: LabOptions, say: Say) -> None:
         from harness.lab import sandbox
@@ -69,7 +70,7 @@ class Sandbox:
         cfg = sandbox.SandboxConfig(
             pbx_nodes=opts.pbx_nodes or 2,
             health_check=True if opts.health_check is None else opts.health_check,
-            dispatch=opts.dispatch or "round-robin", auth=bool(opts.auth))
+            dispatch=opts.dispatch or "round-robin", auth=bool(opts.auth), tls=bool(opts.tls))
         if opts.channels:
             cfg.channels = opts.channels
         sandbox.up(cfg)
@@ -107,7 +108,7 @@ class _DockerLab:
 
 class ContainerLab(_DockerLab):
     name, what, module = "lab", "the container lab", "containers"
-    options = {"flaws", "auth"}
+    options = {"flaws", "auth", "tls"}
 
     def up(self, opts: LabOptions, say: Say) -> None:
         containers = self._lab()
@@ -116,13 +117,17 @@ class ContainerLab(_DockerLab):
             raise InputError([f"--flaw {', '.join(unknown)}: not a lab flaw; known: "
                               + ", ".join(containers.FLAWS)])
         say("building images if needed and starting the container lab ...")
-        containers.up(containers.LabConfig(flaws=tuple(opts.flaws), auth=bool(opts.auth)))
+        containers.up(containers.LabConfig(flaws=tuple(opts.flaws), auth=bool(opts.auth),
+                                           tls=bool(opts.tls)))
         for name in opts.flaws:
             say(f"[yellow]flaw {name}[/yellow]: {containers.FLAWS[name]}")
         if opts.auth:
             say(f"Kamailio challenges every new INVITE (digest, realm {containers.AUTH_REALM}, "
                 f"user {containers.AUTH_USER}); the inventory's entry points carry the password "
                 "file")
+        if opts.tls:
+            say(f"Kamailio serves SIP over TLS on {containers.TLS_PORT} (entry point carrier-tls, "
+                f"certificate for {containers.SBC_NAME} from the lab's own CA)")
 
 
 class DrLab(_DockerLab):

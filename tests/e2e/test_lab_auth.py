@@ -1,6 +1,7 @@
-"""Digest authentication against a real Kamailio (`drill lab up --docker --auth`: its `auth`
-module challenges every new INVITE with 407), judged against Kamailio's own log of its
-verdict on every call (challenged, ok, refused) and of which PBX answered each."""
+"""Digest authentication and TLS against a real Kamailio (`drill lab up --docker --auth --tls`:
+its `auth` module challenges every new INVITE with 407, its `tls` module serves carrier-tls
+on 5061), judged against Kamailio's own log of its verdict on every call (challenged, ok,
+refused) and of which PBX answered each."""
 import os
 import re
 import subprocess
@@ -27,7 +28,7 @@ VERDICT = re.compile(r"auth (ok|challenged|refused|stale): (\S+)")
 def auth_lab(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp, generator_first():
         mp.setenv("HOTLINE_DRILL_STATE", str(tmp_path_factory.mktemp("authstate")))
-        res = subprocess.run(DRILL + ["lab", "up", "--docker", "--auth"], capture_output=True,
+        res = subprocess.run(DRILL + ["lab", "up", "--docker", "--auth", "--tls"], capture_output=True,
                              text=True, timeout=600)
         if res.returncode != 0:  # never skip: no engine or images is a broken set-up
             containers.down()
@@ -45,9 +46,10 @@ def verdicts(since: float) -> dict[str, set[str]]:
     return out
 
 
-def test_a_pbx_kill_through_kamailios_auth_module(auth_lab, tmp_path):
+def test_a_pbx_kill_through_kamailios_auth_and_tls_modules(auth_lab, tmp_path):
     inv = auth_lab
     assert all(e.auth and e.auth[0].realm == "lab" for e in inv.entry_points)
+    assert inv.find("carrier-tls").transport == "tls"
     began = time.time()
     code, summary, calls, logged = run(HERE / "lab-auth-node-loss.yaml", tmp_path)
     assert len(calls) >= 60
@@ -64,6 +66,11 @@ def test_a_pbx_kill_through_kamailios_auth_module(auth_lab, tmp_path):
     # who answered each call: Kamailio's record, call by call, as without authentication
     truth_check_beside_late_answers(calls, inv, logged)
     assert {c.node for c in calls if c.answered} == {"pbx-1", "pbx-2"}
+    # over Kamailio's TLS listener as over UDP: answered by both nodes, each handshake timed
+    tls = [c for c in calls if c.carrier == "carrier-tls"]
+    assert len(tls) >= 15 and all(c.tls_handshake_ms for c in tls)
+    assert {c.node for c in tls if c.answered} == {"pbx-1", "pbx-2"}
+    assert sum(c.answered for c in tls) / len(tls) >= summary["answer_rate"] - 0.1
 
 
 def test_a_wrong_password_is_exit_2_before_any_fault(auth_lab, tmp_path):
