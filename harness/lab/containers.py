@@ -30,7 +30,8 @@ from pathlib import Path
 import yaml
 
 from harness.lab import rtpengine_ng
-from harness.lab.sandbox import CARRIERS, CONTROL_PORT, RELAY_TOKEN
+from harness.lab.sandbox import AUTH_USER, CARRIERS, CONTROL_PORT, RELAY_TOKEN, SBC_PASSWORD, \
+    TLS_PORT
 from harness.ops import SetupError
 from harness.ops.docker_api import client, wait_healthy
 from harness.ops.procs import proc_state, read_pid, start_process
@@ -59,9 +60,9 @@ FLAWS = {
 LAB_DIR = Path(__file__).resolve().parents[2] / "lab"
 IMAGES = ("hotline-drill/kamailio", "hotline-drill/pbx", "hotline-drill/rtpengine",
           "hotline-drill/postgres")
-NG_PORT = 2223
-SBC_PASSWORD = "sbc.password"  # the digest password Kamailio asks for (auth)
-TLS_PORT, SBC_NAME = 5061, "sbc.lab"  # Kamailio's TLS listener and the name on its certificate
+NG_PORT = 2223  # rtpengine's ng control port, on its lab address
+AUTH_REALM = "lab"  # the realm Kamailio challenges for (auth); user and password file as the sandbox's
+SBC_NAME = "sbc.lab"  # the name on Kamailio's certificate (tls), served on the sandbox's TLS_PORT
 TLS_CFG = """\
 # written by `drill lab up --docker --tls` (harness/lab/containers.py)
 [server:default]
@@ -71,7 +72,6 @@ require_certificate = no
 certificate = /etc/kamailio-lab/{cert}
 private_key = /etc/kamailio-lab/{key}
 """
-AUTH_USER, AUTH_REALM = "drill", "lab"  # rtpengine's ng control port, on its lab address
 
 
 @dataclass
@@ -273,8 +273,7 @@ def up(cfg: LabConfig | None = None) -> TargetInventory:
     if cfg.tls:  # run-kamailio.sh listens on TLS when tls.cfg is there
         _, cert, key = server_certificate(conf, SBC_NAME, cfg.ip(2))
         (conf / "tls.cfg").write_text(TLS_CFG.format(cert=cert.name, key=key.name))
-        text += "tls"  # the configuration's digest below: TLS on or off restarts Kamailio
-    else:
+    else:  # (WITH_TLS in the configuration's text: TLS on or off restarts Kamailio below)
         (conf / "tls.cfg").unlink(missing_ok=True)
     # Kamailio reads its configuration once: one that differs (a flaw, a newer file) is
     # started anew (run_container removes the old one)

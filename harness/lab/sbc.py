@@ -107,11 +107,11 @@ class Sbc:
         if self.media:
             self.media.close()
         if self.stats_file:
-            with open(self.stats_file, "w") as fh:
-                out = {n.name: {"routed": n.routed, "up": n.up} for n in self.nodes}
+            out = {n.name: {"routed": n.routed, "up": n.up} for n in self.nodes}
             if self.auth:
                 out["_auth"] = self.auth.counts
-            json.dump(out, fh)
+            with open(self.stats_file, "w") as fh:
+                json.dump(out, fh)
 
     # -- health checks -------------------------------------------------------
     async def _health_loop(self):

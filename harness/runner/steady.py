@@ -10,8 +10,9 @@ echo ours; where the far end reports what it heard (the sandbox), most of ours m
 reached it. A far end that plays nothing until a person answers is told apart by
 `media_check: false` on its entry point. An entry point with digest credentials (`auth:`)
 gets a test call even when the drill places no media: credentials the hotline refuses
-are found here, naming the entry point and the realm, before any fault. How it ends is not judged here: a BYE that goes
-astray is what a drill is there to find (and name), not a reason to refuse to run one.
+are found here, naming the entry point and the realm, before any fault. How a test call
+ends is not judged here: a BYE that goes astray is what a drill is there to find (and
+name), not a reason to refuse to run one.
 The test calls' Call-IDs begin with HEALTH_CALL_PREFIX, so a truth check can leave them out.
 """
 from __future__ import annotations
@@ -29,11 +30,11 @@ from harness.sip.uac import HEALTH_CALL_PREFIX, end_call, start_call
 
 MEDIA_HOLD = 1.0        # seconds of RTP in each test call
 MEDIA_HEARD = 0.8       # share of our packets a far end that reports them must have heard
-class Lasting(str):
-    """A problem waiting will not mend (credentials the hotline refuses): no retry."""
-
-
 MEDIA_BACK = 5          # RTP packets (100 ms at 20 ms) the caller must hear back, of any kind
+
+
+class Lasting(str):
+    """A problem waiting will not mend (credentials refused, a certificate refused): no retry."""
 
 
 def _signalling(inv: TargetInventory, stop=lambda: False) -> list[str]:
@@ -45,17 +46,16 @@ def _signalling(inv: TargetInventory, stop=lambda: False) -> list[str]:
     for name, addr, transport, auth, tls, caller_ip in parts:
         if stop():  # each ping waits up to 0.5 s: a signal is not kept waiting for the rest
             return [*problems, "not finished: stopped"]
-        if tls is not None:
-            host = split_address(addr)
-            why = certificate_problem(host, caller_ip or local_ip_for(host[0]), tls)
-            if why is not None:  # a certificate is not fixed by waiting
-                problems.append(Lasting(f"{name} ({addr}, TLS): {why}"))
-                continue
-        status = options_ping(split_address(addr), timeout=0.5 if tls is None else 3.0,
+        host = split_address(addr)
+        status = options_ping(host, timeout=0.5 if tls is None else 3.0,
                               local_ip=caller_ip if tls else None, transport=transport,
                               credentials=credentials(auth), tls=tls)
         where = f"{name} ({addr}, {transport.upper()}) "
-        if status in CHALLENGES:
+        why = certificate_problem(host, caller_ip or local_ip_for(host[0]), tls) \
+            if status == 0 and tls is not None else None  # asked only when nothing answered
+        if why is not None:  # a certificate is not fixed by waiting
+            problems.append(Lasting(f"{where.rstrip()}: {why}"))
+        elif status in CHALLENGES:
             problems.append(Lasting(
                 f"{where}answers {status} to SIP OPTIONS: digest credentials "
                 + ("refused" if auth else "asked for") + f" (hint: give '{name}' `auth:` "

@@ -40,9 +40,10 @@ def _parsed(data: bytes, arrival: float) -> SipMessage | None:
 class Transport:
     """One local socket for SIP, bound to `ip` (and, for a stream, connected to `remote`)."""
 
-    name: ClassVar[str]       # as an inventory says it: udp, tcp
-    via: ClassVar[str]        # as a Via header says it: UDP, TCP
+    name: ClassVar[str]       # as an inventory says it: udp, tcp, tls
+    via: ClassVar[str]        # as a Via header says it: UDP, TCP, TLS
     reliable: ClassVar[bool]  # no retransmission of requests (RFC 3261 §17.1.1.2)
+    handshake: float | None = None  # seconds the TLS handshake took (TLS only)
 
     def __init__(self, sock: socket.socket):
         self.sock = sock

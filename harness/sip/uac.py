@@ -133,9 +133,8 @@ def _attempt(address: tuple[str, int], rec: CallRecord, media_sock, opts: CallOp
         rec.fail(0, f"cannot connect to {address[0]}:{address[1]}: "
                     f"{getattr(exc, 'verify_message', None) or exc.strerror or exc}")
         return None, True
-    handshake = getattr(transport, "handshake", None)  # TLS only
-    if handshake is not None:
-        rec.tls_handshake_ms = round(handshake * 1000, 3)
+    if transport.handshake is not None:
+        rec.tls_handshake_ms = round(transport.handshake * 1000, 3)
     dialog = Dialog(transport, address, callee=opts.callee, call_id=rec.call_id,
                     outbound_proxy=opts.outbound_proxy, extra_headers=opts.extra_headers,
                     challenges=DigestCredentials(list(opts.credentials)))
