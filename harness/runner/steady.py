@@ -47,12 +47,12 @@ def _signalling(inv: TargetInventory, stop=lambda: False) -> list[str]:
         if stop():  # each ping waits up to 0.5 s: a signal is not kept waiting for the rest
             return [*problems, "not finished: stopped"]
         host = split_address(addr)
-        status = options_ping(host, timeout=0.5 if tls is None else 3.0,
-                              local_ip=caller_ip if tls else None, transport=transport,
-                              credentials=credentials(auth), tls=tls)
+        status = options_ping(host, timeout=0.5, local_ip=caller_ip if tls else None,
+                              transport=transport, credentials=credentials(auth), tls=tls)
         where = f"{name} ({addr}, {transport.upper()}) "
-        why = certificate_problem(host, caller_ip or local_ip_for(host[0]), tls) \
-            if status == 0 and tls is not None else None  # asked only when nothing answered
+        # asked only when nothing answered, each step bounded like the ping
+        why = certificate_problem(host, caller_ip or local_ip_for(host[0]), tls, timeout=0.5) \
+            if status == 0 and tls is not None and not stop() else None
         if why is not None:  # a certificate is not fixed by waiting
             problems.append(Lasting(f"{where.rstrip()}: {why}"))
         elif status in CHALLENGES:
