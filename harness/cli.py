@@ -442,14 +442,20 @@ def lab_up(docker: bool = DOCKER_OPT,
            tls: Optional[bool] = typer.Option(None, "--tls", help="sandbox and container lab: "
                                               "the SBC also serves SIP over TLS on 5061 with a "
                                               "certificate from the lab's own CA, and entry "
-                                              "point carrier-tls uses it")):
+                                              "point carrier-tls uses it"),
+           srtp: Optional[str] = typer.Option(None, "--srtp", metavar="on|wrong-key",
+                                              help="sandbox: the SBC ends SDES-SRTP towards the "
+                                              "carriers (the PBX nodes get RTP) and every entry "
+                                              "point requires it; wrong-key: the SBC sends with "
+                                              "a key other than the one it answered (practice "
+                                              "for a key mismatch)")):
     """Start the practice hotline: the sandbox (local processes) or, with --docker, the container
     lab (one site, or two with --sites 2). An option of another lab is refused (exit 2)."""
     from harness.lab.practice import LabOptions, refuse_others
     lab = _lab(docker, sites)
     opts = LabOptions(channels=channels, pbx_nodes=pbx_nodes, health_check=health_check,
                       dispatch=dispatch, sync_replication=sync_replication, advert=advert,
-                      flaws=list(flaw), auth=auth, tls=tls)
+                      flaws=list(flaw), auth=auth, tls=tls, srtp=srtp)
     try:
         refuse_others(lab, opts)
         lab.up(opts, console.print)

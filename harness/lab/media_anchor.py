@@ -12,6 +12,14 @@ out of the other socket to the address the far side's SDP gave. `forward`
 decides how a packet is sent (the relay applies its toxics there). Sockets
 are plain non-blocking ones read by the event loop's reader callbacks: no
 task or timer per packet, so a few hundred calls cost little.
+
+With `srtp` on, the anchor ends SRTP on the caller side as an SBC facing carriers
+does (rtpengine's SDES): an offer with `a=crypto` goes on to the hotline in the
+clear (RTP/AVP, no key), and the answer comes back with a key of the anchor's own
+(RTP/SAVP if the offer was). The caller's packets are unprotected with the
+caller's key, the hotline's protected with ours; a packet that fails
+authentication is counted and dropped. `wrong_key` sends with a key other than
+the one answered: the misconfigured border element a key-mismatch drill needs.
 """
 from __future__ import annotations
 
@@ -22,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from harness.lab.sip_endpoint import bad_input
-from harness.sip.sdp import inactive, media_address, rewrite_media
+from harness.sip import srtp as sdes
+from harness.sip.sdp import audio_profile, inactive, media_address, rewrite_media, with_crypto
 
 UNANSWERED = 32.0  # 64 * T1: an offer never answered is given up
 IDLE = 120.0       # no packet and no signalling for this long: the call is gone
@@ -45,15 +54,21 @@ class Session:
     hotline_media: tuple[str, int] | None = None
     created: float = field(default_factory=time.monotonic)
     last: float = field(default_factory=time.monotonic)
+    srtp: sdes.SrtpContext | None = None   # SRTP on the caller side (the anchor ends it)
+    offered: sdes.Crypto | None = None     # the caller's key it was made for
+    answer_crypto: sdes.Crypto | None = None
+    savp: bool = False                     # the offer was RTP/SAVP
 
 
 class MediaAnchor:
     def __init__(self, caller_ip: str, hotline_ip: str, forward: Forward = send_now,
-                 max_sessions: int = 4000):
+                 max_sessions: int = 4000, srtp: bool = False, wrong_key: bool = False):
         self.caller_ip, self.hotline_ip = caller_ip, hotline_ip
         self.forward = forward
         self.max_sessions = max_sessions
         self.sessions: dict[str, Session] = {}
+        self.srtp, self.wrong_key = srtp, wrong_key
+        self.srtp_counts = {"calls": 0, "auth_failed": 0}  # over ended sessions
 
     # -- signalling ------------------------------------------------------------
     def offer(self, call_id: str, body: bytes) -> bytes:
@@ -65,7 +80,21 @@ class MediaAnchor:
         if s is None:
             return body
         s.caller_media, s.last = remote, time.monotonic()
-        return rewrite_media(body, *s.hotline_sock.getsockname())
+        body = rewrite_media(body, *s.hotline_sock.getsockname())
+        return self._end_srtp(s, body) if self.srtp else body
+
+    def _end_srtp(self, s: Session, body: bytes) -> bytes:
+        """An offer with a key we take goes on in the clear; one without, unchanged."""
+        taken = sdes.answer(sdes.parse(body))
+        if taken is None:
+            return body
+        theirs, ours = taken
+        if s.srtp is None or s.offered != theirs:  # (a retransmission keeps its keys)
+            s.offered, s.answer_crypto = theirs, ours
+            sending = sdes.Crypto.fresh(ours.tag, ours.suite) if self.wrong_key else ours
+            s.srtp = sdes.SrtpContext(sending, theirs)
+            s.savp = audio_profile(body) == "RTP/SAVP"
+        return with_crypto(body, [], "RTP/AVP")
 
     def answer(self, call_id: str, body: bytes) -> bytes:
         """The SDP of a 2xx from the hotline side, rewritten to point at us."""
@@ -74,7 +103,11 @@ class MediaAnchor:
         if s is None or remote is None:
             return body
         s.hotline_media, s.last = remote, time.monotonic()
-        return rewrite_media(body, *s.caller_sock.getsockname())
+        body = rewrite_media(body, *s.caller_sock.getsockname())
+        if s.answer_crypto is not None:
+            body = with_crypto(body, [s.answer_crypto.attribute()],
+                               "RTP/SAVP" if s.savp else "RTP/AVP")
+        return body
 
     def end(self, call_id: str) -> None:
         s = self.sessions.pop(call_id, None)
@@ -106,6 +139,9 @@ class MediaAnchor:
         return s
 
     def _close(self, s: Session) -> None:
+        if s.srtp is not None:
+            self.srtp_counts["calls"] += 1
+            self.srtp_counts["auth_failed"] += s.srtp.auth_failed
         loop = asyncio.get_running_loop()
         for sock in (s.caller_sock, s.hotline_sock):
             loop.remove_reader(sock.fileno())
@@ -127,6 +163,10 @@ class MediaAnchor:
             except OSError:  # ICMP unreachable from a far end that went away
                 continue
             s.last = time.monotonic()
+            if s.srtp is not None:  # caller side SRTP, hotline side in the clear
+                data = s.srtp.unprotect(data) if stream == "upstream" else s.srtp.protect(data)
+                if data is None:  # failed authentication (counted), or a duplicate
+                    continue
             if to is not None:  # else no answer yet: nowhere to send it
                 self.forward(stream, data, send)
 

@@ -28,6 +28,7 @@ class LabOptions:
     flaws: list[str] = field(default_factory=list)
     auth: bool | None = None
     tls: bool | None = None
+    srtp: str | None = None
 
     def given(self) -> set[str]:
         return {k for k, v in vars(self).items() if v not in (None, [], ())}
@@ -36,7 +37,7 @@ class LabOptions:
 _FLAGS = {"channels": "--channels", "pbx_nodes": "--pbx-nodes",
           "health_check": "--health-check/--no-health-check", "dispatch": "--dispatch",
           "sync_replication": "--sync-replication", "advert": "--advert", "flaws": "--flaw",
-          "auth": "--auth", "tls": "--tls"}
+          "auth": "--auth", "tls": "--tls", "srtp": "--srtp"}
 
 
 class PracticeLab(Protocol):
@@ -61,16 +62,20 @@ def refuse_others(lab: PracticeLab, opts: LabOptions) -> None:
 
 class Sandbox:
     name, what = "sandbox", "the sandbox"
-    options = {"channels", "pbx_nodes", "health_check", "dispatch", "auth", "tls"}
+    options = {"channels", "pbx_nodes", "health_check", "dispatch", "auth", "tls", "srtp"}
 
     def up(self, opts: LabOptions, say: Say) -> None:
         from harness.lab import sandbox
         if opts.dispatch not in (None, "round-robin", "hash"):
             raise InputError([f"--dispatch {opts.dispatch!r}: use round-robin or hash"])
+        if opts.srtp not in (None, "off", "on", "wrong-key"):
+            raise InputError([f"--srtp {opts.srtp!r}: use on (the SBC ends SRTP towards the "
+                              "carriers), wrong-key (it sends with the wrong key) or off"])
         cfg = sandbox.SandboxConfig(
             pbx_nodes=opts.pbx_nodes or 2,
             health_check=True if opts.health_check is None else opts.health_check,
-            dispatch=opts.dispatch or "round-robin", auth=bool(opts.auth), tls=bool(opts.tls))
+            dispatch=opts.dispatch or "round-robin", auth=bool(opts.auth), tls=bool(opts.tls),
+            srtp=opts.srtp or "off")
         if opts.channels:
             cfg.channels = opts.channels
         sandbox.up(cfg)

@@ -14,16 +14,16 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Annotated, Callable, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from harness.ops import SetupError
 from harness.ops.procs import proc_state, read_pid, start_process
 from harness.ops.state import private_token, state_home
 from harness.lab.certs import server_certificate
 from harness.scenario.inventory import DigestAuth, EntryPoint, Node, ProcessRef, TargetInventory, \
-    TlsSpec
+    TlsSpec, yaml_word
 from harness.scenario.model import Duration, Strict
 from harness.sip.probe import wait_until_answers
 
@@ -61,6 +61,9 @@ class SandboxConfig:
     # the SBC also serves SIP over TLS on port 5061 (a CA and its certificate made in the state
     # folder), and entry point carrier-tls reaches it there, checking the certificate
     tls: bool = False
+    # the SBC ends SDES-SRTP towards the carriers (the PBX nodes get RTP) and every entry
+    # point requires it; "wrong-key": the SBC sends with a key other than the one it answered
+    srtp: str = "off"
 
     @property
     def folder(self) -> Path:
@@ -127,23 +130,27 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
         sbc_argv += ["--auth-user", AUTH_USER, "--password-file", str(password),
                      "--realm", AUTH_REALM]
         auth = [DigestAuth(username=AUTH_USER, password_file=str(password), realm=AUTH_REALM)]
+    if cfg.srtp != "off":
+        sbc_argv += ["--srtp", cfg.srtp]
     if cfg.tls:
         ca, cert, key = server_certificate(cfg.folder / "tls", SBC_NAME, f"{cfg.block}.1")
         sbc_argv += ["--tls-port", str(TLS_PORT), "--tls-cert", str(cert), "--tls-key", str(key)]
     nodes.insert(0, Node(name="sbc", role="sbc", sip=sbc_addr, transports=["udp", "tcp"],
                          process=_proc(cfg, "sbc", sbc_argv)))
-    entries = []
+    entries, srtp = [], "off" if cfg.srtp == "off" else "require"
     for i, c in enumerate(CARRIERS):
         addr = f"{cfg.block}.{21 + i}:{cfg.port}"
         control = f"{cfg.block}.{21 + i}:{CONTROL_PORT}"
         token = str(cfg.folder / RELAY_TOKEN)
         entries.append(EntryPoint(name=c, address=addr, relay=control, relay_token_file=token,
-                                  outbound_proxy=cfg.outbound_proxy, auth=auth, process=_proc(
+                                  outbound_proxy=cfg.outbound_proxy, auth=auth, srtp=srtp,
+                                  process=_proc(
             cfg, c, py + ["harness.lab.relay", "--name", c, "--listen", addr,
                           "--upstream", sbc_addr, "--control", control, "--token-file", token])))
     if cfg.tls:  # straight to the SBC's TLS port, as a cloud carrier's trunk comes in
         entries.append(EntryPoint(name="carrier-tls", address=f"{cfg.block}.1:{TLS_PORT}",
                                   transport="tls", auth=auth, outbound_proxy=cfg.outbound_proxy,
+                                  srtp=srtp,
                                   tls=TlsSpec(ca_file=str(ca), server_name=SBC_NAME)))
     names = [n.name for n in nodes] + [e.name for e in entries]
     return TargetInventory(name="sandbox", entry_points=entries, nodes=nodes, allowlist=names)
@@ -232,6 +239,10 @@ class SandboxOptions(Strict):
                        "(digest, realm sandbox, user drill); the carriers get its password")
     tls: bool = Field(False, description="the SBC also serves SIP over TLS (port 5061, a "
                       "certificate from the sandbox's own CA) and entry point carrier-tls uses it")
+    srtp: Annotated[Literal["off", "on", "wrong-key"], BeforeValidator(yaml_word)] = Field(
+        "off", description="on: the SBC ends SDES-SRTP towards the carriers (the PBX nodes get "
+        "RTP) and every entry point requires it; wrong-key: the SBC sends with a key other than "
+        "the one it answered (a key mismatch, for practice)")
 
 
 class SandboxTarget:
@@ -258,7 +269,9 @@ class SandboxTarget:
                 + (", PBX nodes drop Record-Route" if o.pbx_drops_record_route else "")
                 + (", carriers as outbound proxy" if o.outbound_proxy else "")
                 + (", SBC asks for digest credentials (realm sandbox)" if o.auth else "")
-                + (", carrier-tls over TLS to the SBC" if o.tls else "")]
+                + (", carrier-tls over TLS to the SBC" if o.tls else "")
+                + ({"on": ", SRTP to the SBC", "wrong-key": ", SRTP to the SBC (which sends "
+                    "with the wrong key)"}.get(o.srtp, ""))]
 
     @contextmanager
     def running(self, options: SandboxOptions | None, log: Callable[[str], None],

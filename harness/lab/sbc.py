@@ -72,7 +72,7 @@ class Sbc:
                  probe_timeout: float, down_after: int, fr_timer: float,
                  stats_file: str | None, health_check: bool = True, dispatch: str = "round-robin",
                  anchor_media: bool = True, auth: "Guard | None" = None,
-                 tls: tuple[int, str, str] | None = None):
+                 tls: tuple[int, str, str] | None = None, srtp: str = "off"):
         self.ip, self.port, self.nodes = ip, port, nodes
         self.interval, self.probe_timeout, self.down_after = interval, probe_timeout, down_after
         self.fr_timer = fr_timer
@@ -90,7 +90,8 @@ class Sbc:
         self.dialogs: dict[str, Node] = {}  # Call-ID -> node, for UAs that ignore Record-Route
         self.stats_file = stats_file
         self.me = f"sip:{ip}:{port};lr"
-        self.media = MediaAnchor(ip, ip) if anchor_media else None
+        self.media = MediaAnchor(ip, ip, srtp=srtp != "off", wrong_key=srtp == "wrong-key") \
+            if anchor_media else None
         self.auth = auth
 
     async def start(self):
@@ -110,6 +111,8 @@ class Sbc:
             out = {n.name: {"routed": n.routed, "up": n.up} for n in self.nodes}
             if self.auth:
                 out["_auth"] = self.auth.counts
+            if self.media and self.media.srtp:
+                out["_srtp"] = self.media.srtp_counts
             with open(self.stats_file, "w") as fh:
                 json.dump(out, fh)
 
@@ -435,8 +438,14 @@ def main(argv=None) -> None:
     ap.add_argument("--tls-port", type=int, help="also serve SIP over TLS on this port")
     ap.add_argument("--tls-cert", help="the TLS listener's certificate (PEM)")
     ap.add_argument("--tls-key", help="its private key (PEM)")
+    ap.add_argument("--srtp", choices=("off", "on", "wrong-key"), default="off",
+                    help="on: end SDES-SRTP offered by callers (anchored media only: the nodes "
+                         "get RTP); wrong-key: send with a key other than the one answered (a "
+                         "misconfigured SBC, for key-mismatch drills)")
     ap.add_argument("--stats-file")
     a = ap.parse_args(argv)
+    if a.srtp != "off" and a.media != "anchor":
+        ap.error("--srtp needs --media anchor: only anchored media passes through the SBC")
     guard = None
     if a.auth_user:
         with open(a.password_file, encoding="utf-8") as fh:
@@ -446,7 +455,7 @@ def main(argv=None) -> None:
     sbc = Sbc(ip, int(port), [parse_node(n) for n in a.node], a.interval, a.probe_timeout,
               a.down_after, a.fr_timer, a.stats_file, a.health_check == "on", a.dispatch,
               a.media == "anchor", guard,
-              (a.tls_port, a.tls_cert, a.tls_key) if a.tls_port else None)
+              (a.tls_port, a.tls_cert, a.tls_key) if a.tls_port else None, a.srtp)
     run_forever(sbc.start)
 
 

@@ -30,4 +30,5 @@ def call_options(entry: EntryPoint, *, hold: float, rtp: bool, invite_timeout: f
                        bye_timeout=bye_timeout, transport=entry.transport,
                        local_ip=entry.caller_ip, outbound_proxy=entry.outbound_proxy,
                        fallback=entry.fallback_addrs, failover_timer=entry.failover_timer,
-                       credentials=credentials(entry.auth), tls=tls_settings(entry), **more)
+                       credentials=credentials(entry.auth), tls=tls_settings(entry),
+                       srtp=entry.srtp, **more)

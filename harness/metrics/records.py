@@ -49,8 +49,12 @@ class CallRecord:
     entry_address: str = ""  # host:port the call's last INVITE went to (a fallback after failovers)
     failovers: int = 0       # addresses of the entry point given up on before it
     challenged: bool = False  # a request of the call got 401/407 (digest authentication)
-    cause: str = ""          # a failed call's cause when it is known: "auth" (credentials refused)
+    # a failed call's cause when it is known: "auth" (credentials refused), "srtp" (answered
+    # without the SRTP its entry point requires)
+    cause: str = ""
     tls_handshake_ms: float | None = None  # the TLS handshake of the call's connection
+    srtp: bool = False          # the call's media was SRTP (keys agreed by SDES)
+    srtp_auth_failed: int = 0   # the far end's packets that failed SRTP authentication
 
     def fail(self, status: int, reason: str) -> None:
         self.outcome, self.status, self.reason = "failed", status, reason

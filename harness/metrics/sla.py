@@ -172,6 +172,15 @@ target("one_way_audio", "max", "ratio", 0.01, "media calls with audio one way on
     _voice("one_way_share", lambda v: _silent(v, "one_way")))
 
 
+@target("srtp_failed", "max", "ratio", 0.01, "media calls whose far end's SRTP packets failed "
+        "authentication (a key mismatch: audio came and could not be read)",
+        judged_when="the load's entry points have srtp: offer or require")
+def _srtp_failed(f: Figures) -> Measured:
+    if not f.voice or not f.voice["overall"]["srtp_calls"]:
+        return Measured(None, "no call with SRTP media", True)
+    return Measured(f.voice["overall"]["srtp_failed_share"], _silent(f.voice, "srtp_failed"))
+
+
 # --- RFC 6076 and E.411 (metrics/sessions.py) ----------------------------------------------
 
 def _session(key: str):

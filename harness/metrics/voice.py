@@ -14,6 +14,11 @@ not a "poor" call but a broken one: dead air (the caller heard no audio, or it
 stopped longer than the media gap while the call went on) and one-way audio
 (one side heard the other, not the reverse, where the far end tells what it
 heard). Figures per node as well as per carrier name the node that was silent.
+
+Over SRTP, packets that arrived but failed authentication (a key mismatch) were
+neither lost by the network nor silence of the hotline: they are counted apart
+(`srtp_failed` calls), left out of the loss, and such a call is not dead air
+but an SRTP failure, though its MOS still says what the caller heard: nothing.
 """
 from __future__ import annotations
 
@@ -43,6 +48,8 @@ class CallVoice:
     node: str = ""
     dead_air: bool = False    # the caller heard nothing, or nothing for longer than the gap
     one_way: bool = False     # audio went one way only (known where the far end reports)
+    srtp_failed: int = 0      # the far end's packets that failed SRTP authentication
+    srtp: bool = False        # the media was SRTP
 
     @property
     def loss_down(self) -> float:
@@ -84,6 +91,8 @@ def call_voice(r: CallRecord, max_gap: float = MEDIA_GAP) -> CallVoice | None:
     if not (r.answered and r.media and r.rtp_expected > 0):
         return None
     dead, lopsided = silences(r, max_gap)
+    failed = r.srtp_auth_failed
+    dead = dead and not failed  # not silence: audio came and could not be read (named apart)
     ta = (r.rtp_rtt_ms or 0.0) / 2 + DEVICE_DELAY_MS
     if r.rtp_echo:  # round trip only: split the loss evenly between the two ways
         rt_kept = min(r.rtp_received, r.rtp_expected) / r.rtp_expected
@@ -92,15 +101,16 @@ def call_voice(r: CallRecord, max_gap: float = MEDIA_GAP) -> CallVoice | None:
                                 r.rtp_bursts, ta)
         return CallVoice(r.call_id, r.carrier, exp, lost, exp, lost, r.rtp_rtt_ms, m, m, m,
                          r.node, dead, lopsided)
-    exp_down, lost_down, mos_down = _one_way(r.rtp_expected, min(r.rtp_received, r.rtp_expected),
-                                             r.rtp_bursts, ta)
+    exp_down, unheard, mos_down = _one_way(r.rtp_expected, min(r.rtp_received, r.rtp_expected),
+                                           r.rtp_bursts, ta)
+    lost_down = max(0, unheard - failed)  # the network's loss: not the packets that came unreadable
     exp_up, lost_up, mos_up = 0, 0, None
     if r.rtp_up_expected > 0:
         exp_up, lost_up, mos_up = _one_way(r.rtp_up_expected, r.rtp_up_received,
                                            r.rtp_up_bursts, ta)
     worst = mos_down if mos_up is None else min(mos_down, mos_up)
     return CallVoice(r.call_id, r.carrier, exp_down, lost_down, exp_up, lost_up, r.rtp_rtt_ms,
-                     mos_down, mos_up, worst, r.node, dead, lopsided)
+                     mos_down, mos_up, worst, r.node, dead, lopsided, failed, r.srtp)
 
 
 def summary(voices: list[CallVoice]) -> dict:
@@ -109,7 +119,9 @@ def summary(voices: list[CallVoice]) -> dict:
     if not voices:
         return {"calls": 0, "mos_p5": None, "mos_p50": None, "loss_down": None,
                 "loss_up": None, "packets_down": 0, "packets_up": 0, "rtt_ms": None,
-                "dead_air": 0, "one_way": 0, "dead_air_share": None, "one_way_share": None}
+                "dead_air": 0, "one_way": 0, "dead_air_share": None, "one_way_share": None,
+                "srtp_calls": 0, "srtp_failed": 0, "srtp_failed_share": None,
+                "srtp_failed_packets": 0}
     exp_down, exp_up = sum(v.expected_down for v in voices), sum(v.expected_up for v in voices)
     rtts = [v.rtt_ms for v in voices if v.rtt_ms is not None]
     return {"calls": len(voices),
@@ -121,7 +133,11 @@ def summary(voices: list[CallVoice]) -> dict:
             "rtt_ms": round(sum(rtts) / len(rtts), 3) if rtts else None,
             "dead_air": sum(v.dead_air for v in voices), "one_way": sum(v.one_way for v in voices),
             "dead_air_share": sum(v.dead_air for v in voices) / len(voices),
-            "one_way_share": sum(v.one_way for v in voices) / len(voices)}
+            "one_way_share": sum(v.one_way for v in voices) / len(voices),
+            "srtp_calls": sum(v.srtp for v in voices),
+            "srtp_failed": sum(bool(v.srtp_failed) for v in voices),
+            "srtp_failed_share": sum(bool(v.srtp_failed) for v in voices) / len(voices),
+            "srtp_failed_packets": sum(v.srtp_failed for v in voices)}
 
 
 def overlaps(r: CallRecord, w: FaultWindow) -> bool:

@@ -56,7 +56,8 @@ def _voice_line(name: str, c: dict) -> str:
     up = "n/a" if c["loss_up"] is None else f"{c['loss_up'] * 100:.1f}%"
     rtt = "n/a" if c["rtt_ms"] is None else f"{c['rtt_ms']:.1f} ms"
     silent = "".join(f"; {what} on {c[key]} call(s)" for key, what in
-                     (("dead_air", "DEAD AIR"), ("one_way", "ONE-WAY AUDIO")) if c.get(key))
+                     (("dead_air", "DEAD AIR"), ("one_way", "ONE-WAY AUDIO"),
+                      ("srtp_failed", "NO AUDIO: SRTP AUTHENTICATION FAILED")) if c.get(key))
     return (f"voice {name}: MOS p5 {c['mos_p5']:.2f} p50 {c['mos_p50']:.2f} over {c['calls']} "
             f"calls; loss heard by caller {c['loss_down'] * 100:.1f}%, by hotline {up}; "
             f"round trip {rtt}{silent}")

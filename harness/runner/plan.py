@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from harness.faults.base import FaultError, Injector, load_families, lookup
 from harness.load.engines import EngineKind, all_engines, engine_named
+from harness.metrics.sla import TARGETS
 from harness.ops.plugins import PluginError
 from harness.runner.targets import Target, target_named
 from harness.scenario.inventory import InventoryEntry, TargetInventory, handles
@@ -186,7 +187,17 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
                                   f"{path}:{line_of(lines, ('load', 'engine'))}")
     if problems:
         raise InputError(problems)
+    _srtp_judged(scenario, inv)
     return Drill(path, scenario, inv, planned, target, options, shift_notes(scenario, path, lines))
+
+
+def _srtp_judged(scenario: Scenario, inv: TargetInventory) -> None:
+    """`srtp_failed` is judged where the load's entry points speak SRTP (a drill without
+    SRTP has nothing for it to judge and no line for it): its catalogue default there,
+    unless the scenario set it (null switches it off)."""
+    if "srtp_failed" not in scenario.sla.model_fields_set and scenario.load.rtp_share > 0 \
+            and any(e.srtp != "off" for e in inv.carriers(scenario.load.carriers)):
+        scenario.sla.srtp_failed = TARGETS["srtp_failed"].default
 
 
 # what an entry point may need of the engine that loads it: (ability, needs it, what the
@@ -198,6 +209,8 @@ _NEEDS = (
      "or leave auth out of the inventory"),
     ("tls", lambda e: e.transport == "tls", "cannot speak SIP over TLS here (transport tls)",
      "or load.carriers without them"),
+    ("srtp", lambda e: e.srtp != "off", "cannot offer SRTP (`srtp: offer` or `require`)",
+     "or srtp: off"),
 )
 
 

@@ -86,10 +86,20 @@ def call_problem(entry: EntryPoint, stop=lambda: False, rtp: bool = True) -> str
         return Lasting(f"{where}: digest authentication failed: a test call "
                        + ("was not answered" if not rec.answered else "could not end")
                        + f" ({rec.reason})")
+    if rec.cause == "srtp":
+        return Lasting(f"{where}: a test call was answered without SRTP, and this entry point "
+                       "has srtp: require (hint: make the SBC answer RTP/SAVP offers with "
+                       "a=crypto, or set srtp: offer to accept plain RTP)")
     if not rec.answered:
-        return f"{where}: a test call was not answered ({rec.reason})"
+        hint = (" (hint: the far end may not accept SRTP; try srtp: offer, or off)"
+                if rec.status == 488 and entry.srtp != "off" else "")
+        return f"{where}: a test call was not answered ({rec.reason}){hint}"
     if not rtp:
         return None
+    if rec.srtp_auth_failed and rec.rtp_received < MEDIA_BACK:
+        return Lasting(f"{where}: no audio: SRTP authentication failed on "
+                       f"{rec.srtp_auth_failed} of the far end's packets (its key is not the one "
+                       "its answer gave)")
     if rec.rtp_received < MEDIA_BACK:
         return (f"{where}: a test call sent {rec.rtp_sent} RTP packets over {MEDIA_HOLD:g}s and "
                 f"heard {rec.rtp_received} back (any RTP counts: an echo, a prompt, a tone; "

@@ -133,6 +133,15 @@ def _auth_list(value):
 AuthList = Annotated[list[DigestAuth], BeforeValidator(_auth_list)]
 
 
+def yaml_word(v):
+    """YAML 1.1 (PyYAML) reads a bare `off` as false and `on` as true: an option whose words
+    include them takes the word back."""
+    return ("on" if v else "off") if isinstance(v, bool) else v
+
+
+SrtpMode = Annotated[Literal["off", "offer", "require"], BeforeValidator(yaml_word)]
+
+
 class Node(Strict):
     """Something that can die: an SBC, a PBX, a media server, a database."""
 
@@ -186,6 +195,9 @@ class EntryPoint(Strict):
     auth: AuthList = Field(default_factory=list, max_length=8,
                            description="digest credentials for calls through this entry point "
                                        "(one mapping, or a list with one realm each)")
+    srtp: SrtpMode = Field("off", description="SRTP media with SDES keys (RFC 4568): off; "
+                           "offer (RTP/AVP with a=crypto, SRTP when the answer takes a key); "
+                           "require (RTP/SAVP: an answer without a key fails the call, cause srtp)")
     caller_ip: Host | None = Field(None, description="our address for SIP and RTP on this path, "
                                                     "when the hotline cannot reach the route's own")
     process: ProcessRef | None = None

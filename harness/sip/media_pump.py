@@ -29,6 +29,7 @@ import time
 from harness.metrics.records import CallRecord
 from harness.sip import rtp
 from harness.sip.arrival import ANCILLARY, stamp_of
+from harness.sip.srtp import SrtpContext
 
 RTP_SEND_LATE = 0.005  # a packet sent later than this after its 20 ms slot is late
 MIN_WAIT = 0.001       # the pump's shortest sleep between rounds
@@ -87,10 +88,12 @@ class MediaStream:
     """One call's RTP both ways for its hold: what it sent, what came back, when it is done."""
 
     __slots__ = ("sock", "remote", "rec", "end", "start", "next_send", "seq", "ts", "packet",
-                 "stats", "far", "done")
+                 "stats", "far", "done", "srtp")
 
-    def __init__(self, sock: socket.socket, remote: tuple[str, int], rec: CallRecord, end: float):
+    def __init__(self, sock: socket.socket, remote: tuple[str, int], rec: CallRecord, end: float,
+                 srtp: SrtpContext | None = None):
         self.sock, self.remote, self.rec, self.end = sock, remote, rec, end
+        self.srtp = srtp  # the call's SRTP keys, or None for plain RTP
         # a random phase within the first packet time: calls placed on an exact arrival clock
         # would otherwise all send in the same instant every 20 ms, and the last of each burst
         # would leave late (real phones' streams have no common phase either)
@@ -129,8 +132,10 @@ class MediaStream:
         p[1] = (0x80 if rec.rtp_sent == 0 else 0) | rtp.PT_PCMU
         _SEQ_TS.pack_into(p, 2, self.seq & 0xFFFF, self.ts & 0xFFFFFFFF)
         _STAMP.pack_into(p, _STAMP_AT, time.time_ns())
+        data = p if self.srtp is None else self.srtp.protect(bytes(p))
         try:
-            self.sock.sendto(p, self.remote)
+            if data is not None:  # (never None: our sequence numbers only go forward)
+                self.sock.sendto(data, self.remote)
         except (BlockingIOError, ConnectionRefusedError, PermissionError):
             pass  # a full buffer, an ICMP error, a local firewall: gone, as on a wire
         rec.rtp_sent += 1
@@ -147,6 +152,10 @@ class MediaStream:
             except ConnectionRefusedError:  # an ICMP error for an earlier send: read on
                 continue
             arrival = stamp_of(ancdata) or time.time()
+            if self.srtp is not None:
+                data = self.srtp.unprotect(data)
+                if data is None:  # failed authentication (counted): not audio, not loss
+                    continue
             hdr = rtp.parse_header(data)
             if hdr and arrival >= after:  # what came before the answer is not the call's
                 self.stats.add(hdr[0], hdr[1], arrival)
@@ -162,6 +171,11 @@ class MediaStream:
         if self.stats.first_arrival is None:
             self.stats.max_gap = max(0.0, self.end - self.start)
         self.far.into(rec)
+        if self.srtp is not None:
+            rec.srtp_auth_failed = self.srtp.auth_failed
+            if self.srtp.auth_failed and not self.stats.received:
+                rec.reason = (f"no audio: SRTP authentication failed "
+                              f"({self.srtp.auth_failed} packets)")
         self.done.set()
 
 
@@ -233,7 +247,8 @@ def media_pump() -> MediaPump:
 
 
 def stream_rtp(sock: socket.socket, remote: tuple[str, int], rec: CallRecord,
-               end: float) -> MediaStream:
-    """Start one call's RTP until `end` (wall clock); `.done` is set when its figures are in."""
+               end: float, srtp: SrtpContext | None = None) -> MediaStream:
+    """Start one call's RTP (SRTP with `srtp`) until `end` (wall clock); `.done` is set when
+    its figures are in."""
     sock.setblocking(False)
-    return media_pump().add(MediaStream(sock, remote, rec, end))
+    return media_pump().add(MediaStream(sock, remote, rec, end, srtp))

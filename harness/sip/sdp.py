@@ -94,3 +94,34 @@ def rewrite_media(body: bytes, ip: str, port: int) -> bytes:
                 text = b" ".join(fields)
         out.append(text + end)
     return b"\n".join(out)
+
+
+def audio_profile(body: bytes) -> str | None:
+    """The transport profile of the audio stream (RTP/AVP, RTP/SAVP), or None."""
+    for line in body.decode(errors="replace").splitlines():
+        parts = line.split()
+        if line.startswith("m=audio ") and len(parts) >= 3:
+            return parts[2]
+    return None
+
+
+def with_crypto(body: bytes, attributes: list[str], profile: str) -> bytes:
+    """`body` with its `a=crypto` lines replaced by `attributes` (texts after `a=`, none to
+    strip them) and the audio profile set to `profile`: how a border element that ends SRTP
+    (RFC 4568) passes an offer on in the clear and its answer back with its own key."""
+    out = []
+    for line in body.split(b"\n"):
+        end = b"\r" if line.endswith(b"\r") else b""
+        text = line[:-1] if end else line
+        if text.startswith(b"a=crypto:"):
+            continue
+        if text.startswith(b"m=audio "):
+            fields = text.split(b" ")
+            if len(fields) >= 3:
+                fields[2] = profile.encode()
+                text = b" ".join(fields)
+            out.append(text + end)
+            out.extend(f"a={a}".encode() + (end or b"") for a in attributes)
+            continue
+        out.append(text + end)
+    return b"\n".join(out)

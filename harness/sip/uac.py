@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from harness.metrics.records import CallRecord
-from harness.sip import rtp
+from harness.sip import rtp, srtp
 from harness.sip.arrival import stamp_arrivals
 from harness.sip.dialog import CHALLENGES, Dialog
 from harness.sip.digest import Credential, DigestCredentials
@@ -54,6 +54,9 @@ class CallOptions:
     failover_timer: float = 2.0
     # digest credentials (RFC 3261 §22) for the realms that challenge this path's requests
     credentials: tuple[Credential, ...] = ()
+    # SRTP with SDES keys (RFC 4568): "off" plain RTP; "offer" RTP/AVP with a=crypto, SRTP when
+    # the answer takes a key (best effort); "require" RTP/SAVP, an answer without a key fails
+    srtp: str = "off"
 
 
 class HeldCall:
@@ -172,8 +175,11 @@ def _lost(rec: CallRecord, exc: OSError, started: float) -> None:
 
 def _invite(dialog: Dialog, rec: CallRecord, media_sock, opts: CallOptions,
             node_of, failover_timer: float | None = None) -> HeldCall | None:
+    keys = srtp.offer() if opts.rtp and opts.srtp != "off" else []
     sdp = Audio(opts.local_ip, media_sock.getsockname()[1], random.randrange(1, 2**31),
-                direction="sendrecv" if opts.rtp else "inactive")
+                direction="sendrecv" if opts.rtp else "inactive",
+                attributes=tuple(k.attribute() for k in keys),
+                profile="RTP/SAVP" if keys and opts.srtp == "require" else "RTP/AVP")
     # a signalling-only call says so (RFC 4566 a=inactive), so no far end, SBC or relay
     # spends anything on a stream nobody will listen to
 
@@ -203,10 +209,26 @@ def _invite(dialog: Dialog, rec: CallRecord, media_sock, opts: CallOptions,
     rec.dialog_via = "outbound_proxy" if opts.outbound_proxy else \
         ("record_route" if dialog.route_set else "contact")
     dialog.ack_2xx(invite)
+    pair = srtp.chosen(keys, srtp.parse(final.body)) if keys else None
+    if keys and pair is None and opts.srtp == "require":
+        _refuse_plain(dialog, rec, opts)
+        return None
     end = time.time() + opts.hold
     remote = media_address(final.body)
-    stream = stream_rtp(media_sock, remote, rec, end) if opts.rtp and remote is not None else None
+    stream = None
+    if opts.rtp and remote is not None:
+        rec.srtp = pair is not None
+        stream = stream_rtp(media_sock, remote, rec, end,
+                            srtp.SrtpContext(*pair) if pair is not None else None)
     return HeldCall(dialog, opts, media_sock, rec, stream, end)
+
+
+def _refuse_plain(dialog: Dialog, rec: CallRecord, opts: CallOptions) -> None:
+    """The far end answered an RTP/SAVP offer without a key it can use: the call is ended at
+    once (BYE) and failed, since its audio could only go in the clear or not at all."""
+    dialog.transact(dialog.request("BYE"), opts.bye_timeout)
+    rec.fail(rec.status, "answered without SRTP (the entry point has srtp: require)")
+    rec.cause = "srtp"
 
 
 def _bye(held: HeldCall) -> None:

@@ -46,7 +46,7 @@ def test_calls_over_tls_are_answered_and_time_their_handshake(isolated):
 SCENARIO = """\
 name: tls-auth-node-loss
 target: sandbox
-sandbox: {tls: true, auth: true}
+sandbox: {tls: true, auth: true, srtp: on}
 duration: 12s
 seed: 7
 load:
@@ -60,7 +60,7 @@ sla:
 """
 
 
-def test_a_node_loss_drill_over_tls_with_digest(isolated, tmp_path):
+def test_a_node_loss_drill_over_tls_with_digest_and_srtp(isolated, tmp_path):
     (tmp_path / "s.yaml").write_text(SCENARIO)
     res = subprocess.run(DRILL + ["run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=240)
@@ -78,6 +78,12 @@ def test_a_node_loss_drill_over_tls_with_digest(isolated, tmp_path):
     # the SBC's own log: it let every one of the drill's calls through after the challenge
     log = (sandbox.SandboxConfig().folder / "sbc.log").read_text()
     assert all(f"auth ok: {c.call_id}" in log for c in calls)
+    # every answered call's media was SRTP to the SBC (it ends SRTP; the PBXs get RTP), and
+    # none of its packets failed authentication: the voice is judged as over plain RTP
+    media = [c for c in calls if c.answered and c.media and c.rtp_expected]
+    assert media and all(c.srtp and c.srtp_auth_failed == 0 for c in media)
+    voice = summary["voice"]["overall"]
+    assert voice["srtp_calls"] == len(media) and voice["srtp_failed"] == 0
 
 
 def test_a_certificate_for_another_name_is_exit_2_naming_it(isolated, tmp_path):

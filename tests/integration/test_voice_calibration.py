@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from harness.faults.base import lookup
+from harness.lab import sandbox
 from harness.metrics import emodel
 from harness.metrics.voice import DEVICE_DELAY_MS, call_voice, summary
 from harness.scenario.inventory import split_address
@@ -42,11 +43,12 @@ _fault = _Fault
 
 
 def _calls(entries_and_counts, hold=HOLD):
-    """Place calls at once on the given carriers; their records."""
+    """Place calls at once on the given carriers (SRTP where the entry point asks for it);
+    their records."""
     jobs = [e for e, n in entries_and_counts for _ in range(n)]
     with ThreadPoolExecutor(len(jobs)) as ex:
-        futures = [ex.submit(place_call, split_address(e.address), CallOptions(hold=hold), e.name)
-                   for e in jobs]
+        futures = [ex.submit(place_call, split_address(e.address),
+                             CallOptions(hold=hold, srtp=e.srtp), e.name) for e in jobs]
         records = [f.result() for f in futures]
     assert all(r.answered for r in records), [r.reason for r in records if not r.answered]
     return records
@@ -97,6 +99,25 @@ def test_loss_steps_move_loss_and_mos_as_the_e_model_says(sandbox_up):
         print(f"udp.loss {pct:>2}%: measured {loss:.2%} over {packets} packets, MOS p50 "
               f"{s['mos_p50']:.3f}, round trip {s['rtt_ms']:.1f} ms")
     assert all(a > b for a, b in zip(mos_p50, mos_p50[1:])), mos_p50
+
+
+def test_loss_over_srtp_reads_as_over_rtp(isolated):
+    """udp.loss 5 % on a carrier whose calls are SRTP to the SBC (which ends it): the loss
+    reads 5 % +- 0.5 over the same number of packets as the plain step, none of them an
+    authentication failure: the relay drops whole datagrams, as a network does."""
+    inv = sandbox.up(sandbox.SandboxConfig(srtp="on"))
+    carrier = inv.entry_points[0]
+    assert carrier.srtp == "require"
+    fault = _fault(carrier, "udp.loss", ratio=0.05)
+    fault.inject()
+    try:
+        records = _calls([(carrier, CALLS)])
+    finally:
+        fault.rollback()
+    assert all(r.srtp and r.srtp_auth_failed == 0 for r in records)
+    loss, packets = _pooled_loss([call_voice(r) for r in records])
+    print(f"udp.loss 5% over SRTP: measured {loss:.2%} over {packets} packets")
+    assert packets >= 5000 * 2 and abs(loss - 0.05) <= 0.005, (loss, packets)
 
 
 def _mean_rtt(records):

@@ -192,3 +192,33 @@ def test_audio_that_stops_longer_than_the_media_gap_is_dead_air_and_shorter_is_n
     # the hotline heard nothing of the caller while the caller heard it: one-way
     deaf = _call(rtp_up_received=0)
     assert call_voice(deaf).one_way and not call_voice(deaf).dead_air
+
+
+def test_an_srtp_key_mismatch_is_named_not_dead_air_nor_loss():
+    # pbx-2's SBC sends with a key other than the one it answered: its packets all came (500)
+    # and every one failed authentication. The caller heard nothing (MOS says so), but the
+    # network lost none and nobody was silent: srtp_failed names it, judged by default
+    from harness.metrics.evaluate import evaluate
+    recs = []
+    for i in range(40):
+        bad = i % 2 == 1
+        recs.append(_call(call_id=f"c{i}", node="pbx-2" if bad else "pbx-1", srtp=True,
+                          started_at=100.0 + i, answered_at=100.05 + i, ringing_at=100.02 + i,
+                          bye_sent_at=110.05 + i, ended_at=110.06 + i,
+                          rtp_received=0 if bad else 500, srtp_auth_failed=500 if bad else 0,
+                          rtp_max_gap=10.0 if bad else 0.02))
+    out = evaluate(recs, [], {"srtp_failed": 0.01, "dead_air": 0.01},
+                   max_gap=1.0, alarm_window=10, run_start=100, run_end=150,
+                   steady_state_after=True)
+    v = {x["target"]: x for x in out["verdicts"]}
+    assert v["srtp_failed"]["measured"] == pytest.approx(0.5) and not v["srtp_failed"]["passed"]
+    assert "pbx-2: 20 of 20" in v["srtp_failed"]["detail"]
+    assert v["dead_air"]["measured"] == 0 and v["dead_air"]["passed"]
+    overall = out["voice"]["overall"]
+    assert overall["loss_down"] == 0 and overall["srtp_failed_packets"] == 20 * 500
+    assert out["voice"]["per_node"]["pbx-2"]["mos_p50"] < 1.5
+    # a drill with no SRTP call has nothing for this target to judge: it passes, saying so
+    plain = evaluate([_call(call_id="p")], [], {"srtp_failed": 0.01}, max_gap=1.0,
+                     alarm_window=10, run_start=100, run_end=150, steady_state_after=True)
+    (only,) = [x for x in plain["verdicts"] if x["target"] == "srtp_failed"]
+    assert only["passed"] and only["measured"] is None and "no call with SRTP" in only["detail"]

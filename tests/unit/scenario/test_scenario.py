@@ -288,14 +288,33 @@ def test_an_engine_without_media_places_no_rtp_unless_told_to_and_then_refuses(t
     assert any("engine sipp sends no RTP" in m and "engine: locust" in m for m in msgs), msgs
 
 
-def test_engines_are_asked_for_tls_and_digest(tmp_path):
-    """SIPp (built without TLS here) is refused for a TLS entry point; it answers digest."""
+def test_engines_are_asked_for_tls_srtp_and_digest(tmp_path):
+    """SIPp (built without TLS here) is refused for a TLS entry point and for SRTP; it answers
+    digest. A bare `srtp: off` (YAML 1.1's false) reads as the word."""
     write(tmp_path, 'name: s\nentry_points:\n  - {name: carrier-t, address: "127.0.0.1:5061", '
                     'transport: tls}\n  - {name: carrier-d, address: "127.0.0.1:5060", '
-                    'auth: {username: u, password: p}}\n', "inv.yaml")
+                    'auth: {username: u, password: p}, srtp: off}\n'
+                    '  - {name: carrier-s, address: "127.0.0.1:5062", srtp: require}\n',
+          "inv.yaml")
     text = GOOD.replace("name: t\n", "name: t\ntarget: inv.yaml\n").replace(
         "  hold: 4s\n", "  hold: 4s\n  engine: sipp\n  rtp_share: 0%\n")
     msgs = problems(tmp_path, text)
     assert any("s.yaml:7:" in m and "sipp cannot speak SIP over TLS" in m and "carrier-t" in m
                and "engine: locust" in m for m in msgs), msgs
+    assert any("sipp cannot offer SRTP" in m and "carrier-s" in m and "carrier-d" not in m
+               for m in msgs), msgs
     assert not any("digest" in m for m in msgs), msgs
+
+
+def test_srtp_failed_is_judged_where_the_load_speaks_srtp(tmp_path):
+    """Its default (1 %) where the load's entry points have SRTP; no line for it elsewhere;
+    a scenario's own value or null kept."""
+    srtp = GOOD.replace("name: t\n", "name: t\nsandbox: {srtp: on}\n")
+    assert load_drill(write(tmp_path, srtp)).scenario.sla.srtp_failed == 0.01
+    assert load_drill(write(tmp_path, GOOD)).scenario.sla.srtp_failed is None
+    mute = srtp.replace("  hold: 4s\n", "  hold: 4s\n  rtp_share: 0%\n")
+    assert load_drill(write(tmp_path, mute)).scenario.sla.srtp_failed is None
+    off = srtp + "sla: {srtp_failed: null}\n"
+    assert load_drill(write(tmp_path, off)).scenario.sla.srtp_failed is None
+    own = srtp + "sla: {srtp_failed: 5%}\n"
+    assert load_drill(write(tmp_path, own)).scenario.sla.srtp_failed == 0.05
