@@ -15,7 +15,7 @@ def tls_settings(entry: EntryPoint) -> TlsSettings | None:
         return None
     t = entry.tls
     return TlsSettings() if t is None else TlsSettings(t.ca_file, t.verify, t.server_name,
-                                                       t.cert_file, t.key_file)
+                                                       t.cert_file, t.key_file, t.reuse)
 
 
 def credentials(auth: list[DigestAuth]) -> tuple[Credential, ...]:

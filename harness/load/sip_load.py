@@ -32,6 +32,7 @@ from harness.metrics.records import CallRecord
 from harness.scenario.inventory import EntryPoint
 from harness.scenario.model import LoadSpec
 from harness.sip.message import host_port
+from harness.sip.trunk import close_trunks
 from harness.load.entry_calls import call_options
 from harness.sip.uac import HeldCall, end_call, start_call
 
@@ -242,6 +243,7 @@ class LoadController:
         if self.env and self.env.runner:
             self.env.runner.quit()
         self._drop_held()
+        close_trunks()  # the TLS trunks' connections: nothing left open behind the load
 
     def abort(self) -> None:
         """Stop at once: calls in progress are cut short and not recorded."""
@@ -249,6 +251,7 @@ class LoadController:
         if self.env and self.env.runner:
             self.env.runner.quit()
         self._drop_held()
+        close_trunks()
 
     def close(self) -> None:
         """Nothing outlives the run here: the callers are greenlets of this process."""

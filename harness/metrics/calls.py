@@ -61,16 +61,22 @@ def media_summary(records: list[CallRecord]) -> dict[str, float | None]:
 
 def counts(records: list[CallRecord]) -> dict[str, int]:
     """Calls by outcome; with digest authentication also how many were challenged and how
-    many failed on it (cause `auth`: refused credentials, or none for the realm)."""
+    many failed on it (cause `auth`: refused credentials, or none for the realm); over TLS
+    trunks, how many connections the calls opened (the first per trunk, then one per loss:
+    each is the handshake of the call that opened it)."""
     out = {"attempts": len(records), "answered": 0, "completed": 0, "dropped": 0, "failed": 0}
-    challenged = auth_failed = 0
+    challenged = auth_failed = tls_opened = tls_reused = 0
     for r in records:
         out["answered"] += r.answered
         out[r.outcome] = out.get(r.outcome, 0) + 1
         challenged += r.challenged
         auth_failed += r.cause == "auth"
+        tls_opened += r.tls_handshake_ms is not None
+        tls_reused += r.tls_reused
     if challenged or auth_failed:
         out["challenged"], out["auth_failed"] = challenged, auth_failed
+    if tls_opened or tls_reused:
+        out["tls_connections"], out["tls_reused"] = tls_opened, tls_reused
     return out
 
 

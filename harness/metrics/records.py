@@ -52,7 +52,8 @@ class CallRecord:
     # a failed call's cause when it is known: "auth" (credentials refused), "srtp" (answered
     # without the SRTP its entry point requires)
     cause: str = ""
-    tls_handshake_ms: float | None = None  # the TLS handshake of the call's connection
+    tls_handshake_ms: float | None = None  # the handshake of the TLS connection it opened
+    tls_reused: bool = False    # it went on a TLS connection another call had opened (a trunk)
     srtp: bool = False          # the call's media was SRTP (keys agreed by SDES)
     srtp_auth_failed: int = 0   # the far end's packets that failed SRTP authentication
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from harness.scenario.inventory import EntryPoint, TargetInventory, split_address
 from harness.sip.probe import options_ping
@@ -69,9 +70,11 @@ def _signalling(inv: TargetInventory, stop=lambda: False) -> list[str]:
 def call_problem(entry: EntryPoint, stop=lambda: False, rtp: bool = True) -> str | None:
     """One test call (with RTP unless `rtp` is false) through `entry`; what is wrong with it,
     or None. `stop()` true ends its hold early (the call is still ended with a BYE)."""
-    rec, held = start_call(entry.addr, call_options(
-        entry, hold=MEDIA_HOLD if rtp else 0.0, rtp=rtp, invite_timeout=4.0, bye_timeout=2.0,
-        call_id_prefix=HEALTH_CALL_PREFIX), entry.name)
+    opts = call_options(entry, hold=MEDIA_HOLD if rtp else 0.0, rtp=rtp, invite_timeout=4.0,
+                        bye_timeout=2.0, call_id_prefix=HEALTH_CALL_PREFIX)
+    if opts.tls is not None:  # a connection of its own: the load's trunk is the load's
+        opts = replace(opts, tls=replace(opts.tls, reuse=False))
+    rec, held = start_call(entry.addr, opts, entry.name)
     if held is not None:
         while time.time() < held.end and not stop():
             time.sleep(min(0.05, max(0.0, held.end - time.time())))

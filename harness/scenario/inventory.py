@@ -172,6 +172,9 @@ class TlsSpec(Strict):
                                     "also sent as SNI; none: the address's host")
     cert_file: str | None = Field(None, description="our certificate (PEM), for mutual TLS")
     key_file: str | None = Field(None, description="its private key (PEM)")
+    reuse: bool = Field(True, description="the calls share one long-lived connection, as a "
+                        "carrier's trunk keeps it (a lost one is opened again and counted); "
+                        "false: a connection per call")
 
     @model_validator(mode="after")
     def _files(self):

@@ -27,7 +27,7 @@ class TransportClosed(ConnectionResetError):
     """The peer closed a stream transport's connection."""
 
 
-def _parsed(data: bytes, arrival: float) -> SipMessage | None:
+def stamped_message(data: bytes, arrival: float) -> SipMessage | None:
     """A message with its kernel arrival stamp; None for bytes that are not SIP."""
     try:
         msg = parse(data)
@@ -85,7 +85,7 @@ class Transport:
             except (ConnectionResetError, BrokenPipeError):
                 self.closed = True  # never spin on a dead connection: it would starve the others
                 return None
-            msg = _parsed(data, arrival)
+            msg = stamped_message(data, arrival)
             if msg is not None:
                 return msg
 
@@ -100,7 +100,7 @@ class Transport:
             except (ConnectionResetError, BrokenPipeError):
                 self.closed = True
                 break
-            msg = _parsed(data, arrival)
+            msg = stamped_message(data, arrival)
             if msg is not None:
                 out.append(msg)
         return out
@@ -141,6 +141,7 @@ class TlsSettings:
     server_name: str | None = None  # None: the address's host
     cert_file: str | None = None    # our certificate, for mutual TLS
     key_file: str | None = None
+    reuse: bool = True  # the calls share one long-lived connection (trunk.py); False: one each
 
     def context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=self.ca_file)
@@ -175,7 +176,7 @@ class TcpTransport(Transport):
         while True:
             messages, rest = split_stream(self.buf)
             if messages:
-                self.buf = rest + b"".join(messages[1:])
+                self.buf = b"".join(messages[1:]) + rest  # the rest is what comes last
                 return messages[0], self.buf_arrival
             chunk, self.buf_arrival = self._chunk()
             if not chunk:

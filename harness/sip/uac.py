@@ -25,6 +25,7 @@ from harness.sip.media_pump import MediaStream, stream_rtp
 from harness.sip.message import SipMessage, local_ip_for, token
 from harness.sip.sdp import Audio, media_address
 from harness.sip.transport import TlsSettings, open_transport
+from harness.sip.trunk import trunk
 HEALTH_CALL_PREFIX = "hd-health-"  # Call-IDs of the steady-state check's test calls
 
 
@@ -129,8 +130,13 @@ def _attempt(address: tuple[str, int], rec: CallRecord, media_sock, opts: CallOp
              node_of, last: bool, started: float) -> tuple[HeldCall | None, bool]:
     """One address's try at the call: (the held call or None, whether the next may try)."""
     try:
-        transport = open_transport(opts.transport, address, opts.local_ip, opts.invite_timeout,
-                                   opts.tls)
+        if opts.transport == "tls" and (opts.tls or TlsSettings()).reuse:
+            transport = trunk(address, opts.local_ip, opts.tls).channel(rec.call_id,
+                                                                        opts.invite_timeout)
+            rec.tls_reused = transport.reused
+        else:
+            transport = open_transport(opts.transport, address, opts.local_ip,
+                                       opts.invite_timeout, opts.tls)
     except OSError as exc:  # TCP connection refused, a TLS certificate refused: not reachable
         rec.started_at = rec.started_at or started
         rec.fail(0, f"cannot connect to {address[0]}:{address[1]}: "

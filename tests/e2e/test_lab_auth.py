@@ -66,9 +66,16 @@ def test_a_pbx_kill_through_kamailios_auth_and_tls_modules(auth_lab, tmp_path):
     # who answered each call: Kamailio's record, call by call, as without authentication
     truth_check_beside_late_answers(calls, inv, logged)
     assert {c.node for c in calls if c.answered} == {"pbx-1", "pbx-2"}
-    # over Kamailio's TLS listener as over UDP: answered by both nodes, each handshake timed
+    # over Kamailio's TLS listener as over UDP: answered by both nodes, on one connection
+    # that Kamailio kept open for the whole drill (one handshake, every other call reused it)
     tls = [c for c in calls if c.carrier == "carrier-tls"]
-    assert len(tls) >= 15 and all(c.tls_handshake_ms for c in tls)
+    assert len(tls) >= 15 and sum(c.tls_handshake_ms is not None for c in tls) == 1
+    assert sum(c.tls_reused for c in tls) == len(tls) - 1
+    # the kill as the TLS carrier saw it is what the UDP carriers saw (every call answered
+    # through Kamailio's failover, in the runs seen: 24 of 24 over TLS, 73 of 73 over UDP)
+    udp = [c for c in calls if c.carrier != "carrier-tls"]
+    share = lambda group: sum(c.answered for c in group) / len(group)  # noqa: E731
+    assert abs(share(tls) - share(udp)) <= 0.05, (share(tls), share(udp))
     assert {c.node for c in tls if c.answered} == {"pbx-1", "pbx-2"}
     assert sum(c.answered for c in tls) / len(tls) >= summary["answer_rate"] - 0.1
 

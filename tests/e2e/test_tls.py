@@ -10,6 +10,8 @@ from dataclasses import replace
 
 from harness.lab import sandbox
 from harness.load.entry_calls import call_options, tls_settings
+from harness.faults.base import lookup
+from harness.metrics.calls import counts
 from harness.report.calls_csv import read_calls_csv
 from harness.sip.tls import certificate_problem
 from harness.sip.transport import TlsSettings
@@ -19,14 +21,16 @@ from tests.conftest import last_run, staging_kill_drill
 DRILL = [sys.executable, "-m", "harness.cli"]
 
 
-def test_calls_over_tls_are_answered_and_time_their_handshake(isolated):
+def test_calls_over_tls_share_one_connection_and_time_its_handshake(isolated):
     inv = sandbox.up(sandbox.SandboxConfig(tls=True))
     entry = next(e for e in inv.entry_points if e.name == "carrier-tls")
     assert entry.transport == "tls" and entry.tls.ca_file
     recs = [place_call(entry.addr, call_options(entry, hold=0.3, rtp=True, invite_timeout=4,
                                                 bye_timeout=2), entry.name) for _ in range(3)]
     assert [r.outcome for r in recs] == ["completed"] * 3, [r.reason for r in recs]
-    assert all(r.tls_handshake_ms and 0 < r.tls_handshake_ms < 2000 for r in recs)
+    # one connection for the three, as a carrier's trunk keeps it: the first call's handshake
+    assert [r.tls_reused for r in recs] == [False, True, True]
+    assert 0 < recs[0].tls_handshake_ms < 2000 and recs[1].tls_handshake_ms is None
     assert all(r.rtp_received > 0 for r in recs)  # media flows as on the other carriers
     # the certificate is checked: the right name and CA pass; another name, or no CA, is
     # refused naming the certificate the server sent
@@ -69,8 +73,12 @@ def test_a_node_loss_drill_over_tls_with_digest_and_srtp(isolated, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     calls = read_calls_csv(run / "calls.csv")
     tls = [c for c in calls if c.carrier == "carrier-tls"]
-    assert len(tls) >= 15 and all(c.tls_handshake_ms for c in tls)
-    assert all(c.tls_handshake_ms is None for c in calls if c.carrier == "carrier-a")
+    # the drill's TLS calls shared one connection (the SBC stayed up): one handshake
+    assert len(tls) >= 15 and sum(c.tls_handshake_ms is not None for c in tls) == 1
+    assert sum(c.tls_reused for c in tls) == len(tls) - 1
+    assert summary["counts"]["tls_connections"] == 1
+    assert all(c.tls_handshake_ms is None and not c.tls_reused for c in calls
+               if c.carrier == "carrier-a")
     # over TLS as over UDP: every call challenged, the kill's calls moved to pbx-2
     assert summary["counts"]["challenged"] == len(calls)
     assert {c.node for c in tls if c.answered} == {"pbx-1", "pbx-2"}
@@ -99,3 +107,29 @@ def test_a_certificate_for_another_name_is_exit_2_naming_it(isolated, tmp_path):
     assert res.returncode == 2, out
     assert "carrier-tls" in out and "sbc.staging.example" in out and "CN=sbc.sandbox" in out, out
     assert "nothing injected" in out
+
+
+def test_a_lost_trunk_connection_is_opened_again_and_counted(isolated):
+    """The SBC restarts: the trunk's connection is gone; the next call opens another, and
+    says so (its own handshake), where a connection per call would hide the loss."""
+    cfg = sandbox.SandboxConfig(tls=True)
+    inv = sandbox.up(cfg)
+    entry = next(e for e in inv.entry_points if e.name == "carrier-tls")
+    opts = call_options(entry, hold=0.2, rtp=False, invite_timeout=4, bye_timeout=2)
+    first = place_call(entry.addr, opts, entry.name)
+    kill = lookup("process.kill")  # the real injector: SIGKILL, then its undo starts it again
+    injector = kill("sbc-restart", inv.find("sbc"), kill.Params.model_validate({}))
+    recipe = injector.recipe()
+    injector.inject()
+    assert injector.verify()  # gone
+    kill.undo(recipe)  # back once it answers SIP OPTIONS again
+    after = [place_call(entry.addr, opts, entry.name) for _ in range(2)]
+    assert [r.outcome for r in [first, *after]] == ["completed"] * 3, [r.reason for r in after]
+    assert [r.tls_reused for r in [first, *after]] == [False, False, True]
+    assert after[0].tls_handshake_ms is not None
+    assert counts([first, *after])["tls_connections"] == 2
+    # a connection per call, when the inventory asks for it
+    single = replace(opts, tls=replace(opts.tls, reuse=False))
+    alone = [place_call(entry.addr, single, entry.name) for _ in range(2)]
+    assert [r.tls_reused for r in alone] == [False, False]
+    assert all(r.tls_handshake_ms for r in alone)
