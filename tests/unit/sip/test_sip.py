@@ -74,3 +74,20 @@ def test_tcp_framing_splits_by_content_length():
     msgs, rest = split_stream(b"\r\n" + a + b + a[:10])
     assert msgs == [a, b] and rest == a[:10]
     assert split_stream(a[:-1]) == ([], a[:-1])
+
+
+def test_a_tcp_transport_reads_messages_in_order_when_one_chunk_holds_several():
+    import socket
+    from harness.sip.transport import TcpTransport
+    a = b"SIP/2.0 100 Trying\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    b = a.replace(b"100 Trying", b"180 Ringing")
+    c = a.replace(b"100 Trying", b"200 OK")
+    server = socket.create_server(("127.0.0.1", 0))
+    t = TcpTransport(socket.create_connection(server.getsockname()))
+    theirs, _ = server.accept()
+    server.close()
+    theirs.sendall(a + b + c[:20])  # two whole messages and the start of a third
+    assert [t.read(1.0)[0], t.read(1.0)[0]] == [a, b]
+    theirs.sendall(c[20:])
+    assert t.read(1.0)[0] == c
+    t.close(), theirs.close()
