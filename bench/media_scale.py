@@ -15,7 +15,13 @@ is read from /proc. Printed: the highest passing N (calls per core, as the
 generator is one process), both generators' CPU seconds per call-minute of
 media, and our memory per held media call (peak RSS slope between two steps).
 
-Usage: python bench/media_scale.py [--steps 50,100,200,300,400] [--hold 15] [--ramp 5]
+With --srtp, each step runs our generator twice, plain RTP and then SRTP (SDES,
+AES_CM_128_HMAC_SHA1_80 through libsrtp2), and prints the CPU ratio; its far end
+is a SIPp UAS that answers our offer with our own key line and echoes every
+packet as it came, so the echo authenticates under that key: the generator does
+all of SRTP's work (protect each packet, unprotect each echo), SIPp none.
+
+Usage: python bench/media_scale.py [--steps 50,100,200,300,400] [--hold 15] [--ramp 5] [--srtp]
 Every load is bounded: SIPp gets -m (a call count), our generator --calls.
 """
 from __future__ import annotations
@@ -88,10 +94,51 @@ Content-Length: 0
 """
 
 
-def start_uas(calls: int) -> tuple[subprocess.Popen, int]:
-    """A SIPp UAS that answers with SDP and echoes RTP."""
+SRTP_ECHO_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="srtp-echo-uas">
+  <recv request="INVITE" crlf="true">
+    <action><ereg regexp="a=crypto:1 [A-Z0-9_]+ inline:[A-Za-z0-9+/=]+" search_in="msg" check_it="true" assign_to="crypto"/></action>
+  </recv>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=bench 1 1 IN IP[local_ip_type] [local_ip]
+s=bench
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/SAVP 0
+a=rtpmap:0 PCMU/8000
+[$crypto]
+]]></send>
+  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+]]></send>
+</scenario>
+"""
+
+
+def start_uas(calls: int, srtp: Path | None = None) -> tuple[subprocess.Popen, int]:
+    """A SIPp UAS that answers with SDP and echoes RTP (with `srtp`, that scenario file)."""
     port, mport = free_port(), free_port()
-    proc = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port),
+    scenario = ["-sf", str(srtp)] if srtp else ["-sn", "uas"]
+    proc = subprocess.Popen(["sipp", *scenario, "-i", "127.0.0.1", "-p", str(port),
                              "-mi", "127.0.0.1", "-mp", str(mport), "-rtp_echo", "-m", str(calls),
                              "-nostdin", "-timeout", "600s", "-max_socket", "60000"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -104,13 +151,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def ours(n: int, hold: float, ramp: float) -> dict:
-    uas, port = start_uas(n)
+def ours(n: int, hold: float, ramp: float, srtp: Path | None = None) -> dict:
+    uas, port = start_uas(n, srtp)
     try:
         out = subprocess.run([sys.executable, "-m", "harness.load.standalone",
                               "--entry", f"127.0.0.1:{port}", "--cps", str(n / ramp),
                               "--hold", str(hold), "--seconds", str(ramp + hold * 2),
-                              "--rtp-share", "1", "--calls", str(n)],
+                              "--rtp-share", "1", "--calls", str(n),
+                              "--srtp", "require" if srtp else "off"],
                              capture_output=True, text=True, timeout=ramp + hold * 4 + 120)
     finally:
         stop(uas)
@@ -124,7 +172,9 @@ def ours(n: int, hold: float, ramp: float) -> dict:
     return {"n": n, "held": fig["peak_in_flight"], "completed": fig["completed"],
             "attempts": fig["attempts"], "loss": loss, "sent_late": late,
             "cpu": fig["cpu_seconds"], "rss_kib": fig["max_rss_kib"],
-            "pass": fig["completed"] == n and loss < 0.001 and late < 0.01}
+            "srtp_calls": rtp["srtp_calls"], "srtp_auth_failed": rtp["srtp_auth_failed"],
+            "pass": fig["completed"] == n and loss < 0.001 and late < 0.01
+            and (not srtp or (rtp["srtp_calls"] == n and rtp["srtp_auth_failed"] == 0))}
 
 
 def sipp(n: int, hold: float, ramp: float, audio: Path, folder: Path) -> dict:
@@ -163,6 +213,8 @@ def main() -> None:
     ap.add_argument("--hold", type=float, default=15.0)
     ap.add_argument("--ramp", type=float, default=5.0)
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--srtp", action="store_true", help="also each step with SRTP (SDES) media, "
+                    "against our own plain RTP at the same step")
     a = ap.parse_args()
     if not shutil.which("sipp"):
         sys.exit("sipp not found: apt-get install sip-tester")
@@ -172,6 +224,8 @@ def main() -> None:
     audio.write_bytes(b"\xff" * 8000 * 2)  # 2 s of µ-law silence, looped
     print(f"N concurrent calls (ramp {a.ramp:g}s, hold {a.hold:g}s, G.711 RTP both ways) "
           f"against a SIPp UAS echoing RTP on 127.0.0.1")
+    if a.srtp:
+        return srtp_steps(steps, a, folder)
     results, best = [], 0
     for n in steps:
         o = ours(n, a.hold, a.ramp)
@@ -198,6 +252,35 @@ def main() -> None:
     print(f"highest passing N (one process = one core): {best} media calls")
     if a.json:
         Path(a.json).write_text(json.dumps({"best": best, "steps": results}, indent=2))
+
+
+def srtp_steps(steps: list[int], a, folder: Path) -> None:
+    """Each step plain and then SRTP, our generator both times: the price of SRTP, and the
+    highest N whose SRTP step keeps its media honest."""
+    xml = folder / "srtp-echo-uas.xml"
+    xml.write_text(SRTP_ECHO_UAS)
+    print(f"N concurrent calls (ramp {a.ramp:g}s, hold {a.hold:g}s, G.711 both ways), our "
+          "generator with plain RTP, then with SRTP, against a SIPp UAS echoing on 127.0.0.1")
+    results, best = [], 0
+    for n in steps:
+        plain, secure = ours(n, a.hold, a.ramp), ours(n, a.hold, a.ramp, xml)
+        results.append({"plain": plain, "srtp": secure})
+        if "error" in plain or "error" in secure:
+            print(f"  N={n}: failed: {plain.get('error') or secure.get('error')}")
+            break
+        minutes = n * a.hold / 60
+        print(f"  N={n:4d}: plain own loss {plain['loss']:.3%}, late {plain['sent_late']:.2%}, "
+              f"CPU {plain['cpu'] / minutes:.2f} s per call-minute | SRTP {secure['srtp_calls']} "
+              f"calls, own loss {secure['loss']:.3%}, late {secure['sent_late']:.2%}, "
+              f"auth failures {secure['srtp_auth_failed']}, CPU {secure['cpu'] / minutes:.2f} s "
+              f"per call-minute (x{secure['cpu'] / plain['cpu']:.2f} of plain) -> "
+              f"{'pass' if secure['pass'] else 'FAIL'}", flush=True)
+        if not secure["pass"]:
+            break
+        best = n
+    print(f"highest passing N with SRTP (one process = one core): {best} media calls")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"best_srtp": best, "steps": results}, indent=2))
 
 
 if __name__ == "__main__":

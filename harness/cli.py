@@ -444,11 +444,12 @@ def lab_up(docker: bool = DOCKER_OPT,
                                               "certificate from the lab's own CA, and entry "
                                               "point carrier-tls uses it"),
            srtp: Optional[str] = typer.Option(None, "--srtp", metavar="on|wrong-key",
-                                              help="sandbox: the SBC ends SDES-SRTP towards the "
+                                              help="sandbox and container lab: the SBC (the "
+                                              "lab's rtpengine) ends SDES-SRTP towards the "
                                               "carriers (the PBX nodes get RTP) and every entry "
-                                              "point requires it; wrong-key: the SBC sends with "
-                                              "a key other than the one it answered (practice "
-                                              "for a key mismatch)")):
+                                              "point requires it; wrong-key (sandbox): the SBC "
+                                              "sends with a key other than the one it answered "
+                                              "(practice for a key mismatch)")):
     """Start the practice hotline: the sandbox (local processes) or, with --docker, the container
     lab (one site, or two with --sites 2). An option of another lab is refused (exit 2)."""
     from harness.lab.practice import LabOptions, refuse_others

@@ -87,6 +87,9 @@ class LabConfig:
     # Kamailio also serves SIP over TLS on 5061 (its `tls` module, a certificate from a CA
     # made in the lab folder), and entry point carrier-tls goes there, checking it
     tls: bool = False
+    # every entry point requires SRTP (SDES): rtpengine ends it towards the carriers and
+    # gives the PBX nodes RTP, as an SBC's media relay does (kamailio.cfg)
+    srtp: bool = False
 
     @property
     def folder(self) -> Path:
@@ -193,6 +196,9 @@ def inventory(cfg: LabConfig | None = None) -> dict:
         for e in entries:
             e["auth"] = {"username": AUTH_USER, "password_file": str(d / SBC_PASSWORD),
                          "realm": AUTH_REALM}
+    if cfg.srtp:
+        for e in entries:
+            e["srtp"] = "require"
     names = [n["name"] for n in nodes] + [e["name"] for e in entries]
     return {"name": "lab", "entry_points": entries, "nodes": nodes, "allowlist": names}
 

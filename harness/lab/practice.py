@@ -113,7 +113,7 @@ class _DockerLab:
 
 class ContainerLab(_DockerLab):
     name, what, module = "lab", "the container lab", "containers"
-    options = {"flaws", "auth", "tls"}
+    options = {"flaws", "auth", "tls", "srtp"}
 
     def up(self, opts: LabOptions, say: Say) -> None:
         containers = self._lab()
@@ -121,9 +121,13 @@ class ContainerLab(_DockerLab):
         if unknown:
             raise InputError([f"--flaw {', '.join(unknown)}: not a lab flaw; known: "
                               + ", ".join(containers.FLAWS)])
+        if opts.srtp not in (None, "on", "off"):
+            raise InputError([f"--srtp {opts.srtp!r}: the container lab takes on or off "
+                              "(rtpengine ends SRTP towards the carriers); wrong-key is the "
+                              "sandbox's"])
         say("building images if needed and starting the container lab ...")
         containers.up(containers.LabConfig(flaws=tuple(opts.flaws), auth=bool(opts.auth),
-                                           tls=bool(opts.tls)))
+                                           tls=bool(opts.tls), srtp=opts.srtp == "on"))
         for name in opts.flaws:
             say(f"[yellow]flaw {name}[/yellow]: {containers.FLAWS[name]}")
         if opts.auth:

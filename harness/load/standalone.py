@@ -18,11 +18,11 @@ from harness.scenario.model import LoadSpec
 
 
 def run(entry: str, cps: float, hold: float, seconds: float, rtp_share: float,
-        invite_timeout: float = 8.0, max_calls: int | None = None) -> dict:
+        invite_timeout: float = 8.0, max_calls: int | None = None, srtp: str = "off") -> dict:
     records = []
     spec = LoadSpec(calls_per_second=cps, hold=hold, rtp_share=rtp_share,
                     invite_timeout=invite_timeout, bye_timeout=3.0)
-    load = LoadController(spec, [EntryPoint(name="entry", address=entry)], records.append,
+    load = LoadController(spec, [EntryPoint(name="entry", address=entry, srtp=srtp)], records.append,
                           node_of=lambda c: c, seed=1, max_calls=max_calls)
     t0 = time.time()
     load.start()
@@ -46,7 +46,9 @@ def run(entry: str, cps: float, hold: float, seconds: float, rtp_share: float,
             "rtp": {"calls": len(media), "sent": sum(r.rtp_sent for r in media),
                     "sent_late": sum(r.rtp_send_late for r in media),
                     "expected": sum(r.rtp_expected for r in media),
-                    "received": sum(min(r.rtp_received, r.rtp_expected) for r in media)}}
+                    "received": sum(min(r.rtp_received, r.rtp_expected) for r in media),
+                    "srtp_calls": sum(r.srtp for r in media),
+                    "srtp_auth_failed": sum(r.srtp_auth_failed for r in media)}}
 
 
 def main(argv=None) -> None:
@@ -57,8 +59,11 @@ def main(argv=None) -> None:
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--rtp-share", type=float, default=0.0)
     ap.add_argument("--calls", type=int, help="stop after placing this many calls")
+    ap.add_argument("--srtp", choices=("off", "offer", "require"), default="off",
+                    help="SRTP media with SDES keys, as an entry point's srtp:")
     a = ap.parse_args(argv)
-    print(json.dumps(run(a.entry, a.cps, a.hold, a.seconds, a.rtp_share, max_calls=a.calls)))
+    print(json.dumps(run(a.entry, a.cps, a.hold, a.seconds, a.rtp_share, max_calls=a.calls,
+                         srtp=a.srtp)))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from harness.lab import containers
+from harness.metrics.voice import call_voice, summary as voice_summary
 from harness.scenario.load import read_inventory
 from harness.sip.uac import HEALTH_CALL_PREFIX
 from tests.conftest import generator_first
@@ -28,8 +29,8 @@ VERDICT = re.compile(r"auth (ok|challenged|refused|stale): (\S+)")
 def auth_lab(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp, generator_first():
         mp.setenv("HOTLINE_DRILL_STATE", str(tmp_path_factory.mktemp("authstate")))
-        res = subprocess.run(DRILL + ["lab", "up", "--docker", "--auth", "--tls"], capture_output=True,
-                             text=True, timeout=600)
+        res = subprocess.run(DRILL + ["lab", "up", "--docker", "--auth", "--tls", "--srtp", "on"],
+                             capture_output=True, text=True, timeout=600)
         if res.returncode != 0:  # never skip: no engine or images is a broken set-up
             containers.down()
             pytest.fail(f"the container lab did not come up: {res.stdout[-2000:]}"
@@ -50,7 +51,9 @@ def test_a_pbx_kill_through_kamailios_auth_and_tls_modules(auth_lab, tmp_path):
     inv = auth_lab
     assert all(e.auth and e.auth[0].realm == "lab" for e in inv.entry_points)
     assert inv.find("carrier-tls").transport == "tls"
+    assert {e.srtp for e in inv.entry_points} == {"require"}
     began = time.time()
+    sessions_before = containers.rtpengine_managed()
     code, summary, calls, logged = run(HERE / "lab-auth-node-loss.yaml", tmp_path)
     assert len(calls) >= 60
     assert summary["counts"]["challenged"] == len(calls)
@@ -76,6 +79,22 @@ def test_a_pbx_kill_through_kamailios_auth_and_tls_modules(auth_lab, tmp_path):
     udp = [c for c in calls if c.carrier != "carrier-tls"]
     share = lambda group: sum(c.answered for c in group) / len(group)  # noqa: E731
     assert abs(share(tls) - share(udp)) <= 0.05, (share(tls), share(udp))
+    # SRTP to rtpengine and back on every carrier: the lab's PBX echoes what it gets in the
+    # clear, so our own packets came back, decrypted by rtpengine, echoed, encrypted again
+    # under the key rtpengine answered, and read by us with their send stamps intact (the
+    # round trip); rtpengine's own count of the sessions it relayed covers every media call
+    media = [c for c in calls if c.answered and c.rtp_expected]
+    assert media and all(c.srtp and c.srtp_auth_failed == 0 for c in media)
+    assert all(c.rtp_echo and c.rtp_received > 0 and c.rtp_rtt_ms is not None for c in media)
+    assert containers.rtpengine_managed() - sessions_before >= len(media)
+    # carrier-a's 5 % loss over SRTP shows on carrier-a, as over RTP, and on no other: judged
+    # on the calls pbx-2 answered (pbx-1's calls lost their media to the kill)
+    for carrier in sorted({c.carrier for c in media}):
+        kept = voice_summary([call_voice(c) for c in media
+                              if c.carrier == carrier and c.node == "pbx-2"])
+        want = (0.03, 0.07) if carrier == "carrier-a" else (0.0, 0.01)
+        assert kept["calls"] >= 8 and want[0] <= kept["loss_down"] <= want[1], (carrier, kept)
+    assert summary["voice"]["overall"]["srtp_failed"] == 0
     assert {c.node for c in tls if c.answered} == {"pbx-1", "pbx-2"}
     assert sum(c.answered for c in tls) / len(tls) >= summary["answer_rate"] - 0.1
 
