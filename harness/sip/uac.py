@@ -252,7 +252,9 @@ def _bye(held: HeldCall) -> None:
         rec.challenged = rec.challenged or dialog.challenged
         rec.outcome = "completed" if rec.bye_status == 200 else "dropped"
         if rec.bye_status != 200:
-            rec.reason = "BYE got no answer" if not resp else f"BYE got {resp.status}"
+            rec.reason = f"BYE got {resp.status}" if resp else \
+                "connection closed by the peer (BYE got no answer)" if dialog.closed \
+                else "BYE got no answer"
         if rec.bye_status in CHALLENGES:
             rec.reason += f" ({dialog.challenges.why()})"
             rec.cause = "auth"
