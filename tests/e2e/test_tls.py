@@ -92,6 +92,10 @@ def test_a_node_loss_drill_over_tls_with_digest_and_srtp(isolated, tmp_path):
     assert media and all(c.srtp and c.srtp_auth_failed == 0 for c in media)
     voice = summary["voice"]["overall"]
     assert voice["srtp_calls"] == len(media) and voice["srtp_failed"] == 0
+    # the SBC's own count (written when the drill stopped the sandbox): it ended the SRTP of
+    # every one of them (and of the steady-state checks' test calls), none failing
+    srtp = json.loads((sandbox.SandboxConfig().folder / "sbc.stats.json").read_text())["_srtp"]
+    assert srtp["calls"] >= len(media) and srtp["auth_failed"] == 0, srtp
 
 
 def test_a_certificate_for_another_name_is_exit_2_naming_it(isolated, tmp_path):
