@@ -51,6 +51,7 @@ class Dialog:
         self.remote_target = f"sip:{user}{entry[0]}:{entry[1]}"
         self.heard = False  # the last transaction got any response at all
         self.challenged = False  # a request was answered with 401/407 and sent again
+        self.lingering = False  # given up on, still ending the far end's side (uac._give_up)
 
     @property
     def closed(self) -> bool:

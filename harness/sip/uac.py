@@ -13,6 +13,7 @@ from __future__ import annotations
 import _socket
 import random
 import socket
+import threading
 import time
 from dataclasses import dataclass, field, replace
 
@@ -24,9 +25,11 @@ from harness.sip.digest import Credential, DigestCredentials
 from harness.sip.media_pump import MediaStream, stream_rtp
 from harness.sip.message import SipMessage, local_ip_for, token
 from harness.sip.sdp import Audio, media_address
+from harness.sip.transaction import ClientTransaction
 from harness.sip.transport import TlsSettings, open_transport
 from harness.sip.trunk import trunk
 HEALTH_CALL_PREFIX = "hd-health-"  # Call-IDs of the steady-state check's test calls
+GIVE_UP_LINGER = 8.0  # s a caller that gave up on an INVITE still ends a late answer
 
 
 @dataclass
@@ -154,7 +157,7 @@ def _attempt(address: tuple[str, int], rec: CallRecord, media_sock, opts: CallOp
     except OSError as exc:  # the connection broke mid-call
         _lost(rec, exc, started)
     finally:
-        if held is None:
+        if held is None and not dialog.lingering:  # (a given-up INVITE's closes when done)
             dialog.close()
     return held, held is None and (rec.status == 503 or (rec.status == 0 and not dialog.heard))
 
@@ -200,6 +203,10 @@ def _invite(dialog: Dialog, rec: CallRecord, media_sock, opts: CallOptions,
         rec.fail(0, "connection closed by the peer" if dialog.closed
                  else "no final response to INVITE (timeout)" if dialog.heard or failover_timer is None
                  else f"no response to INVITE within the failover timer ({failover_timer:g} s)")
+        if dialog.heard and not dialog.closed:  # the far end has the call: end it there too
+            dialog.lingering = True
+            threading.Thread(target=_give_up, args=(dialog, invite, opts), daemon=True,
+                             name="invite-give-up").start()
         return None
     rec.status = final.status
     rec.challenged = rec.challenged or dialog.challenged or final.status in CHALLENGES
@@ -227,6 +234,39 @@ def _invite(dialog: Dialog, rec: CallRecord, media_sock, opts: CallOptions,
         stream = stream_rtp(media_sock, remote, rec, end,
                             srtp.SrtpContext(*pair) if pair is not None else None)
     return HeldCall(dialog, opts, media_sock, rec, stream, end)
+
+
+def _give_up(dialog: Dialog, invite: SipMessage, opts: CallOptions) -> None:
+    """RFC 3261 §9.1, §13.2.2.4: a caller that gives up on an INVITE the far end has (it
+    answered something) CANCELs it, and a 2xx that still comes (late, or crossing the
+    CANCEL) is ACKed and ended with a BYE, so the hotline is not left holding a call no one
+    is on until its own timers give up. Beside the caller, for at most GIVE_UP_LINGER s."""
+    try:
+        cancel = SipMessage(method="CANCEL", uri=invite.uri)
+        cancel.headers = [("Via", invite.top_via), ("Max-Forwards", "70"),
+                          ("From", invite.get("from", "")), ("To", invite.get("to", "")),
+                          ("Call-ID", invite.call_id), ("CSeq", f"{invite.cseq[0]} CANCEL"),
+                          *(("Route", r) for r in invite.get_all("route"))]
+        dialog.send(cancel)
+        deadline = time.time() + GIVE_UP_LINGER
+        while True:
+            msg = dialog.transport.receive(deadline)
+            if msg is None:
+                return
+            if msg.is_request or msg.cseq != invite.cseq or msg.status < 200:
+                continue
+            if msg.status >= 300:  # 487 Request Terminated: ACKed, the call never was
+                dialog.send(ClientTransaction(dialog.transport, invite, dialog.next_hop())
+                            .ack_for(msg))
+                return
+            dialog.confirm(msg)
+            dialog.ack_2xx(invite)
+            dialog.transact(dialog.request("BYE"), opts.bye_timeout)
+            return
+    except (OSError, ValueError):  # the connection went, an answer we cannot route: done
+        pass
+    finally:
+        dialog.close()
 
 
 def _refuse_plain(dialog: Dialog, rec: CallRecord, opts: CallOptions) -> None:
