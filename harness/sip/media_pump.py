@@ -29,6 +29,7 @@ import time
 from harness.metrics.records import CallRecord
 from harness.sip import rtp
 from harness.sip.arrival import ANCILLARY, stamp_of
+from harness.sip.dtmf import EventReader
 from harness.sip.srtp import SrtpContext
 
 RTP_SEND_LATE = 0.005  # a packet sent later than this after its 20 ms slot is late
@@ -88,12 +89,14 @@ class MediaStream:
     """One call's RTP both ways for its hold: what it sent, what came back, when it is done."""
 
     __slots__ = ("sock", "remote", "rec", "end", "start", "next_send", "seq", "ts", "packet",
-                 "stats", "far", "done", "srtp")
+                 "stats", "far", "done", "srtp", "events_pt", "events")
 
     def __init__(self, sock: socket.socket, remote: tuple[str, int], rec: CallRecord, end: float,
-                 srtp: SrtpContext | None = None):
+                 srtp: SrtpContext | None = None, events_pt: int | None = None):
         self.sock, self.remote, self.rec, self.end = sock, remote, rec, end
         self.srtp = srtp  # the call's SRTP keys, or None for plain RTP
+        # the far end's RFC 4733 payload type (its answer's), and the digits its events carry
+        self.events_pt, self.events = events_pt, EventReader()
         # a random phase within the first packet time: calls placed on an exact arrival clock
         # would otherwise all send in the same instant every 20 ms, and the last of each burst
         # would leave late (real phones' streams have no common phase either)
@@ -158,8 +161,11 @@ class MediaStream:
                     continue
             hdr = rtp.parse_header(data)
             if hdr and arrival >= after:  # what came before the answer is not the call's
-                self.stats.add(hdr[0], hdr[1], arrival)
-                self.far.heard(hdr[2], data[rtp.HEADER.size:], arrival)
+                self.stats.add(hdr[0], hdr[1], arrival)  # (events share the audio's numbers)
+                if data[1] & 0x7F == self.events_pt:
+                    self.events.add(hdr[1], data[rtp.HEADER.size:], arrival)
+                else:
+                    self.far.heard(hdr[2], data[rtp.HEADER.size:], arrival)
 
     def finish(self) -> None:
         """What the call record keeps of the stream; then the call may go on to its BYE."""
@@ -171,6 +177,10 @@ class MediaStream:
         if self.stats.first_arrival is None:
             self.stats.max_gap = max(0.0, self.end - self.start)
         self.far.into(rec)
+        self.events.close()
+        if self.events.heard:  # each digit, seconds after the answer
+            rec.dtmf_heard = " ".join(f"{h.digit}@{h.at - (rec.answered_at or self.start):.3f}"
+                                      for h in self.events.heard)
         if self.srtp is not None:
             rec.srtp_auth_failed = self.srtp.auth_failed
             if self.srtp.auth_failed and not self.stats.received:
@@ -247,8 +257,9 @@ def media_pump() -> MediaPump:
 
 
 def stream_rtp(sock: socket.socket, remote: tuple[str, int], rec: CallRecord,
-               end: float, srtp: SrtpContext | None = None) -> MediaStream:
+               end: float, srtp: SrtpContext | None = None,
+               events_pt: int | None = None) -> MediaStream:
     """Start one call's RTP (SRTP with `srtp`) until `end` (wall clock); `.done` is set when
     its figures are in."""
     sock.setblocking(False)
-    return media_pump().add(MediaStream(sock, remote, rec, end, srtp))
+    return media_pump().add(MediaStream(sock, remote, rec, end, srtp, events_pt))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from harness.sip.message import checked_address
 
 PCMU = (0, "PCMU/8000")
+TELEPHONE_EVENT = (101, "telephone-event/8000")  # RFC 4733 DTMF events, offered by callers
+EVENTS_FMTP = "fmtp:101 0-16"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,17 @@ def media_address(body: bytes) -> tuple[str, int] | None:
         return checked_address(ip, port) if ip and port else None
     except ValueError:
         return None
+
+
+def event_payload_type(body: bytes) -> int | None:
+    """The payload type the description gives RFC 4733 telephone-events (8 kHz), or None."""
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith("a=rtpmap:") and "telephone-event/8000" in line.lower():
+            try:
+                return int(line[len("a=rtpmap:"):].split()[0])
+            except ValueError:
+                return None
+    return None
 
 
 def inactive(body: bytes) -> bool:

@@ -24,7 +24,8 @@ from harness.sip.dialog import CHALLENGES, Dialog
 from harness.sip.digest import Credential, DigestCredentials
 from harness.sip.media_pump import MediaStream, stream_rtp
 from harness.sip.message import SipMessage, local_ip_for, token
-from harness.sip.sdp import Audio, media_address
+from harness.sip.sdp import EVENTS_FMTP, PCMU, TELEPHONE_EVENT, Audio, event_payload_type, \
+    media_address
 from harness.sip.transaction import ClientTransaction
 from harness.sip.transport import TlsSettings, open_transport
 from harness.sip.trunk import trunk
@@ -187,7 +188,8 @@ def _invite(dialog: Dialog, rec: CallRecord, media_sock, opts: CallOptions,
     keys = srtp.offer() if opts.rtp and opts.srtp != "off" else []
     sdp = Audio(opts.local_ip, media_sock.getsockname()[1], random.randrange(1, 2**31),
                 direction="sendrecv" if opts.rtp else "inactive",
-                attributes=tuple(k.attribute() for k in keys),
+                codecs=(PCMU, TELEPHONE_EVENT) if opts.rtp else (PCMU,),
+                attributes=((EVENTS_FMTP,) if opts.rtp else ()) + tuple(k.attribute() for k in keys),
                 profile="RTP/SAVP" if keys and opts.srtp == "require" else "RTP/AVP")
     # a signalling-only call says so (RFC 4566 a=inactive), so no far end, SBC or relay
     # spends anything on a stream nobody will listen to
@@ -232,7 +234,8 @@ def _invite(dialog: Dialog, rec: CallRecord, media_sock, opts: CallOptions,
     if opts.rtp and remote is not None:
         rec.srtp = pair is not None
         stream = stream_rtp(media_sock, remote, rec, end,
-                            srtp.SrtpContext(*pair) if pair is not None else None)
+                            srtp.SrtpContext(*pair) if pair is not None else None,
+                            event_payload_type(final.body))
     return HeldCall(dialog, opts, media_sock, rec, stream, end)
 
 
