@@ -40,7 +40,7 @@ def _tone(path: Path, seconds: int = 60) -> None:
 class Baresip:
     def __init__(self, folder: Path, listen: str, account: str, ca_file: Path | None = None,
                  certificate: Path | None = None, commands: tuple[str, ...] = (),
-                 seconds: int = 30):
+                 seconds: int = 30, record: bool = False):
         if shutil.which("baresip") is None:
             raise RuntimeError("baresip is not installed (Debian's baresip-core; .ci/run "
                                "installs it)")
@@ -52,6 +52,8 @@ class Baresip:
                  "rtp_stats yes", "module_path /usr/lib/baresip/modules",
                  *(f"module {m}" for m in MODULES), "module_tmp account.so",
                  "module_app menu.so"]
+        if record:  # sndfile: what baresip decoded of each call, as WAV files in the folder
+            lines += ["module sndfile.so", f"snd_path {folder}"]
         if certificate:
             lines.append(f"sip_certificate {certificate}")
         if ca_file:

@@ -57,6 +57,7 @@ class CallRecord:
     srtp: bool = False          # the call's media was SRTP (keys agreed by SDES)
     srtp_auth_failed: int = 0   # the far end's packets that failed SRTP authentication
     dtmf_heard: str = ""        # RFC 4733 digits the far end sent: "5@1.002 9@1.503" (s after answer)
+    dtmf_sent: str = ""         # the keys the caller pressed, the same way
 
     def fail(self, status: int, reason: str) -> None:
         self.outcome, self.status, self.reason = "failed", status, reason

@@ -63,6 +63,22 @@ def event_packets(digit: str, ms: int = 100, volume: int = 10,
 
 
 @dataclass(frozen=True)
+class KeyPress:
+    """A key the caller presses: when (wall clock), which, for how long, and how it is sent."""
+    at: float
+    digit: str
+    ms: int = 100
+    inband: bool = False  # the tone in the audio, not an RFC 4733 event
+
+
+def presses(start: float, digits: str, ms: int = 100, gap_ms: int = 100,
+            inband: bool = False) -> list[KeyPress]:
+    """`digits` pressed one after another from `start`, each `ms` long, `gap_ms` apart."""
+    return [KeyPress(start + i * (ms + gap_ms) / 1000, d, ms, inband)
+            for i, d in enumerate(digits)]
+
+
+@dataclass(frozen=True)
 class Heard:
     """One digit heard: when it began (arrival, or the audio's own clock for tones), how long."""
     digit: str
@@ -127,6 +143,14 @@ def tone(digit: str, ms: int, level: float = 0.25) -> list[int]:
     return [int(32767 * level * (math.sin(2 * math.pi * lo * n / RATE)
                                  + math.sin(2 * math.pi * hi * n / RATE)))
             for n in range(ms * RATE // 1000)]
+
+
+def tone_payloads(digit: str, ms: int, level: float = 0.25) -> list[bytes]:
+    """A tone as 20 ms G.711 µ-law payloads (the last padded with silence)."""
+    samples = tone(digit, ms, level)
+    samples += [0] * (-len(samples) % FRAME)
+    return [bytes(ulaw_encode(x) for x in samples[i:i + FRAME])
+            for i in range(0, len(samples), FRAME)]
 
 
 def _coefficients() -> list[float]:

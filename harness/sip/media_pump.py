@@ -29,7 +29,8 @@ import time
 from harness.metrics.records import CallRecord
 from harness.sip import rtp
 from harness.sip.arrival import ANCILLARY, stamp_of
-from harness.sip.dtmf import EventReader
+from harness.sip import dtmf
+from harness.sip.dtmf import EventReader, KeyPress
 from harness.sip.srtp import SrtpContext
 
 RTP_SEND_LATE = 0.005  # a packet sent later than this after its 20 ms slot is late
@@ -89,14 +90,18 @@ class MediaStream:
     """One call's RTP both ways for its hold: what it sent, what came back, when it is done."""
 
     __slots__ = ("sock", "remote", "rec", "end", "start", "next_send", "seq", "ts", "packet",
-                 "stats", "far", "done", "srtp", "events_pt", "events")
+                 "stats", "far", "done", "srtp", "events_pt", "events", "keys", "pressing")
 
     def __init__(self, sock: socket.socket, remote: tuple[str, int], rec: CallRecord, end: float,
-                 srtp: SrtpContext | None = None, events_pt: int | None = None):
+                 srtp: SrtpContext | None = None, events_pt: int | None = None,
+                 keys: list[KeyPress] = ()):
         self.sock, self.remote, self.rec, self.end = sock, remote, rec, end
         self.srtp = srtp  # the call's SRTP keys, or None for plain RTP
         # the far end's RFC 4733 payload type (its answer's), and the digits its events carry
         self.events_pt, self.events = events_pt, EventReader()
+        # key presses to send, earliest first, and the one being sent: (press, its packets)
+        self.keys = sorted(keys, key=lambda k: k.at)
+        self.pressing: tuple[KeyPress, list, int] | None = None  # (+ the event's timestamp)
         # a random phase within the first packet time: calls placed on an exact arrival clock
         # would otherwise all send in the same instant every 20 ms, and the last of each burst
         # would leave late (real phones' streams have no common phase either)
@@ -131,6 +136,9 @@ class MediaStream:
         rec = self.rec
         if now - self.next_send > RTP_SEND_LATE:
             rec.rtp_send_late += 1  # our own slip, not the hotline's (metrics/generator.py)
+        if self.pressing or (self.keys and self.keys[0].at <= self.next_send):
+            self._send_key()
+            return
         p = self.packet
         p[1] = (0x80 if rec.rtp_sent == 0 else 0) | rtp.PT_PCMU
         _SEQ_TS.pack_into(p, 2, self.seq & 0xFFFF, self.ts & 0xFFFFFFFF)
@@ -144,6 +152,46 @@ class MediaStream:
         rec.rtp_sent += 1
         self.seq, self.ts = self.seq + 1, self.ts + rtp.SAMPLES_PER_PACKET
         self.next_send += rtp.PACKET_INTERVAL
+
+    def _send_key(self) -> None:
+        """This slot's packet of a key press: an RFC 4733 event (the answer's payload type),
+        or the tone itself in the audio (in-band, or when the far end takes no events)."""
+        rec = self.rec
+        if self.pressing is None:
+            key = self.keys.pop(0)
+            inband = key.inband or self.events_pt is None
+            packets = dtmf.tone_payloads(key.digit, key.ms) if inband else \
+                dtmf.event_packets(key.digit, key.ms)
+            self.pressing = (key, packets, self.ts)
+            rec.dtmf_sent = (rec.dtmf_sent + " " if rec.dtmf_sent else "") + \
+                f"{key.digit}@{self.next_send - (rec.answered_at or self.start):.3f}"
+        key, packets, start_ts = self.pressing
+        item = packets.pop(0)
+        copies = 1
+        if isinstance(item, bytes):  # a tone's 20 ms of µ-law audio
+            data = rtp.build_packet(self.seq, self.ts, self._ssrc(), item)
+        else:
+            marker, event = item
+            data = rtp.build_packet(self.seq, start_ts, self._ssrc(), dtmf.event_payload(event),
+                                    marker, self.events_pt)
+            if event.end:  # RFC 4733 §2.5.1.4: the end three times, one packet number
+                copies, packets[:] = 1 + len(packets), []
+        if self.srtp is not None:
+            data = self.srtp.protect(data)
+        for _ in range(copies):
+            try:
+                if data is not None:
+                    self.sock.sendto(data, self.remote)
+            except (BlockingIOError, ConnectionRefusedError, PermissionError):
+                pass
+        if not packets:
+            self.pressing = None
+        rec.rtp_sent += 1
+        self.seq, self.ts = self.seq + 1, self.ts + rtp.SAMPLES_PER_PACKET
+        self.next_send += rtp.PACKET_INTERVAL
+
+    def _ssrc(self) -> int:
+        return int.from_bytes(self.packet[8:12], "big")
 
     def _read(self) -> None:
         after = self.rec.answered_at or 0.0
@@ -258,8 +306,8 @@ def media_pump() -> MediaPump:
 
 def stream_rtp(sock: socket.socket, remote: tuple[str, int], rec: CallRecord,
                end: float, srtp: SrtpContext | None = None,
-               events_pt: int | None = None) -> MediaStream:
+               events_pt: int | None = None, keys: list[KeyPress] = ()) -> MediaStream:
     """Start one call's RTP (SRTP with `srtp`) until `end` (wall clock); `.done` is set when
     its figures are in."""
     sock.setblocking(False)
-    return media_pump().add(MediaStream(sock, remote, rec, end, srtp, events_pt))
+    return media_pump().add(MediaStream(sock, remote, rec, end, srtp, events_pt, keys))

@@ -61,8 +61,8 @@ def parse_report(payload: bytes) -> Report | None:
 
 
 def build_packet(seq: int, timestamp: int, ssrc: int, payload: bytes = SILENCE,
-                 marker: bool = False) -> bytes:
-    return HEADER.pack(0x80, (0x80 if marker else 0) | PT_PCMU, seq & 0xFFFF,
+                 marker: bool = False, pt: int = PT_PCMU) -> bytes:
+    return HEADER.pack(0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF,
                        timestamp & 0xFFFFFFFF, ssrc) + payload
 
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from harness.metrics.records import CallRecord
-from harness.sip import rtp, srtp
+from harness.sip import dtmf, rtp, srtp
 from harness.sip.arrival import stamp_arrivals
 from harness.sip.dialog import CHALLENGES, Dialog
 from harness.sip.digest import Credential, DigestCredentials
@@ -62,6 +62,10 @@ class CallOptions:
     # SRTP with SDES keys (RFC 4568): "off" plain RTP; "offer" RTP/AVP with a=crypto, SRTP when
     # the answer takes a key (best effort); "require" RTP/SAVP, an answer without a key fails
     srtp: str = "off"
+    # keys the caller presses: (seconds after the answer, digits), as RFC 4733 events (the
+    # answer's payload type) or, with dtmf_inband or a far end that takes no events, as tones
+    keys: tuple[tuple[float, str], ...] = ()
+    dtmf_inband: bool = False
 
 
 class HeldCall:
@@ -233,9 +237,11 @@ def _invite(dialog: Dialog, rec: CallRecord, media_sock, opts: CallOptions,
     stream = None
     if opts.rtp and remote is not None:
         rec.srtp = pair is not None
+        presses = [k for delay, digits in opts.keys
+                   for k in dtmf.presses(rec.answered_at + delay, digits, inband=opts.dtmf_inband)]
         stream = stream_rtp(media_sock, remote, rec, end,
                             srtp.SrtpContext(*pair) if pair is not None else None,
-                            event_payload_type(final.body))
+                            event_payload_type(final.body), presses)
     return HeldCall(dialog, opts, media_sock, rec, stream, end)
 
 

@@ -4,9 +4,11 @@ import socket
 import time
 
 from harness.metrics.records import CallRecord
-from harness.sip import rtp
+from harness.sip import dtmf, rtp
+from harness.sip.dtmf import KeyPress
 from harness.sip.arrival import stamp_arrivals
 from harness.sip.media_pump import MediaStream, stream_rtp
+from tests.conftest import wait_for
 from tests.udppeer import UdpPeer
 
 
@@ -139,3 +141,37 @@ def test_many_greenlets_starting_the_pump_at_once_share_one_and_never_deadlock()
     res = subprocess.run([sys.executable, "-c", FIRST_USE_UNDER_GEVENT], capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+
+
+class Recorder(UdpPeer):
+    """A far end that keeps every datagram, for what the stream sent."""
+
+    def __init__(self):
+        self.packets = []
+        super().__init__(lambda data, sender: self.packets.append(data))
+
+
+def test_a_key_press_goes_out_as_rfc_4733_events_in_the_streams_own_numbering():
+    far = Recorder()
+    rec = CallRecord(call_id="k", carrier="a", hold_planned=0.6, media=True)
+    rec.answered_at = time.time()
+    sock = media_socket()
+    stream = stream_rtp(sock, far.addr, rec, time.time() + 0.6, events_pt=101,
+                        keys=[KeyPress(time.time() + 0.2, "7", 100)])
+    assert stream.done.wait(10)
+    wait_for(lambda: len(far.packets) >= rec.rtp_sent + 2, 5, what="every packet at the far end")
+    sock.close()
+    heads = [(p[1] & 0x7F, p[1] >> 7, *rtp.parse_header(p)[:2]) for p in far.packets]
+    events = [(h, p) for h, p in zip(heads, far.packets) if h[0] == 101]
+    # 5 updates and the end three times, all with the event's start timestamp, the first
+    # with the marker; the end's copies share one sequence number
+    assert len(events) == 8 and events[0][0][1] == 1 and not any(h[1] for h, _ in events[1:])
+    assert len({h[3] for h, _ in events}) == 1
+    parsed = [dtmf.parse_event(p[12:]) for _, p in events]
+    assert [e.digit for e in parsed] == ["7"] * 8 and [e.end for e in parsed] == [False] * 5 + [True] * 3
+    assert [e.duration for e in parsed] == [0, 160, 320, 480, 640, 800, 800, 800]
+    assert len({h[2] for h, _ in events[5:]}) == 1
+    # the audio goes on around it in one numbering: no number skipped, none used twice
+    seqs = [h[2] for h, _ in events[:6]] + [h[2] for h in heads if h[0] == 0]
+    assert sorted(seqs) == list(range(min(seqs), min(seqs) + len(seqs)))
+    assert rec.dtmf_sent.startswith("7@0.2")
