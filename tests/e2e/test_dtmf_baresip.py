@@ -5,7 +5,6 @@ import os
 import re
 import struct
 import wave
-from pathlib import Path
 
 from harness.sip import dtmf
 from harness.sip.uac import CallOptions, place_call
