@@ -58,6 +58,13 @@ class CallRecord:
     srtp_auth_failed: int = 0   # the far end's packets that failed SRTP authentication
     dtmf_heard: str = ""        # RFC 4733 digits the far end sent: "5@1.002 9@1.503" (s after answer)
     dtmf_sent: str = ""         # the keys the caller pressed, the same way
+    # the caller's journey past the 200 (metrics/journey.py), wall-clock times
+    journey: bool = False
+    prompt_at: float | None = None     # the IVR's first prompt heard
+    queued_at: float | None = None     # the caller began waiting for an agent
+    agent_at: float | None = None      # an agent answered (the inventory's marker)
+    abandoned_at: float | None = None  # the caller gave up waiting
+    agent_group: str = ""              # the group or agent the marker named
 
     def fail(self, status: int, reason: str) -> None:
         self.outcome, self.status, self.reason = "failed", status, reason
