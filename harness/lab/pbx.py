@@ -22,7 +22,8 @@ from harness.lab.sip_endpoint import SipUdp, run_forever
 from harness.sip import rtp
 from harness.sip.arrival import receive, stamp_arrivals
 from harness.sip.message import SipMessage, response_to, token
-from harness.sip.sdp import Audio, inactive, media_address
+from harness.sip.dtmf import EventReader, event_payload
+from harness.sip.sdp import TELEPHONE_EVENT, Audio, inactive, media_address
 
 log = logging.getLogger("pbx")
 NO_ACK_GIVE_UP = 32.0  # 64 * T1: a 200 never ACKed is given up
@@ -41,6 +42,8 @@ class Call:
     ts: int = 0
     ssrc: int = field(default_factory=lambda: random.getrandbits(32))
     heard: rtp.RtpStats = field(default_factory=rtp.RtpStats)  # the caller's stream, as received
+    events: EventReader = field(default_factory=EventReader)  # the caller's RFC 4733 keys
+    outbox: list = field(default_factory=list)  # event packets to send: (marker, Event, ts)
     last_sent_ns: int = 0     # the send stamp in the caller's latest packet
     last_arrival: float = 0.0  # when that packet arrived (kernel stamp)
 
@@ -62,6 +65,9 @@ class Call:
             if hdr is None:
                 continue
             self.heard.add(hdr[0], hdr[1], arrival)
+            if data[1] & 0x7F == TELEPHONE_EVENT[0]:  # a key the caller pressed
+                self.events.add(hdr[1], data[rtp.HEADER.size:], arrival)
+                continue
             sent = rtp.sent_stamp(data[rtp.HEADER.size:])
             if sent is not None and sent >= self.last_sent_ns:
                 self.last_sent_ns, self.last_arrival = sent, arrival
@@ -109,8 +115,9 @@ class PbxNode:
             self._invite(msg, addr)
         elif msg.method == "ACK":
             call = self.calls.get(msg.call_id)
-            if call:
+            if call and not call.acked:
                 call.acked = True
+                self.acked(call)
         elif msg.method == "BYE":
             self._bye(msg, addr)
         elif msg.method == "CANCEL":
@@ -155,8 +162,7 @@ class PbxNode:
         ok.headers.append(("Contact", f"<sip:{self.name}@{self.contact}>"))
         ok.headers.append(("Content-Type", "application/sdp"))
         sid = random.randrange(1, 2**31)
-        ok.body = Audio(self.ip, mport, sid, origin=self.name, session_name="pbx",
-                        direction=None).encode()
+        ok.body = self.answer_sdp(mport, sid)
         # an offer marked inactive (a signalling-only caller) gets no stream from us
         remote = None if inactive(msg.body) else media_address(msg.body)
         call = Call(msg.call_id, to_tag, media_sock, remote, ok, addr)
@@ -175,7 +181,23 @@ class PbxNode:
             call.media_sock.close()
             self.counts["never_acked"] = self.counts.get("never_acked", 0) + 1
 
+    def answer_sdp(self, media_port: int, session_id: int) -> bytes:
+        return Audio(self.ip, media_port, session_id, origin=self.name, session_name="pbx",
+                     direction=None).encode()
+
+    def acked(self, call: Call) -> None:
+        """The caller's ACK came: the call is up (a contact centre starts its IVR here)."""
+
+    def hung_up(self, call: Call) -> None:
+        """The caller's BYE came, before the call is forgotten."""
+
+    def tick(self, now: float) -> None:
+        """Once per packet time, before the packets go (a contact centre's queues)."""
+
     def _bye(self, msg: SipMessage, addr) -> None:
+        call = self.calls.get(msg.call_id)
+        if call is not None:
+            self.hung_up(call)
         call = self.calls.pop(msg.call_id, None)
         if call is None:
             done = self.ended.get(msg.call_id)
@@ -194,17 +216,32 @@ class PbxNode:
         while True:
             next_tick += rtp.PACKET_INTERVAL
             for call in list(self.calls.values()):
+                if call.remote_media is not None:
+                    call.drain()
+            self.tick(time.time())
+            for call in list(self.calls.values()):
                 if call.remote_media is None:
                     continue
-                call.drain()
                 try:
-                    call.media_sock.sendto(rtp.build_packet(call.seq, call.ts, call.ssrc,
-                                                            call.report(time.time())),
-                                           call.remote_media)
+                    for packet in self._packets(call):
+                        call.media_sock.sendto(packet, call.remote_media)
                 except (OSError, OverflowError, ValueError):
                     pass  # a caller gone, or a media address no socket takes: this call only
                 call.seq, call.ts = call.seq + 1, call.ts + rtp.SAMPLES_PER_PACKET
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+
+    def _packets(self, call: Call) -> list[bytes]:
+        """This tick's packet for a call: its next event (RFC 4733; the end three times), or
+        a receiver report. Either takes the call's next number."""
+        if not call.outbox:
+            return [rtp.build_packet(call.seq, call.ts, call.ssrc, call.report(time.time()))]
+        marker, event, start_ts = call.outbox.pop(0)
+        packet = rtp.build_packet(call.seq, start_ts, call.ssrc, event_payload(event), marker,
+                                  TELEPHONE_EVENT[0])
+        if event.end:
+            del call.outbox[:2]  # its two copies go now, with the same number
+            return [packet] * 3
+        return [packet]
 
 
 def main(argv=None) -> None:

@@ -5,7 +5,8 @@ Events (RFC 4733 §2.3): a 4-byte payload, event code, end bit, volume and durat
 timestamp units, sent every packet time while the key is held, all with the timestamp of
 the event's start (the first with the marker bit), and the end packet three times. A
 reader keys events by that timestamp, so the repeated ends and a lost update change
-nothing; a digit is known at its first packet and ended at its first end packet.
+nothing; a digit is known at its first packet (`begun`: what an IVR acts on) and ended at
+its first end packet (`heard`, with how long it was held).
 
 Tones: two sines, one of the low group and one of the high. Each 20 ms frame (160
 samples at 8 kHz) is measured at the eight frequencies with the Goertzel algorithm; a frame
@@ -91,7 +92,8 @@ class EventReader:
 
     def __init__(self, clock_rate: int = RATE):
         self.clock_rate = clock_rate
-        self.heard: list[Heard] = []
+        self.heard: list[Heard] = []    # ended digits, with how long each was held
+        self.begun: list[Heard] = []    # every digit from its first packet (what to act on)
         self._open: dict[int, tuple[str, float]] = {}  # event timestamp -> (digit, first arrival)
         self._ended: set[int] = set()
 
@@ -99,6 +101,8 @@ class EventReader:
         e = parse_event(payload)
         if e is None or timestamp in self._ended:
             return
+        if timestamp not in self._open:
+            self.begun.append(Heard(e.digit, arrival, 0.0))
         digit, first = self._open.setdefault(timestamp, (e.digit, arrival))
         if e.end:
             self._ended.add(timestamp)

@@ -114,6 +114,10 @@ class MediaStream:
         self.far = FarEnd(ssrc)
         self.done = threading.Event()
 
+    def press(self, keys: list[KeyPress]) -> None:
+        """Keys to press from now on (each at its time, after any pressed before)."""
+        self.keys.extend(keys)
+
     @property
     def due(self) -> float:
         return min(self.next_send, self.end)

@@ -75,12 +75,13 @@ class HeldCall:
     and whoever holds this object ends the call when `end` comes (end_call). A drill's
     load controller hands it to a timer, so a held call costs its state, not a stack."""
 
-    __slots__ = ("dialog", "opts", "media_sock", "rec", "stream", "end")
+    __slots__ = ("dialog", "opts", "media_sock", "rec", "stream", "end", "hung_up")
 
     def __init__(self, dialog: Dialog, opts: CallOptions, media_sock, rec: CallRecord,
                  stream: MediaStream | None, end: float):
         self.dialog, self.opts, self.media_sock = dialog, opts, media_sock
         self.rec, self.stream, self.end = rec, stream, end
+        self.hung_up: float | None = None  # the far end's BYE, once seen (and answered)
 
     def close(self) -> None:
         """Give up the call without a BYE (an aborted run): its sockets and media stop."""
@@ -290,7 +291,7 @@ def _bye(held: HeldCall) -> None:
     dialog, rec, stream = held.dialog, held.rec, held.stream
     if stream is not None:
         stream.done.wait(5.0)  # its last read and its figures (the pump finishes it at `end`)
-    hung_up = dialog.far_end_bye()
+    hung_up = held.hung_up or dialog.far_end_bye()
     if hung_up is not None:  # the far end ended the call during the hold: no BYE of ours
         rec.outcome, rec.reason, rec.ended_at = "dropped", "remote hung up", hung_up
     else:
