@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Callable, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from harness.ops import SetupError
 from harness.ops.procs import proc_state, read_pid, start_process
@@ -64,6 +64,9 @@ class SandboxConfig:
     # the SBC ends SDES-SRTP towards the carriers (the PBX nodes get RTP) and every entry
     # point requires it; "wrong-key": the SBC sends with a key other than the one it answered
     srtp: str = "off"
+    # the PBX nodes are contact centres (lab/acd.py): {"groups": {name: agents}, "menu":
+    # {key: group}, "ivr_time": s}; each node its own IVR, queues and agents, and ACD log
+    contact_centre: dict | None = None
 
     @property
     def folder(self) -> Path:
@@ -103,6 +106,17 @@ def _proc(cfg: SandboxConfig, name: str, argv: list[str]) -> ProcessRef:
                       log=str(d / f"{name}.log"))
 
 
+def _node_program(cfg: SandboxConfig, name: str) -> list[str]:
+    """A PBX node, or with `contact_centre` a contact centre (IVR, queues, agents, ACD log)."""
+    cc = cfg.contact_centre
+    if not cc:
+        return ["harness.lab.pbx"]
+    return ["harness.lab.acd", "--log", str(cfg.folder / f"{name}.acd.jsonl"),
+            "--ivr-time", f"{cc.get('ivr_time', 5.0):g}",
+            *(x for g, n in cc["groups"].items() for x in ("--group", f"{g}={n}")),
+            *(x for k, g in cc.get("menu", {}).items() for x in ("--menu", f"{k}={g}"))]
+
+
 def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
     """The sandbox's target inventory: every part is a drill target."""
     cfg = cfg or SandboxConfig()
@@ -110,7 +124,7 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
     sbc_addr = f"{cfg.block}.1:{cfg.port}"
     pbx = [(f"pbx-{i}", f"{cfg.block}.{10 + i}:{cfg.port}") for i in range(1, cfg.pbx_nodes + 1)]
     nodes = [Node(name=n, role="pbx", sip=a,
-                  process=_proc(cfg, n, py + ["harness.lab.pbx", "--name", n, "--listen", a,
+                  process=_proc(cfg, n, py + [*_node_program(cfg, n), "--name", n, "--listen", a,
                                               "--stats-file", str(cfg.folder / f"{n}.stats.json")]
                                     + (["--channels", str(cfg.channels)] if cfg.channels else [])
                                     + (["--drop-record-route", "--contact",
@@ -138,19 +152,20 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
     nodes.insert(0, Node(name="sbc", role="sbc", sip=sbc_addr, transports=["udp", "tcp"],
                          process=_proc(cfg, "sbc", sbc_argv)))
     entries, srtp = [], "off" if cfg.srtp == "off" else "require"
+    markers = {"prompt_marker": "A", "agent_marker": "D"} if cfg.contact_centre else {}
     for i, c in enumerate(CARRIERS):
         addr = f"{cfg.block}.{21 + i}:{cfg.port}"
         control = f"{cfg.block}.{21 + i}:{CONTROL_PORT}"
         token = str(cfg.folder / RELAY_TOKEN)
         entries.append(EntryPoint(name=c, address=addr, relay=control, relay_token_file=token,
                                   outbound_proxy=cfg.outbound_proxy, auth=auth, srtp=srtp,
-                                  process=_proc(
+                                  **markers, process=_proc(
             cfg, c, py + ["harness.lab.relay", "--name", c, "--listen", addr,
                           "--upstream", sbc_addr, "--control", control, "--token-file", token])))
     if cfg.tls:  # straight to the SBC's TLS port, as a cloud carrier's trunk comes in
         entries.append(EntryPoint(name="carrier-tls", address=f"{cfg.block}.1:{TLS_PORT}",
                                   transport="tls", auth=auth, outbound_proxy=cfg.outbound_proxy,
-                                  srtp=srtp,
+                                  srtp=srtp, **markers,
                                   tls=TlsSpec(ca_file=str(ca), server_name=SBC_NAME)))
     names = [n.name for n in nodes] + [e.name for e in entries]
     return TargetInventory(name="sandbox", entry_points=entries, nodes=nodes, allowlist=names)
@@ -223,6 +238,26 @@ def down(cfg: SandboxConfig | None = None, grace: float = 3.0) -> list[str]:
     return [part.name for part, _ in live]
 
 
+class ContactCentre(Strict):
+    """The sandbox's PBX nodes as contact centres (lab/acd.py)."""
+
+    groups: dict[str, Annotated[int, Field(ge=1, le=500)]] = Field(
+        default_factory=lambda: {"sales": 3}, min_length=1,
+        description="skill groups and their agents; the first takes callers without a choice")
+    menu: dict[str, str] = Field(default_factory=dict, description="the IVR menu: key -> group")
+    ivr_time: Duration = Field(5.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _menu_names_groups(self):
+        unknown = sorted(set(self.menu.values()) - set(self.groups))
+        if unknown:
+            raise ValueError(f"menu names group(s) {', '.join(unknown)} that `groups` lacks")
+        bad = [k for k in self.menu if len(k) != 1 or k not in "0123456789*#ABCD"]
+        if bad:
+            raise ValueError(f"menu keys must be single keys (0-9, *, #, A-D): {bad}")
+        return self
+
+
 class SandboxOptions(Strict):
     """A scenario's `sandbox:` options: how the practice hotline is built for this drill."""
 
@@ -243,6 +278,9 @@ class SandboxOptions(Strict):
         "off", description="on: the SBC ends SDES-SRTP towards the carriers (the PBX nodes get "
         "RTP) and every entry point requires it; wrong-key: the SBC sends with a key other than "
         "the one it answered (a key mismatch, for practice)")
+    contact_centre: ContactCentre | None = Field(
+        None, description="the PBX nodes answer as contact centres: an IVR (prompt marker A), "
+        "a menu, queues per skill group, agents answering with marker D, an ACD log each")
 
 
 class SandboxTarget:

@@ -43,6 +43,7 @@ class EngineKind:
     auth: bool = False      # answers digest challenges
     tls: bool = False       # speaks SIP over TLS
     srtp: bool = False      # offers and speaks SRTP with SDES keys
+    journey: bool = False   # runs the caller's journey (prompt, keys, queue, agent)
 
 
 def all_engines() -> dict[str, EngineKind]:
@@ -67,7 +68,8 @@ def _sipp(ctx: LoadContext) -> LoadEngine:
 
 LOCUST = EngineKind("locust", "Python callers under Locust: SIP over UDP, TCP or TLS with "
                     "G.711 RTP or SRTP measured both ways", _locust, media=True,
-                    fallback=True, workers=True, auth=True, tls=True, srtp=True)
+                    fallback=True, workers=True, auth=True, tls=True, srtp=True,
+                    journey=True)
 # Debian's SIPp 3.6.1 is built without TLS (`sipp -v`: SCTP-PCAP-RTPSTREAM): tls=False
 SIPP = EngineKind("sipp", "a real SIPp per entry point (signalling only: this SIPp sends no "
                   "RTP, and has no TLS; digest answered by SIPp's [authentication])", _sipp,

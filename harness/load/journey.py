@@ -34,6 +34,15 @@ class Journey:
     longest: float = 3600.0           # no journey outlives this (the media stream's end)
 
 
+def journey_of(spec, entry) -> Journey:
+    """The journey a scenario's `load.journey` asks for, through an entry point (its markers)."""
+    patience = spec.patience.sampler() if spec.patience is not None else None
+    return Journey(prompt_within=spec.prompt_within, prompt_marker=entry.prompt_marker,
+                   keys=spec.keys, agent_marker=entry.agent_marker or "D",
+                   patience=patience or (lambda rng: float("inf")), talk=spec.talk.sampler(),
+                   longest=spec.longest)
+
+
 def exponential(mean: float) -> Callable[[random.Random], float]:
     return lambda rng: rng.expovariate(1 / mean)
 

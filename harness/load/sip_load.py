@@ -35,6 +35,7 @@ from harness.sip.message import host_port
 from harness.sip.trunk import close_trunks
 from harness.load.entry_calls import call_options
 from harness.sip.uac import HeldCall, end_call, start_call
+from harness.load.journey import journey_of, run_journey
 
 
 class Pacer:
@@ -121,7 +122,8 @@ class LoadController:
             if self.idle <= SPARE_CALLERS and self.users < self.ceiling and self.manage_users:
                 self._grow(self.pacer.rate_at(now))
             issued += 1
-            nxt += 1.0 / self.pacer.rate_at(nxt)
+            rate = self.pacer.rate_at(nxt)
+            nxt += self.rng.expovariate(rate) if self.spec.arrivals == "poisson" else 1.0 / rate
             if nxt < now - 1.0:  # never catch up more than 1 s: those arrivals are skipped
                 self.watch.skipped += int((now - 1.0 - nxt) * self.pacer.rate_at(now))
                 nxt = now - 1.0
@@ -148,9 +150,13 @@ class LoadController:
 
     def place_one(self, env: Environment) -> CallRecord:
         """One arrival: the caller sets the call up, then hands the answered call's hold to a
-        timer (_end_held) and is free for the next arrival; a held call keeps no greenlet."""
+        timer (_end_held) and is free for the next arrival; a held call keeps no greenlet.
+        A call with a journey (load.journey) runs it in a greenlet of its own (_journey)."""
         entry = next(self._carrier)
-        opts = call_options(entry, hold=self.spec.hold, rtp=self.rng.random() < self.spec.rtp_share,
+        j = self.spec.journey
+        journey = journey_of(j, entry) if j and self.rng.random() < j.share else None
+        opts = call_options(entry, hold=journey.longest if journey else self.spec.hold,
+                            rtp=journey is not None or self.rng.random() < self.spec.rtp_share,
                             invite_timeout=self.spec.invite_timeout,
                             bye_timeout=self.spec.bye_timeout)
         self.in_flight += 1
@@ -159,7 +165,9 @@ class LoadController:
         held = None
         try:
             rec, held = start_call(entry.addr, opts, carrier=entry.name, node_of=self.node_of)
-            if held is not None:
+            if held is not None and journey is not None:
+                self._held[gevent.spawn(self._journey, env, entry, held, journey)] = held
+            elif held is not None:
                 timer = gevent.spawn_later(max(0.0, held.end - time.time()), self._end_held, env,
                                            entry, held)
                 self._held[timer] = held
@@ -180,6 +188,15 @@ class LoadController:
         finally:
             self._ending.discard(me)
             self.in_flight -= 1
+        self._record(env, entry, rec)
+
+    def _journey(self, env: Environment, entry: EntryPoint, held: HeldCall, journey) -> None:
+        me = gevent.getcurrent()
+        try:
+            rec = run_journey(held, journey, self.rng)
+        finally:
+            if self._held.pop(me, None) is not None:
+                self.in_flight -= 1
         self._record(env, entry, rec)
 
     def _drop_held(self) -> None:

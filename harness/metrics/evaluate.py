@@ -13,6 +13,7 @@ from harness.metrics.diagnose import findings
 from harness.metrics.records import CallRecord, FaultWindow
 from harness.metrics.sessions import session_metrics
 from harness.metrics.sla import Verdict, verdicts
+from harness.metrics.journey import SERVICE_TIME, SHORT_ABANDON, journey_report
 from harness.metrics.voice import voice_report
 
 
@@ -86,7 +87,8 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
              rule: failover.RecoveryRule = failover.RecoveryRule(), alarm_window: float,
              run_start: float, run_end: float,
              steady_state_after: bool | None, acks: list[dict] = (),
-             capacity_steps: list[dict] | None = None, probes: list[dict] = ()) -> dict:
+             capacity_steps: list[dict] | None = None, probes: list[dict] = (),
+             service_time: float = SERVICE_TIME, short_abandon: float = SHORT_ABANDON) -> dict:
     """All figures of a run and one verdict per enabled SLA target.
 
     `probes`: the data probes' `probe_records` events (DR figures: RPO, RTO, lag).
@@ -113,6 +115,8 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
     fig.per_fault = per_fault
     fig.voice = voice_report(records, faults, max_gap)
     fig.sessions = session_metrics(records)
+    fig.journey = journey_report(records, faults, run_start, service_time=service_time,
+                                 short_abandon=short_abandon)
     fault_at = min((f.started_at for f in faults), default=None)
     fig.dr = [probe_figures(p, fault_at) for p in probes]
     fig.steady_state_after = steady_state_after
@@ -137,6 +141,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "media": fig.media,
         "voice": fig.voice,
         "sessions": fig.sessions,
+        "journey": fig.journey,
         "dr": fig.dr,
         "answered_by_node": calls.calls_by_node(records),
         "good_calls": {"pdd_good": pdd_good, "pre_fault_share": baseline, "setup_time": setup,

@@ -70,3 +70,23 @@ def per_interval(records: list[CallRecord], start: float, interval: float = 900.
             groups.setdefault(int((at - start) // interval), []).append(r)
     return [{"from": start + i * interval, **journey_figures(groups[i], **kw)}
             for i in sorted(groups)]
+
+
+def journey_report(records: list[CallRecord], faults: list, run_start: float, **kw) -> dict | None:
+    """The journey figures overall, per interval, and per fault window (the calls whose wait,
+    or whose INVITE if they never waited, began while the fault was in effect); None when no
+    call had a journey."""
+    mine = [r for r in records if r.journey]
+    if not mine:
+        return None
+
+    def began(r: CallRecord) -> float:
+        return r.queued_at if r.queued_at is not None else r.started_at
+
+    per_fault = {}
+    for w in faults:
+        end = w.ended_at if w.ended_at is not None else float("inf")
+        per_fault[w.fault_id] = journey_figures(
+            [r for r in mine if w.started_at <= began(r) < end], **kw)
+    return {"overall": journey_figures(mine, **kw),
+            "per_interval": per_interval(mine, run_start, **kw), "per_fault": per_fault}

@@ -38,6 +38,7 @@ class Figures:
     time_to_detect: float | None = None
     first_ack_by: str | None = None
     capacity: dict | None = None
+    journey: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -174,11 +175,38 @@ target("one_way_audio", "max", "ratio", 0.01, "media calls with audio one way on
 
 @target("srtp_failed", "max", "ratio", 0.01, "media calls whose far end's SRTP packets failed "
         "authentication (a key mismatch: audio came and could not be read)",
-        judged_when="the load's entry points have srtp: offer or require")
+        judged_when="the calls carry SRTP")
 def _srtp_failed(f: Figures) -> Measured:
     if not f.voice or not f.voice["overall"]["srtp_calls"]:
         return Measured(None, "no call with SRTP media", True)
     return Measured(f.voice["overall"]["srtp_failed_share"], _silent(f.voice, "srtp_failed"))
+
+
+# --- the caller's journey (metrics/journey.py) ---------------------------------------------
+
+def _journey(key: str, pick=lambda o, key: o[key]):
+    def measure(f: Figures) -> Measured:
+        o = (f.journey or {}).get("overall") or {}
+        if not o.get("calls"):
+            return Measured(None, "no call with a journey", True)
+        return Measured(pick(o, key), f"{o['answered']} answered by an agent, {o['abandoned']} "
+                        f"abandoned, of {o['calls']} calls with a journey")
+    return measure
+
+
+target("agent_answer_rate", "min", "ratio", 0.90, "calls with a journey an agent answered (the "
+       "connection rate: the IVR's 200 is not an answer)", judged_when="the calls have a journey")(
+    _journey("agent_answer_rate"))
+target("asa", "max", "s", None, "average speed of answer: the mean wait of the calls an agent "
+       "answered")(_journey("asa"))
+target("abandonment", "max", "ratio", None, "callers who gave up waiting (after "
+       "metrics.short_abandon) over those and the calls an agent answered")(_journey("abandonment"))
+target("service_level", "min", "ratio", None, "calls an agent answered within "
+       "metrics.service_time over answered and abandoned")(_journey("service_level"))
+target("wait_p90", "max", "s", None, "the 90th percentile wait of the calls an agent answered")(
+    _journey("p90", lambda o, key: o["wait"][key]))
+target("ivr_failure", "max", "ratio", None, "calls with a journey whose IVR prompt never came")(
+    _journey("ivr_failure"))
 
 
 # --- RFC 6076 and E.411 (metrics/sessions.py) ----------------------------------------------
@@ -360,6 +388,23 @@ def judge(name: str, measured: float | None, threshold: float, detail: str = "",
     else:
         passed = measured <= threshold
     return Verdict(name, measured, float(threshold), t.direction, t.unit, passed, detail)
+
+
+# targets whose default holds only where the run's own calls show it applies (README's
+# table says where): judged then unless the scenario set them (null switches one off)
+JUDGED_WHERE: dict[str, Callable[[list], bool]] = {
+    "srtp_failed": lambda records: any(r.srtp for r in records),
+    "agent_answer_rate": lambda records: any(r.journey for r in records),
+}
+
+
+def where_judged(sla: dict, given: set[str], records: list) -> dict:
+    """`sla` with the defaults of JUDGED_WHERE's targets where the calls show they apply."""
+    out = dict(sla)
+    for name, applies in JUDGED_WHERE.items():
+        if name not in given and out.get(name) is None and applies(records):
+            out[name] = TARGETS[name].default
+    return out
 
 
 def verdicts(sla: dict, figures: Figures) -> list[Verdict]:

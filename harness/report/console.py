@@ -30,8 +30,26 @@ def print_verdicts(summary: dict, console: Console) -> None:
     for name, c in _voice_groups(summary.get("voice") or {}):
         if c["calls"]:
             console.print(_voice_line(name, c), highlight=False)
+    journey = (summary.get("journey") or {}).get("overall")
+    if journey and journey["calls"]:
+        console.print(journey_line(journey), highlight=False)
     for line in summary.get("findings", []):
         console.print("finding: " + plain(line), highlight=False)
+
+
+def journey_line(j: dict) -> str:
+    """The caller's journey in one line: who reached an agent, how fast, who gave up."""
+    def pct(v):
+        return "n/a" if v is None else f"{v * 100:.1f}%"
+
+    def sec(v):
+        return "n/a" if v is None else f"{v:.1f} s"
+    return (f"journey: {j['answered']} of {j['calls']} calls reached an agent "
+            f"({pct(j['agent_answer_rate'])}), ASA {sec(j['asa'])}, wait p90 "
+            f"{sec(j['wait']['p90'])}, {j['abandoned']} abandoned ({pct(j['abandonment'])}, "
+            f"{j['short_abandons']} short abandons left out), service level "
+            f"{pct(j['service_level'])} within {j['service_time']:g} s, IVR failures "
+            f"{pct(j['ivr_failure'])}")
 
 
 def _probe_line(d: dict) -> str:

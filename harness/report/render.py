@@ -14,6 +14,7 @@ from harness.metrics.evaluate import evaluate
 from harness.metrics.failover import RecoveryRule
 from harness.metrics.generator import generator_problems, rtp_late_limit
 from harness.metrics.records import CallRecord, FaultWindow, read_run
+from harness.metrics.sla import where_judged
 from harness.ops.exit import EXIT_ABORTED, EXIT_INCONCLUSIVE, EXIT_MISSED, EXIT_PASS
 from harness.ops.secrets import redact
 from harness.report.calls_csv import write_calls_csv
@@ -74,6 +75,8 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
     gameday = read_gameday(run_dir)
     if gameday:
         sla.update({k: v for k, v in gameday.get("sla", {}).items() if v is not None})
+    sla = where_judged(sla, set(sc.sla.model_fields_set) | set((gameday or {}).get("sla", {})),
+                       records)
     steps = [{k: ev[k] for k in ("rate", "started", "ended")} for ev in events
              if ev["event"] == "capacity_step"]
     figures = evaluate(records, windows, sla, max_gap=sc.metrics.media_gap,
@@ -84,7 +87,8 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
                        acks=[{"ts": ev["ts"], "by": ev.get("by"), "note": ev.get("note", "")}
                              for ev in events if ev["event"] == "ack"],
                        capacity_steps=steps if sc.load.capacity_search else None,
-                       probes=probe_events(events))
+                       probes=probe_events(events), service_time=sc.metrics.service_time,
+                       short_abandon=sc.metrics.short_abandon)
     health = next((ev for ev in reversed(events) if ev["event"] == "generator_health"), None)
     given = set(sc.sla.model_fields_set) | set((gameday or {}).get("sla", {}))
     inconclusive = generator_problems(health, first.get("workers_lost"),

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ValidationError
 
 from harness.faults.base import FaultError, Injector, load_families, lookup
 from harness.load.engines import EngineKind, all_engines, engine_named
-from harness.metrics.sla import TARGETS
 from harness.ops.plugins import PluginError
 from harness.runner.targets import Target, target_named
 from harness.scenario.inventory import InventoryEntry, TargetInventory, handles
@@ -185,19 +184,20 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
                             f"(known: {', '.join(sorted(carriers))})")
     problems += _engine_abilities(engine, inv.carriers(scenario.load.carriers),
                                   f"{path}:{line_of(lines, ('load', 'engine'))}")
+    if scenario.load.journey is not None and not engine.journey:
+        able = ", ".join(n for n, k in all_engines().items() if k.journey)
+        problems.append(f"{path}:{line_of(lines, ('load', 'journey'))}: load.engine: "
+                        f"{engine.name} cannot run a caller's journey (hint: use engine: {able})")
+    if scenario.load.journey is not None:
+        blind = [e.name for e in inv.carriers(scenario.load.carriers) if not e.agent_marker]
+        if blind:
+            problems.append(f"{path}:{line_of(lines, ('load', 'journey'))}: load.journey waits "
+                            f"for an agent's marker, and entry point(s) {', '.join(blind)} of "
+                            f"'{inv.name}' declare none (hint: set agent_marker: the key the "
+                            "contact centre's test agents answer with, in the inventory)")
     if problems:
         raise InputError(problems)
-    _srtp_judged(scenario, inv)
     return Drill(path, scenario, inv, planned, target, options, shift_notes(scenario, path, lines))
-
-
-def _srtp_judged(scenario: Scenario, inv: TargetInventory) -> None:
-    """`srtp_failed` is judged where the load's entry points speak SRTP (a drill without
-    SRTP has nothing for it to judge and no line for it): its catalogue default there,
-    unless the scenario set it (null switches it off)."""
-    if "srtp_failed" not in scenario.sla.model_fields_set and scenario.load.rtp_share > 0 \
-            and any(e.srtp != "off" for e in inv.carriers(scenario.load.carriers)):
-        scenario.sla.srtp_failed = TARGETS["srtp_failed"].default
 
 
 # what an entry point may need of the engine that loads it: (ability, needs it, what the

@@ -216,6 +216,13 @@ class EntryPoint(Strict):
         description="further addresses of this path (another site's SBC or VIP), tried in order, "
                     "as a carrier's trunk fails over (RFC 3263 §4.3): when the address before "
                     "gives no response within failover_timer, cannot be reached, or answers 503")
+    prompt_marker: str | None = Field(None, pattern=r"^[0-9*#A-D]$",
+                                      description="the RFC 4733 key this contact centre's IVR "
+                                      "sends as its prompt (a journey's prompt step); none: any "
+                                      "audio is the prompt")
+    agent_marker: str | None = Field(None, pattern=r"^[0-9*#A-D]$",
+                                     description="the RFC 4733 key its test agents answer with "
+                                     "(what a journey waits for)")
     media_check: bool = Field(True, description="the steady-state test call through this entry "
                               "point expects RTP back (any: echo, prompt, tone); false for a far "
                               "end that plays nothing until a person answers")

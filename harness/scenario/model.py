@@ -4,6 +4,7 @@ Every field is documented in README.md ("Scenario format"); keep both in step.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from typing import Annotated, Any, Literal
@@ -94,6 +95,69 @@ class CapacitySearch(Strict):
         return [round(self.start + i * self.step, 6) for i in range(n + 1)]
 
 
+class Distribution(Strict):
+    """A random time: exactly one of `fixed`, `exponential` (its mean), `lognormal` (median and
+    sigma of the log), or `table` (an empirical one: [seconds, share of callers by then]
+    rows, shares rising to 1; a time is drawn between the rows, linearly)."""
+
+    fixed: Duration | None = None
+    exponential: Duration | None = Field(None, gt=0)
+    lognormal: dict[str, float] | None = None
+    table: list[tuple[Duration, Ratio]] | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        given = [k for k in ("fixed", "exponential", "lognormal", "table")
+                 if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of fixed, exponential, lognormal, table")
+        if self.lognormal is not None and set(self.lognormal) != {"median", "sigma"}:
+            raise ValueError("lognormal: give median (seconds) and sigma")
+        if self.table is not None:
+            shares = [p for _, p in self.table]
+            if not self.table or shares != sorted(shares) or shares[-1] != 1.0:
+                raise ValueError("table: rows of [seconds, share] with shares rising to 100%")
+        return self
+
+    def sampler(self):
+        """A function of a random.Random giving one draw, in seconds."""
+        if self.fixed is not None:
+            return lambda rng, v=self.fixed: v
+        if self.exponential is not None:
+            return lambda rng, m=self.exponential: rng.expovariate(1 / m)
+        if self.lognormal is not None:
+            mu, sigma = math.log(self.lognormal["median"]), self.lognormal["sigma"]
+            return lambda rng: rng.lognormvariate(mu, sigma)
+        times, shares = [0.0] + [t for t, _ in self.table], [0.0] + [p for _, p in self.table]
+
+        def draw(rng):
+            u = rng.random()
+            i = max(1, bisect.bisect_left(shares, u))
+            lo, hi = shares[i - 1], shares[i]
+            return times[i - 1] + (times[i] - times[i - 1]) * ((u - lo) / (hi - lo) if hi > lo else 1)
+        return draw
+
+
+def _distribution(v: Any) -> Any:
+    """A bare duration is a fixed time; `inf`, `never` or null for patience: endless."""
+    if isinstance(v, (int, float, str)) and not isinstance(v, bool):
+        return {"fixed": v}
+    return v
+
+
+class JourneySpec(Strict):
+    """The caller's journey past the 200 (README "The caller's journey"): for `share` of the
+    calls, wait for the IVR's prompt, press `keys`, wait for an agent as long as the caller's
+    patience lasts, talk. The markers come from the inventory's entry points."""
+
+    share: Ratio = 1.0
+    prompt_within: Duration = Field(5.0, gt=0)
+    keys: str = Field("", pattern=r"^[0-9*#A-D]*$", max_length=32)
+    patience: Annotated[Distribution, BeforeValidator(_distribution)] | None = None
+    talk: Annotated[Distribution, BeforeValidator(_distribution)] = Distribution(fixed=30.0)
+    longest: Duration = Field(3600.0, gt=0, le=24 * 3600)
+
+
 class LoadSpec(Strict):
     """SIP call load through the target's entry points: a base rate and optional changes.
 
@@ -114,6 +178,10 @@ class LoadSpec(Strict):
     # a registered load engine (load/engines.py); the plan checks the name and what the
     # engine can do (an engine without media places no RTP: rtp_share 0 unless set)
     engine: str = Field("locust", max_length=64)
+    # arrivals evenly spaced at the rate, or a Poisson process (exponential gaps, the
+    # arrivals queueing theory assumes)
+    arrivals: Literal["even", "poisson"] = "even"
+    journey: JourneySpec | None = None
 
     @model_validator(mode="after")
     def _search_owns_the_rate(self):
@@ -180,6 +248,9 @@ class MetricOptions(Strict):
     recovery_tolerance: Ratio = 0.10
     media_gap: Duration = 1.0
     alarm_window: Duration = 10.0
+    # the caller's journey (metrics/journey.py): "X within T" and the shortest abandon counted
+    service_time: Duration = Field(20.0, gt=0)
+    short_abandon: Duration = Field(5.0, ge=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -51,3 +51,12 @@ def test_nothing_to_judge_and_intervals():
     spread = [call(i, wait=5) for i in (0, 10, 899, 900, 1800)]
     rows = per_interval(spread, start=100.0)
     assert [(r["from"], r["calls"]) for r in rows] == [(100.0, 3), (1000.0, 1), (1900.0, 1)]
+
+
+def test_the_connection_rate_is_judged_where_calls_have_a_journey():
+    from harness.metrics.sla import where_judged
+    journeys, plain = [call(0, wait=1)], [CallRecord(call_id="p")]
+    assert where_judged({"agent_answer_rate": None}, set(), journeys)["agent_answer_rate"] == 0.9
+    assert where_judged({"agent_answer_rate": None}, set(), plain)["agent_answer_rate"] is None
+    kept = where_judged({"agent_answer_rate": None}, {"agent_answer_rate"}, journeys)
+    assert kept["agent_answer_rate"] is None  # the scenario switched it off

@@ -222,3 +222,15 @@ def test_an_srtp_key_mismatch_is_named_not_dead_air_nor_loss():
                      alarm_window=10, run_start=100, run_end=150, steady_state_after=True)
     (only,) = [x for x in plain["verdicts"] if x["target"] == "srtp_failed"]
     assert only["passed"] and only["measured"] is None and "no call with SRTP" in only["detail"]
+
+
+def test_srtp_failed_is_judged_where_the_calls_carry_srtp():
+    """Its default (1 %) where the run's calls were SRTP; no line for it elsewhere; a
+    scenario's own value or null kept (the report decides from the calls, so `drill report`
+    on a run folder decides the same)."""
+    from harness.metrics.sla import where_judged
+    srtp, plain = [_call(srtp=True)], [_call()]
+    assert where_judged({"srtp_failed": None}, set(), srtp)["srtp_failed"] == 0.01
+    assert where_judged({"srtp_failed": None}, set(), plain)["srtp_failed"] is None
+    assert where_judged({"srtp_failed": None}, {"srtp_failed"}, srtp)["srtp_failed"] is None
+    assert where_judged({"srtp_failed": 0.05}, {"srtp_failed"}, srtp)["srtp_failed"] == 0.05

@@ -304,17 +304,3 @@ def test_engines_are_asked_for_tls_srtp_and_digest(tmp_path):
     assert any("sipp cannot offer SRTP" in m and "carrier-s" in m and "carrier-d" not in m
                for m in msgs), msgs
     assert not any("digest" in m for m in msgs), msgs
-
-
-def test_srtp_failed_is_judged_where_the_load_speaks_srtp(tmp_path):
-    """Its default (1 %) where the load's entry points have SRTP; no line for it elsewhere;
-    a scenario's own value or null kept."""
-    srtp = GOOD.replace("name: t\n", "name: t\nsandbox: {srtp: on}\n")
-    assert load_drill(write(tmp_path, srtp)).scenario.sla.srtp_failed == 0.01
-    assert load_drill(write(tmp_path, GOOD)).scenario.sla.srtp_failed is None
-    mute = srtp.replace("  hold: 4s\n", "  hold: 4s\n  rtp_share: 0%\n")
-    assert load_drill(write(tmp_path, mute)).scenario.sla.srtp_failed is None
-    off = srtp + "sla: {srtp_failed: null}\n"
-    assert load_drill(write(tmp_path, off)).scenario.sla.srtp_failed is None
-    own = srtp + "sla: {srtp_failed: 5%}\n"
-    assert load_drill(write(tmp_path, own)).scenario.sla.srtp_failed == 0.05
