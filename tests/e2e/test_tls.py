@@ -92,6 +92,9 @@ def test_a_node_loss_drill_over_tls_with_digest_and_srtp(isolated, tmp_path):
     assert media and all(c.srtp and c.srtp_auth_failed == 0 for c in media)
     voice = summary["voice"]["overall"]
     assert voice["srtp_calls"] == len(media) and voice["srtp_failed"] == 0
+    # judged by default, as the calls were SRTP: passed, with nothing failed
+    judged = {v["target"]: v for v in summary["verdicts"]}["srtp_failed"]
+    assert judged["passed"] and judged["measured"] == 0
     # the SBC's own count (written when the drill stopped the sandbox): it ended the SRTP of
     # every one of them (and of the steady-state checks' test calls), none failing
     srtp = json.loads((sandbox.SandboxConfig().folder / "sbc.stats.json").read_text())["_srtp"]
