@@ -2,18 +2,15 @@
 agents and give up as their patience runs out; the drill's ASA, abandonment and waits are
 the ACD log's own, call by call."""
 import json
-import subprocess
-import sys
 
 import pytest
+import yaml
 
 from harness.lab import sandbox
 from harness.metrics.journey import wait_of
 from harness.report.calls_csv import read_calls_csv
 from harness.sip.uac import HEALTH_CALL_PREFIX
-from tests.conftest import last_run
-
-DRILL = [sys.executable, "-m", "harness.cli"]
+from tests.conftest import run_scenario
 SCENARIO = """\
 name: journey-overload
 target: sandbox
@@ -31,12 +28,8 @@ sla:
 
 
 def test_a_journey_drill_reads_what_the_acd_logged(isolated, tmp_path):
-    (tmp_path / "s.yaml").write_text(SCENARIO)
-    res = subprocess.run(DRILL + ["run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out")],
-                         capture_output=True, text=True, timeout=240)
+    res, run, summary = run_scenario(tmp_path, yaml.safe_load(SCENARIO))
     assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
-    run = last_run(tmp_path / "out")
-    summary = json.loads((run / "summary.json").read_text())
     calls = [c for c in read_calls_csv(run / "calls.csv") if c.journey]
     acd = [json.loads(line) for line in
            (sandbox.SandboxConfig().folder / "pbx-1.acd.jsonl").read_text().splitlines()]

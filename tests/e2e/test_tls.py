@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import yaml
 
 from harness.lab import sandbox
 from harness.load.entry_calls import call_options, tls_settings
@@ -16,7 +17,7 @@ from harness.report.calls_csv import read_calls_csv
 from harness.sip.tls import certificate_problem
 from harness.sip.transport import TlsSettings
 from harness.sip.uac import place_call
-from tests.conftest import last_run, staging_kill_drill
+from tests.conftest import run_scenario, staging_kill_drill
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 
@@ -65,12 +66,8 @@ sla:
 
 
 def test_a_node_loss_drill_over_tls_with_digest_and_srtp(isolated, tmp_path):
-    (tmp_path / "s.yaml").write_text(SCENARIO)
-    res = subprocess.run(DRILL + ["run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out")],
-                         capture_output=True, text=True, timeout=240)
-    assert res.returncode in (0, 1), res.stdout + res.stderr
-    run = last_run(tmp_path / "out")
-    summary = json.loads((run / "summary.json").read_text())
+    res, run, summary = run_scenario(tmp_path, yaml.safe_load(SCENARIO))
+    assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
     calls = read_calls_csv(run / "calls.csv")
     tls = [c for c in calls if c.carrier == "carrier-tls"]
     # the drill's TLS calls shared one connection (the SBC stayed up): one handshake
