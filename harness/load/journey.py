@@ -43,14 +43,6 @@ def journey_of(spec, entry) -> Journey:
                    longest=spec.longest)
 
 
-def exponential(mean: float) -> Callable[[random.Random], float]:
-    return lambda rng: rng.expovariate(1 / mean)
-
-
-def fixed(seconds: float) -> Callable[[random.Random], float]:
-    return lambda rng: seconds
-
-
 def _heard(held: HeldCall, key: str | None, after: float) -> float | None:
     """When `key` (None: any packet) was first heard on the call at or after `after`."""
     s = held.stream

@@ -141,25 +141,32 @@ class MediaStream:
         if now - self.next_send > RTP_SEND_LATE:
             rec.rtp_send_late += 1  # our own slip, not the hotline's (metrics/generator.py)
         if self.pressing or (self.keys and self.keys[0].at <= self.next_send):
-            self._send_key()
+            self._put(*self._key_packet())
             return
         p = self.packet
         p[1] = (0x80 if rec.rtp_sent == 0 else 0) | rtp.PT_PCMU
         _SEQ_TS.pack_into(p, 2, self.seq & 0xFFFF, self.ts & 0xFFFFFFFF)
         _STAMP.pack_into(p, _STAMP_AT, time.time_ns())
-        data = p if self.srtp is None else self.srtp.protect(bytes(p))
-        try:
-            if data is not None:  # (never None: our sequence numbers only go forward)
-                self.sock.sendto(data, self.remote)
-        except (BlockingIOError, ConnectionRefusedError, PermissionError):
-            pass  # a full buffer, an ICMP error, a local firewall: gone, as on a wire
-        rec.rtp_sent += 1
+        self._put(p if self.srtp is None else bytes(p))
+
+    def _put(self, data: bytes | bytearray, copies: int = 1) -> None:
+        """Send this slot's packet (protected, over SRTP), `copies` times; the next slot."""
+        if self.srtp is not None:
+            data = self.srtp.protect(data)  # (never None: our numbers only go forward)
+        for _ in range(copies):
+            try:
+                if data is not None:
+                    self.sock.sendto(data, self.remote)
+            except (BlockingIOError, ConnectionRefusedError, PermissionError):
+                pass  # a full buffer, an ICMP error, a local firewall: gone, as on a wire
+        self.rec.rtp_sent += 1
         self.seq, self.ts = self.seq + 1, self.ts + rtp.SAMPLES_PER_PACKET
         self.next_send += rtp.PACKET_INTERVAL
 
-    def _send_key(self) -> None:
-        """This slot's packet of a key press: an RFC 4733 event (the answer's payload type),
-        or the tone itself in the audio (in-band, or when the far end takes no events)."""
+    def _key_packet(self) -> tuple[bytes, int]:
+        """This slot's packet of a key press and how many times it goes: an RFC 4733 event
+        (the answer's payload type; the end three times, one number), or the tone itself in
+        the audio (in-band, or when the far end takes no events)."""
         rec = self.rec
         if self.pressing is None:
             key = self.keys.pop(0)
@@ -169,30 +176,19 @@ class MediaStream:
             self.pressing = (key, packets, self.ts)
             rec.dtmf_sent = (rec.dtmf_sent + " " if rec.dtmf_sent else "") + \
                 f"{key.digit}@{self.next_send - (rec.answered_at or self.start):.3f}"
-        key, packets, start_ts = self.pressing
-        item = packets.pop(0)
-        copies = 1
+        _, packets, start_ts = self.pressing
+        item, copies = packets.pop(0), 1
         if isinstance(item, bytes):  # a tone's 20 ms of µ-law audio
             data = rtp.build_packet(self.seq, self.ts, self._ssrc(), item)
         else:
             marker, event = item
             data = rtp.build_packet(self.seq, start_ts, self._ssrc(), dtmf.event_payload(event),
                                     marker, self.events_pt)
-            if event.end:  # RFC 4733 §2.5.1.4: the end three times, one packet number
+            if event.end:
                 copies, packets[:] = 1 + len(packets), []
-        if self.srtp is not None:
-            data = self.srtp.protect(data)
-        for _ in range(copies):
-            try:
-                if data is not None:
-                    self.sock.sendto(data, self.remote)
-            except (BlockingIOError, ConnectionRefusedError, PermissionError):
-                pass
         if not packets:
             self.pressing = None
-        rec.rtp_sent += 1
-        self.seq, self.ts = self.seq + 1, self.ts + rtp.SAMPLES_PER_PACKET
-        self.next_send += rtp.PACKET_INTERVAL
+        return data, copies
 
     def _ssrc(self) -> int:
         return int.from_bytes(self.packet[8:12], "big")

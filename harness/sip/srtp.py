@@ -20,7 +20,6 @@ SUITES = {  # the RFC 4568 names this harness offers and accepts, first preferre
     "AES_CM_128_HMAC_SHA1_32": Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
 }
 KEY_SALT = 30  # bytes: a 128-bit master key and a 112-bit master salt
-MODES = ("off", "offer", "require")  # an entry point's `srtp:`
 
 
 @dataclass(frozen=True)

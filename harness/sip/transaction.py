@@ -64,12 +64,15 @@ class ClientTransaction:
             return resp
 
     def ack_for(self, final: SipMessage) -> SipMessage:
-        """The ACK of a non-2xx final response to our INVITE: the INVITE's Request-URI, top
-        Via (same branch), From, Call-ID, CSeq number and Route, with the response's To."""
-        invite = self.request
-        ack = SipMessage(method="ACK", uri=invite.uri)
-        ack.headers = [("Via", invite.top_via), ("Max-Forwards", "70"),
-                       ("From", invite.get("from", "")), ("To", final.get("to") or invite.get("to", "")),
-                       ("Call-ID", invite.call_id), ("CSeq", f"{invite.cseq[0]} ACK"),
-                       *(("Route", r) for r in invite.get_all("route"))]
-        return ack
+        return ack_for(self.request, final)
+
+
+def ack_for(invite: SipMessage, final: SipMessage) -> SipMessage:
+    """The ACK of a non-2xx final response to `invite`: its Request-URI, top Via (same
+    branch), From, Call-ID, CSeq number and Route, with the response's To."""
+    ack = SipMessage(method="ACK", uri=invite.uri)
+    ack.headers = [("Via", invite.top_via), ("Max-Forwards", "70"),
+                   ("From", invite.get("from", "")), ("To", final.get("to") or invite.get("to", "")),
+                   ("Call-ID", invite.call_id), ("CSeq", f"{invite.cseq[0]} ACK"),
+                   *(("Route", r) for r in invite.get_all("route"))]
+    return ack

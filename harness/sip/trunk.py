@@ -36,7 +36,7 @@ class Connection:
     """One open TLS connection and its reader."""
 
     def __init__(self, tls: TlsTransport):
-        self.tls, self.sock = tls, tls.sock
+        self.sock = tls.sock
         self.handshake = tls.handshake
         self.ip, self.port = tls.ip, tls.port
         self.io = threading.Lock()

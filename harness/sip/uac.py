@@ -26,7 +26,7 @@ from harness.sip.media_pump import MediaStream, stream_rtp
 from harness.sip.message import SipMessage, local_ip_for, token
 from harness.sip.sdp import EVENTS_FMTP, PCMU, TELEPHONE_EVENT, Audio, event_payload_type, \
     media_address
-from harness.sip.transaction import ClientTransaction
+from harness.sip.transaction import ack_for
 from harness.sip.transport import TlsSettings, open_transport
 from harness.sip.trunk import trunk
 HEALTH_CALL_PREFIX = "hd-health-"  # Call-IDs of the steady-state check's test calls
@@ -266,8 +266,7 @@ def _give_up(dialog: Dialog, invite: SipMessage, opts: CallOptions) -> None:
             if msg.is_request or msg.cseq != invite.cseq or msg.status < 200:
                 continue
             if msg.status >= 300:  # 487 Request Terminated: ACKed, the call never was
-                dialog.send(ClientTransaction(dialog.transport, invite, dialog.next_hop())
-                            .ack_for(msg))
+                dialog.send(ack_for(invite, msg))
                 return
             dialog.confirm(msg)
             dialog.ack_2xx(invite)

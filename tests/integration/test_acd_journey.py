@@ -7,11 +7,13 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
-from harness.load.journey import Journey, fixed, run_journey
+from harness.load.journey import Journey, run_journey
 from harness.metrics.journey import journey_figures, wait_of
+from harness.scenario.model import Distribution
 from harness.sip.probe import options_ping
 from harness.sip.uac import CallOptions, start_call
 from tests.conftest import free_udp_port, wait_for
@@ -46,8 +48,9 @@ def test_waits_and_abandons_match_the_acd_log_call_by_call(acd):
     records: list = []
     threads = []
     for i in range(CALLS):  # every second caller gives up after 1 s in the queue
-        journey = Journey(keys="1", talk=fixed(TALK), longest=30.0,
-                          patience=fixed(PATIENCE) if i % 2 else fixed(float("inf")))
+        journey = Journey(keys="1", talk=Distribution(fixed=TALK).sampler(), longest=30.0)
+        if i % 2:  # (the others' patience is endless, the journey's default)
+            journey = replace(journey, patience=Distribution(fixed=PATIENCE).sampler())
         t = threading.Thread(target=_journey_call, args=(port, journey, records, i))
         threads.append(t)
         t.start()
