@@ -91,8 +91,23 @@ class Injector:
 
     @classmethod
     def undo(cls, recipe: dict[str, Any]) -> str:
-        """Roll back from a recipe alone; idempotent. Returns what it did."""
+        """Roll back from a recipe alone; idempotent. Returns what it did (an `Undone`
+        where the target keeps its own record of when the fault ended)."""
         raise NotImplementedError
+
+
+class Undone(str):
+    """What `undo` did, with when the fault ended by the target's own record (`at`). The
+    window then closes at that moment, not when a busy harness got round to noticing that
+    undo returned: under load that notice can come 100 ms late, and a window of 1.1 s for
+    a blackout of 1 s is the harness misreporting its own fault."""
+
+    at: float | None
+
+    def __new__(cls, note: str, at: float | None = None) -> "Undone":
+        self = super().__new__(cls, note)
+        self.at = at
+        return self
 
 
 def register(cls: type[Injector]) -> type[Injector]:

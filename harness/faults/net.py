@@ -25,7 +25,7 @@ import subprocess
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.faults.base import FaultError, Injector, register
+from harness.faults.base import FaultError, Injector, Undone, register
 from harness.ops import OpsError
 from harness.ops.docker_api import container_pid, matching
 
@@ -58,17 +58,24 @@ def in_netns(netns: str | None, argv: list[str], check: bool = True) -> subproce
     return res
 
 
-def restore(netns: str | None, rules: list[list[str]]) -> None:
+def restore(netns: str | None, rules: list[list[str]]) -> float | None:
     """Apply rule changes (`-I ...`, `-D ...`) to the filter table in one atomic
-    `iptables-restore --noflush` transaction."""
+    `iptables-restore --noflush` transaction; return when it committed, as the child
+    itself read the clock right after (a harness busy with load can notice the exit
+    100 ms late)."""
     text = "*filter\n" + "".join(shlex.join(r) + "\n" for r in rules) + "COMMIT\n"
-    cmd = netns_prefix(netns) + ["iptables-restore", "--noflush"]
+    cmd = netns_prefix(netns) + ["sh", "-c", "iptables-restore --noflush && date +%s.%N"]
     try:
         res = subprocess.run(cmd, input=text, capture_output=True, text=True, timeout=10)
     except FileNotFoundError as exc:
         raise FaultError(f"{cmd[0]} is not installed (apt-get install iptables iproute2)") from exc
     if res.returncode != 0:
-        raise FaultError(f"{' '.join(cmd)} failed: {res.stderr.strip() or res.stdout.strip()}")
+        raise FaultError(f"iptables-restore --noflush{' in ' + netns if netns else ''} failed: "
+                         f"{res.stderr.strip() or res.stdout.strip() or 'exit ' + str(res.returncode)}")
+    try:
+        return float(res.stdout.split()[-1])
+    except (IndexError, ValueError):
+        return None
 
 
 def tagged_rules(netns: str | None, tag: str) -> list[tuple[str, str]]:
@@ -161,43 +168,70 @@ class _NetFault(Injector):
     def verify(self) -> bool:
         return all(tagged_rules(ns, self.tag) for ns in self.namespaces)
 
-    def _drop(self, extra: list[str]) -> None:
-        # one iptables-restore per namespace: both directions cut in the same instant; the
-        # namespaces (a site's containers) at once, as one cable cut
-        rules = [r[1:] for r in _rules(self.params, extra, self.tag)]
-        _each(self.namespaces, lambda ns: restore(ns, rules))
-
     def recipe(self) -> dict:
         return {"netns": self.namespaces[0], "namespaces": self.namespaces, "tag": self.tag,
                 "target": self.target.name}
 
+
+class _DropFault(_NetFault):
+    """Tagged iptables DROP rules, both directions, in each namespace."""
+
+    def extra(self) -> list[str]:
+        """Match arguments beyond protocol, port and peer (net.loss: its random share)."""
+        return []
+
+    def inject(self) -> None:
+        # one iptables-restore per namespace: both directions cut in the same instant; the
+        # namespaces (a site's containers) at once, as one cable cut
+        rules = [["-I"] + r for r in _rules(self.params, self.extra(), self.tag)]
+        self._committed = _each(self.namespaces, lambda ns: restore(ns, rules))
+
+    def took_effect_at(self) -> float | None:
+        return _latest(getattr(self, "_committed", []))
+
+    def recipe(self) -> dict:
+        # the rules themselves, so rollback is one iptables-restore like the inject: a listing
+        # first would lengthen the fault's window by its own time (100 ms and more on a busy host)
+        return {**super().recipe(), "rules": _rules(self.params, self.extra(), self.tag)}
+
     @classmethod
-    def undo(cls, recipe: dict) -> str:
+    def undo(cls, recipe: dict) -> Undone:
         counts: dict[str | None, int] = {}
 
-        def remove(ns: str | None) -> None:
+        def remove(ns: str | None) -> float | None:
+            if recipe.get("rules"):  # the usual case: the rules as injected, deleted at once
+                try:
+                    at = restore(ns, [["-D"] + r for r in recipe["rules"]])
+                    counts[ns] = len(recipe["rules"])
+                    return at
+                except FaultError:  # some already gone (a half inject, a recover): by the tag
+                    pass
             rules = [["-D"] + shlex.split(rule)[1:] for _, rule in tagged_rules(ns, recipe["tag"])]
-            if rules:
-                restore(ns, rules)  # all at once: the fault ends in one instant
             counts[ns] = len(rules)
-        _each(recipe.get("namespaces") or [recipe["netns"]], remove)
-        return f"{recipe['target']}: {sum(counts.values())} tagged iptables rule(s) removed" + \
-            (f" in {len(counts)} namespaces" if len(counts) > 1 else "")
+            return restore(ns, rules) if rules else None  # all at once: one instant
+        lifted = _each(recipe.get("namespaces") or [recipe["netns"]], remove)
+        return Undone(f"{recipe['target']}: {sum(counts.values())} tagged iptables rule(s) removed"
+                      + (f" in {len(counts)} namespaces" if len(counts) > 1 else ""), _latest(lifted))
 
 
-def _each(namespaces: list[str | None], act) -> None:
+def _each(namespaces: list[str | None], act) -> list:
     """`act` in every namespace at once (threads: each is an exec of its own); every one is
     tried, then the first error raised, so one dead container never leaves the rest as they
-    were."""
+    were. Returns what each returned."""
     if len(namespaces) == 1:
-        act(namespaces[0])
-        return
+        return [act(namespaces[0])]
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(len(namespaces)) as pool:
         futures = [pool.submit(act, ns) for ns in namespaces]
     errors = [e for e in (f.exception() for f in futures) if e]
     if errors:
         raise errors[0]
+    return [f.result() for f in futures]
+
+
+def _latest(times: list[float | None]) -> float | None:
+    """When the change held in every namespace (a site is cut once all its links are)."""
+    return None if not times or None in times else max(times)
 
 
 def _match_args(m: Match) -> list[str]:
@@ -206,10 +240,11 @@ def _match_args(m: Match) -> list[str]:
 
 
 def _rules(m: Match, extra: list[str], tag: str) -> list[list[str]]:
-    """INPUT and OUTPUT rules (both directions) for a match."""
+    """INPUT and OUTPUT rules (both directions) for a match: chain and rule spec, to follow
+    `-I` or `-D`."""
     rules = []
     for chain, port_opt, peer_opt in (("INPUT", "--dport", "-s"), ("OUTPUT", "--sport", "-d")):
-        r = ["iptables", "-I", chain] + _match_args(m)
+        r = [chain] + _match_args(m)
         if m.port and m.protocol != "all":
             r += [port_opt, str(m.port)]
         if m.peer:
@@ -219,7 +254,7 @@ def _rules(m: Match, extra: list[str], tag: str) -> list[list[str]]:
 
 
 @register
-class NetCut(_NetFault):
+class NetCut(_DropFault):
     """Drop every matching packet in both directions: the link is cut."""
 
     type = "net.cut"
@@ -231,12 +266,10 @@ class NetCut(_NetFault):
         return f"iptables DROP of {what} in {self.where} of {self.target.name}; " \
                "rollback: delete the tagged rules"
 
-    def inject(self) -> None:
-        self._drop([])
 
 
 @register
-class NetLoss(_NetFault):
+class NetLoss(_DropFault):
     """Drop a random share of matching packets (iptables statistic)."""
 
     type = "net.loss"
@@ -246,9 +279,9 @@ class NetLoss(_NetFault):
         return f"iptables random drop of {self.params.ratio:.0%} of {self.params.protocol} in " \
                f"{self.where} of {self.target.name}; rollback: delete the tagged rules"
 
-    def inject(self) -> None:
+    def extra(self) -> list[str]:
         # per direction p gives a one-way loss of p (INPUT and OUTPUT see different packets)
-        self._drop(["-m", "statistic", "--mode", "random", "--probability", f"{self.params.ratio:.6f}"])
+        return ["-m", "statistic", "--mode", "random", "--probability", f"{self.params.ratio:.6f}"]
 
 
 @register

@@ -118,6 +118,9 @@ class DrillRun:
             self.bus.publish("fault_rollback_failed", fault_id=fault_id, error=str(exc))
             raise
         gone = time.time()  # ... and closes when undo() has done its work
+        lifted = getattr(note, "at", None)  # or when the target says it did, within the call
+        if lifted is not None:
+            gone = min(max(lifted, started), gone)
         self.journal.closed(self.run_id, fault_id, note)
         self.bus.publish("fault_rolled_back", ts=gone, fault_id=fault_id, note=note,
                          undo_started=started, took=gone - started)

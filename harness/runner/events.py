@@ -36,9 +36,11 @@ CATALOGUE: dict[str, Event] = {
                                "an optional listener (the live view) raised and was dropped"),
     "call": Event(("call",), "one call attempt ended: a CallRecord (a dict once in the log)"),
     "fault_injected": Event(("fault_id", "type", "target", "nodes", "verified", "inject_took",
-                             "description"), "inject() done: the fault window opens"),
+                             "description"), "the fault holds: the window opens (ts: the target's own record "
+                             "where it keeps one, else when inject() returned)"),
     "fault_rolled_back": Event(("fault_id", "note", "undo_started", "took"),
-                               "undo() done: the fault window closes"),
+                               "the fault is lifted: the window closes (ts: the target's own "
+                               "record where it keeps one, else when undo() returned)"),
     "fault_rollback_failed": Event(("fault_id", "error"), "left open in the journal"),
     "rollback_errors": Event(("errors",), "rollbacks that failed at the end of a run"),
     "generator_health": Event(("offered", "placed", "late", "skipped", "unplaced",

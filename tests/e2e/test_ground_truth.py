@@ -6,8 +6,9 @@ the figure the harness reports against it, not just the verdict:
 
 - blackouts of 1, 2, 5 and 10 s of the only PBX node (iptables DROP of its SIP
   traffic) and of the only carrier path in use (udp.blackhole), at 20 and 100
-  calls/s: outage within max(0.1 s, 2/CPS) of the length; recovery not before
-  the blackout ended;
+  calls/s: outage within max(0.1 s, 2/CPS) of the blackout as it happened (the
+  window between iptables' own commits, itself within 0.25 s of the length
+  asked); recovery not before the blackout ended;
 - an SBC that never marks a dead node down: traffic never shifts, the default
   SLA fails (exit 1) and the review says so;
 - a half outage (hash dispatch, half the new calls fail for D s): recovery
@@ -23,6 +24,7 @@ BLACKOUTS = (1, 2, 5, 10)  # seconds
 # it (timer A: 0.5, 1, 2, 4 s apart) still arrive up to 4 s later, and at 100 calls/s the
 # sandbox takes a moment to work through them; 6 s leaves a full 2 s recovery window after
 GAP = 6.0
+COMMIT_SLACK = 0.25  # s: a fault's window (iptables' own commit times) against the length asked
 
 
 def blackout_scenario(kind: str, cps: int, pbx_ip: str) -> dict:
@@ -71,8 +73,10 @@ def test_blackouts_of_known_length(isolated, tmp_path, kind, cps):
         outage = f["outage"]["length"]
         report.append(f"{length}s: window {window:.3f} outage {outage:.3f} "
                       f"recovery {f['failover_time']}")
-        assert abs(window - length) <= tolerance, report  # the harness injected what was asked
-        assert abs(outage - length) <= tolerance, report
+        # the harness injected what was asked, to the commit latency of iptables on a busy
+        # two-core host (its own commit stamps have shown up to 0.12 s; the scheduler is on time)
+        assert abs(window - length) <= COMMIT_SLACK, report
+        assert abs(outage - window) <= tolerance, report  # the figure against the cause as it was
         assert f["outage"]["over"] and f["recovered"], report
         assert f["failover_time"] >= window - 0.01, report  # not back before the blackout ended
         assert f["shift"]["never"], report  # the only node: nowhere to shift to

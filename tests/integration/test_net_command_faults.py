@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -44,13 +45,27 @@ def test_cut_drops_everything_and_rollback_removes_only_its_rules(netns):
     in_netns(netns, ["iptables", "-A", "INPUT", "-p", "icmp", "-j", "ACCEPT"])  # not ours
     inj = build("net.cut", netns, protocol="udp", port=5099)
     recipe = inj.recipe()
+    before = time.time()
     inj.inject()
     assert inj.verify() and len(tagged_rules(netns, recipe["tag"])) == 2
+    assert before <= inj.took_effect_at() <= time.time()  # iptables-restore's own commit time
     assert probe(netns, 50)["received"] == 0
-    assert "2 tagged" in type(inj).undo(recipe)
+    before = time.time()
+    undone = type(inj).undo(recipe)
+    assert "2 tagged" in undone and before <= undone.at <= time.time()
     assert probe(netns, 50)["received"] == 50
     assert "-p icmp" in in_netns(netns, ["iptables", "-S"]).stdout  # the other rule stays
     assert "0 tagged" in type(inj).undo(recipe)  # twice is harmless
+
+
+def test_rollback_of_a_half_removed_cut_finds_the_rest_by_its_tag(netns):
+    inj = build("net.cut", netns, protocol="udp", port=5099)
+    recipe = inj.recipe()
+    inj.inject()
+    in_netns(netns, ["iptables", "-D"] + recipe["rules"][0])  # one rule gone by other hands
+    assert probe(netns, 20)["received"] == 0  # the other direction still cut
+    assert "1 tagged" in type(inj).undo(recipe)
+    assert probe(netns, 50)["received"] == 50 and not tagged_rules(netns, recipe["tag"])
 
 
 def test_loss_ratio_measured_from_outside(netns):
@@ -60,8 +75,8 @@ def test_loss_ratio_measured_from_outside(netns):
     got = probe(netns, 2000)["received"] / 2000
     # the request meets the INPUT rule and the reply the OUTPUT rule: 0.7 * 0.7 survive
     assert got == pytest.approx(0.49, abs=0.05)
-    type(inj).undo(recipe)
-    assert probe(netns, 200)["received"] == 200
+    assert "2 tagged" in type(inj).undo(recipe)  # the rules as written, random share and all
+    assert probe(netns, 200)["received"] == 200 and not tagged_rules(netns, recipe["tag"])
 
 
 def test_rate_cap_with_tbf(netns):
