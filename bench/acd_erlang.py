@@ -14,9 +14,7 @@ consecutive callers' waits are not independent.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,14 +25,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.metrics.erlang import erlang_a_queue, erlang_c_queue  # noqa: E402
-
-
-def batch_interval(values: list[float], batches: int = 10) -> tuple[float, float]:
-    """(mean, half-width of its 95 % interval) by batch means."""
-    size = len(values) // batches
-    means = [statistics.fmean(values[i * size:(i + 1) * size]) for i in range(batches)]
-    return statistics.fmean(values), 2.262 * statistics.stdev(means) / batches ** 0.5  # t(9)
+from harness.lab.acd import queue_sample  # noqa: E402
+from harness.metrics.erlang import batch_interval, erlang_a_queue, erlang_c_queue  # noqa: E402
 
 
 def main() -> None:
@@ -66,18 +58,10 @@ def main() -> None:
                          timeout=a.seconds + 600, cwd=ROOT)
     if res.returncode not in (0, 1):
         sys.exit(f"the drill did not finish (exit {res.returncode}):\n{res.stdout[-2000:]}")
-    log = [json.loads(x) for x in (work / "state" / "sandbox-127.89.1" / "pbx-1.acd.jsonl")
-           .read_text().splitlines()]
-    log = [e for e in log if not e["call_id"].startswith("hd-health-")]
-    queued = sorted((e for e in log if e["event"] == "queued"), key=lambda e: e["t"])
-    outcome = {e["call_id"]: e for e in log if e["event"] in ("answered", "abandoned")}
-    talks = [e["talk"] for e in log if e["event"] == "ended"]
-    callers = [outcome[q["call_id"]] for q in queued if q["call_id"] in outcome]
-    span = queued[-1]["t"] - queued[0]["t"]
-    rate, handle = (len(queued) - 1) / span, statistics.fmean(talks)
-    waited = [1.0 if c["wait"] > 0 else 0.0 for c in callers]
-    waits = [c["wait"] for c in callers]
-    gave_up = [1.0 if c["event"] == "abandoned" else 0.0 for c in callers]
+    q = queue_sample((work / "state" / "sandbox-127.89.1" / "pbx-1.acd.jsonl")
+                     .read_text().splitlines())
+    rate, handle, waited, waits, gave_up = q.rate, q.handle, q.waited, q.waits, q.gave_up
+    callers = waits
     model = (erlang_a_queue(a.agents, rate, handle, a.patience) if a.patience
              else erlang_c_queue(a.agents, rate, handle))
     print(f"{len(callers)} callers through {a.agents} agents: arrivals {rate:.3f}/s, mean "

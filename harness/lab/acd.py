@@ -12,6 +12,15 @@ marker (default `D`), and is busy until the caller hangs up. A caller who hangs 
 waiting has abandoned. Every step is a line of the ACD log (JSON): queued, answered (with
 the wait and the agent), abandoned (with the wait), ended (with the talk time): the ground
 truth a journey drill's figures are held to, call by call.
+
+The agent marker is followed by the answering group's key (its place among the groups,
+1 to 9), so the caller knows who answered. A group may overflow (`--overflow sales=20:support`):
+a caller who has waited that long in it may be taken by either group, whichever has an agent
+free first, and keeps the place the first wait gave. A queue limit (`--queue-limit N`) turns
+away a caller who would be the N+1st waiting in a group: the IVR plays the failure
+announcement (marker `B`, the backup number) or offers a callback (marker `C`), as
+`--when-full` says, and the caller hangs up. With `--inband` the markers are DTMF tones in
+the audio instead of RFC 4733 events.
 """
 from __future__ import annotations
 
@@ -22,14 +31,19 @@ from dataclasses import dataclass, field
 
 from harness.lab.pbx import Call, PbxNode
 from harness.lab.sip_endpoint import run_forever
-from harness.sip.dtmf import event_packets
+from harness.sip.dtmf import event_packets, tone_payloads
+from harness.sip.rtp import SAMPLES_PER_PACKET, SILENCE
 from harness.sip.sdp import EVENTS_FMTP, PCMU, TELEPHONE_EVENT, Audio
+
+TURN_AWAY = {"announcement": "B", "callback": "C"}  # the marker each way of turning away sends
 
 
 @dataclass
 class Group:
     name: str
     agents: int
+    key: str = "1"                                            # sent after the agent marker
+    overflow: tuple[float, str] | None = None                 # (after s, to group)
     waiting: list[str] = field(default_factory=list)          # Call-IDs, first come first
     busy: dict[str, str] = field(default_factory=dict)        # Call-ID -> agent
 
@@ -38,19 +52,26 @@ class Group:
 class Caller:
     state: str = "ivr"  # ivr, queued, agent
     since: float = 0.0  # when it entered that state
-    group: str = ""
+    group: str = ""     # the group it queued in (and, once answered, the one that took it)
     agent: str = ""
+    overflowed: bool = False
 
 
 class AcdNode(PbxNode):
     def __init__(self, name: str, ip: str, port: int, groups: dict[str, int],
                  menu: dict[str, str], log_path: str, ivr_time: float = 5.0,
-                 prompt_marker: str = "A", agent_marker: str = "D", **kw):
+                 prompt_marker: str = "A", agent_marker: str = "D",
+                 overflow: dict[str, tuple[float, str]] | None = None,
+                 queue_limit: int | None = None, when_full: str = "announcement",
+                 inband: bool = False, **kw):
         super().__init__(name, ip, port, **kw)
-        self.groups = {g: Group(g, n) for g, n in groups.items()}
+        overflow = overflow or {}
+        self.groups = {g: Group(g, n, str(i), overflow.get(g))
+                       for i, (g, n) in enumerate(groups.items(), 1)}
         self.first = next(iter(self.groups))
         self.menu, self.ivr_time = menu, ivr_time
         self.prompt_marker, self.agent_marker = prompt_marker, agent_marker
+        self.queue_limit, self.when_full, self.inband = queue_limit, when_full, inband
         self.callers: dict[str, Caller] = {}
         self.log = open(log_path, "a", buffering=1, encoding="utf-8")
 
@@ -63,8 +84,19 @@ class AcdNode(PbxNode):
         self.log.write(json.dumps({"t": time.time(), "event": event, "call_id": call_id,
                                    **more}) + "\n")
 
-    def _say(self, call: Call, key: str) -> None:
-        call.outbox += [(m, e, call.ts) for m, e in event_packets(key, ms=100)]
+    def _say(self, call: Call, keys: str) -> None:
+        """Keys one after another, each 100 ms, each with its own RTP timestamp (the tick its
+        first packet goes in; an end goes three times in one tick); or with `inband`, as DTMF
+        tones in the audio, 100 ms apart."""
+        if self.inband:
+            for key in keys:
+                call.outbox += tone_payloads(key, 100) + [SILENCE] * 5
+            return
+        ts = call.ts + len(call.outbox) * SAMPLES_PER_PACKET  # after what is still queued
+        for key in keys:
+            packets = event_packets(key, ms=100)
+            call.outbox += [(m, e, ts) for m, e in packets]
+            ts += (len(packets) - 2) * SAMPLES_PER_PACKET
 
     def acked(self, call: Call) -> None:
         self.callers[call.call_id] = Caller("ivr", time.time())
@@ -78,21 +110,51 @@ class AcdNode(PbxNode):
             keys = call.events.begun  # a menu acts on a key's first packet
             if keys or now - c.since >= self.ivr_time:
                 group = self.menu.get(keys[0].digit, self.first) if keys else self.first
-                c.state, c.since, c.group = "queued", now, group
                 call.outbox.clear()  # barge-in: a key stops what is left of the prompt
+                key = keys[0].digit if keys else ""
+                if self.queue_limit is not None and len(self.groups[group].waiting) >= self.queue_limit:
+                    c.state, c.since, c.group = "turned away", now, group
+                    self._note("turned away", call_id, group=group, key=key, how=self.when_full)
+                    self._say(call, TURN_AWAY[self.when_full])
+                    continue
+                c.state, c.since, c.group = "queued", now, group
                 self.groups[group].waiting.append(call_id)
-                self._note("queued", call_id, group=group, key=keys[0].digit if keys else "")
+                self._note("queued", call_id, group=group, key=key)
+        self._overflow(now)
         for g in self.groups.values():
             while g.waiting and len(g.busy) < g.agents:
-                call_id = g.waiting.pop(0)
-                c, call = self.callers[call_id], self.calls.get(call_id)
-                agent = next(f"{g.name}-{i}" for i in range(1, g.agents + 1)
-                             if f"{g.name}-{i}" not in g.busy.values())
-                g.busy[call_id] = agent
-                self._note("answered", call_id, group=g.name, agent=agent, wait=now - c.since)
-                c.state, c.since, c.agent = "agent", now, agent
-                if call is not None:
-                    self._say(call, self.agent_marker)
+                self._answer_next(g, now)
+
+    def _overflow(self, now: float) -> None:
+        """Callers who waited long enough in a group with an overflow may be taken by the
+        other group too, keeping their place (the time they began to wait)."""
+        for g in self.groups.values():
+            if g.overflow is None:
+                continue
+            after, to = g.overflow
+            for call_id in g.waiting:
+                c = self.callers[call_id]
+                if not c.overflowed and now - c.since >= after:
+                    c.overflowed = True
+                    other = self.groups[to].waiting
+                    other.insert(next((i for i, x in enumerate(other)
+                                       if self.callers[x].since > c.since), len(other)), call_id)
+                    self._note("overflowed", call_id, group=g.name, to=to, wait=now - c.since)
+
+    def _answer_next(self, g: Group, now: float) -> None:
+        call_id = g.waiting.pop(0)
+        for other in self.groups.values():  # an overflowed caller waits in two queues
+            if call_id in other.waiting:
+                other.waiting.remove(call_id)
+        c, call = self.callers[call_id], self.calls.get(call_id)
+        agent = next(f"{g.name}-{i}" for i in range(1, g.agents + 1)
+                     if f"{g.name}-{i}" not in g.busy.values())
+        g.busy[call_id] = agent
+        self._note("answered", call_id, group=g.name, agent=agent, wait=now - c.since,
+                   overflowed=c.group != g.name)
+        c.state, c.since, c.agent, c.group = "agent", now, agent, g.name
+        if call is not None:
+            self._say(call, self.agent_marker + g.key)
 
     def hung_up(self, call: Call) -> None:
         c = self.callers.pop(call.call_id, None)
@@ -100,17 +162,46 @@ class AcdNode(PbxNode):
             return
         now = time.time()
         if c.state == "queued":
-            self.groups[c.group].waiting.remove(call.call_id)
+            for g in self.groups.values():
+                if call.call_id in g.waiting:
+                    g.waiting.remove(call.call_id)
             self._note("abandoned", call.call_id, group=c.group, wait=now - c.since)
         elif c.state == "agent":
             self.groups[c.group].busy.pop(call.call_id, None)
             self._note("ended", call.call_id, group=c.group, agent=c.agent, talk=now - c.since)
-        else:
+        elif c.state == "ivr":
             self._note("left the IVR", call.call_id)
 
     def close(self):
         super().close()
         self.log.close()
+
+
+@dataclass
+class QueueSample:
+    """What an ACD log says of its callers, for queueing theory: the arrival rate into the
+    queue, the mean handle time (agent's marker to the caller's BYE), and per caller in
+    arrival order whether they waited, how long, and whether they gave up."""
+    rate: float
+    handle: float
+    waited: list[float]
+    waits: list[float]
+    gave_up: list[float]
+
+
+def queue_sample(lines: list[str], skip_prefix: str = "hd-health-") -> QueueSample:
+    log = [e for e in map(json.loads, lines) if not e["call_id"].startswith(skip_prefix)]
+    queued = sorted((e for e in log if e["event"] == "queued"), key=lambda e: e["t"])
+    outcome = {e["call_id"]: e for e in log if e["event"] in ("answered", "abandoned")}
+    talks = [e["talk"] for e in log if e["event"] == "ended"]
+    callers = [outcome[q["call_id"]] for q in queued if q["call_id"] in outcome]
+    if len(queued) < 2 or not talks:
+        raise ValueError("too few callers in the ACD log to say anything")
+    span = queued[-1]["t"] - queued[0]["t"]
+    return QueueSample(rate=(len(queued) - 1) / span, handle=sum(talks) / len(talks),
+                       waited=[1.0 if c["wait"] > 0 else 0.0 for c in callers],
+                       waits=[c["wait"] for c in callers],
+                       gave_up=[1.0 if c["event"] == "abandoned" else 0.0 for c in callers])
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -134,6 +225,15 @@ def main(argv=None) -> None:
                     help="the IVR menu: the key that chooses a group (repeatable)")
     ap.add_argument("--ivr-time", type=float, default=5.0,
                     help="seconds the IVR waits for a key before queueing to the first group")
+    ap.add_argument("--overflow", action="append", default=[], metavar="GROUP=SECONDS:TO",
+                    help="after SECONDS waiting in GROUP a caller may be taken by group TO too")
+    ap.add_argument("--queue-limit", type=int, help="callers waiting in a group before the "
+                    "next is turned away")
+    ap.add_argument("--when-full", choices=sorted(TURN_AWAY), default="announcement",
+                    help="what a caller turned away hears: the failure announcement with the "
+                         "backup number (marker B) or a callback offer (marker C)")
+    ap.add_argument("--inband", action="store_true",
+                    help="send the markers as DTMF tones in the audio, not RFC 4733 events")
     ap.add_argument("--log", required=True, help="the ACD log (JSON lines), appended to")
     ap.add_argument("--stats-file")
     a = ap.parse_args(argv)
@@ -142,8 +242,18 @@ def main(argv=None) -> None:
     unknown = sorted(set(menu.values()) - set(groups))
     if unknown:
         raise SystemExit(f"--menu names group(s) {', '.join(unknown)} that no --group declares")
+    if len(groups) > 9:
+        raise SystemExit("at most 9 groups: each is named by one key after the agent marker")
+    overflow = {}
+    for g, v in _pairs(a.overflow, "--overflow").items():
+        after, sep, to = v.partition(":")
+        if not sep or g not in groups or to not in groups or to == g:
+            raise SystemExit(f"--overflow {g}={v}: write GROUP=SECONDS:OTHER_GROUP, both declared")
+        overflow[g] = (float(after), to)
     ip, port = a.listen.rsplit(":", 1)
     node = AcdNode(a.name, ip, int(port), groups, menu, a.log, a.ivr_time,
+                   overflow=overflow, queue_limit=a.queue_limit, when_full=a.when_full,
+                   inband=a.inband,
                    ring_delay=0.0, answer_delay=0.02, stats_file=a.stats_file)
     run_forever(node.start)
 

@@ -43,7 +43,8 @@ class Call:
     ssrc: int = field(default_factory=lambda: random.getrandbits(32))
     heard: rtp.RtpStats = field(default_factory=rtp.RtpStats)  # the caller's stream, as received
     events: EventReader = field(default_factory=EventReader)  # the caller's RFC 4733 keys
-    outbox: list = field(default_factory=list)  # event packets to send: (marker, Event, ts)
+    # packets to send, one a tick: RFC 4733 events as (marker, Event, ts), or audio payloads
+    outbox: list = field(default_factory=list)
     last_sent_ns: int = 0     # the send stamp in the caller's latest packet
     last_arrival: float = 0.0  # when that packet arrived (kernel stamp)
 
@@ -235,6 +236,8 @@ class PbxNode:
         a receiver report. Either takes the call's next number."""
         if not call.outbox:
             return [rtp.build_packet(call.seq, call.ts, call.ssrc, call.report(time.time()))]
+        if isinstance(call.outbox[0], bytes):  # audio (an in-band tone), in the call's time
+            return [rtp.build_packet(call.seq, call.ts, call.ssrc, call.outbox.pop(0))]
         marker, event, start_ts = call.outbox.pop(0)
         packet = rtp.build_packet(call.seq, start_ts, call.ssrc, event_payload(event), marker,
                                   TELEPHONE_EVENT[0])

@@ -111,10 +111,15 @@ def _node_program(cfg: SandboxConfig, name: str) -> list[str]:
     cc = cfg.contact_centre
     if not cc:
         return ["harness.lab.pbx"]
+    cc = ContactCentre.model_validate(cc)
     return ["harness.lab.acd", "--log", str(cfg.folder / f"{name}.acd.jsonl"),
-            "--ivr-time", f"{cc.get('ivr_time', 5.0):g}",
-            *(x for g, n in cc["groups"].items() for x in ("--group", f"{g}={n}")),
-            *(x for k, g in cc.get("menu", {}).items() for x in ("--menu", f"{k}={g}"))]
+            "--ivr-time", f"{cc.ivr_time:g}", "--when-full", cc.when_full,
+            *(["--inband"] if cc.inband else []),
+            *(["--queue-limit", str(cc.queue_limit)] if cc.queue_limit is not None else []),
+            *(x for n, g in cc.groups.items() for x in ("--group", f"{n}={g.agents}")),
+            *(x for n, g in cc.groups.items() if g.overflow
+              for x in ("--overflow", f"{n}={g.overflow.after:g}:{g.overflow.to}")),
+            *(x for k, g in cc.menu.items() for x in ("--menu", f"{k}={g}"))]
 
 
 def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
@@ -152,7 +157,12 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
     nodes.insert(0, Node(name="sbc", role="sbc", sip=sbc_addr, transports=["udp", "tcp"],
                          process=_proc(cfg, "sbc", sbc_argv)))
     entries, srtp = [], "off" if cfg.srtp == "off" else "require"
-    markers = {"prompt_marker": "A", "agent_marker": "D"} if cfg.contact_centre else {}
+    markers = {}
+    if cfg.contact_centre:
+        cc = ContactCentre.model_validate(cfg.contact_centre)
+        markers = {"prompt_marker": "A", "agent_marker": "D", "callback_marker": "C",
+                   "announcement_marker": "B", "markers_inband": cc.inband,
+                   "agent_groups": {str(i): g for i, g in enumerate(cc.groups, 1)}}
     for i, c in enumerate(CARRIERS):
         addr = f"{cfg.block}.{21 + i}:{cfg.port}"
         control = f"{cfg.block}.{21 + i}:{CONTROL_PORT}"
@@ -238,20 +248,49 @@ def down(cfg: SandboxConfig | None = None, grace: float = 3.0) -> list[str]:
     return [part.name for part, _ in live]
 
 
+class Overflow(Strict):
+    after: Duration = Field(gt=0, le=3600, description="seconds waited before the other group "
+                            "may take the caller too")
+    to: str = Field(description="the group that may take them")
+
+
+class SkillGroup(Strict):
+    agents: int = Field(ge=1, le=500)
+    overflow: Overflow | None = None
+
+
+def _group(v):
+    return {"agents": v} if isinstance(v, int) else v  # `sales: 3` is three agents
+
+
 class ContactCentre(Strict):
     """The sandbox's PBX nodes as contact centres (lab/acd.py)."""
 
-    groups: dict[str, Annotated[int, Field(ge=1, le=500)]] = Field(
-        default_factory=lambda: {"sales": 3}, min_length=1,
-        description="skill groups and their agents; the first takes callers without a choice")
+    groups: dict[str, Annotated[SkillGroup, BeforeValidator(_group)]] = Field(
+        default_factory=lambda: {"sales": SkillGroup(agents=3)}, min_length=1, max_length=9,
+        description="skill groups: agents, or {agents, overflow: {after, to}}; the first takes "
+                    "callers without a choice; the agent marker is followed by the group's "
+                    "place (1-9), so callers know who answered")
     menu: dict[str, str] = Field(default_factory=dict, description="the IVR menu: key -> group")
     ivr_time: Duration = Field(5.0, gt=0, le=120)
+    queue_limit: int | None = Field(None, ge=0, description="callers waiting in a group before "
+                                    "the next is turned away")
+    inband: bool = Field(False, description="the markers are DTMF tones in the audio, not "
+                         "RFC 4733 events (the entry points read tones)")
+    when_full: Literal["announcement", "callback"] = Field(
+        "announcement", description="what a caller turned away hears: the failure announcement "
+        "with the backup number (marker B) or a callback offer (marker C)")
 
     @model_validator(mode="after")
-    def _menu_names_groups(self):
-        unknown = sorted(set(self.menu.values()) - set(self.groups))
+    def _names_groups(self):
+        named = set(self.menu.values()) | {g.overflow.to for g in self.groups.values() if g.overflow}
+        unknown = sorted(named - set(self.groups))
         if unknown:
-            raise ValueError(f"menu names group(s) {', '.join(unknown)} that `groups` lacks")
+            raise ValueError(f"menu or overflow names group(s) {', '.join(unknown)} that "
+                             "`groups` lacks")
+        loops = [n for n, g in self.groups.items() if g.overflow and g.overflow.to == n]
+        if loops:
+            raise ValueError(f"group(s) {', '.join(loops)} overflow to themselves")
         bad = [k for k in self.menu if len(k) != 1 or k not in "0123456789*#ABCD"]
         if bad:
             raise ValueError(f"menu keys must be single keys (0-9, *, #, A-D): {bad}")
@@ -280,7 +319,9 @@ class SandboxOptions(Strict):
         "the one it answered (a key mismatch, for practice)")
     contact_centre: ContactCentre | None = Field(
         None, description="the PBX nodes answer as contact centres: an IVR (prompt marker A), "
-        "a menu, queues per skill group, agents answering with marker D, an ACD log each")
+        "a menu, queues per skill group with overflow, agents answering with marker D and "
+        "their group's key, a queue limit past which callers hear the failure announcement "
+        "(B) or a callback offer (C), an ACD log each")
 
 
 class SandboxTarget:

@@ -86,6 +86,11 @@ class MasterLoad:
     def in_flight(self) -> int:
         return sum(s.get("in_flight", 0) for s in self.states.values())
 
+    def queue_now(self) -> tuple[int, int]:
+        """Callers waiting for an agent and callers with one, over the workers."""
+        qs = [s.get("queue") or (0, 0) for s in self.states.values()]
+        return sum(q[0] for q in qs), sum(q[1] for q in qs)
+
     def health(self) -> dict | None:
         """The workers' own watch on their schedules, merged (final totals where sent)."""
         latest = {**{k: v.get("health") for k, v in self.states.items()},
@@ -203,7 +208,8 @@ def run_worker(drill, master: str, out=sys.stdout) -> dict:
 
     def report_state():
         while True:
-            runner.send_message("hd_state", {"in_flight": ctl.in_flight, "health": ctl.health()})
+            runner.send_message("hd_state", {"in_flight": ctl.in_flight, "health": ctl.health(),
+                                             "queue": ctl.queue_now()})
             gevent.sleep(0.5)
 
     keep_in_ram()  # before connecting: the master may send its first message at once

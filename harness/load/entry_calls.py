@@ -31,4 +31,4 @@ def call_options(entry: EntryPoint, *, hold: float, rtp: bool, invite_timeout: f
                        local_ip=entry.caller_ip, outbound_proxy=entry.outbound_proxy,
                        fallback=entry.fallback_addrs, failover_timer=entry.failover_timer,
                        credentials=credentials(entry.auth), tls=tls_settings(entry),
-                       srtp=entry.srtp, **more)
+                       srtp=entry.srtp, read_tones=entry.markers_inband, **more)

@@ -29,6 +29,8 @@ class Journey:
     prompt_marker: str | None = "A"   # the key that is the prompt; None: any audio
     keys: str = ""                    # pressed once the prompt came (the menu choice)
     agent_marker: str = "D"           # the key the agents answer with
+    agent_groups: dict = None         # key after the agent marker -> the group it names
+    turn_away: dict = None            # key -> "callback" / "announcement" (the IVR turns away)
     patience: Callable[[random.Random], float] = lambda rng: float("inf")
     talk: Callable[[random.Random], float] = lambda rng: 10.0
     longest: float = 3600.0           # no journey outlives this (the media stream's end)
@@ -37,8 +39,11 @@ class Journey:
 def journey_of(spec, entry) -> Journey:
     """The journey a scenario's `load.journey` asks for, through an entry point (its markers)."""
     patience = spec.patience.sampler() if spec.patience is not None else None
+    turn_away = {k: how for k, how in ((entry.callback_marker, "callback"),
+                                       (entry.announcement_marker, "announcement")) if k}
     return Journey(prompt_within=spec.prompt_within, prompt_marker=entry.prompt_marker,
                    keys=spec.keys, agent_marker=entry.agent_marker or "D",
+                   agent_groups=dict(entry.agent_groups), turn_away=turn_away,
                    patience=patience or (lambda rng: float("inf")), talk=spec.talk.sampler(),
                    longest=spec.longest)
 
@@ -48,7 +53,15 @@ def _heard(held: HeldCall, key: str | None, after: float) -> float | None:
     s = held.stream
     if key is None:
         return s.stats.first_arrival
-    return next((h.at for h in list(s.events.begun) if h.digit == key and h.at >= after), None)
+    return next((h.at for h in s.keys_heard() if h.digit == key and h.at >= after), None)
+
+
+def _key_after(held: HeldCall, at: float) -> str | None:
+    """The key heard next after the one at `at` (a group's key after the agent marker)."""
+    return next((h.digit for h in held.stream.keys_heard() if h.at > at), None)
+
+
+AGENT_KEY_WITHIN = 0.5  # s: the group's key follows the agent marker at once (100 ms + gap)
 
 
 def _wait(until: Callable[[], float | None], deadline: float, held: HeldCall) -> float | None:
@@ -62,6 +75,25 @@ def _wait(until: Callable[[], float | None], deadline: float, held: HeldCall) ->
         if held.hung_up is None:
             time.sleep(POLL)
     return until()
+
+
+ANSWER = "answer"  # the agent marker that is the SIP 200 itself
+
+
+def answer_patience(j: Journey, rng: random.Random) -> float:
+    """With the 200 as the agent's answer, the caller waits in the ringing: the INVITE's
+    timeout is the caller's patience (then CANCEL), never past the longest journey."""
+    return min(j.patience(rng), j.longest)
+
+
+def unanswered(rec: CallRecord, j: Journey) -> CallRecord:
+    """A journey whose 200 never came: with the 200 as the agent's answer, a caller who heard
+    ringing and gave up (the INVITE's timeout, then CANCEL) abandoned the queue."""
+    rec.journey = True
+    if j.agent_marker == ANSWER and rec.ringing_at is not None and rec.status == 0 \
+            and "timeout" in rec.reason:
+        rec.queued_at, rec.abandoned_at = rec.started_at, rec.ended_at
+    return rec
 
 
 def run_journey(held: HeldCall, j: Journey, rng: random.Random) -> CallRecord:
@@ -79,6 +111,10 @@ def run_journey(held: HeldCall, j: Journey, rng: random.Random) -> CallRecord:
 
 def _steps(held: HeldCall, j: Journey, rng: random.Random) -> None:
     rec, answered = held.rec, held.rec.answered_at
+    if j.agent_marker == ANSWER:  # the queue was the ringing; the 200 was the agent
+        rec.queued_at, rec.agent_at = rec.started_at, answered
+        _wait(lambda: None, min(time.time() + j.talk(rng), answered + j.longest), held)
+        return
     rec.prompt_at = _wait(lambda: _heard(held, j.prompt_marker, answered),
                           answered + j.prompt_within, held)
     if rec.prompt_at is None:
@@ -92,11 +128,21 @@ def _steps(held: HeldCall, j: Journey, rng: random.Random) -> None:
         time.sleep(max(0.0, queued - time.time()))
     rec.queued_at = queued
     patience = j.patience(rng)
-    agent = _wait(lambda: _heard(held, j.agent_marker, queued),
-                  min(queued + patience, answered + j.longest), held)
-    if agent is None:
+    turn_away = j.turn_away or {}
+
+    def outcome() -> float | None:
+        return min((t for t in [_heard(held, j.agent_marker, queued)] +
+                    [_heard(held, k, queued) for k in turn_away] if t is not None), default=None)
+    at = _wait(outcome, min(queued + patience, answered + j.longest), held)
+    if at is None:
         if held.hung_up is None:
             rec.abandoned_at = time.time()  # patience ran out: the caller hangs up
         return
-    rec.agent_at = agent
+    if _heard(held, j.agent_marker, queued) != at:
+        rec.turned_away = next(how for k, how in turn_away.items() if _heard(held, k, queued) == at)
+        return  # the IVR said no (a callback offer, the failure announcement): hang up
+    rec.agent_at = at
+    if j.agent_groups:
+        key = _wait(lambda: _key_after(held, at), at + AGENT_KEY_WITHIN, held)
+        rec.answered_by = j.agent_groups.get(key, key or "")
     _wait(lambda: None, min(time.time() + j.talk(rng), answered + j.longest), held)

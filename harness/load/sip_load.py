@@ -35,7 +35,7 @@ from harness.sip.message import host_port
 from harness.sip.trunk import close_trunks
 from harness.load.entry_calls import call_options
 from harness.sip.uac import HeldCall, end_call, start_call
-from harness.load.journey import journey_of, run_journey
+from harness.load.journey import ANSWER, answer_patience, journey_of, run_journey, unanswered
 
 
 class Pacer:
@@ -155,9 +155,11 @@ class LoadController:
         entry = next(self._carrier)
         j = self.spec.journey
         journey = journey_of(j, entry) if j and self.rng.random() < j.share else None
+        ringing_queue = journey is not None and journey.agent_marker == ANSWER
         opts = call_options(entry, hold=journey.longest if journey else self.spec.hold,
                             rtp=journey is not None or self.rng.random() < self.spec.rtp_share,
-                            invite_timeout=self.spec.invite_timeout,
+                            invite_timeout=answer_patience(journey, self.rng) if ringing_queue
+                            else self.spec.invite_timeout,
                             bye_timeout=self.spec.bye_timeout)
         self.in_flight += 1
         self.placed += 1
@@ -175,7 +177,7 @@ class LoadController:
             if held is None:
                 self.in_flight -= 1
         if held is None:
-            self._record(env, entry, rec)
+            self._record(env, entry, unanswered(rec, journey) if journey else rec)
         return rec
 
     def _end_held(self, env: Environment, entry: EntryPoint, held: HeldCall) -> None:
@@ -198,6 +200,13 @@ class LoadController:
             if self._held.pop(me, None) is not None:
                 self.in_flight -= 1
         self._record(env, entry, rec)
+
+    def queue_now(self) -> tuple[int, int]:
+        """Callers on a journey waiting for an agent now, and callers with one (the live view)."""
+        recs = [h.rec for h in list(self._held.values()) if h.rec.journey]
+        waiting = sum(r.queued_at is not None and r.agent_at is None and r.abandoned_at is None
+                      and not r.turned_away for r in recs)
+        return waiting, sum(r.agent_at is not None for r in recs)
 
     def _drop_held(self) -> None:
         """Calls still held when the run stops short: cut, not recorded (as callers killed

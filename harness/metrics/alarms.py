@@ -15,6 +15,12 @@ ESCALATION = {
 }
 
 
+def reached(r: CallRecord) -> bool:
+    """What the alarm levels count as answered: an agent's answer on a call with a journey
+    (the IVR's 200 comes whether or not anyone is reached), else the SIP answer."""
+    return r.agent_at is not None if r.journey else r.answered
+
+
 def alarm_level(rate: float | None) -> str:
     if rate is None or rate >= 0.90:
         return "green"
@@ -29,8 +35,9 @@ def alarm_timeline(records: list[CallRecord], start: float, end: float, window: 
                    step: float = 1.0) -> list[tuple[float, float | None, str]]:
     """(t, answer rate over the trailing window, level) every `step` seconds from start to end:
     the answer rate of the attempts started in [max(start, t - window), t), as `answer_rate`
-    counts it, read from running sums over the sorted starts (a long soak has millions)."""
-    calls = sorted((r.started_at, r.answered) for r in records)
+    counts it (the agent-answer rate for calls with a journey), read from running sums over
+    the sorted starts (a long soak has millions)."""
+    calls = sorted((r.started_at, reached(r)) for r in records)
     starts = [s for s, _ in calls]
     answered = list(accumulate((a for _, a in calls), initial=0))
     out, t = [], start + step

@@ -20,6 +20,7 @@ how many give up. Offered load A = λh, in erlangs.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 
@@ -86,3 +87,17 @@ def erlang_a_queue(servers: int, arrival_rate: float, handle_time: float,
     p_wait = sum(weights[servers:]) / total
     queue = sum((k - servers) * w for k, w in enumerate(weights) if k > servers) / total
     return Queue(p_wait, queue / arrival_rate, theta * queue / arrival_rate, queue)
+
+
+T_975_DF9, T_9995_DF9 = 2.262, 4.781  # Student's t, 9 degrees of freedom: 95 % and 99.9 %
+
+
+def batch_interval(values: list[float], batches: int = 10, t: float = T_975_DF9) -> tuple[float, float]:
+    """(mean, half-width of its interval) by batch means: `values` in arrival order cut into
+    `batches` runs, whose means are close to independent where consecutive callers' waits are
+    not. `t`: Student's t for batches - 1 degrees of freedom (default: a 95 % interval)."""
+    size = len(values) // batches
+    if size < 2:
+        raise ValueError(f"{len(values)} values make no {batches} batches")
+    means = [statistics.fmean(values[i * size:(i + 1) * size]) for i in range(batches)]
+    return statistics.fmean(values), t * statistics.stdev(means) / batches ** 0.5

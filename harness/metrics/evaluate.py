@@ -6,14 +6,14 @@ on saved records, and both must get the same answer.
 from __future__ import annotations
 
 from harness.metrics import alarms, calls, failover
-from harness.metrics.capacity import STEP_TARGETS, in_window, knee, step_misses
+from harness.metrics.capacity import JOURNEY_TARGETS, STEP_TARGETS, in_window, knee, step_misses
 from harness.metrics.detect import time_to_detect
 from harness.metrics.dr import probe_figures
 from harness.metrics.diagnose import findings
 from harness.metrics.records import CallRecord, FaultWindow
 from harness.metrics.sessions import session_metrics
 from harness.metrics.sla import Verdict, verdicts
-from harness.metrics.journey import SERVICE_TIME, SHORT_ABANDON, journey_report
+from harness.metrics.journey import INTERVAL, SERVICE_TIME, SHORT_ABANDON, journey_report
 from harness.metrics.voice import voice_report
 
 
@@ -88,7 +88,8 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
              run_start: float, run_end: float,
              steady_state_after: bool | None, acks: list[dict] = (),
              capacity_steps: list[dict] | None = None, probes: list[dict] = (),
-             service_time: float = SERVICE_TIME, short_abandon: float = SHORT_ABANDON) -> dict:
+             service_time: float = SERVICE_TIME, short_abandon: float = SHORT_ABANDON,
+             interval: float = INTERVAL) -> dict:
     """All figures of a run and one verdict per enabled SLA target.
 
     `probes`: the data probes' `probe_records` events (DR figures: RPO, RTO, lag).
@@ -116,7 +117,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
     fig.voice = voice_report(records, faults, max_gap)
     fig.sessions = session_metrics(records)
     fig.journey = journey_report(records, faults, run_start, service_time=service_time,
-                                 short_abandon=short_abandon)
+                                 short_abandon=short_abandon, interval=interval)
     fault_at = min((f.started_at for f in faults), default=None)
     fig.dr = [probe_figures(p, fault_at) for p in probes]
     fig.steady_state_after = steady_state_after
@@ -127,9 +128,12 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         steps = []
         for s in capacity_steps:
             calls_in_step = in_window(records, s["started"], s["ended"])
-            steps.append({**s, "attempts": len(calls_in_step), "missed": step_misses(calls_in_step, sla)})
+            steps.append({**s, "attempts": len(calls_in_step),
+                          "missed": step_misses(calls_in_step, sla, service_time=service_time,
+                                                short_abandon=short_abandon)})
         fig.capacity = {"steps": steps, "knee": knee(steps)}
-        sla = {k: v for k, v in sla.items() if k not in STEP_TARGETS}  # judged per step instead
+        per_step = STEP_TARGETS + (JOURNEY_TARGETS if fig.journey else ())
+        sla = {k: v for k, v in sla.items() if k not in per_step}  # judged per step instead
         if sla.get("capacity") is None and steps:
             sla["capacity"] = steps[0]["rate"]  # at least the first step must hold
     vs: list[Verdict] = verdicts(sla, fig)

@@ -64,7 +64,8 @@ class CallRecord:
     queued_at: float | None = None     # the caller began waiting for an agent
     agent_at: float | None = None      # an agent answered (the inventory's marker)
     abandoned_at: float | None = None  # the caller gave up waiting
-    agent_group: str = ""              # the group or agent the marker named
+    answered_by: str = ""              # the group the key after the agent marker names
+    turned_away: str = ""              # "callback" or "announcement": the IVR's marker said so
 
     def fail(self, status: int, reason: str) -> None:
         self.outcome, self.status, self.reason = "failed", status, reason

@@ -207,6 +207,9 @@ target("wait_p90", "max", "s", None, "the 90th percentile wait of the calls an a
     _journey("p90", lambda o, key: o["wait"][key]))
 target("ivr_failure", "max", "ratio", None, "calls with a journey whose IVR prompt never came")(
     _journey("ivr_failure"))
+target("turned_away", "max", "ratio", None, "calls with a journey the IVR turned away (a "
+       "callback offer, the failure announcement) over all calls with a journey")(
+    _journey("turned_away", lambda o, key: o[key] / o["calls"]))
 
 
 # --- RFC 6076 and E.411 (metrics/sessions.py) ----------------------------------------------

@@ -2,8 +2,8 @@
 
 A timeline chart (per-second offered/answered/failed, active calls, fault
 windows shaded and labelled, the alarm-level band), the verdict table,
-answered calls per node around each fault, PDD and media distributions, and
-the run's metadata.
+answered calls per node around each fault, PDD and media distributions, the
+queue panel where calls had a journey, and the run's metadata.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
+from harness.metrics.journey import occupancy
 from harness.metrics.records import CallRecord
 from harness.metrics.sla import Verdict, fmt
 from harness.metrics.voice import call_voice
@@ -31,11 +32,8 @@ def timeline_figure(summary: dict, records: list[CallRecord]) -> go.Figure:
                                  line={"color": colour, "shape": "hv"}))
     fig.add_trace(go.Scatter(x=s["t"], y=s["active"], name="active calls", yaxis="y2",
                              line={"color": "#1565c0", "dash": "dot"}))
+    shade_faults(fig, summary)
     for f in summary["faults"]:
-        x0 = f["started_at"] - t0
-        x1 = (f["ended_at"] or t1) - t0
-        fig.add_vrect(x0=x0, x1=x1, fillcolor="#ffcdd2", opacity=0.45, line_width=0,
-                      annotation_text=f["fault_id"], annotation_position="top left")
         o = f["outage"]
         if o["start"] is not None and o["length"] > o["resolution"]:
             fig.add_vrect(x0=o["start"] - t0, x1=(o["end"] or t1) - t0, fillcolor="#b71c1c",
@@ -78,6 +76,57 @@ def alarm_bands(timeline: list[dict]) -> list[tuple[float, float, str]]:
     return [tuple(b) for b in bands]
 
 
+def shade_faults(fig: go.Figure, summary: dict) -> None:
+    t0, t1 = summary["run"]["started_at"], summary["run"]["ended_at"]
+    for f in summary["faults"]:
+        fig.add_vrect(x0=f["started_at"] - t0, x1=(f["ended_at"] or t1) - t0, fillcolor="#ffcdd2",
+                      opacity=0.45, line_width=0, annotation_text=f["fault_id"],
+                      annotation_position="top left")
+
+
+def queue_figures(summary: dict, records: list[CallRecord]) -> dict[str, go.Figure]:
+    """The queue panel: callers waiting and callers with an agent each second, faults shaded;
+    ASA, abandonment and service level per interval, with the service-level target."""
+    t0, t1 = summary["run"]["started_at"], summary["run"]["ended_at"]
+    occ = occupancy(records, t0, t1)
+    queue = go.Figure()
+    queue.add_trace(go.Scatter(x=occ["t"], y=occ["waiting"], name="callers waiting",
+                               line={"color": "#ef6c00", "shape": "hv"}))
+    queue.add_trace(go.Scatter(x=occ["t"], y=occ["with_agent"], name="callers with an agent",
+                               line={"color": "#2e7d32", "shape": "hv"}))
+    shade_faults(queue, summary)
+    queue.update_layout(title="The queue: callers waiting and with an agent, faults shaded",
+                        xaxis={"title": "seconds since the drill started"},
+                        yaxis={"title": "callers", "rangemode": "tozero"},
+                        legend={"orientation": "h", "y": -0.25}, height=380,
+                        margin={"t": 60, "b": 40})
+    j = summary["journey"]
+    rows = j["per_interval"]
+    x = [r["from"] - t0 for r in rows]
+    per = go.Figure()
+    per.add_trace(go.Bar(x=x, y=[r["asa"] for r in rows], name="ASA (s)", yaxis="y2",
+                         marker_color="#90caf9", width=j["interval"] * 0.8))
+    per.add_trace(go.Scatter(x=x, y=[r["service_level"] for r in rows], mode="lines+markers",
+                             name=f"service level ({j['overall']['service_time']:g} s)",
+                             line={"color": "#1565c0"}))
+    per.add_trace(go.Scatter(x=x, y=[r["abandonment"] for r in rows], mode="lines+markers",
+                             name="abandonment", line={"color": "#c62828"}))
+    target = next((v["threshold"] for v in summary["verdicts"] if v["target"] == "service_level"),
+                  None)
+    if target is not None:
+        per.add_hline(y=target, line_dash="dash", line_color="#1565c0",
+                      annotation_text=f"service-level target {target:.0%}")
+    shade_faults(per, summary)
+    per.update_layout(title=f"Per {j['interval']:g} s interval: ASA, abandonment, service level",
+                      xaxis={"title": "interval start, seconds since the drill started"},
+                      yaxis={"title": "share", "range": [0, 1.05]},
+                      yaxis2={"title": "ASA (s)", "overlaying": "y", "side": "right",
+                              "rangemode": "tozero"},
+                      legend={"orientation": "h", "y": -0.25}, height=380,
+                      margin={"t": 60, "b": 40})
+    return {"queue": queue, "queue_intervals": per}
+
+
 def distribution_figure(values: list[float], title: str, unit: str) -> go.Figure:
     fig = go.Figure(go.Histogram(x=values, nbinsx=40, marker_color="#1565c0"))
     fig.update_layout(title=title, xaxis={"title": unit}, yaxis={"title": "calls"}, height=300,
@@ -101,6 +150,8 @@ def write_html(summary: dict, records: list[CallRecord], path: Path) -> None:
         "mos": distribution_figure([v.mos for r in answered if (v := call_voice(r))],
                                    "MOS per call (E-model, worse direction)", "MOS"),
     }
+    if (summary.get("journey") or {}).get("overall", {}).get("calls"):
+        figures.update(queue_figures(summary, records))
     voice = summary.get("voice") or {}
     voice_rows = ([("all carriers", voice["overall"])] + list(voice["per_carrier"].items())
                   + [(f"node {n or '(none)'}", c) for n, c in voice.get("per_node", {}).items()]

@@ -88,7 +88,7 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
                              for ev in events if ev["event"] == "ack"],
                        capacity_steps=steps if sc.load.capacity_search else None,
                        probes=probe_events(events), service_time=sc.metrics.service_time,
-                       short_abandon=sc.metrics.short_abandon)
+                       short_abandon=sc.metrics.short_abandon, interval=sc.metrics.interval)
     health = next((ev for ev in reversed(events) if ev["event"] == "generator_health"), None)
     given = set(sc.sla.model_fields_set) | set((gameday or {}).get("sla", {}))
     inconclusive = generator_problems(health, first.get("workers_lost"),

@@ -18,8 +18,13 @@ class CapacityJudge:
         spec = sc.load
         self.rates = spec.capacity_search.rates()
         self.step_duration = spec.capacity_search.step_duration
-        self.settle = spec.invite_timeout + spec.hold + spec.bye_timeout + 0.5
+        # a step is judged once every call started in it must have ended (a journey's
+        # calls: once its longest journey must have)
+        held = spec.journey.longest if spec.journey else spec.hold
+        self.settle = spec.invite_timeout + held + spec.bye_timeout + 0.5
         self.sla = sc.sla.model_dump()
+        self.journey_options = {"service_time": sc.metrics.service_time,
+                                "short_abandon": sc.metrics.short_abandon}
         self.starts: list[tuple[float, float]] = []  # (ts, rate) of each rate taking effect
         self.steps: list[dict] = []
 
@@ -38,7 +43,7 @@ class CapacityJudge:
             if now < end + self.settle and load_stopped_at is None:
                 return None
             recs = in_window(run.records, start, end)
-            missed = step_misses(recs, self.sla)
+            missed = step_misses(recs, self.sla, **self.journey_options)
             step = {"rate": rate, "started": start, "ended": end, "attempts": len(recs),
                     "answered": sum(r.answered for r in recs), "missed": missed}
             self.steps.append(step)

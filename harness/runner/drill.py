@@ -217,6 +217,8 @@ def run_timeline(run: DrillRun, load: LoadEngine, live: LiveView) -> None:
     """Load and faults on schedule; whatever happens, every fault is rolled back after."""
     def tick(r):
         r.load_in_flight = load.in_flight
+        queue_now = getattr(load, "queue_now", None)  # engines that run journeys
+        r.load_queue = queue_now() if queue_now and run.drill.scenario.load.journey else None
         live.tick(r)
 
     try:

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from harness.metrics.alarms import alarm_level
+from harness.metrics.alarms import alarm_level, reached
 from harness.ops.secrets import redact_text
 
 COLOURS = {"green": "green", "yellow": "yellow", "orange": "dark_orange", "red": "red"}
@@ -26,13 +26,14 @@ class LiveView:
         self.last = 0.0
         self.live: Live | None = None
         self.next_step = ""
+        self.queue: tuple[int, int] | None = None  # (waiting, with an agent) on journeys
 
     def __call__(self, ev: dict) -> None:
         e = ev["event"]
         if e == "run_started":
             self.t0 = ev["ts"]
         elif e == "call":
-            self.calls.append((ev["ts"], ev["call"].answered))
+            self.calls.append((ev["ts"], reached(ev["call"])))
             while self.calls and self.calls[0][0] < ev["ts"] - self.window:
                 self.calls.popleft()  # a long drill's view holds one window, not every call
         elif e == "fault_injected":
@@ -63,6 +64,8 @@ class LiveView:
         t.add_row("calls ended/s (10 s)", f"{cps:.1f}")
         t.add_row("calls finished", str(len(self.calls)))
         t.add_row("calls in progress", str(self.active_calls))
+        if self.queue is not None:
+            t.add_row("callers waiting / with an agent", f"{self.queue[0]} / {self.queue[1]}")
         t.add_row("answer rate (10 s)", f"[{COLOURS[level]}]{'—' if rate is None else f'{rate:.1%}'}"
                                         f" {level}[/{COLOURS[level]}]")
         t.add_row("faults active", "; ".join(self.faults) or "none")
@@ -72,6 +75,7 @@ class LiveView:
     def tick(self, run) -> None:
         self.active_calls = getattr(run, "load_in_flight", 0)
         self.next_step = getattr(run, "next_step", "")
+        self.queue = getattr(run, "load_queue", None)
         now = time.time()
         if self.console.is_terminal:
             if self.live is None:
@@ -82,7 +86,10 @@ class LiveView:
             self.last = now
             elapsed, cps, rate = self._figures()
             self.console.print(f"[{elapsed:6.1f}s] calls ended/s {cps:.1f}  finished {len(self.calls)}  "
-                               f"in progress {self.active_calls}  answer rate "
+                               f"in progress {self.active_calls}  "
+                               + (f"waiting {self.queue[0]}  with an agent {self.queue[1]}  "
+                                  if self.queue is not None else "")
+                               + "answer rate "
                                f"{'—' if rate is None else f'{rate:.1%}'}  "
                                f"faults: {', '.join(self.faults) or 'none'}  next: {self.next_step}",
                                highlight=False)

@@ -220,9 +220,25 @@ class EntryPoint(Strict):
                                       description="the RFC 4733 key this contact centre's IVR "
                                       "sends as its prompt (a journey's prompt step); none: any "
                                       "audio is the prompt")
-    agent_marker: str | None = Field(None, pattern=r"^[0-9*#A-D]$",
+    agent_marker: str | None = Field(None, pattern=r"^([0-9*#A-D]|answer)$",
                                      description="the RFC 4733 key its test agents answer with "
-                                     "(what a journey waits for)")
+                                     "(what a journey waits for); `answer`: the SIP 200 itself, "
+                                     "for a queue that rings until an agent picks up (the "
+                                     "caller waits in the ringing and CANCELs when patience "
+                                     "runs out)")
+    agent_groups: dict[str, str] = Field(
+        default_factory=dict, description="key -> group: the key its agents send right after "
+        "the agent marker, naming who answered (a journey records it as answered_by)")
+    callback_marker: str | None = Field(None, pattern=r"^[0-9*#A-D]$",
+                                        description="the key its IVR sends when it offers a "
+                                        "callback instead of a wait (the caller takes it and "
+                                        "hangs up)")
+    announcement_marker: str | None = Field(None, pattern=r"^[0-9*#A-D]$",
+                                            description="the key its IVR sends with the failure "
+                                            "announcement (the backup number; the caller hangs up)")
+    markers_inband: bool = Field(False, description="its markers are also in-band DTMF tones "
+                                 "in its G.711 µ-law audio: the caller reads tones (Goertzel) "
+                                 "beside RFC 4733 events (some CPU per call)")
     media_check: bool = Field(True, description="the steady-state test call through this entry "
                               "point expects RTP back (any: echo, prompt, tone); false for a far "
                               "end that plays nothing until a person answers")

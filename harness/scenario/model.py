@@ -251,6 +251,8 @@ class MetricOptions(Strict):
     # the caller's journey (metrics/journey.py): "X within T" and the shortest abandon counted
     service_time: Duration = Field(20.0, gt=0)
     short_abandon: Duration = Field(5.0, ge=0)
+    interval: Duration = Field(900.0, gt=0, description="the journey figures' reporting "
+                               "interval (contact centres report per 15 minutes)")
 
     @model_validator(mode="before")
     @classmethod

@@ -30,7 +30,7 @@ from harness.metrics.records import CallRecord
 from harness.sip import rtp
 from harness.sip.arrival import ANCILLARY, stamp_of
 from harness.sip import dtmf
-from harness.sip.dtmf import EventReader, KeyPress
+from harness.sip.dtmf import EventReader, Heard, KeyPress, ToneReader
 from harness.sip.srtp import SrtpContext
 
 RTP_SEND_LATE = 0.005  # a packet sent later than this after its 20 ms slot is late
@@ -90,15 +90,19 @@ class MediaStream:
     """One call's RTP both ways for its hold: what it sent, what came back, when it is done."""
 
     __slots__ = ("sock", "remote", "rec", "end", "start", "next_send", "seq", "ts", "packet",
-                 "stats", "far", "done", "srtp", "events_pt", "events", "keys", "pressing")
+                 "stats", "far", "done", "srtp", "events_pt", "events", "keys", "pressing",
+                 "tones", "tones_from")
 
     def __init__(self, sock: socket.socket, remote: tuple[str, int], rec: CallRecord, end: float,
                  srtp: SrtpContext | None = None, events_pt: int | None = None,
-                 keys: list[KeyPress] = ()):
+                 keys: list[KeyPress] = (), read_tones: bool = False):
         self.sock, self.remote, self.rec, self.end = sock, remote, rec, end
         self.srtp = srtp  # the call's SRTP keys, or None for plain RTP
         # the far end's RFC 4733 payload type (its answer's), and the digits its events carry
         self.events_pt, self.events = events_pt, EventReader()
+        # in-band tones in its µ-law audio, where asked: the reader's clock starts at the
+        # arrival of the first packet it was fed
+        self.tones, self.tones_from = (ToneReader() if read_tones else None), None
         # key presses to send, earliest first, and the one being sent: (press, its packets)
         self.keys = sorted(keys, key=lambda k: k.at)
         self.pressing: tuple[KeyPress, list, int] | None = None  # (+ the event's timestamp)
@@ -113,6 +117,14 @@ class MediaStream:
         self.stats = rtp.RtpStats(started=self.start)
         self.far = FarEnd(ssrc)
         self.done = threading.Event()
+
+    def keys_heard(self) -> list[Heard]:
+        """Every key the far end sent so far, from its start (wall clock): its RFC 4733
+        events, and where read, its in-band tones (each once it has ended)."""
+        keys = list(self.events.begun)
+        if self.tones is not None and self.tones_from is not None:
+            keys += [Heard(h.digit, self.tones_from + h.at, h.seconds) for h in list(self.tones.heard)]
+        return sorted(keys, key=lambda h: h.at)
 
     def press(self, keys: list[KeyPress]) -> None:
         """Keys to press from now on (each at its time, after any pressed before)."""
@@ -214,6 +226,9 @@ class MediaStream:
                     self.events.add(hdr[1], data[rtp.HEADER.size:], arrival)
                 else:
                     self.far.heard(hdr[2], data[rtp.HEADER.size:], arrival)
+                    if self.tones is not None and data[1] & 0x7F == 0:  # PCMU
+                        self.tones_from = self.tones_from or arrival
+                        self.tones.add_ulaw(data[rtp.HEADER.size:])
 
     def finish(self) -> None:
         """What the call record keeps of the stream; then the call may go on to its BYE."""
@@ -226,9 +241,14 @@ class MediaStream:
             self.stats.max_gap = max(0.0, self.end - self.start)
         self.far.into(rec)
         self.events.close()
-        if self.events.heard:  # each digit, seconds after the answer
+        heard = list(self.events.heard)
+        if self.tones is not None and self.tones_from is not None:
+            self.tones.close()
+            heard = sorted(heard + [Heard(h.digit, self.tones_from + h.at, h.seconds)
+                                    for h in self.tones.heard], key=lambda h: h.at)
+        if heard:  # each digit, seconds after the answer
             rec.dtmf_heard = " ".join(f"{h.digit}@{h.at - (rec.answered_at or self.start):.3f}"
-                                      for h in self.events.heard)
+                                      for h in heard)
         if self.srtp is not None:
             rec.srtp_auth_failed = self.srtp.auth_failed
             if self.srtp.auth_failed and not self.stats.received:
@@ -306,8 +326,10 @@ def media_pump() -> MediaPump:
 
 def stream_rtp(sock: socket.socket, remote: tuple[str, int], rec: CallRecord,
                end: float, srtp: SrtpContext | None = None,
-               events_pt: int | None = None, keys: list[KeyPress] = ()) -> MediaStream:
+               events_pt: int | None = None, keys: list[KeyPress] = (),
+               read_tones: bool = False) -> MediaStream:
     """Start one call's RTP (SRTP with `srtp`) until `end` (wall clock); `.done` is set when
     its figures are in."""
     sock.setblocking(False)
-    return media_pump().add(MediaStream(sock, remote, rec, end, srtp, events_pt, keys))
+    return media_pump().add(MediaStream(sock, remote, rec, end, srtp, events_pt, keys,
+                                        read_tones))

@@ -66,6 +66,9 @@ class CallOptions:
     # answer's payload type) or, with dtmf_inband or a far end that takes no events, as tones
     keys: tuple[tuple[float, str], ...] = ()
     dtmf_inband: bool = False
+    # read in-band tones in what the far end sends (G.711 µ-law, Goertzel), beside its
+    # RFC 4733 events: a far end whose markers are tones in the audio (costs CPU per call)
+    read_tones: bool = False
 
 
 class HeldCall:
@@ -242,7 +245,7 @@ def _invite(dialog: Dialog, rec: CallRecord, media_sock, opts: CallOptions,
                    for k in dtmf.presses(rec.answered_at + delay, digits, inband=opts.dtmf_inband)]
         stream = stream_rtp(media_sock, remote, rec, end,
                             srtp.SrtpContext(*pair) if pair is not None else None,
-                            event_payload_type(final.body), presses)
+                            event_payload_type(final.body), presses, opts.read_tones)
     return HeldCall(dialog, opts, media_sock, rec, stream, end)
 
 

@@ -21,20 +21,29 @@ from tests.conftest import free_udp_port, wait_for
 CALLS, AGENTS, TALK, PATIENCE = 10, 2, 1.5, 1.0
 
 
-@pytest.fixture
-def acd(tmp_path):
+def start_acd(tmp_path, *args):
     port, log = free_udp_port(), tmp_path / "acd.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "harness.lab.acd", "--name", "acd-1",
-                             "--listen", f"127.0.0.1:{port}", "--group", f"sales={AGENTS}",
-                             "--group", "care=1", "--menu", "1=sales", "--menu", "2=care",
-                             "--log", str(log)],
+                             "--listen", f"127.0.0.1:{port}", "--log", str(log), *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: options_ping(("127.0.0.1", port), timeout=0.5) == 200, 10, what="the ACD")
+    return proc, port, log
+
+
+@pytest.fixture
+def acd(tmp_path):
+    proc, port, log = start_acd(tmp_path, "--group", f"sales={AGENTS}", "--group", "care=1",
+                                "--menu", "1=sales", "--menu", "2=care")
     try:
-        wait_for(lambda: options_ping(("127.0.0.1", port), timeout=0.5) == 200, 10, what="the ACD")
         yield port, log
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+
+
+def _acd_log(log) -> dict:
+    return {(e["event"], e["call_id"]): e
+            for e in (json.loads(line) for line in log.read_text().splitlines())}
 
 
 def _journey_call(port: int, journey: Journey, out: list, seed: int) -> None:
@@ -58,8 +67,7 @@ def test_waits_and_abandons_match_the_acd_log_call_by_call(acd):
     for t in threads:
         t.join(60)
     assert len(records) == CALLS and all(r.answered for r in records), [r.reason for r in records]
-    events = [json.loads(line) for line in log.read_text().splitlines()]
-    acd_log = {(e["event"], e["call_id"]): e for e in events}
+    acd_log = _acd_log(log)
     answered = [r for r in records if r.agent_at is not None]
     gave_up = [r for r in records if r.abandoned_at is not None]
     # the ACD's own account, call by call: queued to "sales" by the key, served or abandoned
@@ -78,3 +86,89 @@ def test_waits_and_abandons_match_the_acd_log_call_by_call(acd):
     f = journey_figures(records, short_abandon=0.5)
     assert (f["answered"], f["abandoned"]) == (len(answered), len(gave_up))
     assert f["ivr_failure"] == 0 and all(r.prompt_at is not None for r in records)
+
+
+GROUPS = {"1": "sales", "2": "care"}  # the key after the agent marker: the group's place
+OVERFLOW_AFTER = 1.0
+
+
+def test_overflow_and_a_full_queue_as_the_callers_hear_them_and_the_acd_logs_them(tmp_path):
+    """sales (1 agent) overflows to care (1 agent) after 1 s; a queue holds 2 callers, the
+    next hears the failure announcement (B). Six callers 0.1 s apart, talking 3 s: the first
+    gets sales, the next two wait, overflow after 1 s and one goes to care; the others are
+    turned away while two wait."""
+    proc, port, log = start_acd(tmp_path, "--group", "sales=1", "--group", "care=1",
+                                "--overflow", f"sales={OVERFLOW_AFTER:g}:care",
+                                "--queue-limit", "2", "--when-full", "announcement",
+                                "--menu", "1=sales")
+    records: list = []
+    try:
+        journey = Journey(keys="1", talk=Distribution(fixed=3.0).sampler(), longest=30.0,
+                          agent_groups=GROUPS, turn_away={"B": "announcement", "C": "callback"})
+        threads = [threading.Thread(target=_journey_call, args=(port, journey, records, i))
+                   for i in range(6)]
+        for t in threads:
+            t.start()
+            time.sleep(0.1)
+        for t in threads:
+            t.join(60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    acd_log = _acd_log(log)
+    assert len(records) == 6 and all(r.answered for r in records), [r.reason for r in records]
+    for r in records:  # each caller's account is the ACD's, call by call
+        if ("answered", r.call_id) in acd_log:
+            e = acd_log[("answered", r.call_id)]
+            assert r.answered_by == e["group"] and abs(wait_of(r) - e["wait"]) <= 0.06, r.call_id
+            assert e["overflowed"] == (e["group"] == "care")  # care took only overflowed callers
+        elif ("turned away", r.call_id) in acd_log:
+            assert r.turned_away == "announcement" and r.agent_at is None, r.call_id
+        else:
+            pytest.fail(f"{r.call_id}: neither answered nor turned away in the ACD log")
+    overflowed = [c for e, c in acd_log if e == "overflowed"]
+    assert overflowed and all(acd_log[("overflowed", c)]["wait"] == pytest.approx(OVERFLOW_AFTER, abs=0.05)
+                              for c in overflowed)
+    by = sorted(r.answered_by for r in records if r.agent_at is not None)
+    assert by.count("sales") >= 1 and by.count("care") >= 1
+    turned = [r for r in records if r.turned_away]
+    assert turned  # the queue of two was full when the later callers came
+    f = journey_figures(records)
+    assert f["turned_away"] == len(turned)
+    assert f["destinations"]["announcement"] == pytest.approx(len(turned) / 6)
+    assert f["destinations"]["agents: care"] == pytest.approx(by.count("care") / 6)
+
+
+def test_markers_sent_as_tones_in_the_audio_read_as_the_events_do(tmp_path):
+    """The ACD's IVR and agents mark with DTMF tones in the audio (--inband): the caller reads
+    them with the tone reader, and each wait is the ACD's within 60 ms (a tone is known once
+    two 20 ms frames of it have come)."""
+    proc, port, log = start_acd(tmp_path, "--group", "sales=1", "--group", "care=1",
+                                "--menu", "1=sales", "--inband")
+    records: list = []
+    try:
+        journey = Journey(keys="1", talk=Distribution(fixed=1.0).sampler(), longest=30.0,
+                          agent_groups=GROUPS)
+
+        def one(seed):
+            rec, held = start_call(("127.0.0.1", port), CallOptions(
+                hold=30.0, invite_timeout=4, bye_timeout=2, read_tones=True))
+            records.append(run_journey(held, journey, random.Random(seed)) if held else rec)
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+            time.sleep(0.2)
+        for t in threads:
+            t.join(60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    acd_log = _acd_log(log)
+    assert len(records) == 3 and all(r.prompt_at is not None for r in records), records
+    waits = []
+    for r in records:
+        e = acd_log[("answered", r.call_id)]
+        assert r.answered_by == "sales" and abs(wait_of(r) - e["wait"]) <= 0.06, (r, e)
+        waits.append(e["wait"])
+    assert max(waits) > 1.0  # one agent, three callers: someone waited a whole talk
+    assert all("A@" in r.dtmf_heard and "D@" in r.dtmf_heard for r in records)

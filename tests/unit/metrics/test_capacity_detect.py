@@ -40,3 +40,16 @@ def test_capacity_run_is_judged_by_its_knee():
     names = {v["target"]: v for v in fig["verdicts"]}
     assert "answer_rate" not in names  # judged per step instead of over the whole run
     assert names["capacity"]["measured"] == 2 and not names["capacity"]["passed"]
+
+
+def test_a_contact_centres_step_misses_at_the_service_level_knee():
+    from tests.unit.metrics.test_journey import call as journey_call
+    # every SIP call answered (the IVR); 6 of 10 reached an agent within 20 s, 4 after 40 s
+    quick = [journey_call(i, wait=5) for i in range(6)]
+    slow = [journey_call(i, wait=40) for i in range(6, 10)]
+    for r in quick + slow:
+        r.answered_at = r.started_at + 0.1
+    sla = {"answer_rate": 0.9, "service_level": 0.8, "asa": None}
+    assert step_misses(quick + slow, sla) == ["service_level"]  # 60 % within 20 s
+    assert step_misses(quick + slow, sla, service_time=45.0) == []  # all within 45 s
+    assert step_misses(quick, sla) == []

@@ -9,6 +9,7 @@ from harness.metrics.records import CallRecord
 def call(i, wait=None, gave_up=None, prompt=True, queued=True):
     """A journey call queued at 100 + i: answered after `wait` s, or gone after `gave_up` s."""
     r = CallRecord(call_id=f"c{i}", started_at=99.0 + i, journey=True)
+    r.answered_at = r.started_at + 0.2  # the IVR's 200
     r.prompt_at = 99.5 + i if prompt else None
     r.queued_at = 100.0 + i if queued else None
     if wait is not None:
@@ -60,3 +61,27 @@ def test_the_connection_rate_is_judged_where_calls_have_a_journey():
     assert where_judged({"agent_answer_rate": None}, set(), plain)["agent_answer_rate"] is None
     kept = where_judged({"agent_answer_rate": None}, {"agent_answer_rate"}, journeys)
     assert kept["agent_answer_rate"] is None  # the scenario switched it off
+
+
+def test_destinations_turned_away_and_the_queue_each_second():
+    from harness.metrics.alarms import alarm_timeline
+    from harness.metrics.journey import occupancy
+    a, b, c = call(0, wait=2.5), call(1, wait=0.5), call(2, gave_up=6)
+    a.answered_by, b.answered_by = "sales", "care"
+    a.ended_at, b.ended_at, c.ended_at = 105.0, 104.0, 108.0
+    away = call(3)
+    away.turned_away, away.ended_at = "announcement", 103.5
+    f = journey_figures([a, b, c, away])
+    assert f["turned_away"] == 1 and f["answered"] == 2 and f["abandoned"] == 1
+    assert f["destinations"] == {"agents: sales": 0.25, "agents: care": 0.25, "announcement": 0.25}
+    assert f["agent_answer_rate"] == 0.5  # the turned-away caller reached no one
+    occ = occupancy([a, b, c, away], 100.0, 110.0)
+    # a waits 100-102.5, b 101-101.5, c 102-108, the turned-away caller 103-103.5
+    assert occ["waiting"] == [1, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0]
+    # a with an agent 102.5-105, b 101.5-104
+    assert occ["with_agent"] == [0, 1, 2, 2, 1, 0, 0, 0, 0, 0, 0]
+    # the alarm levels read the agent's answer on a journey, not the IVR's 200
+    for r in (a, b, c, away):
+        r.outcome = "completed"
+    rates = [rate for _, rate, _ in alarm_timeline([a, b, c, away], 99.0, 104.0, 10.0)]
+    assert rates[-1] == pytest.approx(0.5)
