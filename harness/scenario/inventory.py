@@ -11,6 +11,8 @@ from pydantic import AfterValidator, BeforeValidator, BaseModel, ConfigDict, Fie
 from harness.ops.secrets import remember_secret
 from harness.scenario.model import Duration
 
+KEY = r"^[0-9*#A-D]$"  # one DTMF key: a marker a contact centre sends
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -216,7 +218,7 @@ class EntryPoint(Strict):
         description="further addresses of this path (another site's SBC or VIP), tried in order, "
                     "as a carrier's trunk fails over (RFC 3263 §4.3): when the address before "
                     "gives no response within failover_timer, cannot be reached, or answers 503")
-    prompt_marker: str | None = Field(None, pattern=r"^[0-9*#A-D]$",
+    prompt_marker: str | None = Field(None, pattern=KEY,
                                       description="the RFC 4733 key this contact centre's IVR "
                                       "sends as its prompt (a journey's prompt step); none: any "
                                       "audio is the prompt")
@@ -229,11 +231,11 @@ class EntryPoint(Strict):
     agent_groups: dict[str, str] = Field(
         default_factory=dict, description="key -> group: the key its agents send right after "
         "the agent marker, naming who answered (a journey records it as answered_by)")
-    callback_marker: str | None = Field(None, pattern=r"^[0-9*#A-D]$",
+    callback_marker: str | None = Field(None, pattern=KEY,
                                         description="the key its IVR sends when it offers a "
                                         "callback instead of a wait (the caller takes it and "
                                         "hangs up)")
-    announcement_marker: str | None = Field(None, pattern=r"^[0-9*#A-D]$",
+    announcement_marker: str | None = Field(None, pattern=KEY,
                                             description="the key its IVR sends with the failure "
                                             "announcement (the backup number; the caller hangs up)")
     markers_inband: bool = Field(False, description="its markers are also in-band DTMF tones "

@@ -46,26 +46,31 @@ def _acd_log(log) -> dict:
             for e in (json.loads(line) for line in log.read_text().splitlines())}
 
 
-def _journey_call(port: int, journey: Journey, out: list, seed: int) -> None:
+def _journey_call(port: int, journey: Journey, out: list, seed: int, **options) -> None:
     rec, held = start_call(("127.0.0.1", port), CallOptions(hold=journey.longest, invite_timeout=4,
-                                                            bye_timeout=2))
+                                                            bye_timeout=2, **options))
     out.append(run_journey(held, journey, random.Random(seed)) if held else rec)
+
+
+def callers(port: int, journeys: list[Journey], gap: float, **options) -> list:
+    """One caller per journey, `gap` s apart, each on its own thread; their records."""
+    records: list = []
+    threads = [threading.Thread(target=_journey_call, args=(port, j, records, i), kwargs=options)
+               for i, j in enumerate(journeys)]
+    for t in threads:
+        t.start()
+        time.sleep(gap)
+    for t in threads:
+        t.join(60)
+    return records
 
 
 def test_waits_and_abandons_match_the_acd_log_call_by_call(acd):
     port, log = acd
-    records: list = []
-    threads = []
-    for i in range(CALLS):  # every second caller gives up after 1 s in the queue
-        journey = Journey(keys="1", talk=Distribution(fixed=TALK).sampler(), longest=30.0)
-        if i % 2:  # (the others' patience is endless, the journey's default)
-            journey = replace(journey, patience=Distribution(fixed=PATIENCE).sampler())
-        t = threading.Thread(target=_journey_call, args=(port, journey, records, i))
-        threads.append(t)
-        t.start()
-        time.sleep(0.1)
-    for t in threads:
-        t.join(60)
+    journey = Journey(keys="1", talk=Distribution(fixed=TALK).sampler(), longest=30.0)
+    # every second caller gives up after 1 s in the queue (the others' patience is endless)
+    records = callers(port, [replace(journey, patience=Distribution(fixed=PATIENCE).sampler())
+                             if i % 2 else journey for i in range(CALLS)], 0.1)
     assert len(records) == CALLS and all(r.answered for r in records), [r.reason for r in records]
     acd_log = _acd_log(log)
     answered = [r for r in records if r.agent_at is not None]
@@ -101,17 +106,10 @@ def test_overflow_and_a_full_queue_as_the_callers_hear_them_and_the_acd_logs_the
                                 "--overflow", f"sales={OVERFLOW_AFTER:g}:care",
                                 "--queue-limit", "2", "--when-full", "announcement",
                                 "--menu", "1=sales")
-    records: list = []
     try:
         journey = Journey(keys="1", talk=Distribution(fixed=3.0).sampler(), longest=30.0,
                           agent_groups=GROUPS, turn_away={"B": "announcement", "C": "callback"})
-        threads = [threading.Thread(target=_journey_call, args=(port, journey, records, i))
-                   for i in range(6)]
-        for t in threads:
-            t.start()
-            time.sleep(0.1)
-        for t in threads:
-            t.join(60)
+        records = callers(port, [journey] * 6, 0.1)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
@@ -145,21 +143,10 @@ def test_markers_sent_as_tones_in_the_audio_read_as_the_events_do(tmp_path):
     two 20 ms frames of it have come)."""
     proc, port, log = start_acd(tmp_path, "--group", "sales=1", "--group", "care=1",
                                 "--menu", "1=sales", "--inband")
-    records: list = []
     try:
         journey = Journey(keys="1", talk=Distribution(fixed=1.0).sampler(), longest=30.0,
                           agent_groups=GROUPS)
-
-        def one(seed):
-            rec, held = start_call(("127.0.0.1", port), CallOptions(
-                hold=30.0, invite_timeout=4, bye_timeout=2, read_tones=True))
-            records.append(run_journey(held, journey, random.Random(seed)) if held else rec)
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
-        for t in threads:
-            t.start()
-            time.sleep(0.2)
-        for t in threads:
-            t.join(60)
+        records = callers(port, [journey] * 3, 0.2, read_tones=True)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
