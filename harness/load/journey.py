@@ -18,6 +18,7 @@ from typing import Callable
 
 from harness.metrics.records import CallRecord
 from harness.sip import dtmf
+from harness.sip.sdp import media_address
 from harness.sip.uac import HeldCall, end_call
 
 POLL = 0.02
@@ -78,6 +79,21 @@ def _wait(until: Callable[[], float | None], deadline: float, held: HeldCall) ->
 
 
 ANSWER = "answer"  # the agent marker that is the SIP 200 itself
+REINVITE = "reinvite"  # the agent marker that is the far end's re-INVITE or UPDATE
+
+
+def _refreshed(held: HeldCall, after: float) -> float | None:
+    """When the far end's first re-INVITE or UPDATE at or after `after` came (answered by the
+    dialog); the media goes where its SDP says from then on (the agent's phone)."""
+    held.dialog.serve_far_end()
+    held.hung_up = held.hung_up or held.dialog.bye_at
+    for at, _, body in held.dialog.refreshes:
+        if at >= after:
+            moved = media_address(body) if body else None
+            if moved and held.stream is not None:
+                held.stream.remote = moved
+            return at
+    return None
 
 
 def answer_patience(j: Journey, rng: random.Random) -> float:
@@ -130,15 +146,20 @@ def _steps(held: HeldCall, j: Journey, rng: random.Random) -> None:
     patience = j.patience(rng)
     turn_away = j.turn_away or {}
 
+    def agent() -> float | None:
+        if j.agent_marker == REINVITE:
+            return _refreshed(held, queued)
+        return _heard(held, j.agent_marker, queued)
+
     def outcome() -> float | None:
-        return min((t for t in [_heard(held, j.agent_marker, queued)] +
-                    [_heard(held, k, queued) for k in turn_away] if t is not None), default=None)
+        return min((t for t in [agent()] + [_heard(held, k, queued) for k in turn_away]
+                    if t is not None), default=None)
     at = _wait(outcome, min(queued + patience, answered + j.longest), held)
     if at is None:
         if held.hung_up is None:
             rec.abandoned_at = time.time()  # patience ran out: the caller hangs up
         return
-    if _heard(held, j.agent_marker, queued) != at:
+    if agent() != at:
         rec.turned_away = next(how for k, how in turn_away.items() if _heard(held, k, queued) == at)
         return  # the IVR said no (a callback offer, the failure announcement): hang up
     rec.agent_at = at

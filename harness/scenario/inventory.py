@@ -222,12 +222,13 @@ class EntryPoint(Strict):
                                       description="the RFC 4733 key this contact centre's IVR "
                                       "sends as its prompt (a journey's prompt step); none: any "
                                       "audio is the prompt")
-    agent_marker: str | None = Field(None, pattern=r"^([0-9*#A-D]|answer)$",
+    agent_marker: str | None = Field(None, pattern=r"^([0-9*#A-D]|answer|reinvite)$",
                                      description="the RFC 4733 key its test agents answer with "
-                                     "(what a journey waits for); `answer`: the SIP 200 itself, "
-                                     "for a queue that rings until an agent picks up (the "
-                                     "caller waits in the ringing and CANCELs when patience "
-                                     "runs out)")
+                                     "(what a journey waits for); `reinvite`: the far end's "
+                                     "re-INVITE or UPDATE (an agent's phone taking the media); "
+                                     "`answer`: the SIP 200 itself, for a queue that rings until "
+                                     "an agent picks up (the caller waits in the ringing and "
+                                     "CANCELs when patience runs out)")
     agent_groups: dict[str, str] = Field(
         default_factory=dict, description="key -> group: the key its agents send right after "
         "the agent marker, naming who answered (a journey records it as answered_by)")

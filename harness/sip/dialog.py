@@ -52,6 +52,11 @@ class Dialog:
         self.heard = False  # the last transaction got any response at all
         self.challenged = False  # a request was answered with 401/407 and sent again
         self.lingering = False  # given up on, still ending the far end's side (uac._give_up)
+        self.local_sdp = b""  # our offer, answered again to a re-INVITE
+        self.bye_at: float | None = None  # the far end's BYE came then (answered 200)
+        # the far end's re-INVITEs and UPDATEs (an agent's phone taking the media, say):
+        # (arrival, CSeq number, SDP body), each answered 200 with our SDP again
+        self.refreshes: list[tuple[float, int, bytes]] = []
 
     @property
     def closed(self) -> bool:
@@ -123,17 +128,35 @@ class Dialog:
         self.send(self.request("ACK", cseq=invite.cseq[0]))
 
     def far_end_bye(self) -> float | None:
-        """When the far end's BYE came, if one waits on this dialog (answered 200 OK here);
-        else None. Reads only what has arrived already."""
+        """When the far end's BYE came, if one came on this dialog (answered 200 OK here);
+        else None. Reads only what has arrived already (serve_far_end)."""
+        self.serve_far_end()
+        return self.bye_at
+
+    def serve_far_end(self) -> None:
+        """Answer the far end's requests in this dialog that have arrived: a BYE (200, kept
+        in `bye_at`), a re-INVITE or UPDATE (200 with our own SDP again, kept in
+        `refreshes`; a retransmission is answered again, kept once). ACKs need no answer."""
         for msg in self.transport.waiting():
-            if msg.is_request and msg.method == "BYE" and msg.call_id == self.call_id:
-                try:
-                    dest = None if self.transport.reliable else via_address(msg.top_via)
-                    self.transport.send(response_to(msg, 200), dest)
-                except ValueError:  # a Via we cannot answer: the far end retransmits, gives up
-                    pass
-                return msg.received_at
-        return None
+            if not msg.is_request or msg.call_id != self.call_id or msg.method == "ACK":
+                continue
+            ok = response_to(msg, 200)
+            if msg.method == "BYE":
+                self.bye_at = self.bye_at or msg.received_at
+            elif msg.method in ("INVITE", "UPDATE"):
+                if msg.cseq[0] not in {c for _, c, _ in self.refreshes}:
+                    self.refreshes.append((msg.received_at, msg.cseq[0], msg.body))
+                t = self.transport
+                ok.headers.append(("Contact", f"<sip:drill@{t.ip}:{t.port}{t.uri_param}>"))
+                if msg.body:  # an offer gets our answer: the same media as before
+                    ok.headers.append(("Content-Type", "application/sdp"))
+                    ok.body = self.local_sdp
+            else:
+                continue  # not this dialog's business (an OPTIONS, say): left unanswered
+            try:
+                self.transport.send(ok, None if self.transport.reliable else via_address(msg.top_via))
+            except ValueError:  # a Via we cannot answer: the far end retransmits, gives up
+                pass
 
     def close(self) -> None:
         self.transport.close()

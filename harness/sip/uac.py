@@ -207,7 +207,8 @@ def _invite(dialog: Dialog, rec: CallRecord, media_sock, opts: CallOptions,
             rec.ringing_at = resp.received_at or time.time()
 
     rec.started_at = rec.started_at or time.time()  # a failover's call began with its first INVITE
-    invite, final = dialog.transact(dialog.request("INVITE", sdp.encode()), opts.invite_timeout,
+    dialog.local_sdp = sdp.encode()
+    invite, final = dialog.transact(dialog.request("INVITE", dialog.local_sdp), opts.invite_timeout,
                                     provisional, failover_timer)
     if final is None:
         rec.fail(0, "connection closed by the peer" if dialog.closed

@@ -103,3 +103,38 @@ def test_a_queue_that_answers_when_an_agent_picks_up(tmp_path, patience, agent):
     else:
         assert rec.agent_at is None and rec.ringing_at is not None
         assert rec.abandoned_at - rec.queued_at == pytest.approx(patience, abs=0.04)
+
+
+REINVITE = Path(__file__).parent / "sipp" / "uas-reinvite-agent.xml"
+
+
+def test_an_agent_who_answers_with_a_reinvite(tmp_path):
+    """agent_marker: reinvite. SIPp plays the prompt, waits a time it draws and logs, then
+    re-INVITEs the media to the agent's phone (127.0.0.2): the caller answers it (SIPp's call succeeds only
+    if our 200 came), its wait is SIPp's within 40 ms, and its media goes there."""
+    import random
+    port, log = free_udp_port(), tmp_path / "sipp.log"
+    proc = subprocess.Popen([need("sipp"), "-sf", str(REINVITE), "-i", "127.0.0.1",
+                             "-p", str(port), "-mi", "127.0.0.1", "-m", "2", "-nostdin",
+                             "-timeout", "30s", "-trace_logs", "-log_file", str(log)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    journey = Journey(prompt_marker="1", agent_marker="reinvite", talk=lambda rng: 0.5,
+                      longest=20.0)
+    records, moved = [], []
+    try:
+        for seed in range(2):
+            rec, held = start_call(("127.0.0.1", port), CallOptions(hold=20.0, invite_timeout=4,
+                                                                    bye_timeout=2))
+            first = held.stream.remote
+            records.append(run_journey(held, journey, random.Random(seed)))
+            moved.append(held.stream.remote[0] == "127.0.0.2" and first[0] == "127.0.0.1")
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert sipp_count(out, "Successful call") == 2, out[-1500:]
+    waits = sipp_waits(log)
+    for r in records:
+        assert r.agent_at - r.queued_at == pytest.approx(waits[r.call_id], abs=0.04), r.call_id
+        assert r.abandoned_at is None and r.outcome == "completed", r.reason
+    assert all(moved)
