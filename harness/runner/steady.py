@@ -43,7 +43,7 @@ def _signalling(inv: TargetInventory, stop=lambda: False) -> list[str]:
     parts = [(n.name, n.sip, t, n.auth, None, None) for n in inv.nodes if n.sip
              for t in n.transports] + \
             [(e.name, e.address, e.transport, e.auth, tls_settings(e), e.caller_ip)
-             for e in inv.entry_points]
+             for e in inv.entry_points if e.answers_options]
     for name, addr, transport, auth, tls, caller_ip in parts:
         if stop():  # each ping waits up to 0.5 s: a signal is not kept waiting for the rest
             return [*problems, "not finished: stopped"]

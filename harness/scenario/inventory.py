@@ -242,6 +242,9 @@ class EntryPoint(Strict):
     markers_inband: bool = Field(False, description="its markers are also in-band DTMF tones "
                                  "in its G.711 µ-law audio: the caller reads tones (Goertzel) "
                                  "beside RFC 4733 events (some CPU per call)")
+    answers_options: bool = Field(True, description="false for a far end that ignores SIP "
+                                  "OPTIONS (some carriers, a SIPp UAS): the steady-state check "
+                                  "then rests on its test call alone")
     media_check: bool = Field(True, description="the steady-state test call through this entry "
                               "point expects RTP back (any: echo, prompt, tone); false for a far "
                               "end that plays nothing until a person answers")

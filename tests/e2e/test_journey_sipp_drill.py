@@ -27,11 +27,13 @@ def test_a_journey_drill_reads_the_waits_a_sipp_contact_centre_sent(isolated, tm
             "name": "sipp-contact-centre", "nodes": [], "allowlist": [],
             "entry_points": [{"name": "cc", "address": f"127.0.0.1:{port}", "prompt_marker": "1",
                               "agent_marker": "9", "agent_groups": {"2": "care"},
-                              "media_check": False}]}))
+                              "media_check": False, "answers_options": False}]}))
         res, run, summary = run_scenario(tmp_path, {
             "name": "journey-against-sipp", "target": "inv.yaml", "duration": "8s", "seed": 3,
             "load": {"calls_per_second": 1, "journey": {"talk": "500ms", "longest": "20s"}},
-            "sla": {"agent_answer_rate": "90%"}})
+            # SIPp sends its recordings of keys and no voice: the voice targets are not this
+            # test's business
+            "sla": {"agent_answer_rate": "90%", "mos_p5": None, "dead_air": None}})
     finally:
         sipp.send_signal(signal.SIGTERM)
         sipp.wait(10)
