@@ -8,7 +8,9 @@ once ACKed it hears the IVR's prompt marker, an RFC 4733 key (default `A`). The 
 first key chooses the skill group (`--menu 1=sales`; a key not in the menu, or none within
 the IVR's time, goes to the first group). The caller then waits in that group's queue,
 first come first served, until one of its agents is free: the agent answers with the agent
-marker (default `D`), and is busy until the caller hangs up. A caller who hangs up while
+marker (default `D`), and is busy until the caller hangs up, or with `--handle` until its
+handle time is over (then it hangs up: a BYE from here). With `--hold-music` a waiting
+caller hears music (single notes, never a DTMF pair). A caller who hangs up while
 waiting has abandoned. Every step is a line of the ACD log (JSON): queued, answered (with
 the wait and the agent), abandoned (with the wait), ended (with the talk time): the ground
 truth a journey drill's figures are held to, call by call.
@@ -25,13 +27,17 @@ the audio instead of RFC 4733 events.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
+import random
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from harness.lab.pbx import Call, PbxNode
 from harness.lab.sip_endpoint import run_forever
-from harness.sip.dtmf import event_packets, tone_payloads
+from harness.sip.dtmf import event_packets, tone_payloads, ulaw_encode
 from harness.sip.rtp import SAMPLES_PER_PACKET, SILENCE
 from harness.sip.sdp import EVENTS_FMTP, PCMU, TELEPHONE_EVENT, Audio
 
@@ -52,6 +58,7 @@ class Group:
 class Caller:
     state: str = "ivr"  # ivr, queued, agent
     since: float = 0.0  # when it entered that state
+    hang_up_at: float = float("inf")  # the agent ends the call then (a handle time drawn)
     group: str = ""     # the group it queued in (and, once answered, the one that took it)
     agent: str = ""
     overflowed: bool = False
@@ -63,7 +70,8 @@ class AcdNode(PbxNode):
                  prompt_marker: str = "A", agent_marker: str = "D",
                  overflow: dict[str, tuple[float, str]] | None = None,
                  queue_limit: int | None = None, when_full: str = "announcement",
-                 inband: bool = False, **kw):
+                 inband: bool = False, handle: Callable[[], float] | None = None,
+                 hold_music: bool = False, **kw):
         super().__init__(name, ip, port, **kw)
         overflow = overflow or {}
         self.groups = {g: Group(g, n, str(i), overflow.get(g))
@@ -72,6 +80,8 @@ class AcdNode(PbxNode):
         self.menu, self.ivr_time = menu, ivr_time
         self.prompt_marker, self.agent_marker = prompt_marker, agent_marker
         self.queue_limit, self.when_full, self.inband = queue_limit, when_full, inband
+        self.handle, self.hold_music = handle, hold_music
+        self.music = itertools.cycle(hold_music_frames())
         self.callers: dict[str, Caller] = {}
         self.log = open(log_path, "a", buffering=1, encoding="utf-8")
 
@@ -124,6 +134,23 @@ class AcdNode(PbxNode):
         for g in self.groups.values():
             while g.waiting and len(g.busy) < g.agents:
                 self._answer_next(g, now)
+        for call_id, c in list(self.callers.items()):  # agents whose handle time is up
+            if c.state == "agent" and now >= c.hang_up_at:
+                call = self.calls.get(call_id)
+                self._agent_free(call_id, c, now, by="agent")
+                if call is not None:
+                    self.hang_up(call)
+
+    def _agent_free(self, call_id: str, c: Caller, now: float, by: str) -> None:
+        self.callers.pop(call_id, None)
+        self.groups[c.group].busy.pop(call_id, None)
+        self._note("ended", call_id, group=c.group, agent=c.agent, talk=now - c.since, by=by)
+
+    def idle_payload(self, call: Call) -> bytes:
+        c = self.callers.get(call.call_id)
+        if self.hold_music and c is not None and c.state == "queued":
+            return next(self.music)
+        return super().idle_payload(call)
 
     def _overflow(self, now: float) -> None:
         """Callers who waited long enough in a group with an overflow may be taken by the
@@ -153,6 +180,8 @@ class AcdNode(PbxNode):
         self._note("answered", call_id, group=g.name, agent=agent, wait=now - c.since,
                    overflowed=c.group != g.name)
         c.state, c.since, c.agent, c.group = "agent", now, agent, g.name
+        if self.handle is not None:
+            c.hang_up_at = now + self.handle()
         if call is not None:
             self._say(call, self.agent_marker + g.key)
 
@@ -167,8 +196,7 @@ class AcdNode(PbxNode):
                     g.waiting.remove(call.call_id)
             self._note("abandoned", call.call_id, group=c.group, wait=now - c.since)
         elif c.state == "agent":
-            self.groups[c.group].busy.pop(call.call_id, None)
-            self._note("ended", call.call_id, group=c.group, agent=c.agent, talk=now - c.since)
+            self._agent_free(call.call_id, c, now, by="caller")
         elif c.state == "ivr":
             self._note("left the IVR", call.call_id)
 
@@ -204,6 +232,30 @@ def queue_sample(lines: list[str], skip_prefix: str = "hd-health-") -> QueueSamp
                        gave_up=[1.0 if c["event"] == "abandoned" else 0.0 for c in callers])
 
 
+def hold_music_frames() -> list[bytes]:
+    """Four seconds of hold music as 20 ms µ-law payloads: single notes (never a DTMF pair,
+    so a tone reader hears no key in it), half a second each, at a modest level."""
+    frames = []
+    for hz in (392.0, 440.0, 494.0, 523.3, 494.0, 440.0, 392.0, 330.0):
+        samples = [int(6000 * math.sin(2 * math.pi * hz * i / 8000)) for i in range(4000)]
+        frames += [bytes(ulaw_encode(x) for x in samples[i:i + 160]) for i in range(0, 4000, 160)]
+    return frames
+
+
+def _handle_sampler(spec: str) -> Callable[[], float]:
+    """`exponential:MEAN` or `fixed:SECONDS`: the agents' handle time."""
+    kind, _, value = spec.partition(":")
+    try:
+        v = float(value)
+    except ValueError:
+        raise SystemExit(f"--handle {spec}: write exponential:MEAN or fixed:SECONDS") from None
+    if kind == "exponential" and v > 0:
+        return lambda: random.expovariate(1 / v)
+    if kind == "fixed" and v >= 0:
+        return lambda: v
+    raise SystemExit(f"--handle {spec}: write exponential:MEAN or fixed:SECONDS")
+
+
 def _pairs(values: list[str], what: str) -> dict[str, str]:
     out = {}
     for v in values:
@@ -232,6 +284,11 @@ def main(argv=None) -> None:
     ap.add_argument("--when-full", choices=sorted(TURN_AWAY), default="announcement",
                     help="what a caller turned away hears: the failure announcement with the "
                          "backup number (marker B) or a callback offer (marker C)")
+    ap.add_argument("--handle", metavar="exponential:MEAN|fixed:SECONDS",
+                    help="the agents' handle time: an agent hangs up (BYE) when it is over; "
+                         "none: the caller ends the call")
+    ap.add_argument("--hold-music", action="store_true",
+                    help="callers waiting hear music (G.711 audio) instead of silence")
     ap.add_argument("--inband", action="store_true",
                     help="send the markers as DTMF tones in the audio, not RFC 4733 events")
     ap.add_argument("--log", required=True, help="the ACD log (JSON lines), appended to")
@@ -253,7 +310,8 @@ def main(argv=None) -> None:
     ip, port = a.listen.rsplit(":", 1)
     node = AcdNode(a.name, ip, int(port), groups, menu, a.log, a.ivr_time,
                    overflow=overflow, queue_limit=a.queue_limit, when_full=a.when_full,
-                   inband=a.inband,
+                   inband=a.inband, hold_music=a.hold_music,
+                   handle=_handle_sampler(a.handle) if a.handle else None,
                    ring_delay=0.0, answer_delay=0.02, stats_file=a.stats_file)
     run_forever(node.start)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from harness.lab.sip_endpoint import SipUdp, run_forever
 from harness.sip import rtp
 from harness.sip.arrival import receive, stamp_arrivals
-from harness.sip.message import SipMessage, response_to, token
+from harness.sip.message import SipMessage, host_port, new_branch, response_to, token, uri_of
 from harness.sip.dtmf import EventReader, event_payload
 from harness.sip.sdp import TELEPHONE_EVENT, Audio, inactive, media_address
 
@@ -37,6 +37,7 @@ class Call:
     remote_media: tuple[str, int] | None
     final: SipMessage
     client: tuple
+    invite: SipMessage | None = None  # the caller's INVITE: the route and target of our BYE
     acked: bool = False
     seq: int = field(default_factory=lambda: random.randrange(65536))
     ts: int = 0
@@ -166,7 +167,7 @@ class PbxNode:
         ok.body = self.answer_sdp(mport, sid)
         # an offer marked inactive (a signalling-only caller) gets no stream from us
         remote = None if inactive(msg.body) else media_address(msg.body)
-        call = Call(msg.call_id, to_tag, media_sock, remote, ok, addr)
+        call = Call(msg.call_id, to_tag, media_sock, remote, ok, addr, invite=msg)
         self.calls[msg.call_id] = call
         self.counts["answered"] += 1
         self.proto.send(ok, addr)
@@ -194,6 +195,28 @@ class PbxNode:
 
     def tick(self, now: float) -> None:
         """Once per packet time, before the packets go (a contact centre's queues)."""
+
+    def idle_payload(self, call: Call) -> bytes:
+        """What a tick with no event to send carries: a receiver report (a contact centre's
+        queue plays music instead)."""
+        return call.report(time.time())
+
+    def hang_up(self, call: Call) -> None:
+        """This side ends the call (an agent hanging up): a BYE to the caller's Contact along
+        the INVITE's Record-Route (the SBC), sent once; the call is forgotten at once."""
+        inv = call.invite
+        routes = inv.get_all("record-route")  # a UAS's route set: in the order received
+        target = uri_of(inv.get("contact", "") or "") or inv.uri
+        dest = host_port(uri_of(routes[0])) if routes else host_port(target)
+        bye = SipMessage(method="BYE", uri=target)
+        bye.headers = [("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={new_branch()}"),
+                       ("Max-Forwards", "70"), *[("Route", r) for r in routes],
+                       ("From", f"{inv.get('to')};tag={call.to_tag}"), ("To", inv.get("from")),
+                       ("Call-ID", call.call_id), ("CSeq", "1 BYE"), ("Content-Length", "0")]
+        self.calls.pop(call.call_id, None)
+        call.media_sock.close()
+        self.counts["hung_up"] = self.counts.get("hung_up", 0) + 1
+        self.proto.send(bye, dest)
 
     def _bye(self, msg: SipMessage, addr) -> None:
         call = self.calls.get(msg.call_id)
@@ -235,7 +258,7 @@ class PbxNode:
         """This tick's packet for a call: its next event (RFC 4733; the end three times), or
         a receiver report. Either takes the call's next number."""
         if not call.outbox:
-            return [rtp.build_packet(call.seq, call.ts, call.ssrc, call.report(time.time()))]
+            return [rtp.build_packet(call.seq, call.ts, call.ssrc, self.idle_payload(call))]
         if isinstance(call.outbox[0], bytes):  # audio (an in-band tone), in the call's time
             return [rtp.build_packet(call.seq, call.ts, call.ssrc, call.outbox.pop(0))]
         marker, event, start_ts = call.outbox.pop(0)

@@ -24,7 +24,7 @@ from harness.ops.state import private_token, state_home
 from harness.lab.certs import server_certificate
 from harness.scenario.inventory import DigestAuth, EntryPoint, Node, ProcessRef, TargetInventory, \
     TlsSpec, yaml_word
-from harness.scenario.model import Duration, Strict
+from harness.scenario.model import Distribution, Duration, Strict, loose_distribution
 from harness.sip.probe import wait_until_answers
 
 CARRIERS = ("carrier-a", "carrier-b", "carrier-c")
@@ -114,7 +114,9 @@ def _node_program(cfg: SandboxConfig, name: str) -> list[str]:
     cc = ContactCentre.model_validate(cc)
     return ["harness.lab.acd", "--log", str(cfg.folder / f"{name}.acd.jsonl"),
             "--ivr-time", f"{cc.ivr_time:g}", "--when-full", cc.when_full,
-            *(["--inband"] if cc.inband else []),
+            *(["--inband"] if cc.inband else []), *(["--hold-music"] if cc.hold_music else []),
+            *(["--handle", f"fixed:{cc.handle.fixed:g}" if cc.handle.fixed is not None
+               else f"exponential:{cc.handle.exponential:g}"] if cc.handle else []),
             *(["--queue-limit", str(cc.queue_limit)] if cc.queue_limit is not None else []),
             *(x for n, g in cc.groups.items() for x in ("--group", f"{n}={g.agents}")),
             *(x for n, g in cc.groups.items() if g.overflow
@@ -277,12 +279,19 @@ class ContactCentre(Strict):
                                     "the next is turned away")
     inband: bool = Field(False, description="the markers are DTMF tones in the audio, not "
                          "RFC 4733 events (the entry points read tones)")
+    handle: Annotated[Distribution, BeforeValidator(loose_distribution)] | None = Field(
+        None, description="the agents' handle time (fixed or exponential): an agent hangs up "
+        "when it is over; none: the caller ends the call")
+    hold_music: bool = Field(False, description="callers waiting hear music (G.711 audio)")
     when_full: Literal["announcement", "callback"] = Field(
         "announcement", description="what a caller turned away hears: the failure announcement "
         "with the backup number (marker B) or a callback offer (marker C)")
 
     @model_validator(mode="after")
     def _names_groups(self):
+        if self.handle is not None and self.handle.fixed is None and self.handle.exponential is None:
+            raise ValueError("handle: the sandbox's agents take a fixed or an exponential "
+                             "handle time")
         named = set(self.menu.values()) | {g.overflow.to for g in self.groups.values() if g.overflow}
         unknown = sorted(named - set(self.groups))
         if unknown:

@@ -138,7 +138,7 @@ class Distribution(Strict):
         return draw
 
 
-def _distribution(v: Any) -> Any:
+def loose_distribution(v: Any) -> Any:
     """A bare duration is a fixed time; `inf`, `never` or null for patience: endless."""
     if isinstance(v, (int, float, str)) and not isinstance(v, bool):
         return {"fixed": v}
@@ -153,8 +153,8 @@ class JourneySpec(Strict):
     share: Ratio = 1.0
     prompt_within: Duration = Field(5.0, gt=0)
     keys: str = Field("", pattern=r"^[0-9*#A-D]*$", max_length=32)
-    patience: Annotated[Distribution, BeforeValidator(_distribution)] | None = None
-    talk: Annotated[Distribution, BeforeValidator(_distribution)] = Distribution(fixed=30.0)
+    patience: Annotated[Distribution, BeforeValidator(loose_distribution)] | None = None
+    talk: Annotated[Distribution, BeforeValidator(loose_distribution)] = Distribution(fixed=30.0)
     longest: Duration = Field(3600.0, gt=0, le=24 * 3600)
 
 

@@ -27,6 +27,18 @@ sla:
 """
 
 
+IN_FLIGHT = 0.05  # s: an agent's marker on its way when the caller's patience ran out
+
+
+def crossed(calls, logged) -> set:
+    """Calls the ACD answered while the caller, not yet hearing the marker, gave up: the
+    ACD's answer and the caller's hang-up within IN_FLIGHT of each other (the same race a
+    real queue has; the caller's account stands, an abandon)."""
+    return {c.call_id for c in calls if c.abandoned_at is not None
+            and ("answered", c.call_id) in logged
+            and abs(logged[("answered", c.call_id)]["t"] - c.abandoned_at) <= IN_FLIGHT}
+
+
 def test_a_journey_drill_reads_what_the_acd_logged(isolated, tmp_path):
     res, run, summary = run_scenario(tmp_path, yaml.safe_load(SCENARIO))
     assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
@@ -40,17 +52,22 @@ def test_a_journey_drill_reads_what_the_acd_logged(isolated, tmp_path):
     answered = {c for e, c in logged if e == "answered" and c in ids}
     abandoned = {c for e, c in logged if e == "abandoned" and c in ids}
     assert len(calls) >= 15 and answered and abandoned  # 3 erlangs on 2 agents: both happen
+    raced = crossed(calls, logged)
+    assert len(raced) <= 2, raced
+    answered -= raced
     assert {c.call_id for c in calls if c.agent_at is not None} == answered
-    assert {c.call_id for c in calls if c.abandoned_at is not None} == abandoned
+    assert {c.call_id for c in calls if c.abandoned_at is not None} == abandoned | raced
     for c in calls:  # each wait as the ACD measured it
-        event = "answered" if c.agent_at is not None else "abandoned" if c.abandoned_at else None
+        event = "answered" if c.agent_at is not None or c.call_id in raced else \
+            "abandoned" if c.abandoned_at else None
         if event:
             assert wait_of(c) == pytest.approx(logged[(event, c.call_id)]["wait"], abs=0.06)
     j = summary["journey"]["overall"]
-    assert (j["answered"], j["abandoned"]) == (len(answered), len(abandoned))
+    assert (j["answered"], j["abandoned"]) == (len(answered), len(abandoned | raced))
     waits = [logged[("answered", c)]["wait"] for c in answered]
     assert j["asa"] == pytest.approx(sum(waits) / len(waits), abs=0.03)
-    assert j["abandonment"] == pytest.approx(len(abandoned) / (len(answered) + len(abandoned)))
+    assert j["abandonment"] == pytest.approx(len(abandoned | raced) /
+                                             (len(answered) + len(abandoned | raced)))
     # judged by default where calls have a journey: the connection rate
     verdicts = {v["target"]: v for v in summary["verdicts"]}
     assert verdicts["agent_answer_rate"]["measured"] == pytest.approx(j["agent_answer_rate"])

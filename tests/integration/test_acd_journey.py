@@ -159,3 +159,27 @@ def test_markers_sent_as_tones_in_the_audio_read_as_the_events_do(tmp_path):
         waits.append(e["wait"])
     assert max(waits) > 1.0  # one agent, three callers: someone waited a whole talk
     assert all("A@" in r.dtmf_heard and "D@" in r.dtmf_heard for r in records)
+
+
+def test_agents_hang_up_after_their_handle_time_and_waiting_callers_hear_music(tmp_path):
+    """--handle fixed:0.6 --hold-music, one agent, three callers who would talk for ever: the
+    agent ends each call 0.6 s after answering (its BYE, through to the caller), the ACD logs
+    it as ended by the agent, and the callers who waited heard audio the while: music, in
+    which the tone reader they run hears no key."""
+    proc, port, log = start_acd(tmp_path, "--group", "sales=1", "--menu", "1=sales",
+                                "--handle", "fixed:0.6", "--hold-music")
+    try:
+        journey = Journey(keys="1", talk=Distribution(fixed=30.0).sampler(), longest=30.0)
+        records = callers(port, [journey] * 3, 0.1, read_tones=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    acd_log = _acd_log(log)
+    assert len(records) == 3 and all(r.agent_at is not None for r in records), records
+    for r in records:
+        e = acd_log[("ended", r.call_id)]
+        assert e["by"] == "agent" and e["talk"] == pytest.approx(0.6, abs=0.05), e
+        assert r.ended_at - r.agent_at == pytest.approx(0.6, abs=0.1), r  # not the 30 s it meant
+        keys = {k.split("@")[0] for k in r.dtmf_heard.split()}
+        assert keys <= {"A", "D", "1"}, r.dtmf_heard  # the markers and the group's key only
+    assert max(wait_of(r) for r in records) > 1.0  # someone waited through the music
