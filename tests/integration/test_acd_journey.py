@@ -41,6 +41,19 @@ def acd(tmp_path):
         proc.wait(10)
 
 
+def at_acd(tmp_path, acd_args: list[str], journeys: list[Journey], gap: float,
+           **options) -> tuple[list, dict]:
+    """Callers on these journeys, `gap` s apart, at an ACD started with `acd_args`; their
+    records and the ACD's log."""
+    proc, port, log = start_acd(tmp_path, *acd_args)
+    try:
+        records = callers(port, journeys, gap, **options)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    return records, _acd_log(log)
+
+
 def _acd_log(log) -> dict:
     return {(e["event"], e["call_id"]): e
             for e in (json.loads(line) for line in log.read_text().splitlines())}
@@ -102,18 +115,12 @@ def test_overflow_and_a_full_queue_as_the_callers_hear_them_and_the_acd_logs_the
     next hears the failure announcement (B). Six callers 0.1 s apart, talking 3 s: the first
     gets sales, the next two wait, overflow after 1 s and one goes to care; the others are
     turned away while two wait."""
-    proc, port, log = start_acd(tmp_path, "--group", "sales=1", "--group", "care=1",
-                                "--overflow", f"sales={OVERFLOW_AFTER:g}:care",
-                                "--queue-limit", "2", "--when-full", "announcement",
-                                "--menu", "1=sales")
-    try:
-        journey = Journey(keys="1", talk=Distribution(fixed=3.0).sampler(), longest=30.0,
-                          agent_groups=GROUPS, turn_away={"B": "announcement", "C": "callback"})
-        records = callers(port, [journey] * 6, 0.1)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
-    acd_log = _acd_log(log)
+    journey = Journey(keys="1", talk=Distribution(fixed=3.0).sampler(), longest=30.0,
+                      agent_groups=GROUPS, turn_away={"B": "announcement", "C": "callback"})
+    records, acd_log = at_acd(tmp_path, ["--group", "sales=1", "--group", "care=1",
+                                         "--overflow", f"sales={OVERFLOW_AFTER:g}:care",
+                                         "--queue-limit", "2", "--when-full", "announcement",
+                                         "--menu", "1=sales"], [journey] * 6, 0.1)
     assert len(records) == 6 and all(r.answered for r in records), [r.reason for r in records]
     for r in records:  # each caller's account is the ACD's, call by call
         if ("answered", r.call_id) in acd_log:
@@ -141,16 +148,11 @@ def test_markers_sent_as_tones_in_the_audio_read_as_the_events_do(tmp_path):
     """The ACD's IVR and agents mark with DTMF tones in the audio (--inband): the caller reads
     them with the tone reader, and each wait is the ACD's within 60 ms (a tone is known once
     two 20 ms frames of it have come)."""
-    proc, port, log = start_acd(tmp_path, "--group", "sales=1", "--group", "care=1",
-                                "--menu", "1=sales", "--inband")
-    try:
-        journey = Journey(keys="1", talk=Distribution(fixed=1.0).sampler(), longest=30.0,
-                          agent_groups=GROUPS)
-        records = callers(port, [journey] * 3, 0.2, read_tones=True)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
-    acd_log = _acd_log(log)
+    journey = Journey(keys="1", talk=Distribution(fixed=1.0).sampler(), longest=30.0,
+                      agent_groups=GROUPS)
+    records, acd_log = at_acd(tmp_path, ["--group", "sales=1", "--group", "care=1", "--menu",
+                                         "1=sales", "--inband"], [journey] * 3, 0.2,
+                              read_tones=True)
     assert len(records) == 3 and all(r.prompt_at is not None for r in records), records
     waits = []
     for r in records:
@@ -166,15 +168,10 @@ def test_agents_hang_up_after_their_handle_time_and_waiting_callers_hear_music(t
     agent ends each call 0.6 s after answering (its BYE, through to the caller), the ACD logs
     it as ended by the agent, and the callers who waited heard audio the while: music, in
     which the tone reader they run hears no key."""
-    proc, port, log = start_acd(tmp_path, "--group", "sales=1", "--menu", "1=sales",
-                                "--handle", "fixed:0.6", "--hold-music")
-    try:
-        journey = Journey(keys="1", talk=Distribution(fixed=30.0).sampler(), longest=30.0)
-        records = callers(port, [journey] * 3, 0.1, read_tones=True)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
-    acd_log = _acd_log(log)
+    journey = Journey(keys="1", talk=Distribution(fixed=30.0).sampler(), longest=30.0)
+    records, acd_log = at_acd(tmp_path, ["--group", "sales=1", "--menu", "1=sales", "--handle",
+                                         "fixed:0.6", "--hold-music"], [journey] * 3, 0.1,
+                              read_tones=True)
     assert len(records) == 3 and all(r.agent_at is not None for r in records), records
     for r in records:
         e = acd_log[("ended", r.call_id)]
