@@ -34,7 +34,7 @@ def test_surge_during_site_loss_reads_what_both_acds_logged(isolated, tmp_path):
     fault = summary["faults"][0]
     checked = {"answered": 0, "abandoned": 0, "turned away": 0}
     raced = crossed(calls, logged)  # answered as the caller gave up: the caller's abandon
-    assert len(raced) <= 2, raced
+    assert len(raced) <= 3, raced
     for c in calls:
         if c.call_id in raced:
             checked["abandoned"] += 1

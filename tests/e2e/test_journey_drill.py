@@ -31,12 +31,13 @@ IN_FLIGHT = 0.05  # s: an agent's marker on its way when the caller's patience r
 
 
 def crossed(calls, logged) -> set:
-    """Calls the ACD answered while the caller, not yet hearing the marker, gave up: the
-    ACD's answer and the caller's hang-up within IN_FLIGHT of each other (the same race a
-    real queue has; the caller's account stands, an abandon)."""
+    """Calls the ACD answered (or turned away) while the caller, not yet hearing the marker,
+    gave up: the ACD's decision and the caller's hang-up within IN_FLIGHT of each other (the
+    same race a real queue has; the caller's account stands, an abandon)."""
     return {c.call_id for c in calls if c.abandoned_at is not None
-            and ("answered", c.call_id) in logged
-            and abs(logged[("answered", c.call_id)]["t"] - c.abandoned_at) <= IN_FLIGHT}
+            and any((ev, c.call_id) in logged
+                    and abs(logged[(ev, c.call_id)]["t"] - c.abandoned_at) <= IN_FLIGHT
+                    for ev in ("answered", "turned away"))}
 
 
 def test_a_journey_drill_reads_what_the_acd_logged(isolated, tmp_path):
@@ -53,7 +54,7 @@ def test_a_journey_drill_reads_what_the_acd_logged(isolated, tmp_path):
     abandoned = {c for e, c in logged if e == "abandoned" and c in ids}
     assert len(calls) >= 15 and answered and abandoned  # 3 erlangs on 2 agents: both happen
     raced = crossed(calls, logged)
-    assert len(raced) <= 2, raced
+    assert len(raced) <= 3, raced
     answered -= raced
     assert {c.call_id for c in calls if c.agent_at is not None} == answered
     assert {c.call_id for c in calls if c.abandoned_at is not None} == abandoned | raced

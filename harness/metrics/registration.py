@@ -1,0 +1,101 @@
+"""Agents' registrations: how many phones a hotline can reach, and how fast they come back
+after a fault. Pure.
+
+Each agent's REGISTER transactions are `Attempt`s (when sent, when its final response came,
+which, what the registrar granted). From them, as RFC 6076 §4.1-4.2 defines the first two:
+  RRD  registration request delay: REGISTER sent -> its 200 (the digest challenge's round
+       trip included, as a phone lives it), over the successful registrations;
+  IRA  ineffective registration attempts: registrations that ended in no final response,
+       408, 500, 503 or 504, over all registrations (a 401/407 answered with credentials is
+       part of one registration, not an attempt of its own);
+and, for a drill:
+  registered agents each second: an agent counts from a 200 until the expiry it granted,
+       or until a later registration of it failed with the registrar saying it was gone
+       (any final response but 200), whichever comes first;
+  back after a fault: for each agent, from the fault's start to its first 200 to a
+       REGISTER sent after that start; 50/90/99 % of the agents, and the agents never back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.metrics.calls import percentile
+
+INEFFECTIVE = frozenset({0, 408, 500, 503, 504})  # 0: no final response (timeout)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    agent: str
+    sent_at: float
+    ended_at: float
+    status: int              # the final response (0: none came)
+    expires: int = 0         # what the registrar granted with a 200
+    retry_after: float | None = None
+
+
+def rrd(attempts: list[Attempt]) -> dict:
+    delays = [a.ended_at - a.sent_at for a in attempts if a.status == 200 and a.expires > 0]
+    return {"n": len(delays), "p50": percentile(delays, 50), "p95": percentile(delays, 95),
+            "max": max(delays, default=None)}
+
+
+def ira(attempts: list[Attempt]) -> float | None:
+    regs = [a for a in attempts if not (a.status == 200 and a.expires == 0)]  # not un-REGISTERs
+    return sum(a.status in INEFFECTIVE for a in regs) / len(regs) if regs else None
+
+
+def registered_each_second(attempts: list[Attempt], start: float, end: float) -> list[int]:
+    """Agents registered in each second from `start` (counted where registered at the
+    second's start)."""
+    n = max(0, int(end - start) + 1)
+    out = [0] * n
+    for spans in _spans(attempts).values():
+        for a, b in spans:
+            lo, hi = max(0, _ceil(a - start)), min(n, _ceil(b - start))
+            for i in range(lo, hi):
+                out[i] += 1
+    return out
+
+
+def _ceil(x: float) -> int:
+    return int(x) if x == int(x) else int(x) + (x > 0)
+
+
+def _spans(attempts: list[Attempt]) -> dict[str, list[tuple[float, float]]]:
+    """Per agent, the stretches it was registered: from each 200 to its expiry, cut short by
+    a later failure the registrar answered (it no longer knows the agent) or an
+    un-REGISTER."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for agent in {a.agent for a in attempts}:
+        mine = sorted((a for a in attempts if a.agent == agent), key=lambda a: a.ended_at)
+        spans: list[tuple[float, float]] = []
+        for a in mine:
+            if spans and spans[-1][1] > a.ended_at and (a.status not in (0, 200) or
+                                                         (a.status == 200 and a.expires == 0)):
+                spans[-1] = (spans[-1][0], a.ended_at)  # told it is gone, or it left
+            if a.status == 200 and a.expires > 0:
+                if spans and spans[-1][1] >= a.ended_at:  # a refresh: one stretch goes on
+                    spans[-1] = (spans[-1][0], a.ended_at + a.expires)
+                else:
+                    spans.append((a.ended_at, a.ended_at + a.expires))
+        out[agent] = spans
+    return out
+
+
+def back_after(attempts: list[Attempt], fault_at: float, agents: list[str]) -> dict:
+    """For each agent, seconds from `fault_at` to its first 200 to a REGISTER sent after it;
+    the 50th, 90th and 99th percentile over all the agents (None while fewer than that
+    share came back) and those that never did."""
+    back = {}
+    for a in sorted(attempts, key=lambda a: a.ended_at):
+        if a.agent not in back and a.sent_at >= fault_at and a.status == 200 and a.expires > 0:
+            back[a.agent] = a.ended_at - fault_at
+    times = sorted(back.values())
+    total = len(agents)
+
+    def share(p: float) -> float | None:
+        k = -(-total * p // 100)  # the ceil(p % of the agents)-th to come back
+        return times[int(k) - 1] if total and len(times) >= k else None
+    return {"p50": share(50), "p90": share(90), "p99": share(99),
+            "never": sorted(set(agents) - set(back)), "agents": total}
