@@ -21,6 +21,9 @@ valid digest credentials for `--realm` gets 407 with a fresh nonce (qop=auth, `-
 MD5 or SHA-256); a nonce older than `--nonce-ttl` is answered `stale=true`. Its stats file
 counts what it challenged, let through and refused: the truth the harness's records meet.
 
+It is also the hotline's registrar (registrar.py): agents' phones REGISTER here (401 and
+the same credentials where it guards), and `--location-file` holds its location table.
+
 Run: `python -m harness.lab.sbc --listen 127.10.0.1:5060 --node pbx-1=127.10.0.11:5060 ...`
 """
 from __future__ import annotations
@@ -36,6 +39,7 @@ import time
 from dataclasses import dataclass, field
 
 from harness.lab.media_anchor import MediaAnchor
+from harness.lab.registrar import Location
 from harness.lab.sip_endpoint import SipTransports, run_forever
 from harness.sip.digest import challenge_header, check_credentials, parse_credentials
 from harness.sip.message import (MAGIC_COOKIE, SipMessage, host_port, new_branch,
@@ -72,7 +76,8 @@ class Sbc:
                  probe_timeout: float, down_after: int, fr_timer: float,
                  stats_file: str | None, health_check: bool = True, dispatch: str = "round-robin",
                  anchor_media: bool = True, auth: "Guard | None" = None,
-                 tls: tuple[int, str, str] | None = None, srtp: str = "off"):
+                 tls: tuple[int, str, str] | None = None, srtp: str = "off",
+                 location_file: str | None = None):
         self.ip, self.port, self.nodes = ip, port, nodes
         self.interval, self.probe_timeout, self.down_after = interval, probe_timeout, down_after
         self.fr_timer = fr_timer
@@ -93,6 +98,7 @@ class Sbc:
         self.media = MediaAnchor(ip, ip, srtp=srtp != "off", wrong_key=srtp == "wrong-key") \
             if anchor_media else None
         self.auth = auth
+        self.location = Location(location_file)
 
     async def start(self):
         await self.proto.listen(self.ip, self.port, tcp=True, tls_port=self.tls_port)
@@ -179,8 +185,20 @@ class Sbc:
             return  # ACK of a non-2xx final we sent: absorbed here
         elif msg.method == "CANCEL":
             self._cancel(msg, addr)
+        elif msg.method == "REGISTER":
+            self._register(msg)
         else:
             self.proto.send(response_to(msg, 481), addr)
+
+    def _register(self, msg: SipMessage) -> None:
+        """An agent's phone registering here (the SBC is the hotline's registrar), with the
+        same credentials as calls where the SBC asks for them (401, as registrars do)."""
+        if self.auth:
+            challenge = self.auth.challenge(msg, registrar=True)
+            if challenge is not None:
+                self.proto.send(challenge, via_address(msg.top_via))
+                return
+        self.proto.send(self.location.register(msg), via_address(msg.top_via))
 
     @staticmethod
     def _rewrite_top_via(msg: SipMessage, new_via: str) -> None:
@@ -377,12 +395,14 @@ class Guard:
     counts: dict[str, int] = field(default_factory=lambda: {
         "challenged": 0, "authenticated": 0, "refused": 0, "stale": 0})
 
-    def challenge(self, msg: SipMessage) -> SipMessage | None:
-        """The 407 this INVITE gets, or None when its credentials are good (counted)."""
+    def challenge(self, msg: SipMessage, registrar: bool = False) -> SipMessage | None:
+        """The 407 this INVITE gets (401 for a REGISTER, `registrar`), or None when its
+        credentials are good (counted)."""
         now = time.monotonic()
         for nonce in [n for n, t in self.nonces.items() if now - t > 4 * self.nonce_ttl]:
             del self.nonces[nonce]
-        params = parse_credentials(msg.get("proxy-authorization") or "")
+        params = parse_credentials(msg.get("authorization" if registrar else
+                                           "proxy-authorization") or "")
         stale = False
         if params:
             verdict = check_credentials(params, self.realm, {self.user: self.password},
@@ -400,8 +420,8 @@ class Guard:
             log.info("auth challenged: %s", msg.call_id)
         nonce = secrets.token_hex(12)
         self.nonces[nonce] = now
-        resp = response_to(msg, 407, to_tag=secrets.token_hex(4))
-        resp.headers.append(("Proxy-Authenticate",
+        resp = response_to(msg, 401 if registrar else 407, to_tag=secrets.token_hex(4))
+        resp.headers.append(("WWW-Authenticate" if registrar else "Proxy-Authenticate",
                              challenge_header(self.realm, nonce, self.algorithm, stale=stale)))
         return resp
 
@@ -442,6 +462,8 @@ def main(argv=None) -> None:
                     help="on: end SDES-SRTP offered by callers (anchored media only: the nodes "
                          "get RTP); wrong-key: send with a key other than the one answered (a "
                          "misconfigured SBC, for key-mismatch drills)")
+    ap.add_argument("--location-file", help="the registrar's location table, written on "
+                    "every change (JSON: address of record -> contact and expiry)")
     ap.add_argument("--stats-file")
     a = ap.parse_args(argv)
     if a.srtp != "off" and a.media != "anchor":
@@ -455,7 +477,8 @@ def main(argv=None) -> None:
     sbc = Sbc(ip, int(port), [parse_node(n) for n in a.node], a.interval, a.probe_timeout,
               a.down_after, a.fr_timer, a.stats_file, a.health_check == "on", a.dispatch,
               a.media == "anchor", guard,
-              (a.tls_port, a.tls_cert, a.tls_key) if a.tls_port else None, a.srtp)
+              (a.tls_port, a.tls_cert, a.tls_key) if a.tls_port else None, a.srtp,
+              a.location_file)
     run_forever(sbc.start)
 
 

@@ -1,0 +1,101 @@
+"""An agent's phone registering (RFC 3261 §10.2): REGISTER on its own UDP flow with digest
+where the registrar asks, refreshed before the expiry it was granted, and after a failure
+tried again when `Retry-After` says (or, for phones that ignore it, after their own timer:
+the bad case a registration storm is made of). Each REGISTER transaction is kept as an
+`Attempt` for the figures (metrics/registration.py)."""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from harness.metrics.registration import Attempt
+from harness.sip.dialog import Dialog, NoCredentials
+from harness.sip.digest import Credential, DigestCredentials
+from harness.sip.message import SipMessage, token
+from harness.sip.transport import UdpTransport
+
+
+@dataclass(frozen=True)
+class PhoneSpec:
+    registrar: tuple[str, int]
+    domain: str
+    expires: int = 60            # asked for
+    refresh: float = 0.8         # share of the granted expiry after which the phone refreshes
+    retry: float = 5.0           # s after a failure without Retry-After (or when ignoring it)
+    honour_retry_after: bool = True
+    timeout: float = 4.0         # one REGISTER transaction (Timer F is 32 s; phones give up sooner)
+    credentials: tuple[Credential, ...] = ()
+    local_ip: str = "127.0.0.1"
+
+
+class _RegisterDialog(Dialog):
+    """REGISTER's headers: From and To the address of record, the Request-URI the domain,
+    the phone's own flow as Contact, the expiry asked for."""
+
+    def __init__(self, transport, spec: PhoneSpec, user: str):
+        creds = DigestCredentials(list(spec.credentials)) if spec.credentials else NoCredentials()
+        super().__init__(transport, spec.registrar, callee=user, call_id=f"reg-{token(12)}",
+                         challenges=creds)
+        self.user, self.domain, self.expires = user, spec.domain, spec.expires
+
+    def request(self, method: str, body: bytes = b"", uri: str | None = None,
+                cseq: int | None = None) -> SipMessage:
+        msg = super().request(method, body, uri or f"sip:{self.domain}", cseq)
+        aor, t = f"sip:{self.user}@{self.domain}", self.transport
+        msg.set("From", f"<{aor}>;tag={self.from_tag}")
+        msg.set("To", f"<{aor}>")
+        msg.set("Contact", f"<sip:{self.user}@{t.ip}:{t.port}{t.uri_param}>")
+        msg.headers.append(("Expires", str(self.expires)))
+        return msg
+
+
+class Phone:
+    """One agent's phone. `due` is when it next REGISTERs; `step()` does that one REGISTER
+    (blocking, bounded by the spec's timeout) and plans the next."""
+
+    def __init__(self, user: str, spec: PhoneSpec):
+        self.user, self.spec = user, spec
+        self.transport = UdpTransport.open(spec.registrar, spec.local_ip, spec.timeout)
+        self.dialog = _RegisterDialog(self.transport, spec, user)
+        self.attempts: list[Attempt] = []
+        self.due = 0.0
+
+    def step(self, expires: int | None = None) -> Attempt:
+        self.dialog.expires = self.spec.expires if expires is None else expires
+        sent = time.time()
+        _, final = self.dialog.transact(self.dialog.request("REGISTER"), self.spec.timeout)
+        ended = final.received_at or time.time() if final is not None else time.time()
+        status = final.status if final is not None else 0
+        granted = granted_expiry(final, self.dialog.expires) if status == 200 else 0
+        retry_after = _retry_after(final)
+        a = Attempt(self.user, sent, ended, status, granted, retry_after)
+        self.attempts.append(a)
+        if status == 200 and granted:
+            self.due = ended + granted * self.spec.refresh
+        elif retry_after is not None and self.spec.honour_retry_after:
+            self.due = ended + retry_after
+        else:
+            self.due = ended + self.spec.retry
+        return a
+
+    def unregister(self) -> Attempt:
+        """Leave the location table (expires 0): what a drill does at its end, and on rollback."""
+        return self.step(expires=0)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def granted_expiry(ok: SipMessage, asked: int) -> int:
+    """The expiry a 200 granted: its Contact's expires, else its Expires, else what was asked."""
+    m = re.search(r";\s*expires=(\d+)", ok.get("contact", "") or "")
+    if m:
+        return int(m.group(1))
+    value = (ok.get("expires", "") or "").strip()
+    return int(value) if value.isdigit() else asked
+
+
+def _retry_after(resp: SipMessage | None) -> float | None:
+    value = ((resp.get("retry-after", "") or "") if resp is not None else "").split(";")[0].strip()
+    return float(value) if value.replace(".", "", 1).isdigit() else None
