@@ -1,10 +1,14 @@
 """The caller's journey past the 200: hear the IVR's prompt, press keys, wait for an agent with
 a caller's patience, talk, hang up. Each step's time goes into the call's record.
 
-How a contact centre shows "an agent answered" differs; here it is a key its test agents
-send (RFC 4733, as the sandbox ACD does), and the prompt is a key too, or any audio at all.
-The steps read the digits the media pump hears on the call's stream, and the far end's BYE
-from the dialog, polling every 20 ms (a packet time): a wait's figure is good to that.
+How a contact centre shows "an agent answered" differs, so the entry point says: a key its
+test agents send (RFC 4733, or a tone in the audio), maybe followed by the group's key; the
+far end's re-INVITE or UPDATE (`reinvite`); or the 200 itself (`answer`: the queue is the
+ringing, and patience ends it with a CANCEL). The prompt is a key too, or any audio at all,
+and the IVR may turn the caller away with a key of its own (a callback offer, the failure
+announcement). The steps read the keys the media pump hears on the call's stream, and the
+far end's requests from the dialog, polling every 20 ms (a packet time): a wait's figure is
+good to that.
 
 The journey runs in the caller's own thread (a greenlet under Locust) from the answer to
 the BYE, unlike a plain call whose hold needs no stack.
@@ -22,6 +26,9 @@ from harness.sip.sdp import media_address
 from harness.sip.uac import HeldCall, end_call
 
 POLL = 0.02
+ANSWER = "answer"      # the agent marker that is the SIP 200 itself
+REINVITE = "reinvite"  # the agent marker that is the far end's re-INVITE or UPDATE
+AGENT_KEY_WITHIN = 0.5  # s: the group's key follows the agent marker at once (100 ms + gap)
 
 
 @dataclass(frozen=True)
@@ -30,8 +37,8 @@ class Journey:
     prompt_marker: str | None = "A"   # the key that is the prompt; None: any audio
     keys: str = ""                    # pressed once the prompt came (the menu choice)
     agent_marker: str = "D"           # the key the agents answer with
-    agent_groups: dict = None         # key after the agent marker -> the group it names
-    turn_away: dict = None            # key -> "callback" / "announcement" (the IVR turns away)
+    agent_groups: dict | None = None  # key after the agent marker -> the group it names
+    turn_away: dict | None = None     # key -> "callback" / "announcement" (the IVR turns away)
     patience: Callable[[random.Random], float] = lambda rng: float("inf")
     talk: Callable[[random.Random], float] = lambda rng: 10.0
     longest: float = 3600.0           # no journey outlives this (the media stream's end)
@@ -62,8 +69,6 @@ def _key_after(held: HeldCall, at: float) -> str | None:
     return next((h.digit for h in held.stream.keys_heard() if h.at > at), None)
 
 
-AGENT_KEY_WITHIN = 0.5  # s: the group's key follows the agent marker at once (100 ms + gap)
-
 
 def _wait(until: Callable[[], float | None], deadline: float, held: HeldCall) -> float | None:
     """Poll until `until()` gives a time, the deadline passes, or the far end hangs up (its
@@ -76,10 +81,6 @@ def _wait(until: Callable[[], float | None], deadline: float, held: HeldCall) ->
         if held.hung_up is None:
             time.sleep(POLL)
     return until()
-
-
-ANSWER = "answer"  # the agent marker that is the SIP 200 itself
-REINVITE = "reinvite"  # the agent marker that is the far end's re-INVITE or UPDATE
 
 
 def _refreshed(held: HeldCall, after: float) -> float | None:
