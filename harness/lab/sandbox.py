@@ -22,8 +22,8 @@ from harness.ops import SetupError
 from harness.ops.procs import proc_state, read_pid, start_process
 from harness.ops.state import private_token, state_home
 from harness.lab.certs import server_certificate
-from harness.scenario.inventory import DigestAuth, EntryPoint, Node, ProcessRef, TargetInventory, \
-    TlsSpec, yaml_word
+from harness.scenario.inventory import DigestAuth, EntryPoint, Node, ProcessRef, RegistrarRef, \
+    TargetInventory, TlsSpec, yaml_word
 from harness.scenario.model import Distribution, Duration, Strict, loose_distribution
 from harness.sip.probe import wait_until_answers
 
@@ -32,6 +32,7 @@ UNREACHABLE_PORT = 5099  # where a PBX that hides behind the SBC says it is (not
 RELAY_TOKEN = "relay.token"
 TLS_PORT = 5061
 SBC_NAME = "sbc.sandbox"  # the name on the SBC's certificate
+LOCATION = "location.json"  # the SBC's registrar table (registrar.py)
 SBC_PASSWORD = "sbc.password"  # the digest password the SBC asks for (auth: true)
 AUTH_USER, AUTH_REALM = "drill", "sandbox"
 STARTED_BY = "started-by-drill.json"  # a sandbox a drill started for itself, and which drill
@@ -140,6 +141,7 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
              for n, a in pbx]
     sbc_argv = py + ["harness.lab.sbc", "--listen", sbc_addr,
                      "--stats-file", str(cfg.folder / "sbc.stats.json"),
+                     "--location-file", str(cfg.folder / LOCATION),
                      "--health-check", "on" if cfg.health_check else "off",
                      "--dispatch", cfg.dispatch, "--fr-timer", f"{cfg.failover_timer:g}"]
     for n, a in pbx:
@@ -180,7 +182,9 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
                                   srtp=srtp, **markers,
                                   tls=TlsSpec(ca_file=str(ca), server_name=SBC_NAME)))
     names = [n.name for n in nodes] + [e.name for e in entries]
-    return TargetInventory(name="sandbox", entry_points=entries, nodes=nodes, allowlist=names)
+    registrar = RegistrarRef(address=sbc_addr, domain=AUTH_REALM, auth=auth)  # the SBC
+    return TargetInventory(name="sandbox", entry_points=entries, nodes=nodes, allowlist=names,
+                           registrar=registrar)
 
 
 def _parts(inv: TargetInventory):

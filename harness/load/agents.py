@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
+from harness.load.entry_calls import credentials
 from harness.metrics.registration import Attempt
 from harness.sip.register import Phone, PhoneSpec
 
@@ -14,12 +16,24 @@ MAX_PHONES = 2000
 
 
 class Phones:
-    def __init__(self, users: list[str], spec: PhoneSpec):
+    def __init__(self, users: list[str], spec: PhoneSpec,
+                 on_attempt: Callable[[Attempt], None] = lambda a: None):
         if len(users) > MAX_PHONES:
             raise ValueError(f"{len(users)} phones; at most {MAX_PHONES} in one process")
         self.phones = [Phone(u, spec) for u in users]
+        self.on_attempt = on_attempt
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
+
+    @classmethod
+    def for_drill(cls, agents, registrar, on_attempt) -> "Phones":
+        """A scenario's `agents:` towards the inventory's registrar."""
+        spec = PhoneSpec(registrar.addr, registrar.domain, expires=int(agents.expires),
+                         refresh=agents.refresh, retry=agents.retry,
+                         honour_retry_after=agents.honour_retry_after, timeout=agents.timeout,
+                         credentials=credentials(registrar.auth))
+        return cls([f"{agents.user_prefix}{i:04d}" for i in range(1, agents.count + 1)], spec,
+                   on_attempt)
 
     def start(self, spread: float = 0.0) -> None:
         """Each phone's first REGISTER, spread evenly over `spread` seconds (phones boot at
@@ -36,22 +50,34 @@ class Phones:
         while not self.stopping.is_set():
             if self.stopping.wait(max(0.0, phone.due - time.time())):
                 return
-            phone.step()
+            self.on_attempt(phone.step())
 
-    def stop(self, unregister: bool = True) -> None:
-        """Stop refreshing (each thread ends within its REGISTER's timeout), then leave the
-        location table, every phone at once."""
+    def stop(self, unregister: bool = True, within: float | None = None) -> None:
+        """Stop refreshing, then leave the location table, every phone at once. Each part
+        waits at most `within` seconds (default: one REGISTER's timeout and a second; a
+        signal's stop passes less): a phone still waiting then is left to its daemon thread."""
+        wait = within if within is not None else \
+            (self.phones[0].spec.timeout + 1 if self.phones else 0)
         self.stopping.set()
+        deadline = time.time() + wait
         for t in self.threads:
-            t.join(self.phones[0].spec.timeout + 1 if self.phones else 0)
+            t.join(max(0.0, deadline - time.time()))
         if unregister:
-            leaving = [threading.Thread(target=p.unregister, daemon=True) for p in self.phones]
+            leaving = [threading.Thread(target=self._leave, args=(p,), daemon=True)
+                       for p in self.phones if not any(t.is_alive() and t.name == f"phone-{p.user}"
+                                                       for t in self.threads)]
             for t in leaving:
                 t.start()
+            deadline = time.time() + wait
             for t in leaving:
-                t.join(self.phones[0].spec.timeout + 1)
-        for p in self.phones:
-            p.close()
+                t.join(max(0.0, deadline - time.time()))
+        else:
+            for p in self.phones:
+                p.close()
+
+    def _leave(self, phone: Phone) -> None:
+        self.on_attempt(phone.unregister())
+        phone.close()
 
     @property
     def attempts(self) -> list[Attempt]:

@@ -13,6 +13,7 @@ from harness.metrics.diagnose import findings
 from harness.metrics.records import CallRecord, FaultWindow
 from harness.metrics.sessions import session_metrics
 from harness.metrics.sla import Verdict, verdicts
+from harness.metrics.registration import registration_report
 from harness.metrics.journey import INTERVAL, SERVICE_TIME, SHORT_ABANDON, journey_report
 from harness.metrics.voice import voice_report
 
@@ -89,7 +90,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
              steady_state_after: bool | None, acks: list[dict] = (),
              capacity_steps: list[dict] | None = None, probes: list[dict] = (),
              service_time: float = SERVICE_TIME, short_abandon: float = SHORT_ABANDON,
-             interval: float = INTERVAL) -> dict:
+             interval: float = INTERVAL, registrations: list = ()) -> dict:
     """All figures of a run and one verdict per enabled SLA target.
 
     `probes`: the data probes' `probe_records` events (DR figures: RPO, RTO, lag).
@@ -118,6 +119,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
     fig.sessions = session_metrics(records)
     fig.journey = journey_report(records, faults, run_start, service_time=service_time,
                                  short_abandon=short_abandon, interval=interval)
+    fig.registration = registration_report(list(registrations), faults, run_start, run_end)
     fault_at = min((f.started_at for f in faults), default=None)
     fig.dr = [probe_figures(p, fault_at) for p in probes]
     fig.steady_state_after = steady_state_after
@@ -146,6 +148,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "voice": fig.voice,
         "sessions": fig.sessions,
         "journey": fig.journey,
+        "registration": fig.registration,
         "dr": fig.dr,
         "answered_by_node": calls.calls_by_node(records),
         "good_calls": {"pdd_good": pdd_good, "pre_fault_share": baseline, "setup_time": setup,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from harness.metrics.calls import percentile
 
 INEFFECTIVE = frozenset({0, 408, 500, 503, 504})  # 0: no final response (timeout)
+ATTEMPT_FIELDS = ("agent", "sent_at", "ended_at", "status", "expires", "retry_after")
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,17 @@ def back_after(attempts: list[Attempt], fault_at: float, agents: list[str]) -> d
         return times[int(k) - 1] if total and len(times) >= k else None
     return {"p50": share(50), "p90": share(90), "p99": share(99),
             "never": sorted(set(agents) - set(back)), "agents": total}
+
+
+def registration_report(attempts: list[Attempt], faults: list, start: float,
+                        end: float) -> dict | None:
+    """The agents' figures for a run: RRD, IRA, registered agents each second, and after each
+    fault how long until they were back; None when the run had no agents."""
+    if not attempts:
+        return None
+    agents = sorted({a.agent for a in attempts})
+    each = registered_each_second(attempts, start, end)
+    return {"agents": len(agents), "registers": len(attempts), "rrd": rrd(attempts),
+            "ira": ira(attempts), "registered": each,
+            "registered_min": min(each, default=0), "registered_max": max(each, default=0),
+            "per_fault": {f.fault_id: back_after(attempts, f.started_at, agents) for f in faults}}

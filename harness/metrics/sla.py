@@ -39,6 +39,7 @@ class Figures:
     first_ack_by: str | None = None
     capacity: dict | None = None
     journey: dict | None = None
+    registration: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,35 @@ target("ivr_failure", "max", "ratio", None, "calls with a journey whose IVR prom
 target("turned_away", "max", "ratio", None, "calls with a journey the IVR turned away (a "
        "callback offer, the failure announcement) over all calls with a journey")(
     _journey("turned_away", lambda o, key: o[key] / o["calls"]))
+
+
+# --- agents' phones (metrics/registration.py) ---------------------------------------------
+
+def _reregistration(f: Figures) -> Measured:
+    reg = f.registration or {}
+    if not reg.get("per_fault"):
+        return Measured(None, "no fault with agents registering", True)
+    worst = [b["p90"] for b in reg["per_fault"].values()]
+    never = sum(len(b["never"]) for b in reg["per_fault"].values())
+    return Measured(None if None in worst else max(worst),
+                    f"90 % of {reg['agents']} agents back after the worst fault"
+                    + (f"; {never} never came back" if never else ""))
+
+
+target("reregistration_p90", "max", "s", None, "seconds from a fault until 90 % of the "
+       "agents' phones were registered again (a 200 to a REGISTER sent after it)")(
+    _reregistration)
+
+
+def _ira(f: Figures) -> Measured:
+    reg = f.registration or {}
+    if not reg:
+        return Measured(None, "no agents", True)
+    return Measured(reg["ira"], f"of {reg['registers']} REGISTERs of {reg['agents']} agents")
+
+
+target("ira", "max", "ratio", None, "RFC 6076 ineffective registration attempts: REGISTERs "
+       "with no answer, 408, 500, 503 or 504, over all")(_ira)
 
 
 # --- RFC 6076 and E.411 (metrics/sessions.py) ----------------------------------------------

@@ -33,8 +33,25 @@ def print_verdicts(summary: dict, console: Console) -> None:
     journey = (summary.get("journey") or {}).get("overall")
     if journey and journey["calls"]:
         console.print(journey_line(journey), highlight=False)
+    if summary.get("registration"):
+        console.print(registration_line(summary["registration"]), highlight=False)
     for line in summary.get("findings", []):
         console.print("finding: " + plain(line), highlight=False)
+
+
+def registration_line(reg: dict) -> str:
+    """The agents' phones in one line: how many stayed registered, and their way back."""
+    ira = "n/a" if reg["ira"] is None else f"{reg['ira'] * 100:.1f}%"
+    rrd = reg["rrd"]["p95"]
+    parts = [f"agents: {reg['agents']} phones, {reg['registered_min']}-{reg['registered_max']} "
+             f"registered, {reg['registers']} REGISTERs, IRA {ira}, RRD p95 "
+             + ("n/a" if rrd is None else f"{rrd * 1000:.0f} ms")]
+    for fid, b in reg["per_fault"].items():
+        def sec(v):
+            return "not yet" if v is None else f"{v:.1f} s"
+        parts.append(f"back after {fid}: 50% {sec(b['p50'])}, 90% {sec(b['p90'])}, "
+                     f"99% {sec(b['p99'])}" + (f", {len(b['never'])} never" if b["never"] else ""))
+    return "; ".join(parts)
 
 
 def journey_line(j: dict) -> str:

@@ -13,6 +13,7 @@ from harness import __version__
 from harness.metrics.evaluate import evaluate
 from harness.metrics.failover import RecoveryRule
 from harness.metrics.generator import generator_problems, rtp_late_limit
+from harness.metrics.registration import ATTEMPT_FIELDS, Attempt
 from harness.metrics.records import CallRecord, FaultWindow, read_run
 from harness.metrics.sla import where_judged
 from harness.ops.exit import EXIT_ABORTED, EXIT_INCONCLUSIVE, EXIT_MISSED, EXIT_PASS
@@ -88,6 +89,8 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
                              for ev in events if ev["event"] == "ack"],
                        capacity_steps=steps if sc.load.capacity_search else None,
                        probes=probe_events(events), service_time=sc.metrics.service_time,
+                       registrations=[Attempt(**{k: ev[k] for k in ATTEMPT_FIELDS})
+                                      for ev in events if ev["event"] == "registration"],
                        short_abandon=sc.metrics.short_abandon, interval=sc.metrics.interval)
     health = next((ev for ev in reversed(events) if ev["event"] == "generator_health"), None)
     given = set(sc.sla.model_fields_set) | set((gameday or {}).get("sla", {}))

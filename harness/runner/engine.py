@@ -13,11 +13,12 @@ import threading
 import time
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 from harness.faults.base import Injector, lookup
+from harness.load.agents import Phones
 from harness.load.engine import LoadEngine
 from harness.metrics.records import CallRecord
 from harness.ops import OpsError
@@ -59,6 +60,7 @@ class DrillRun:
     t0: float = 0.0
     log: JsonlLog | None = None  # events.jsonl, once the run folder is open
     probes: ProbeSet | None = None  # the scenario's data probes, started with the load
+    phones: Phones | None = None    # the scenario's agents' phones, started with the load
     # set by a signal: what blocks on the outside world (probe sessions) ends at once
     interrupt: threading.Event = field(default_factory=threading.Event)
     abort_published: bool = False  # run_aborted is said once
@@ -209,7 +211,19 @@ class DrillRun:
         if self.drill.scenario.probes:
             self.probes = ProbeSet(self.drill.scenario.probes, self.run_id, self.interrupt)
             self.probes.start()
+        agents = self.drill.scenario.agents
+        if agents is not None:
+            self.phones = Phones.for_drill(agents, self.drill.inventory.registrar,
+                                           lambda a: self.bus.publish("registration", ts=a.ended_at,
+                                                                      **asdict(a)))
+            self.phones.start(spread=agents.spread)
         return True
+
+    def stop_agents(self) -> None:
+        """The agents' phones leave the location table (a signal's stop waits less)."""
+        if self.phones is not None:
+            phones, self.phones = self.phones, None
+            phones.stop(within=0.4 if self.interrupt.is_set() else None)
 
     def stop_probes(self) -> None:
         if self.probes:
@@ -254,6 +268,7 @@ class DrillRun:
         errors = self.rollback_all()  # first: nothing left behind, then the load
         load.abort()
         self.stop_probes()
+        self.stop_agents()
         self.publish_aborted(errors)
 
     def publish_aborted(self, errors: list[str], phase: str = "") -> None:
@@ -282,6 +297,7 @@ class DrillRun:
         errors = self.rollback_all()
         if errors:
             self.bus.publish("rollback_errors", errors=errors)
+        self.stop_agents()  # after the rollback: the phones' way back is part of the drill
         if self.abort_at is not None:  # told to stop while the probes were read: they were cut
             self.publish_aborted(errors, "the data probes after the load")
 

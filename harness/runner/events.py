@@ -42,6 +42,8 @@ CATALOGUE: dict[str, Event] = {
                                "the fault is lifted: the window closes (ts: the target's own "
                                "record where it keeps one, else when undo() returned)"),
     "fault_rollback_failed": Event(("fault_id", "error"), "left open in the journal"),
+    "registration": Event(("agent", "sent_at", "ended_at", "status", "expires", "retry_after"),
+                          "one REGISTER of an agent's phone ended (metrics/registration.py)"),
     "rollback_errors": Event(("errors",), "rollbacks that failed at the end of a run"),
     "generator_health": Event(("offered", "placed", "late", "skipped", "unplaced",
                                "loop_lag_p99", "loop_lag_max", "loop_samples"),

@@ -195,6 +195,10 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
                             f"for an agent's marker, and entry point(s) {', '.join(blind)} of "
                             f"'{inv.name}' declare none (hint: set agent_marker: the key the "
                             "contact centre's test agents answer with, in the inventory)")
+    if scenario.agents is not None and inv.registrar is None:
+        problems.append(f"{path}:{line_of(lines, ('agents',))}: agents: target '{inv.name}' "
+                        "names no registrar for the agents' phones (hint: give the inventory "
+                        "`registrar: {address: host:port, domain: ...}`)")
     if problems:
         raise InputError(problems)
     return Drill(path, scenario, inv, planned, target, options, shift_notes(scenario, path, lines))

@@ -280,9 +280,22 @@ class Link(Strict):
 InventoryEntry = Node | EntryPoint | Link
 
 
+class RegistrarRef(Strict):
+    """Where the hotline's agents' phones REGISTER."""
+
+    address: Address
+    domain: str = Field(min_length=1, description="the domain of the agents' addresses of record")
+    auth: list[DigestAuth] = Field(default_factory=list, max_length=8)
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        return split_address(self.address)
+
+
 class TargetInventory(Strict):
     name: str
     entry_points: list[EntryPoint]
+    registrar: RegistrarRef | None = None
     nodes: list[Node] = []
     links: list[Link] = []
     allowlist: list[str] = Field(default_factory=list,

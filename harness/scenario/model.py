@@ -343,6 +343,24 @@ class PostgresProbe(Strict):
     cdr: CdrCheck | None = Field(None, description="look every answered call's CDR up after the drill")
 
 
+class AgentsSpec(Strict):
+    """Agents' phones kept registered for the drill (README "Agents' phones registering"):
+    `count` phones on flows of their own, REGISTERing to the inventory's registrar."""
+
+    count: int = Field(ge=1, le=2000)
+    user_prefix: str = Field("agent", pattern=r"^[A-Za-z0-9._-]+$", max_length=32)
+    expires: Duration = Field(60.0, ge=10, le=3600, description="the expiry each phone asks for")
+    refresh: Ratio = Field(0.8, gt=0, le=1, description="share of the granted expiry after "
+                           "which a phone refreshes")
+    retry: Duration = Field(5.0, gt=0, le=600, description="seconds after a failure before "
+                            "trying again, where no Retry-After says otherwise (or it is ignored)")
+    honour_retry_after: bool = Field(True, description="false: phones that ignore Retry-After "
+                                     "(the bad case of a registration storm)")
+    timeout: Duration = Field(4.0, gt=0, le=32, description="one REGISTER's wait for its answer")
+    spread: Duration = Field(0.0, ge=0, le=3600, description="first REGISTERs spread over this "
+                             "long (phones boot at different moments)")
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
@@ -356,6 +374,7 @@ class Scenario(Strict):
     metrics: MetricOptions = MetricOptions()
     abort_when: list[AbortRule] = []
     probes: list[PostgresProbe] = Field(default_factory=list, max_length=8)
+    agents: AgentsSpec | None = None
     # options of a target that takes them (the practice sandbox: lab/sandbox.py SandboxOptions),
     # validated by that target when the plan is built (runner/plan.py)
     sandbox: dict[str, Any] | None = None
