@@ -200,7 +200,29 @@ def inventory(cfg: LabConfig | None = None) -> dict:
         for e in entries:
             e["srtp"] = "require"
     names = [n["name"] for n in nodes] + [e["name"] for e in entries]
-    return {"name": "lab", "entry_points": entries, "nodes": nodes, "allowlist": names}
+    registrar = {"address": f"{cfg.ip(2)}:5060", "domain": "lab"}  # Kamailio's usrloc
+    if cfg.auth:
+        registrar["auth"] = [{"username": AUTH_USER, "password_file": str(d / SBC_PASSWORD),
+                              "realm": AUTH_REALM}]
+    return {"name": "lab", "entry_points": entries, "nodes": nodes, "allowlist": names,
+            "registrar": registrar}
+
+
+def location_table() -> dict[str, int]:
+    """Kamailio's own location table (`kamcmd ul.dump`): address of record -> contacts."""
+    res = subprocess.run(["docker", "exec", "hd-lab-sbc", "kamcmd", "ul.dump"],
+                         capture_output=True, text=True, timeout=15)
+    if res.returncode != 0:
+        raise RuntimeError(f"kamcmd ul.dump failed: {res.stderr.strip()}")
+    table, aor = {}, None
+    for line in res.stdout.splitlines():
+        words = line.split()
+        if words[:1] == ["AOR:"]:
+            aor = words[1]
+            table[aor] = 0
+        elif words[:1] == ["Address:"] and aor is not None:
+            table[aor] += 1
+    return table
 
 
 def kamailio_cfg(cfg: LabConfig) -> str:

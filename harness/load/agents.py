@@ -10,6 +10,7 @@ from typing import Callable
 
 from harness.load.entry_calls import credentials
 from harness.metrics.registration import Attempt
+from harness.sip.message import local_ip_for
 from harness.sip.register import Phone, PhoneSpec
 
 MAX_PHONES = 2000
@@ -31,7 +32,8 @@ class Phones:
         spec = PhoneSpec(registrar.addr, registrar.domain, expires=int(agents.expires),
                          refresh=agents.refresh, retry=agents.retry,
                          honour_retry_after=agents.honour_retry_after, timeout=agents.timeout,
-                         credentials=credentials(registrar.auth))
+                         credentials=credentials(registrar.auth),
+                         local_ip=local_ip_for(registrar.addr[0]))  # the way the registrar is
         return cls([f"{agents.user_prefix}{i:04d}" for i in range(1, agents.count + 1)], spec,
                    on_attempt)
 

@@ -3,13 +3,14 @@ the harness's answered calls per node must equal Kamailio's own count, exactly."
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from harness.lab import containers
 from harness.report.calls_csv import read_calls_csv
-from tests.conftest import generator_first, last_run
+from tests.conftest import generator_first, last_run, wait_for
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -307,3 +308,41 @@ def test_lab_media_goes_through_rtpengine_and_the_carrier(lab):
     assert abs(hit["loss_down"] - 0.10) < 0.025, hit   # each way, from the round trip's 19 %
     assert fine["loss_down"] < 0.005, fine
     assert hit["mos_p50"] < fine["mos_p5"] - 0.3, (hit, fine)
+
+
+def test_lab_registrar_holds_what_the_phones_say(lab):
+    """Agents' phones against Kamailio's registrar (usrloc, in memory): after they register,
+    Kamailio's own table (`kamcmd ul.dump`) holds each address of record once with its one
+    contact; the SBC container restarted forgets them, and the phones' refresh timers bring
+    every one back (each refreshed after the restart, and the table agrees again); after the
+    un-REGISTERs the table is empty."""
+    from harness.load.agents import Phones
+    from harness.scenario.model import AgentsSpec
+
+    def table():  # None while Kamailio's control socket is not up yet (a restart)
+        try:
+            return containers.location_table()
+        except RuntimeError:
+            return None
+
+    got: list = []
+    spec = AgentsSpec(count=10, expires=10, refresh=0.5, retry=1.0, timeout=1.0, spread=2.0)
+    phones = Phones.for_drill(spec, lab.registrar, got.append)
+    aors = {f"sip:{p.user}@lab" for p in phones.phones}
+    phones.start(spread=spec.spread)
+    try:
+        wait_for(lambda: set(table() or ()) == aors, 15, what="all ten in ul.dump")
+        assert all(n == 1 for n in containers.location_table().values())
+        subprocess.run(["docker", "restart", "-t", "0", "hd-lab-sbc"], check=True, timeout=60,
+                       capture_output=True)
+        restarted = time.time()
+        # every phone's refresh (5 s) falls due within one refresh period of the restart
+        wait_for(lambda: table() is not None, 10, what="Kamailio answering kamcmd again")
+        wait_for(lambda: set(table() or ()) == aors, 5 + 1.0 + 1.0 + 3,
+                 what="all ten back in ul.dump")
+        back = [a for a in got if a.sent_at >= restarted and a.status == 200 and a.expires]
+        assert {a.agent for a in back} == {p.user for p in phones.phones}
+    finally:
+        phones.stop()
+    assert containers.location_table() == {}  # every phone un-REGISTERed
+    assert all(a.status == 200 for a in got if a.expires == 0 and a.sent_at >= restarted)
