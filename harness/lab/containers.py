@@ -208,20 +208,22 @@ def inventory(cfg: LabConfig | None = None) -> dict:
             "registrar": registrar}
 
 
-def location_table() -> dict[str, int]:
-    """Kamailio's own location table (`kamcmd ul.dump`): address of record -> contacts."""
+def location_table() -> dict[str, list[str]]:
+    """Kamailio's own location table (`kamcmd ul.dump`): address of record (its user part:
+    usrloc keeps no domain here) -> its contacts."""
     res = subprocess.run(["docker", "exec", "hd-lab-sbc", "kamcmd", "ul.dump"],
                          capture_output=True, text=True, timeout=15)
     if res.returncode != 0:
         raise RuntimeError(f"kamcmd ul.dump failed: {res.stderr.strip()}")
-    table, aor = {}, None
+    table: dict[str, list[str]] = {}
+    aor = None
     for line in res.stdout.splitlines():
         words = line.split()
-        if words[:1] == ["AOR:"]:
+        if words[:1] == ["AoR:"]:
             aor = words[1]
-            table[aor] = 0
+            table[aor] = []
         elif words[:1] == ["Address:"] and aor is not None:
-            table[aor] += 1
+            table[aor].append(words[1])
     return table
 
 
