@@ -61,10 +61,9 @@ def main() -> None:
     q = queue_sample((work / "state" / "sandbox-127.89.1" / "pbx-1.acd.jsonl")
                      .read_text().splitlines())
     rate, handle, waited, waits, gave_up = q.rate, q.handle, q.waited, q.waits, q.gave_up
-    callers = waits
     model = (erlang_a_queue(a.agents, rate, handle, a.patience) if a.patience
              else erlang_c_queue(a.agents, rate, handle))
-    print(f"{len(callers)} callers through {a.agents} agents: arrivals {rate:.3f}/s, mean "
+    print(f"{len(waits)} callers through {a.agents} agents: arrivals {rate:.3f}/s, mean "
           f"handle {handle:.3f} s (talk drawn {a.talk:g} s), load {rate * handle:.2f} erlangs; "
           f"against Erlang {'A, patience ' + str(a.patience) + ' s' if a.patience else 'C'}")
     for name, values, want in (("waited", waited, model.p_wait), ("mean wait (s)", waits,

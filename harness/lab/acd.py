@@ -41,6 +41,7 @@ from harness.sip.dtmf import event_packets, tone_payloads, ulaw_encode
 from harness.sip.rtp import SAMPLES_PER_PACKET, SILENCE
 from harness.sip.sdp import EVENTS_FMTP, PCMU, TELEPHONE_EVENT, Audio
 
+PROMPT_MARKER, AGENT_MARKER = "A", "D"  # the IVR's prompt; an agent's answer
 TURN_AWAY = {"announcement": "B", "callback": "C"}  # the marker each way of turning away sends
 
 
@@ -67,7 +68,7 @@ class Caller:
 class AcdNode(PbxNode):
     def __init__(self, name: str, ip: str, port: int, groups: dict[str, int],
                  menu: dict[str, str], log_path: str, ivr_time: float = 5.0,
-                 prompt_marker: str = "A", agent_marker: str = "D",
+                 prompt_marker: str = PROMPT_MARKER, agent_marker: str = AGENT_MARKER,
                  overflow: dict[str, tuple[float, str]] | None = None,
                  queue_limit: int | None = None, when_full: str = "announcement",
                  inband: bool = False, handle: Callable[[], float] | None = None,

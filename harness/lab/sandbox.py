@@ -21,6 +21,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from harness.ops import SetupError
 from harness.ops.procs import proc_state, read_pid, start_process
 from harness.ops.state import private_token, state_home
+from harness.lab.acd import AGENT_MARKER, PROMPT_MARKER, TURN_AWAY
 from harness.lab.certs import server_certificate
 from harness.scenario.inventory import DigestAuth, EntryPoint, Node, ProcessRef, RegistrarRef, \
     TargetInventory, TlsSpec, yaml_word
@@ -164,8 +165,9 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
     markers = {}
     if cfg.contact_centre:
         cc = ContactCentre.model_validate(cfg.contact_centre)
-        markers = {"prompt_marker": "A", "agent_marker": "D", "callback_marker": "C",
-                   "announcement_marker": "B", "markers_inband": cc.inband,
+        markers = {"prompt_marker": PROMPT_MARKER, "agent_marker": AGENT_MARKER,
+                   "callback_marker": TURN_AWAY["callback"],
+                   "announcement_marker": TURN_AWAY["announcement"], "markers_inband": cc.inband,
                    "agent_groups": {str(i): g for i, g in enumerate(cc.groups, 1)}}
     for i, c in enumerate(CARRIERS):
         addr = f"{cfg.block}.{21 + i}:{cfg.port}"

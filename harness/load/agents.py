@@ -61,21 +61,17 @@ class Phones:
         wait = within if within is not None else \
             (self.phones[0].spec.timeout + 1 if self.phones else 0)
         self.stopping.set()
-        deadline = time.time() + wait
-        for t in self.threads:
-            t.join(max(0.0, deadline - time.time()))
-        if unregister:
-            leaving = [threading.Thread(target=self._leave, args=(p,), daemon=True)
-                       for p in self.phones if not any(t.is_alive() and t.name == f"phone-{p.user}"
-                                                       for t in self.threads)]
-            for t in leaving:
-                t.start()
-            deadline = time.time() + wait
-            for t in leaving:
-                t.join(max(0.0, deadline - time.time()))
-        else:
+        _join_all(self.threads, wait)
+        if not unregister:
             for p in self.phones:
                 p.close()
+            return
+        # a phone whose thread still waits on a REGISTER is left to it (one flow, one user)
+        leaving = [threading.Thread(target=self._leave, args=(p,), daemon=True)
+                   for p, t in zip(self.phones, self.threads) if not t.is_alive()]
+        for t in leaving:
+            t.start()
+        _join_all(leaving, wait)
 
     def _leave(self, phone: Phone) -> None:
         self.on_attempt(phone.unregister())
@@ -84,3 +80,10 @@ class Phones:
     @property
     def attempts(self) -> list[Attempt]:
         return [a for p in self.phones for a in list(p.attempts)]
+
+
+def _join_all(threads: list[threading.Thread], wait: float) -> None:
+    """Join every thread, all of them within `wait` seconds together."""
+    deadline = time.time() + wait
+    for t in threads:
+        t.join(max(0.0, deadline - time.time()))

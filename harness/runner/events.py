@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.metrics.records import CallRecord
+from harness.metrics.registration import ATTEMPT_FIELDS
 from harness.ops.secrets import redact
 
 Listener = Callable[[dict], None]
@@ -42,7 +43,7 @@ CATALOGUE: dict[str, Event] = {
                                "the fault is lifted: the window closes (ts: the target's own "
                                "record where it keeps one, else when undo() returned)"),
     "fault_rollback_failed": Event(("fault_id", "error"), "left open in the journal"),
-    "registration": Event(("agent", "sent_at", "ended_at", "status", "expires", "retry_after"),
+    "registration": Event(ATTEMPT_FIELDS,
                           "one REGISTER of an agent's phone ended (metrics/registration.py)"),
     "rollback_errors": Event(("errors",), "rollbacks that failed at the end of a run"),
     "generator_health": Event(("offered", "placed", "late", "skipped", "unplaced",

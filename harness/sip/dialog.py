@@ -75,7 +75,7 @@ class Dialog:
             ("To", self.to_header),
             ("Call-ID", self.call_id),
             ("CSeq", f"{next(self.cseq) if cseq is None else cseq} {method}"),
-            ("Contact", f"<sip:drill@{local}{t.uri_param}>"),
+            ("Contact", self.contact()),
             ("User-Agent", "hotline-drill"),
         ]
         msg.headers += [("Route", r) for r in self.route_set]
@@ -84,6 +84,11 @@ class Dialog:
             msg.headers.append(("Content-Type", "application/sdp"))
         msg.body = body
         return msg
+
+    def contact(self) -> str:
+        """Where the far end reaches us in this dialog: our own flow."""
+        t = self.transport
+        return f"<sip:drill@{t.ip}:{t.port}{t.uri_param}>"
 
     def next_hop(self) -> tuple[str, int]:
         """RFC 3261 §12.2.1.1: the first route, else the remote target (the entry before a
@@ -146,8 +151,7 @@ class Dialog:
             elif msg.method in ("INVITE", "UPDATE"):
                 if msg.cseq[0] not in {c for _, c, _ in self.refreshes}:
                     self.refreshes.append((msg.received_at, msg.cseq[0], msg.body))
-                t = self.transport
-                ok.headers.append(("Contact", f"<sip:drill@{t.ip}:{t.port}{t.uri_param}>"))
+                ok.headers.append(("Contact", self.contact()))
                 if msg.body:  # an offer gets our answer: the same media as before
                     ok.headers.append(("Content-Type", "application/sdp"))
                     ok.body = self.local_sdp

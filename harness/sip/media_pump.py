@@ -121,10 +121,13 @@ class MediaStream:
     def keys_heard(self) -> list[Heard]:
         """Every key the far end sent so far, from its start (wall clock): its RFC 4733
         events, and where read, its in-band tones (each once it has ended)."""
-        keys = list(self.events.begun)
-        if self.tones is not None and self.tones_from is not None:
-            keys += [Heard(h.digit, self.tones_from + h.at, h.seconds) for h in list(self.tones.heard)]
-        return sorted(keys, key=lambda h: h.at)
+        return sorted(list(self.events.begun) + self._tones_heard(), key=lambda h: h.at)
+
+    def _tones_heard(self) -> list[Heard]:
+        """The in-band tones read so far, on the wall clock (none where not read)."""
+        if self.tones is None or self.tones_from is None:
+            return []
+        return [Heard(h.digit, self.tones_from + h.at, h.seconds) for h in list(self.tones.heard)]
 
     def press(self, keys: list[KeyPress]) -> None:
         """Keys to press from now on (each at its time, after any pressed before)."""
@@ -241,11 +244,9 @@ class MediaStream:
             self.stats.max_gap = max(0.0, self.end - self.start)
         self.far.into(rec)
         self.events.close()
-        heard = list(self.events.heard)
-        if self.tones is not None and self.tones_from is not None:
+        if self.tones is not None:
             self.tones.close()
-            heard = sorted(heard + [Heard(h.digit, self.tones_from + h.at, h.seconds)
-                                    for h in self.tones.heard], key=lambda h: h.at)
+        heard = sorted(list(self.events.heard) + self._tones_heard(), key=lambda h: h.at)
         if heard:  # each digit, seconds after the answer
             rec.dtmf_heard = " ".join(f"{h.digit}@{h.at - (rec.answered_at or self.start):.3f}"
                                       for h in heard)

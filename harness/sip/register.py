@@ -42,12 +42,15 @@ class _RegisterDialog(Dialog):
     def request(self, method: str, body: bytes = b"", uri: str | None = None,
                 cseq: int | None = None) -> SipMessage:
         msg = super().request(method, body, uri or f"sip:{self.domain}", cseq)
-        aor, t = f"sip:{self.user}@{self.domain}", self.transport
+        aor = f"sip:{self.user}@{self.domain}"
         msg.set("From", f"<{aor}>;tag={self.from_tag}")
         msg.set("To", f"<{aor}>")
-        msg.set("Contact", f"<sip:{self.user}@{t.ip}:{t.port}{t.uri_param}>")
         msg.headers.append(("Expires", str(self.expires)))
         return msg
+
+    def contact(self) -> str:
+        t = self.transport
+        return f"<sip:{self.user}@{t.ip}:{t.port}{t.uri_param}>"
 
 
 class Phone:
