@@ -35,13 +35,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from harness.lab.pbx import Call, PbxNode
-from harness.lab.sip_endpoint import run_forever
-from harness.sip.dtmf import event_packets, tone_payloads, ulaw_encode
+from harness.sip.answering import Call, PbxNode
+from harness.sip.endpoint import run_forever
+from harness.sip.dtmf import AGENT_MARKER, PROMPT_MARKER, event_packets, tone_payloads, ulaw_encode
 from harness.sip.rtp import SAMPLES_PER_PACKET, SILENCE
 from harness.sip.sdp import EVENTS_FMTP, PCMU, TELEPHONE_EVENT, Audio
 
-PROMPT_MARKER, AGENT_MARKER = "A", "D"  # the IVR's prompt; an agent's answer
 TURN_AWAY = {"announcement": "B", "callback": "C"}  # the marker each way of turning away sends
 
 

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from harness.lab.sip_endpoint import bad_input
+from harness.sip.endpoint import bad_input
 from harness.sip import srtp as sdes
 from harness.sip.sdp import audio_profile, inactive, media_address, rewrite_media, with_crypto
 

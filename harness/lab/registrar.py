@@ -13,6 +13,9 @@ from pathlib import Path
 from harness.sip.message import SipMessage, response_to, token, uri_of
 
 MIN_EXPIRES, MAX_EXPIRES = 10, 3600
+# numbers that are agents' own: routed to the phone registered for them, 404 with none (the
+# container lab's Kamailio routes the same numbers with lookup("location"))
+AGENT_PREFIX = "agent"
 
 
 class Location:
@@ -51,6 +54,14 @@ class Location:
         resp.headers.append(("Contact", f"<{contact}>;expires={granted}"))
         return resp
 
+    def contact_of(self, user: str, now: float | None = None) -> str | None:
+        """Where the phone registered for this number is (its Contact), if one is."""
+        self.expire(time.time() if now is None else now)
+        for aor, (contact, _) in self.table.items():
+            if uri_user(aor) == user:
+                return contact
+        return None
+
     def expire(self, now: float) -> None:
         gone = [a for a, (_, until) in self.table.items() if until <= now]
         for a in gone:
@@ -65,6 +76,11 @@ class Location:
         tmp.write_text(json.dumps({a: {"contact": c, "expires_at": t}
                                    for a, (c, t) in self.table.items()}))
         os.replace(tmp, self.path)  # a reader never sees half a table
+
+
+def uri_user(uri: str) -> str:
+    """The user part of a SIP URI (`sip:agent0001@sandbox` -> agent0001)."""
+    return uri.partition(":")[2].partition("@")[0] if "@" in uri else ""
 
 
 def read_location(path: str | Path, now: float | None = None) -> dict[str, dict]:

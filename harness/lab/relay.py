@@ -28,7 +28,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.lab.media_anchor import MediaAnchor
-from harness.lab.sip_endpoint import bad_input, run_forever
+from harness.sip.endpoint import bad_input, run_forever
 from harness.lab.toxics import Pipeline, Toxic
 from harness.sip.message import SipMessage, local_ip_for, parse
 

@@ -21,7 +21,8 @@ from pydantic import BeforeValidator, Field, model_validator
 from harness.ops import SetupError
 from harness.ops.procs import proc_state, read_pid, start_process
 from harness.ops.state import private_token, state_home
-from harness.lab.acd import AGENT_MARKER, PROMPT_MARKER, TURN_AWAY
+from harness.lab.acd import TURN_AWAY
+from harness.sip.dtmf import AGENT_MARKER, PROMPT_MARKER
 from harness.lab.certs import server_certificate
 from harness.scenario.inventory import DigestAuth, EntryPoint, Node, ProcessRef, RegistrarRef, \
     TargetInventory, TlsSpec, yaml_word

@@ -39,8 +39,8 @@ import time
 from dataclasses import dataclass, field
 
 from harness.lab.media_anchor import MediaAnchor
-from harness.lab.registrar import Location
-from harness.lab.sip_endpoint import SipTransports, run_forever
+from harness.lab.registrar import AGENT_PREFIX, Location, uri_user
+from harness.sip.endpoint import SipTransports, run_forever
 from harness.sip.digest import challenge_header, check_credentials, parse_credentials
 from harness.sip.message import (MAGIC_COOKIE, SipMessage, host_port, new_branch,
                                  response_to, uri_of, via_address)
@@ -69,6 +69,7 @@ class InviteTx:
     timer: asyncio.TimerHandle | None = None
     answered: bool = False
     final_sent: SipMessage | None = None
+    agent: Node | None = None  # an agent's own number: its registered phone, and no other
 
 
 class Sbc:
@@ -257,7 +258,18 @@ class Sbc:
                 return
         if self.media and msg.body:
             msg.body = self.media.offer(msg.call_id, msg.body)
+        user = uri_user(msg.uri)
+        contact = self.location.contact_of(user)
+        if contact is None and user.startswith(AGENT_PREFIX):
+            # an agent's number with no phone registered: the registrar's lookup found none
+            if self.media:
+                self.media.end(msg.call_id)
+            self.proto.send(response_to(msg, 404, "Not Found", to_tag=secrets.token_hex(4)),
+                            via_address(msg.top_via))
+            return
         tx = InviteTx(request=msg, client=via_address(msg.top_via))
+        if contact is not None:
+            tx.agent = Node(user, host_port(contact))
         self.by_client[key] = tx
         self.proto.send(response_to(msg, 100), tx.client)
         self._try_next(tx)
@@ -278,7 +290,13 @@ class Sbc:
         return healthy[self.rr]
 
     def _try_next(self, tx: InviteTx) -> None:
-        node = self._pick(tx.tried, tx.request.call_id)
+        if tx.agent is not None:  # a phone tried once: no answer is "not available now"
+            node = None if tx.tried else tx.agent
+            if node is None:
+                self._finish(tx, response_to(tx.request, 480, "Temporarily Unavailable"))
+                return
+        else:
+            node = self._pick(tx.tried, tx.request.call_id)
         if node is None:
             self._finish(tx, response_to(tx.request, 503))
             return
@@ -299,7 +317,8 @@ class Sbc:
         if tx.branch != branch or tx.answered or tx.final_sent:
             return
         log.info("no response from %s for %s: failing over", tx.node.name, tx.request.call_id)
-        self._probe_result(tx.node, ok=False)
+        if tx.agent is None:
+            self._probe_result(tx.node, ok=False)
         self._try_next(tx)
 
     def _finish(self, tx: InviteTx, final: SipMessage) -> None:
@@ -318,8 +337,20 @@ class Sbc:
     def _cancel(self, msg: SipMessage, addr) -> None:
         self.proto.send(response_to(msg, 200), via_address(msg.top_via))
         tx = self.by_client.get((msg.call_id, msg.branch))
-        if tx and not tx.final_sent and not tx.answered:
+        if tx and not tx.final_sent:  # ringing or not: a 2xx sent is the only way past this
             self._finish(tx, response_to(tx.request, 487, "Request Terminated"))
+            if tx.node is not None:  # RFC 3261 §16.10: the branch is cancelled too
+                self._cancel_branch(tx)
+
+    def _cancel_branch(self, tx: InviteTx) -> None:
+        if tx.timer:
+            tx.timer.cancel()
+        cancel = SipMessage(method="CANCEL", uri=tx.request.uri)
+        cancel.headers = [("Via", self.proto.via(tx.node.addr, self.ip, self.port, tx.branch)),
+                          ("Max-Forwards", "70"), ("From", tx.request.get("from") or ""),
+                          ("To", tx.request.get("to") or ""), ("Call-ID", tx.request.call_id),
+                          ("CSeq", f"{tx.request.cseq[0]} CANCEL"), ("Content-Length", "0")]
+        self.proto.send(cancel, tx.node.addr)
 
     def _response(self, msg: SipMessage, addr) -> None:
         branch = msg.branch
@@ -341,6 +372,9 @@ class Sbc:
             return  # a late answer from a node we already gave up on
         if tx.timer:
             tx.timer.cancel()
+        if tx.final_sent is not None and msg.status >= 300:
+            self._ack_upstream(tx, msg)  # the 487 of a branch we cancelled: the caller has its own
+            return
         if msg.status < 200:
             tx.answered = tx.answered or msg.status > 100
             if msg.status > 100:

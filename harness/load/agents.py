@@ -1,41 +1,65 @@
 """Agents' phones kept registered for a drill: each phone on a thread of its own (a REGISTER
 may wait out its whole timeout while the registrar is down, and must not hold the others
 back), bounded in number, stopped within one REGISTER's timeout, and un-REGISTERed at the
-end so that nothing is left in the hotline's location table."""
+end so that nothing is left in the hotline's location table. Between its REGISTERs a phone
+listens on its flow: the calls the registrar delivers there go to the agents' desk
+(agent_desk.py), which rings, answers and talks."""
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Callable
 
+from harness.load.agent_desk import AgentDesk
 from harness.load.entry_calls import credentials
 from harness.metrics.registration import Attempt
-from harness.sip.message import local_ip_for
+from harness.sip.message import local_ip_for, via_address
 from harness.sip.register import Phone, PhoneSpec
+from harness.sip.transport import stamped_message
 
 MAX_PHONES = 2000
+WAKE = b"\r\n"  # a keepalive's bytes: what a stop sends each phone's flow to end its wait
+
+
+def agent_users(agents) -> list[str]:
+    """The agents' own numbers (their addresses of record's user parts), in order."""
+    return [f"{agents.user_prefix}{i:04d}" for i in range(1, agents.count + 1)]
+
+
+def dialled(scenario) -> list[str]:
+    """The numbers a scenario's calls dial in turn: its agents' (load.dial: agents), or none
+    (the hotline's own number)."""
+    return agent_users(scenario.agents) if scenario.load.dial == "agents" else []
 
 
 class Phones:
     def __init__(self, users: list[str], spec: PhoneSpec,
-                 on_attempt: Callable[[Attempt], None] = lambda a: None):
+                 on_attempt: Callable[[Attempt], None] = lambda a: None,
+                 desk: AgentDesk | None = None):
         if len(users) > MAX_PHONES:
             raise ValueError(f"{len(users)} phones; at most {MAX_PHONES} in one process")
         self.phones = [Phone(u, spec) for u in users]
         self.on_attempt = on_attempt
+        self.desk = desk  # None: a call reaching a phone is left unanswered
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
 
     @classmethod
-    def for_drill(cls, agents, registrar, on_attempt) -> "Phones":
-        """A scenario's `agents:` towards the inventory's registrar."""
+    def for_drill(cls, agents, registrar, on_attempt, on_answer) -> "Phones":
+        """A scenario's `agents:` towards the inventory's registrar, with a desk that takes
+        their calls (`on_answer`: each call an agent answered)."""
+        local_ip = local_ip_for(registrar.addr[0])  # the way the registrar is
         spec = PhoneSpec(registrar.addr, registrar.domain, expires=int(agents.expires),
                          refresh=agents.refresh, retry=agents.retry,
                          honour_retry_after=agents.honour_retry_after, timeout=agents.timeout,
-                         credentials=credentials(registrar.auth),
-                         local_ip=local_ip_for(registrar.addr[0]))  # the way the registrar is
-        return cls([f"{agents.user_prefix}{i:04d}" for i in range(1, agents.count + 1)], spec,
-                   on_attempt)
+                         credentials=credentials(registrar.auth), local_ip=local_ip)
+        desk = AgentDesk(local_ip, ring=agents.ring, on_answer=on_answer).open()
+        try:
+            return cls(agent_users(agents), spec, on_attempt, desk)
+        except (OSError, ValueError):
+            desk.shut()
+            raise
 
     def start(self, spread: float = 0.0) -> None:
         """Each phone's first REGISTER, spread evenly over `spread` seconds (phones boot at
@@ -50,9 +74,25 @@ class Phones:
 
     def _keep(self, phone: Phone) -> None:
         while not self.stopping.is_set():
-            if self.stopping.wait(max(0.0, phone.due - time.time())):
-                return
-            self.on_attempt(phone.step())
+            if phone.due <= time.time():
+                self.on_attempt(phone.step())
+            else:
+                self._listen(phone, phone.due)
+
+    def _listen(self, phone: Phone, until: float) -> None:
+        """What reaches the phone's flow until `until` (a stop's wake-up ends the wait): a
+        request goes to the desk, answered from there."""
+        try:
+            data, arrival = phone.transport.read(max(0.001, until - time.time()))
+        except (OSError, socket.timeout):  # nothing came (or the flow was refused)
+            return
+        msg = stamped_message(data, arrival)
+        if msg is None or not msg.is_request or self.desk is None:
+            return
+        try:
+            self.desk.deliver(msg, phone.user, via_address(msg.top_via))
+        except ValueError:  # a Via we cannot answer: its sender retransmits, gives up
+            pass
 
     def stop(self, unregister: bool = True, within: float | None = None) -> None:
         """Stop refreshing, then leave the location table, every phone at once. Each part
@@ -61,17 +101,29 @@ class Phones:
         wait = within if within is not None else \
             (self.phones[0].spec.timeout + 1 if self.phones else 0)
         self.stopping.set()
+        self._wake()
         _join_all(self.threads, wait)
-        if not unregister:
+        if unregister:
+            # a phone whose thread still waits on a REGISTER is left to it (one flow, one user)
+            leaving = [threading.Thread(target=self._leave, args=(p,), daemon=True)
+                       for p, t in zip(self.phones, self.threads) if not t.is_alive()]
+            for t in leaving:
+                t.start()
+            _join_all(leaving, wait)
+        else:
             for p in self.phones:
                 p.close()
-            return
-        # a phone whose thread still waits on a REGISTER is left to it (one flow, one user)
-        leaving = [threading.Thread(target=self._leave, args=(p,), daemon=True)
-                   for p, t in zip(self.phones, self.threads) if not t.is_alive()]
-        for t in leaving:
-            t.start()
-        _join_all(leaving, wait)
+        if self.desk is not None:
+            self.desk.shut()
+
+    def _wake(self) -> None:
+        """End every phone's wait on its flow at once (a datagram to each)."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for p in self.phones:
+                try:
+                    s.sendto(WAKE, (p.transport.ip, p.transport.port))
+                except OSError:
+                    pass
 
     def _leave(self, phone: Phone) -> None:
         self.on_attempt(phone.unregister())

@@ -24,6 +24,7 @@ import gevent
 from locust import User, task
 from locust.env import Environment
 
+from harness.load.agents import dialled
 from harness.load.health import keep_in_ram, merge
 from harness.load.callers import callers_for, failover_span
 from harness.load.sip_load import LoadController
@@ -175,8 +176,9 @@ def run_worker(drill, master: str, out=sys.stdout) -> dict:
         sent["records"] += 1
         sent["answered"] += int(rec.answered)
 
-    ctl = LoadController(sc.load, entries, send, node_mapper(drill.inventory.node_by_sip()),
-                         seed=sc.seed, manage_users=False)
+    callees = dialled(sc)
+    ctl = LoadController(sc.load, entries, send, node_mapper(drill.inventory.node_by_sip(), callees),
+                         seed=sc.seed, manage_users=False, callees=callees)
     env = Environment(user_classes=[ctl.user_class()])  # named SipCaller, as on the master
     ctl.env = env
 

@@ -30,6 +30,7 @@ class LoadContext:
     duration: float
     publish: Callable[..., None]
     seed: int | None = None
+    callees: tuple[str, ...] = ()  # the numbers calls dial in turn (none: the hotline's)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class EngineKind:
     tls: bool = False       # speaks SIP over TLS
     srtp: bool = False      # offers and speaks SRTP with SDES keys
     journey: bool = False   # runs the caller's journey (prompt, keys, queue, agent)
+    dial_agents: bool = False  # dials the agents' own numbers in turn (load.dial: agents)
 
 
 def all_engines() -> dict[str, EngineKind]:
@@ -57,7 +59,7 @@ def engine_named(name: str) -> EngineKind | None:
 def _locust(ctx: LoadContext) -> LoadEngine:
     from harness.load.sip_load import LoadController  # imports Locust (gevent)
     return LoadController(ctx.spec, ctx.entries, on_record=ctx.on_record, node_of=ctx.node_of,
-                          seed=ctx.seed)
+                          seed=ctx.seed, callees=ctx.callees)
 
 
 def _sipp(ctx: LoadContext) -> LoadEngine:
@@ -69,7 +71,7 @@ def _sipp(ctx: LoadContext) -> LoadEngine:
 LOCUST = EngineKind("locust", "Python callers under Locust: SIP over UDP, TCP or TLS with "
                     "G.711 RTP or SRTP measured both ways", _locust, media=True,
                     fallback=True, workers=True, auth=True, tls=True, srtp=True,
-                    journey=True)
+                    journey=True, dial_agents=True)
 # Debian's SIPp 3.6.1 is built without TLS (`sipp -v`: SCTP-PCAP-RTPSTREAM): tls=False
 SIPP = EngineKind("sipp", "a real SIPp per entry point (signalling only: this SIPp sends no "
                   "RTP, and has no TLS; digest answered by SIPp's [authentication])", _sipp,

@@ -18,7 +18,7 @@ import math
 import random
 import resource
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import gevent
 from gevent.queue import Queue
@@ -63,7 +63,8 @@ class LoadController:
 
     def __init__(self, spec: LoadSpec, entries: list[EntryPoint], on_record: Callable[[CallRecord], None],
                  node_of: Callable[[str], str], seed: int | None = None,
-                 max_calls: int | None = None, manage_users: bool = True):
+                 max_calls: int | None = None, manage_users: bool = True,
+                 callees: Sequence[str] = ()):
         self.spec = spec
         self.manage_users = manage_users  # False on a Locust worker: the master sets the users
         self.entries = entries
@@ -71,6 +72,7 @@ class LoadController:
         self.node_of = node_of
         self.rng = random.Random(seed)
         self._carrier = itertools.cycle(entries)
+        self._callee = itertools.cycle(callees) if callees else itertools.repeat("hotline")
         self.accepting = True
         self.in_flight = 0
         self.placed = 0
@@ -160,7 +162,7 @@ class LoadController:
                             rtp=journey is not None or self.rng.random() < self.spec.rtp_share,
                             invite_timeout=answer_patience(journey, self.rng) if ringing_queue
                             else self.spec.invite_timeout,
-                            bye_timeout=self.spec.bye_timeout)
+                            bye_timeout=self.spec.bye_timeout, callee=next(self._callee))
         self.in_flight += 1
         self.placed += 1
         self.last_placed_at = time.time()
@@ -283,9 +285,11 @@ class LoadController:
         """Nothing outlives the run here: the callers are greenlets of this process."""
 
 
-def node_mapper(sip_to_node: dict[tuple[str, int], str]) -> Callable[[str], str]:
-    """Contact URI of the answering side -> inventory node name (the URI if unknown)."""
-    names = set(sip_to_node.values())
+def node_mapper(sip_to_node: dict[tuple[str, int], str],
+                agents: Sequence[str] = ()) -> Callable[[str], str]:
+    """Contact URI of the answering side -> inventory node name, or the agent whose phone
+    answered (its Contact names it); the URI if unknown."""
+    names = set(sip_to_node.values()) | set(agents)
 
     def node_of(contact: str) -> str:
         try:

@@ -90,7 +90,8 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
              steady_state_after: bool | None, acks: list[dict] = (),
              capacity_steps: list[dict] | None = None, probes: list[dict] = (),
              service_time: float = SERVICE_TIME, short_abandon: float = SHORT_ABANDON,
-             interval: float = INTERVAL, registrations: list = ()) -> dict:
+             interval: float = INTERVAL, registrations: list = (),
+             agent_answers: dict[str, str] | None = None) -> dict:
     """All figures of a run and one verdict per enabled SLA target.
 
     `probes`: the data probes' `probe_records` events (DR figures: RPO, RTO, lag).
@@ -119,7 +120,8 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
     fig.sessions = session_metrics(records)
     fig.journey = journey_report(records, faults, run_start, service_time=service_time,
                                  short_abandon=short_abandon, interval=interval)
-    fig.registration = registration_report(list(registrations), faults, run_start, run_end)
+    fig.registration = registration_report(list(registrations), faults, run_start, run_end,
+                                           records, agent_answers)
     fault_at = min((f.started_at for f in faults), default=None)
     fig.dr = [probe_figures(p, fault_at) for p in probes]
     fig.steady_state_after = steady_state_after

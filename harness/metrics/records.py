@@ -66,6 +66,7 @@ class CallRecord:
     abandoned_at: float | None = None  # the caller gave up waiting
     answered_by: str = ""              # the group the key after the agent marker names
     turned_away: str = ""              # "callback" or "announcement": the IVR's marker said so
+    callee: str = ""  # the number dialled: the hotline's, or an agent's own (load.dial: agents)
 
     def fail(self, status: int, reason: str) -> None:
         self.outcome, self.status, self.reason = "failed", status, reason

@@ -101,10 +101,28 @@ def back_after(attempts: list[Attempt], fault_at: float, agents: list[str]) -> d
             "never": sorted(set(agents) - set(back)), "agents": total}
 
 
-def registration_report(attempts: list[Attempt], faults: list, start: float,
-                        end: float) -> dict | None:
-    """The agents' figures for a run: RRD, IRA, registered agents each second, and after each
-    fault how long until they were back; None when the run had no agents."""
+# what a registrar or proxy answers a call for an agent's number with no phone registered
+# (lookup found none: 404) or none answering (480); 486: the agent was on another call
+NO_AGENT, BUSY = (404, 480), 486
+
+
+def agent_calls(records, answers: dict[str, str], agents: set[str]) -> dict:
+    """Calls to the agents' own numbers, held to the agents' side call by call: `answers` is
+    the agents' own record (Call-ID -> the agent that answered it). `mismatched` lists the
+    calls the two sides tell differently: answered on one side only, or by another agent
+    than the caller's record names."""
+    ours = {r.call_id: r.node for r in records if r.answered and r.node in agents}
+    mismatched = sorted(c for c in set(ours) | set(answers) if ours.get(c) != answers.get(c))
+    return {"answered": len(ours), "delivered": len(answers),
+            "no_agent": sum(r.status in NO_AGENT for r in records),
+            "busy": sum(r.status == BUSY for r in records), "mismatched": mismatched}
+
+
+def registration_report(attempts: list[Attempt], faults: list, start: float, end: float,
+                        records=(), answers: dict[str, str] | None = None) -> dict | None:
+    """The agents' figures for a run: RRD, IRA, registered agents each second, after each
+    fault how long until they were back, and (when the agents took calls: `answers`) the
+    calls to them; None when the run had no agents."""
     if not attempts:
         return None
     agents = sorted({a.agent for a in attempts})
@@ -112,4 +130,5 @@ def registration_report(attempts: list[Attempt], faults: list, start: float,
     return {"agents": len(agents), "registers": len(attempts), "rrd": rrd(attempts),
             "ira": ira(attempts), "registered": each,
             "registered_min": min(each, default=0), "registered_max": max(each, default=0),
-            "per_fault": {f.fault_id: back_after(attempts, f.started_at, agents) for f in faults}}
+            "per_fault": {f.fault_id: back_after(attempts, f.started_at, agents) for f in faults},
+            "calls": agent_calls(records, answers, set(agents)) if answers is not None else None}

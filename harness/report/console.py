@@ -51,6 +51,11 @@ def registration_line(reg: dict) -> str:
             return "not yet" if v is None else f"{v:.1f} s"
         parts.append(f"back after {fid}: 50% {sec(b['p50'])}, 90% {sec(b['p90'])}, "
                      f"99% {sec(b['p99'])}" + (f", {len(b['never'])} never" if b["never"] else ""))
+    if reg.get("calls"):
+        c = reg["calls"]
+        parts.append(f"calls to agents: {c['answered']} answered ({c['delivered']} by the "
+                     f"agents' own count), {c['no_agent']} found no agent, {c['busy']} busy"
+                     + (f", {len(c['mismatched'])} told differently" if c["mismatched"] else ""))
     return "; ".join(parts)
 
 

@@ -91,6 +91,9 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
                        probes=probe_events(events), service_time=sc.metrics.service_time,
                        registrations=[Attempt(**{k: ev[k] for k in ATTEMPT_FIELDS})
                                       for ev in events if ev["event"] == "registration"],
+                       agent_answers={ev["call_id"]: ev["agent"] for ev in events
+                                      if ev["event"] == "agent_answered"}
+                       if sc.load.dial == "agents" else None,
                        short_abandon=sc.metrics.short_abandon, interval=sc.metrics.interval)
     health = next((ev for ev in reversed(events) if ev["event"] == "generator_health"), None)
     given = set(sc.sla.model_fields_set) | set((gameday or {}).get("sla", {}))

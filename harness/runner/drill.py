@@ -147,8 +147,10 @@ def make_load(drill: Drill, run: DrillRun, workers: Workers | None, console: Con
     """The load engine the scenario and the command line ask for; every call it ends is
     published on the run's bus."""
     from harness.load.engines import LoadContext
+    from harness.load.agents import dialled
     from harness.load.sip_load import node_mapper
     sc, inv = drill.scenario, drill.inventory
+    callees = tuple(dialled(sc))
 
     def on_record(rec):
         run.bus.publish("call", ts=rec.ended_at, call=rec)
@@ -156,8 +158,8 @@ def make_load(drill: Drill, run: DrillRun, workers: Workers | None, console: Con
     if workers and workers.total:  # the CLI let --workers through only for an engine with them
         return start_master(drill, run, workers, on_record, console)
     return drill.engine.make(LoadContext(sc.load, inv.carriers(sc.load.carriers), on_record,
-                                         node_mapper(inv.node_by_sip()), run.run_dir,
-                                         sc.duration, run.bus.publish, sc.seed))
+                                         node_mapper(inv.node_by_sip(), callees), run.run_dir,
+                                         sc.duration, run.bus.publish, sc.seed, callees))
 
 
 def target_up(drill: Drill, console: Console, stop: StopSignals):

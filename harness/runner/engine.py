@@ -213,9 +213,11 @@ class DrillRun:
             self.probes.start()
         agents = self.drill.scenario.agents
         if agents is not None:
-            self.phones = Phones.for_drill(agents, self.drill.inventory.registrar,
-                                           lambda a: self.bus.publish("registration", ts=a.ended_at,
-                                                                      **asdict(a)))
+            self.phones = Phones.for_drill(
+                agents, self.drill.inventory.registrar,
+                lambda a: self.bus.publish("registration", ts=a.ended_at, **asdict(a)),
+                lambda a: self.bus.publish("agent_answered", ts=a.at, call_id=a.call_id,
+                                           agent=a.agent))
             self.phones.start(spread=agents.spread)
         return True
 

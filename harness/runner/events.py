@@ -45,6 +45,8 @@ CATALOGUE: dict[str, Event] = {
     "fault_rollback_failed": Event(("fault_id", "error"), "left open in the journal"),
     "registration": Event(ATTEMPT_FIELDS,
                           "one REGISTER of an agent's phone ended (metrics/registration.py)"),
+    "agent_answered": Event(("call_id", "agent"),
+                            "an agent's phone answered a call delivered to it (load/agent_desk.py)"),
     "rollback_errors": Event(("errors",), "rollbacks that failed at the end of a run"),
     "generator_health": Event(("offered", "placed", "late", "skipped", "unplaced",
                                "loop_lag_p99", "loop_lag_max", "loop_samples"),

@@ -188,6 +188,10 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
         able = ", ".join(n for n, k in all_engines().items() if k.journey)
         problems.append(f"{path}:{line_of(lines, ('load', 'journey'))}: load.engine: "
                         f"{engine.name} cannot run a caller's journey (hint: use engine: {able})")
+    if scenario.load.dial == "agents" and not engine.dial_agents:
+        able = ", ".join(n for n, k in all_engines().items() if k.dial_agents)
+        problems.append(f"{path}:{line_of(lines, ('load', 'dial'))}: load.engine: "
+                        f"{engine.name} cannot dial the agents (hint: use engine: {able})")
     if scenario.load.journey is not None:
         blind = [e.name for e in inv.carriers(scenario.load.carriers) if not e.agent_marker]
         if blind:

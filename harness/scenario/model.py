@@ -182,6 +182,10 @@ class LoadSpec(Strict):
     # arrivals queueing theory assumes)
     arrivals: Literal["even", "poisson"] = "even"
     journey: JourneySpec | None = None
+    dial: Literal["hotline", "agents"] = Field("hotline", description="whom each call dials: "
+                                               "the hotline's number, or the next of the "
+                                               "scenario's agents by its own number (round robin; "
+                                               "the registrar's lookup routes it to the phone)")
 
     @model_validator(mode="after")
     def _search_owns_the_rate(self):
@@ -359,6 +363,9 @@ class AgentsSpec(Strict):
     timeout: Duration = Field(4.0, gt=0, le=32, description="one REGISTER's wait for its answer")
     spread: Duration = Field(0.0, ge=0, le=3600, description="first REGISTERs spread over this "
                              "long (phones boot at different moments)")
+    ring: Duration = Field(1.0, ge=0, le=60, description="seconds an agent's phone rings "
+                           "before the agent answers (the agent then talks until the caller "
+                           "hangs up: load.hold)")
 
 
 class Scenario(Strict):
@@ -385,6 +392,16 @@ class Scenario(Strict):
         if v > 24 * 3600:
             raise ValueError("a drill longer than 24h is refused; split it")
         return v
+
+    @model_validator(mode="after")
+    def _agents_to_dial(self) -> "Scenario":
+        if self.load.dial == "agents" and self.agents is None:
+            raise ValueError("load.dial: agents needs the scenario's `agents:` (the phones the "
+                             "calls are for); add it, or dial the hotline")
+        if self.load.dial == "agents" and self.load.journey is not None:
+            raise ValueError("load.dial: agents calls each agent's own number, with no IVR or "
+                             "queue on the way: remove load.journey, or dial the hotline")
+        return self
 
     @model_validator(mode="after")
     def _split_brain_judged(self) -> "Scenario":

@@ -22,6 +22,10 @@ import math
 import struct
 from dataclasses import dataclass
 
+# the markers the practice contact centre and the agents' phones send (RFC 4733 keys):
+# the IVR's prompt; an agent's answer
+PROMPT_MARKER, AGENT_MARKER = "A", "D"
+
 DIGITS = "0123456789*#ABCD"  # RFC 4733 §3.2: events 0-15 in this order
 EVENT = struct.Struct("!BBH")
 LOW, HIGH = (697, 770, 852, 941), (1209, 1336, 1477, 1633)

@@ -113,7 +113,7 @@ def start_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
     if opts.local_ip is None:
         opts = replace(opts, local_ip=local_ip_for(entry[0]))
     rec = CallRecord(call_id=f"{opts.call_id_prefix}{token(16)}@{opts.local_ip}", carrier=carrier,
-                     hold_planned=opts.hold, media=opts.rtp)
+                     hold_planned=opts.hold, media=opts.rtp, callee=opts.callee)
     # the C socket, not gevent's: only the media pump uses it, and only without blocking
     media_sock = _socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     held = None

@@ -10,6 +10,7 @@ import yaml
 
 from harness.lab import sandbox
 from harness.lab.registrar import read_location
+from harness.report.calls_csv import read_calls_csv
 from tests.conftest import run_scenario
 
 EXPIRES, REFRESH, RETRY, TIMEOUT = 10, 0.8, 1.0, 1.0
@@ -65,3 +66,68 @@ def test_agents_need_a_registrar(tmp_path):
                           "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "s.yaml:4" in res.stdout + res.stderr and \
         "names no registrar" in res.stdout + res.stderr, res.stdout + res.stderr
+
+
+DIAL = f"""\
+name: agents-take-calls
+target: sandbox
+sandbox: {{pbx_nodes: 1}}
+duration: 22s
+load: {{calls_per_second: 2, hold: 1s, dial: agents}}
+agents: {{count: 10, expires: {EXPIRES}s, refresh: {REFRESH}, retry: {RETRY}s,
+          timeout: {TIMEOUT}s, spread: 4s, ring: 0.2s}}
+faults:
+  - {{id: registrar-lost, type: process.kill, target: sbc, at: 8s, duration: 2s}}
+sla:
+  answer_rate: null
+  failover_time: null
+  traffic_shift: null
+  dropped_call_rate: null
+"""
+
+
+def test_calls_to_agents_reach_their_phones_and_find_none_until_they_are_back(isolated, tmp_path):
+    """Each call dials the next agent's number. Before the registrar is lost every call is
+    answered by the agent it dialled; once it is back with an empty table, a call finds its
+    agent only after that agent's phone registered again: 404 before, answered after (the
+    phones' own REGISTERs say when). A call whose BYE was lost with the registrar leaves its
+    agent on it (no session timer ends it): every later call to that agent is 486, and only
+    to such an agent. The agents' own count agrees with the callers', call by call."""
+    res, run, summary = run_scenario(tmp_path, yaml.safe_load(DIAL))
+    assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
+    calls = summary["registration"]["calls"]
+    assert calls["mismatched"] == [] and calls["delivered"] == calls["answered"] > 10, calls
+    assert calls["no_agent"] > 0, calls
+    events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    fault = summary["faults"][0]
+    first, back = {}, {}  # agent -> its first 200 to a REGISTER; the first sent once the
+    for e in sorted((e for e in events if e["event"] == "registration"),  # registrar restarted
+                    key=lambda e: e["ended_at"]):
+        if e["status"] == 200 and e["expires"] > 0:
+            first.setdefault(e["agent"], e["ended_at"])
+            if e["sent_at"] >= fault["undo_started"]:
+                back.setdefault(e["agent"], e["ended_at"])
+    recs = read_calls_csv(run / "calls.csv")
+    assert {r.callee for r in recs} == {f"agent{i:04d}" for i in range(1, 11)}
+    stuck = {}  # agent -> when the call whose BYE was lost began: the agent is on it still
+    for r in recs:
+        if r.answered and r.bye_sent_at and r.bye_status != 200:
+            stuck.setdefault(r.callee, r.started_at)
+    assert sum(r.status == 486 for r in recs) == calls["busy"]
+    for r in recs:
+        if r.status == 486:
+            assert r.started_at > stuck[r.callee], r
+            continue
+        if r.callee in stuck and r.started_at > stuck[r.callee]:
+            assert not r.answered, r
+        if r.answered:
+            assert r.node == r.callee, r  # the agent it dialled, by the Contact its answer named
+        if r.status == 404:  # the registrar knew no phone for this number yet: before the
+            # phone's first REGISTER, or after the registrar's restart (the INVITE may have
+            # been sent while it was dead, and answered when it was back) before its return
+            assert r.started_at <= first[r.callee] + 0.05 or \
+                fault["undo_started"] <= r.ended_at and r.started_at <= back[r.callee] + 0.05, r
+        elif first[r.callee] + 0.05 < r.started_at < fault["started_at"] - 0.5 or \
+                r.started_at > back.get(r.callee, 1e18) + 0.05:
+            assert r.answered, r
+    assert "calls to agents:" in res.stdout

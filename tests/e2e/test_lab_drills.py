@@ -327,7 +327,7 @@ def test_lab_registrar_holds_what_the_phones_say(lab):
 
     got: list = []
     spec = AgentsSpec(count=10, expires=10, refresh=0.5, retry=1.0, timeout=1.0, spread=2.0)
-    phones = Phones.for_drill(spec, lab.registrar, got.append)
+    phones = Phones.for_drill(spec, lab.registrar, got.append, lambda a: None)
     aors = {p.user for p in phones.phones}
     phones.start(spread=spec.spread)
     try:
@@ -347,3 +347,36 @@ def test_lab_registrar_holds_what_the_phones_say(lab):
         phones.stop()
     assert containers.location_table() == {}  # every phone un-REGISTERed
     assert all(a.status == 200 for a in got if a.expires == 0 and a.sent_at >= restarted)
+
+
+def test_lab_calls_to_agents_go_where_kamailio_looked_them_up(lab, tmp_path):
+    """Calls to agents' own numbers through Kamailio (`lookup("location")`), held to its own
+    log call by call: every call it delivered reached the phone registered for the number
+    dialled and was answered there (the agents' own record names the same agent for the
+    same Call-ID); every call it found no phone for is a 404 in the callers' records; its
+    `answered` table counts the agents' answers."""
+    began = time.time()
+    summary, calls = run_lab_drill("lab-agents-take-calls", tmp_path)
+    delivered, nobody = {}, set()
+    for _, line in containers.kamailio_log(began - 1):
+        words = line.split()
+        if "delivered:" in words:
+            i = words.index("delivered:")
+            delivered[words[i + 3]] = (words[i + 1], words[i + 2])
+        elif "agent:" in words and "no" in words:
+            nobody.add(words[words.index("agent:") + 2])
+    placed = {c.call_id: c for c in calls}
+    delivered = {cid: d for cid, d in delivered.items() if cid in placed}
+    events = [json.loads(x) for x in (last_run(tmp_path) / "events.jsonl").read_text().splitlines()]
+    took = {e["call_id"]: e["agent"] for e in events if e["event"] == "agent_answered"}
+    assert len(delivered) >= 15 and nobody & set(placed), (len(delivered), nobody)
+    for cid, (agent, contact) in delivered.items():
+        assert placed[cid].callee == agent and contact.startswith(f"sip:{agent}@"), (cid, agent)
+        assert took.get(cid) == agent and placed[cid].answered and placed[cid].node == agent
+    assert set(took) == set(delivered)
+    assert {cid for cid in placed if placed[cid].status == 404} == nobody & set(placed)
+    assert all(c.answered or c.status == 404 for c in calls)
+    answered = [a for cid, a in containers.kamailio_answered_calls().items() if cid in placed]
+    assert len(answered) == len(took)
+    calls_fig = summary["registration"]["calls"]
+    assert calls_fig["mismatched"] == [] and calls_fig["no_agent"] == len(nobody & set(placed))

@@ -1,6 +1,7 @@
 """A caller that gives up on an INVITE the far end still answers: it CANCELs, and the late
 200 is ACKed and ended with a BYE, judged against the far end's own counts (a sandbox PBX
-that answers after its ring time whatever the CANCEL said, as an answer crossing it does)."""
+that answers after its ring time whatever the CANCEL said, as an answer crossing it does:
+`--answer-cancelled`; without it the PBX answers a cancelled INVITE 487 and never 200)."""
 import json
 import signal
 import subprocess
@@ -17,7 +18,8 @@ def test_a_late_answer_is_acked_and_ended(tmp_path):
     port, stats = free_udp_port(), tmp_path / "pbx.stats.json"
     pbx = subprocess.Popen([sys.executable, "-m", "harness.lab.pbx", "--name", "pbx-late",
                             "--listen", f"127.0.0.1:{port}", "--ring-delay", "0.1",
-                            "--answer-delay", str(ANSWER_AFTER), "--stats-file", str(stats)],
+                            "--answer-delay", str(ANSWER_AFTER), "--stats-file", str(stats),
+                            "--answer-cancelled"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: _answers_options(port), 10, what="the PBX")

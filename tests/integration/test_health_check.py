@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.faults.base import lookup
-from harness.lab.sip_endpoint import SipTcp
+from harness.sip.endpoint import SipTcp
 from harness.runner.steady import call_problem, steady_state
 from harness.scenario.inventory import EntryPoint, Node, TargetInventory
 from harness.sip.message import response_to
