@@ -2,7 +2,8 @@
 and how long after a fault the agents were back."""
 import pytest
 
-from harness.metrics.registration import Attempt, back_after, ira, registered_each_second, rrd
+from harness.metrics.records import CallRecord
+from harness.metrics.registration import Attempt, agent_calls, back_after, ira, registered_each_second, rrd
 
 
 def test_rrd_and_ira_count_registrations_as_rfc_6076_does():
@@ -40,3 +41,24 @@ def test_back_after_a_fault_in_shares_of_all_agents():
     assert b["p90"] == pytest.approx(8.1)   # the 9th
     assert b["p99"] is None                 # the 10th never came back
     assert b["never"] == ["a9"] and b["agents"] == 10
+
+
+def _call(cid, status, node="", callee="a1"):
+    return CallRecord(call_id=cid, status=status, node=node, callee=callee,
+                      answered_at=1.0 if status == 200 else None)
+
+
+def test_calls_to_agents_are_told_against_the_agents_own_record():
+    recs = [_call("c1", 200, "a1"), _call("c2", 200, "a2", "a2"), _call("c3", 404),
+            _call("c4", 480), _call("c5", 486), _call("c6", 200, "a1")]
+    # c6: answered by a1 on the caller's side, by a2 on the agents' (told differently);
+    # c7: an agent answered a call its caller no longer had (one side only)
+    answers = {"c1": "a1", "c2": "a2", "c6": "a2", "c7": "a1"}
+    got = agent_calls(recs, answers, {"a1", "a2"})
+    assert got == {"answered": 3, "delivered": 4, "no_agent": 2, "busy": 1,
+                   "mismatched": ["c6", "c7"]}
+
+
+def test_calls_to_agents_agree_when_both_sides_tell_the_same():
+    recs = [_call("c1", 200, "a1"), _call("c2", 200, "pbx-1")]  # pbx-1 is no agent
+    assert agent_calls(recs, {"c1": "a1"}, {"a1"})["mismatched"] == []

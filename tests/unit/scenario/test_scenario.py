@@ -51,6 +51,8 @@ def test_good_scenario_loads(tmp_path):
     (GOOD.replace("    at: 10s\n", "    at: 10s\n    signal: SIGNOPE\n"), 10, "unknown signal"),
     (GOOD.replace("name: t\n", ""), 1, "missing required key 'name'"),
     (GOOD.replace("  hold: 4s", "  hold: 4s\n rtp: x"), 6, "YAML syntax error"),
+    (GOOD.replace("  hold: 4s", "  hold: 4s\n  dial: agents"), 1, "needs the scenario's `agents:`"),
+    (GOOD.replace("  hold: 4s", "  hold: 4s\n  dial: agent"), 6, "'hotline' or 'agents'"),
 ])
 def test_errors_name_file_line_and_fix(tmp_path, text, line, words):
     msgs = problems(tmp_path, text)
@@ -304,3 +306,11 @@ def test_engines_are_asked_for_tls_srtp_and_digest(tmp_path):
     assert any("sipp cannot offer SRTP" in m and "carrier-s" in m and "carrier-d" not in m
                for m in msgs), msgs
     assert not any("digest" in m for m in msgs), msgs
+
+
+def test_only_an_engine_that_can_dials_the_agents(tmp_path):
+    text = GOOD.replace("  hold: 4s", "  hold: 4s\n  dial: agents\n  engine: sipp") + \
+        "agents: {count: 2}\n"
+    msgs = problems(tmp_path, text)
+    assert any(m.startswith(f"{tmp_path / 's.yaml'}:6:") and "cannot dial the agents" in m
+               for m in msgs), msgs
