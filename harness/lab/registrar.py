@@ -19,15 +19,38 @@ AGENT_PREFIX = "agent"
 
 
 class Location:
-    def __init__(self, path: str | None = None):
+    """`limit`: REGISTERs a second it takes (a burst of one second's worth); past it, 503 with
+    `Retry-After: retry_after` (s), as a registrar shedding a registration storm does."""
+
+    def __init__(self, path: str | None = None, limit: float | None = None,
+                 retry_after: int = 10):
         self.path = Path(path) if path else None
         self.table: dict[str, tuple[str, float]] = {}  # address of record -> (contact, expiry)
-        self.counts = {"registered": 0, "refreshed": 0, "unregistered": 0, "too_brief": 0}
+        self.counts = {"registered": 0, "refreshed": 0, "unregistered": 0, "too_brief": 0,
+                       "overloaded": 0}
+        self.limit, self.retry_after = limit, retry_after
+        self.tokens, self.filled_at = limit or 0.0, time.monotonic()
         self._write()
+
+    def _overloaded(self) -> bool:
+        if self.limit is None:
+            return False
+        now = time.monotonic()
+        self.tokens = min(self.limit, self.tokens + (now - self.filled_at) * self.limit)
+        self.filled_at = now
+        if self.tokens < 1:
+            return True
+        self.tokens -= 1
+        return False
 
     def register(self, msg: SipMessage, now: float | None = None) -> SipMessage:
         """The response to one REGISTER (its credentials already checked)."""
         now = time.time() if now is None else now
+        if self._overloaded():
+            self.counts["overloaded"] += 1
+            resp = response_to(msg, 503, "Service Unavailable", to_tag=token(8))
+            resp.headers.append(("Retry-After", str(self.retry_after)))
+            return resp
         self.expire(now)
         aor = uri_of(msg.get("to", "") or "")
         contact_value = msg.get("contact", "") or ""

@@ -78,7 +78,8 @@ class Sbc:
                  stats_file: str | None, health_check: bool = True, dispatch: str = "round-robin",
                  anchor_media: bool = True, auth: "Guard | None" = None,
                  tls: tuple[int, str, str] | None = None, srtp: str = "off",
-                 location_file: str | None = None):
+                 location_file: str | None = None, register_limit: float | None = None,
+                 retry_after: int = 10):
         self.ip, self.port, self.nodes = ip, port, nodes
         self.interval, self.probe_timeout, self.down_after = interval, probe_timeout, down_after
         self.fr_timer = fr_timer
@@ -99,7 +100,7 @@ class Sbc:
         self.media = MediaAnchor(ip, ip, srtp=srtp != "off", wrong_key=srtp == "wrong-key") \
             if anchor_media else None
         self.auth = auth
-        self.location = Location(location_file)
+        self.location = Location(location_file, register_limit, retry_after)
 
     async def start(self):
         await self.proto.listen(self.ip, self.port, tcp=True, tls_port=self.tls_port)
@@ -498,6 +499,10 @@ def main(argv=None) -> None:
                          "misconfigured SBC, for key-mismatch drills)")
     ap.add_argument("--location-file", help="the registrar's location table, written on "
                     "every change (JSON: address of record -> contact and expiry)")
+    ap.add_argument("--register-limit", type=float, help="REGISTERs a second the registrar "
+                    "takes; past it 503 with Retry-After (a registrar shedding a storm)")
+    ap.add_argument("--retry-after", type=int, default=10,
+                    help="seconds the 503's Retry-After asks for (default 10)")
     ap.add_argument("--stats-file")
     a = ap.parse_args(argv)
     if a.srtp != "off" and a.media != "anchor":
@@ -512,7 +517,7 @@ def main(argv=None) -> None:
               a.down_after, a.fr_timer, a.stats_file, a.health_check == "on", a.dispatch,
               a.media == "anchor", guard,
               (a.tls_port, a.tls_cert, a.tls_key) if a.tls_port else None, a.srtp,
-              a.location_file)
+              a.location_file, a.register_limit, a.retry_after)
     run_forever(sbc.start)
 
 

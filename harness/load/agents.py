@@ -14,12 +14,18 @@ from typing import Callable
 from harness.load.agent_desk import AgentDesk
 from harness.load.entry_calls import credentials
 from harness.metrics.registration import Attempt
+from harness.ops import OpsError
+from harness.scenario.inventory import split_address
+from harness.sip.digest import Credential
 from harness.sip.message import local_ip_for, via_address
 from harness.sip.register import Phone, PhoneSpec
 from harness.sip.transport import stamped_message
 
 MAX_PHONES = 2000
 WAKE = b"\r\n"  # a keepalive's bytes: what a stop sends each phone's flow to end its wait
+# the journal's entry for a drill's registered agents: open from before the first REGISTER
+# until every phone's un-REGISTER was answered 200; `drill recover` un-REGISTERs them
+JOURNAL_TYPE, JOURNAL_ID = "agents.registered", "agents"
 
 
 def agent_users(agents) -> list[str]:
@@ -33,6 +39,43 @@ def dialled(scenario) -> list[str]:
     return agent_users(scenario.agents) if scenario.load.dial == "agents" else []
 
 
+def journal_recipe(agents, registrar) -> dict:
+    """What `drill recover` needs to take every agent out of the location table: the
+    registrar, the agents' numbers, and the credentials' user, realm and password file (a
+    password from the environment is not written down: recover goes without it)."""
+    return {"registrar": registrar.address, "domain": registrar.domain,
+            "user_prefix": agents.user_prefix, "count": agents.count,
+            "auth": [{"username": a.username, "realm": a.realm, "password_file": a.password_file}
+                     for a in registrar.auth]}
+
+
+def leave_all(recipe: dict, timeout: float = 2.0) -> str:
+    """`drill recover`'s undo of a killed drill's agents: each agent's record un-REGISTERed
+    with `Contact: *` (every binding, whichever flow made it). OpsError when the registrar
+    does not answer or refuses: the entry stays open, to be tried again."""
+    addr = split_address(recipe["registrar"])
+    creds = []
+    for a in recipe["auth"]:
+        if a.get("password_file"):
+            with open(a["password_file"], encoding="utf-8") as fh:
+                creds.append(Credential(a["username"], fh.readline().rstrip("\r\n"), a.get("realm")))
+    spec = PhoneSpec(addr, recipe["domain"], timeout=timeout, credentials=tuple(creds),
+                     local_ip=local_ip_for(addr[0]))
+    users = [f"{recipe['user_prefix']}{i:04d}" for i in range(1, recipe["count"] + 1)]
+    for user in users:
+        phone = Phone(user, spec)
+        try:
+            a = phone.unregister(everywhere=True)
+        finally:
+            phone.close()
+        if a.status != 200:
+            why = "no answer" if a.status == 0 else f"{a.status}" + (
+                " (its password is not in the journal: it came from the environment)"
+                if a.status in (401, 407) and not creds else "")
+            raise OpsError(f"un-REGISTER of {user} at {recipe['registrar']}: {why}")
+    return f"{len(users)} agents un-REGISTERed at {recipe['registrar']}"
+
+
 class Phones:
     def __init__(self, users: list[str], spec: PhoneSpec,
                  on_attempt: Callable[[Attempt], None] = lambda a: None,
@@ -44,6 +87,7 @@ class Phones:
         self.desk = desk  # None: a call reaching a phone is left unanswered
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.storming: set[str] = set()  # phones to take a new flow at their next turn
 
     @classmethod
     def for_drill(cls, agents, registrar, on_attempt, on_answer) -> "Phones":
@@ -74,6 +118,9 @@ class Phones:
 
     def _keep(self, phone: Phone) -> None:
         while not self.stopping.is_set():
+            if phone.user in self.storming:
+                self.storming.discard(phone.user)
+                phone.new_flow()
             if phone.due <= time.time():
                 self.on_attempt(phone.step())
             else:
@@ -94,10 +141,11 @@ class Phones:
         except ValueError:  # a Via we cannot answer: its sender retransmits, gives up
             pass
 
-    def stop(self, unregister: bool = True, within: float | None = None) -> None:
+    def stop(self, unregister: bool = True, within: float | None = None) -> list[str]:
         """Stop refreshing, then leave the location table, every phone at once. Each part
         waits at most `within` seconds (default: one REGISTER's timeout and a second; a
-        signal's stop passes less): a phone still waiting then is left to its daemon thread."""
+        signal's stop passes less): a phone still waiting then is left to its daemon thread.
+        Returns the agents not known to have left (no 200 to their un-REGISTER)."""
         wait = within if within is not None else \
             (self.phones[0].spec.timeout + 1 if self.phones else 0)
         self.stopping.set()
@@ -115,6 +163,15 @@ class Phones:
                 p.close()
         if self.desk is not None:
             self.desk.shut()
+        return [p.user for p in self.phones if not (p.attempts and p.attempts[-1].expires == 0
+                                                    and p.attempts[-1].status == 200)]
+
+    def storm(self) -> int:
+        """Every phone loses its flow at once and REGISTERs again from a new one, all
+        together (the registration storm); returns how many."""
+        self.storming.update(p.user for p in self.phones)
+        self._wake()
+        return len(self.phones)
 
     def _wake(self) -> None:
         """End every phone's wait on its flow at once (a datagram to each)."""

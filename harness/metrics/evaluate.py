@@ -91,7 +91,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
              capacity_steps: list[dict] | None = None, probes: list[dict] = (),
              service_time: float = SERVICE_TIME, short_abandon: float = SHORT_ABANDON,
              interval: float = INTERVAL, registrations: list = (),
-             agent_answers: dict[str, str] | None = None) -> dict:
+             agent_answers: dict[str, str] | None = None, storms: list[float] = ()) -> dict:
     """All figures of a run and one verdict per enabled SLA target.
 
     `probes`: the data probes' `probe_records` events (DR figures: RPO, RTO, lag).
@@ -121,7 +121,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
     fig.journey = journey_report(records, faults, run_start, service_time=service_time,
                                  short_abandon=short_abandon, interval=interval)
     fig.registration = registration_report(list(registrations), faults, run_start, run_end,
-                                           records, agent_answers)
+                                           records, agent_answers, storms)
     fault_at = min((f.started_at for f in faults), default=None)
     fig.dr = [probe_figures(p, fault_at) for p in probes]
     fig.steady_state_after = steady_state_after

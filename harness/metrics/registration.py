@@ -119,16 +119,20 @@ def agent_calls(records, answers: dict[str, str], agents: set[str]) -> dict:
 
 
 def registration_report(attempts: list[Attempt], faults: list, start: float, end: float,
-                        records=(), answers: dict[str, str] | None = None) -> dict | None:
+                        records=(), answers: dict[str, str] | None = None,
+                        storms: list[float] = ()) -> dict | None:
     """The agents' figures for a run: RRD, IRA, registered agents each second, after each
-    fault how long until they were back, and (when the agents took calls: `answers`) the
-    calls to them; None when the run had no agents."""
+    fault and each storm how long until they were back, and (when the agents took calls:
+    `answers`) the calls to them; None when the run had no agents."""
     if not attempts:
         return None
     agents = sorted({a.agent for a in attempts})
     each = registered_each_second(attempts, start, end)
     return {"agents": len(agents), "registers": len(attempts), "rrd": rrd(attempts),
             "ira": ira(attempts), "registered": each,
+            "overloaded": sum(a.status == 503 for a in attempts),
+            "retry_after": sum(a.retry_after is not None for a in attempts),
             "registered_min": min(each, default=0), "registered_max": max(each, default=0),
             "per_fault": {f.fault_id: back_after(attempts, f.started_at, agents) for f in faults},
+            "per_storm": [{"at": at, **back_after(attempts, at, agents)} for at in storms],
             "calls": agent_calls(records, answers, set(agents)) if answers is not None else None}

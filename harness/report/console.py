@@ -46,10 +46,14 @@ def registration_line(reg: dict) -> str:
     parts = [f"agents: {reg['agents']} phones, {reg['registered_min']}-{reg['registered_max']} "
              f"registered, {reg['registers']} REGISTERs, IRA {ira}, RRD p95 "
              + ("n/a" if rrd is None else f"{rrd * 1000:.0f} ms")]
-    for fid, b in reg["per_fault"].items():
-        def sec(v):
-            return "not yet" if v is None else f"{v:.1f} s"
-        parts.append(f"back after {fid}: 50% {sec(b['p50'])}, 90% {sec(b['p90'])}, "
+    def sec(v):
+        return "not yet" if v is None else f"{v:.1f} s"
+    if reg.get("overloaded"):
+        parts.append(f"{reg['overloaded']} REGISTERs answered 503, "
+                     f"{reg['retry_after']} with Retry-After")
+    backs = list(reg["per_fault"].items()) + [("the storm", s) for s in reg.get("per_storm", [])]
+    for what, b in backs:
+        parts.append(f"back after {what}: 50% {sec(b['p50'])}, 90% {sec(b['p90'])}, "
                      f"99% {sec(b['p99'])}" + (f", {len(b['never'])} never" if b["never"] else ""))
     if reg.get("calls"):
         c = reg["calls"]

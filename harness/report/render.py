@@ -94,6 +94,7 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
                        agent_answers={ev["call_id"]: ev["agent"] for ev in events
                                       if ev["event"] == "agent_answered"}
                        if sc.load.dial == "agents" else None,
+                       storms=[ev["ts"] for ev in events if ev["event"] == "agents_storm"],
                        short_abandon=sc.metrics.short_abandon, interval=sc.metrics.interval)
     health = next((ev for ev in reversed(events) if ev["event"] == "generator_health"), None)
     given = set(sc.sla.model_fields_set) | set((gameday or {}).get("sla", {}))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from harness.faults.base import Injector, lookup
-from harness.load.agents import Phones
+from harness.load.agents import JOURNAL_ID, JOURNAL_TYPE, Phones, journal_recipe, leave_all
 from harness.load.engine import LoadEngine
 from harness.metrics.records import CallRecord
 from harness.ops import OpsError
@@ -148,6 +148,8 @@ class DrillRun:
     # -- the timeline ---------------------------------------------------------
     def schedule(self) -> list[Step]:
         plan = [Step(c.at, "rate", c) for c in self.drill.scenario.load.shape]
+        agents = self.drill.scenario.agents
+        plan += [Step(at, "storm", None) for at in (agents.storm_at if agents else [])]
         for planned in self.drill.faults:
             plan.append(Step(planned.spec.at, "inject", planned))
             if planned.end is not None:
@@ -218,6 +220,9 @@ class DrillRun:
                 lambda a: self.bus.publish("registration", ts=a.ended_at, **asdict(a)),
                 lambda a: self.bus.publish("agent_answered", ts=a.at, call_id=a.call_id,
                                            agent=a.agent))
+            registrar = self.drill.inventory.registrar
+            self.journal.intent(self.run_id, JOURNAL_ID, JOURNAL_TYPE, registrar.address,
+                                journal_recipe(agents, registrar))
             self.phones.start(spread=agents.spread)
         return True
 
@@ -225,7 +230,15 @@ class DrillRun:
         """The agents' phones leave the location table (a signal's stop waits less)."""
         if self.phones is not None:
             phones, self.phones = self.phones, None
-            phones.stop(within=0.4 if self.interrupt.is_set() else None)
+            left = phones.stop(within=0.4 if self.interrupt.is_set() else None)
+            if not left:
+                self.journal.closed(self.run_id, JOURNAL_ID, "every agent un-REGISTERed")
+            else:
+                self.bus.publish("fault_rollback_failed", fault_id=JOURNAL_ID,
+                                 error=f"{len(left)} agent(s) not known to have left the "
+                                       f"location table ({', '.join(left[:5])}"
+                                       f"{', ...' if len(left) > 5 else ''}): `drill recover` "
+                                       "un-REGISTERs them")
 
     def stop_probes(self) -> None:
         if self.probes:
@@ -242,6 +255,10 @@ class DrillRun:
                 users = load.set_rate(step.calls_per_second, step.ramp)
                 self.bus.publish("load_changed", calls_per_second=step.calls_per_second,
                                  ramp=step.ramp, users=users)
+                continue
+            if action == "storm":
+                if self.phones is not None:
+                    self.bus.publish("agents_storm", agents=self.phones.storm())
                 continue
             try:
                 if action == "inject":
@@ -334,14 +351,16 @@ class DrillRun:
 class Step(NamedTuple):
     """One step of a drill's timeline, in seconds from its start."""
     at: float
-    action: Literal["rate", "inject", "rollback"]
-    what: RateChange | PlannedFault
+    action: Literal["rate", "inject", "rollback", "storm"]
+    what: RateChange | PlannedFault | None
 
 
 def describe_step(step: Step) -> str:
     at, action, what = step
     if action == "rate":
         return f"load to {what.calls_per_second:g} calls/s at {at:g}s"
+    if action == "storm":
+        return f"registration storm at {at:g}s"
     return f"{action} {what.fault_id} at {at:g}s"
 
 
@@ -413,7 +432,8 @@ def recover(journal: Journal) -> list[tuple[dict, str]]:
     done = []
     for entry in journal.open_faults():
         try:
-            note = lookup(entry["type"]).undo(entry["recipe"])
+            note = leave_all(entry["recipe"]) if entry["type"] == JOURNAL_TYPE else \
+                lookup(entry["type"]).undo(entry["recipe"])
         except (OpsError, KeyError, OSError) as exc:
             done.append((entry, f"FAILED: {exc}"))
             continue

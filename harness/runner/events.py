@@ -45,6 +45,8 @@ CATALOGUE: dict[str, Event] = {
     "fault_rollback_failed": Event(("fault_id", "error"), "left open in the journal"),
     "registration": Event(ATTEMPT_FIELDS,
                           "one REGISTER of an agent's phone ended (metrics/registration.py)"),
+    "agents_storm": Event(("agents",), "every agent's phone lost its flow and registers "
+                                       "again at once (agents.storm_at)"),
     "agent_answered": Event(("call_id", "agent"),
                             "an agent's phone answered a call delivered to it (load/agent_desk.py)"),
     "rollback_errors": Event(("errors",), "rollbacks that failed at the end of a run"),

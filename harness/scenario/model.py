@@ -363,6 +363,10 @@ class AgentsSpec(Strict):
     timeout: Duration = Field(4.0, gt=0, le=32, description="one REGISTER's wait for its answer")
     spread: Duration = Field(0.0, ge=0, le=3600, description="first REGISTERs spread over this "
                              "long (phones boot at different moments)")
+    storm_at: list[Duration] = Field(default_factory=list, max_length=20, description="moments "
+                                     "at which every phone loses its flow and registers again "
+                                     "at once (a network flap at the contact centre): the "
+                                     "registration storm")
     ring: Duration = Field(1.0, ge=0, le=60, description="seconds an agent's phone rings "
                            "before the agent answers (the agent then talks until the caller "
                            "hangs up: load.hold)")
@@ -395,6 +399,10 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _agents_to_dial(self) -> "Scenario":
+        late = [at for at in (self.agents.storm_at if self.agents else []) if at >= self.duration]
+        if late:
+            raise ValueError(f"agents.storm_at: {late[0]:g}s is not before the end of the drill "
+                             f"({self.duration:g}s)")
         if self.load.dial == "agents" and self.agents is None:
             raise ValueError("load.dial: agents needs the scenario's `agents:` (the phones the "
                              "calls are for); add it, or dial the hotline")

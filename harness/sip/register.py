@@ -38,6 +38,7 @@ class _RegisterDialog(Dialog):
         super().__init__(transport, spec.registrar, callee=user, call_id=f"reg-{token(12)}",
                          challenges=creds)
         self.user, self.domain, self.expires = user, spec.domain, spec.expires
+        self.everywhere = False
 
     def request(self, method: str, body: bytes = b"", uri: str | None = None,
                 cseq: int | None = None) -> SipMessage:
@@ -49,6 +50,8 @@ class _RegisterDialog(Dialog):
         return msg
 
     def contact(self) -> str:
+        if self.everywhere:  # RFC 3261 §10.2.2: with Expires 0, every binding of the record
+            return "*"
         t = self.transport
         return f"<sip:{self.user}@{t.ip}:{t.port}{t.uri_param}>"
 
@@ -82,8 +85,20 @@ class Phone:
             self.due = ended + self.spec.retry
         return a
 
-    def unregister(self) -> Attempt:
-        """Leave the location table (expires 0): what a drill does at its end, and on rollback."""
+    def new_flow(self) -> None:
+        """What a phone does after its network flapped or it rebooted: a new flow (a new
+        local port, so a new Contact) and a new registration dialog, REGISTERing now."""
+        self.transport.close()
+        self.transport = UdpTransport.open(self.spec.registrar, self.spec.local_ip,
+                                           self.spec.timeout)
+        self.dialog = _RegisterDialog(self.transport, self.spec, self.user)
+        self.due = 0.0
+
+    def unregister(self, everywhere: bool = False) -> Attempt:
+        """Leave the location table (expires 0): what a drill does at its end; `everywhere`:
+        every binding of the agent's record, whatever flow it was (`drill recover`, after
+        the phone that registered it is gone)."""
+        self.dialog.everywhere = everywhere
         return self.step(expires=0)
 
     def close(self) -> None:

@@ -131,3 +131,59 @@ def test_calls_to_agents_reach_their_phones_and_find_none_until_they_are_back(is
                 r.started_at > back.get(r.callee, 1e18) + 0.05:
             assert r.answered, r
     assert "calls to agents:" in res.stdout
+
+
+def test_a_killed_drill_leaves_its_agents_to_drill_recover(isolated, tmp_path):
+    """A drill SIGKILLed while its ten phones are registered leaves them in the registrar's
+    table (nothing of the drill is left to un-REGISTER them); the journal holds them open,
+    and `drill recover` takes every one out (Contact: *, with the credentials from the
+    inventory's password file): the registrar's own table is empty, the journal closed."""
+    import signal
+    import subprocess
+    import sys
+
+    from harness.runner.journal import Journal
+    from tests.conftest import free_udp_port, wait_for
+    from tests.integration.test_registration import start_registrar
+
+    port, pbx_port = free_udp_port(), free_udp_port()
+    pbx = subprocess.Popen([sys.executable, "-m", "harness.lab.pbx", "--name", "pbx-1",
+                            "--listen", f"127.0.0.1:{pbx_port}"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    # the SBC and registrar outlives the drill, as a real one does
+    registrar = start_registrar(port, tmp_path, node=f"127.0.0.1:{pbx_port}")
+    location = tmp_path / "location.json"
+    auth = [{"username": "agent", "password_file": str(tmp_path / "pw"), "realm": "sandbox"}]
+    (tmp_path / "inv.yaml").write_text(yaml.safe_dump({
+        "name": "own-registrar",
+        "entry_points": [{"name": "sbc", "address": f"127.0.0.1:{port}", "auth": auth}],
+        "registrar": {"address": f"127.0.0.1:{port}", "domain": "hotline.test",
+                      "auth": auth}}))
+    (tmp_path / "s.yaml").write_text(
+        "name: killed-with-agents\ntarget: inv.yaml\nduration: 60s\n"
+        "load: {calls_per_second: 0.2, hold: 1s}\n"
+        "sla: {answer_rate: null, failover_time: null, traffic_shift: null,"
+        " dropped_call_rate: null}\n"
+        "agents: {count: 10, expires: 60s}\n")
+    drill = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(tmp_path / "s.yaml"),
+                              "-o", str(tmp_path / "out")], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(read_location(location)) == 10, 30, what="ten phones registered")
+        drill.send_signal(signal.SIGKILL)
+        drill.wait(10)
+        assert len(read_location(location)) == 10  # left behind by the killed drill
+        journal = Journal(tmp_path / "state" / "journal.jsonl")
+        (entry,) = journal.open_faults()
+        assert entry["type"] == "agents.registered" and "s3cret" not in json.dumps(entry)
+        res = subprocess.run([sys.executable, "-m", "harness.cli", "recover"], capture_output=True,
+                             text=True, timeout=60)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "10 agents un-REGISTERed" in res.stdout
+        assert read_location(location) == {} and journal.open_faults() == []
+    finally:
+        if drill.poll() is None:
+            drill.kill()
+        for proc in (registrar, pbx):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)

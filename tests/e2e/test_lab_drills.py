@@ -380,3 +380,31 @@ def test_lab_calls_to_agents_go_where_kamailio_looked_them_up(lab, tmp_path):
     assert len(answered) == len(took)
     calls_fig = summary["registration"]["calls"]
     assert calls_fig["mismatched"] == [] and calls_fig["no_agent"] == len(nobody & set(placed))
+
+
+def test_lab_agents_of_a_killed_drill_are_taken_out_by_drill_recover(lab, tmp_path):
+    """A drill SIGKILLed with ten phones registered to Kamailio leaves them in its location
+    table (`kamcmd ul.dump`); `drill recover` un-REGISTERs each record (Contact: *) and the
+    table is empty again, by Kamailio's own account."""
+    import signal
+
+    from harness.runner.engine import new_journal
+    (tmp_path / "s.yaml").write_text(
+        "name: lab-killed-with-agents\ntarget: lab\nduration: 60s\n"
+        "load: {calls_per_second: 0.5, hold: 1s}\nsla: {answer_rate: null}\n"
+        "agents: {count: 10, expires: 60s}\n")
+    drill = subprocess.Popen(DRILL + ["run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(containers.location_table()) == 10, 40, what="ten phones in ul.dump")
+        drill.send_signal(signal.SIGKILL)
+        drill.wait(10)
+        assert len(containers.location_table()) == 10  # left behind by the killed drill
+        res = subprocess.run(DRILL + ["recover"], capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and "10 agents un-REGISTERed" in res.stdout, \
+            res.stdout + res.stderr
+        assert containers.location_table() == {}
+        assert [e for e in new_journal().open_faults() if e["type"] == "agents.registered"] == []
+    finally:
+        if drill.poll() is None:
+            drill.kill()

@@ -22,10 +22,12 @@ from tests.conftest import free_udp_port, wait_for
 AGENTS, EXPIRES, REFRESH, RETRY, TIMEOUT, DEAD = 20, 10, 0.8, 1.0, 1.0, 2.0
 
 
-def start_registrar(port: int, tmp_path) -> subprocess.Popen:
+def start_registrar(port: int, tmp_path, node: str = "127.0.0.1:9") -> subprocess.Popen:
+    """The sandbox SBC as a registrar on `port` (its one PBX `node`: none answers by default),
+    with digest for user `agent`; its location table in tmp_path/location.json."""
     (tmp_path / "pw").write_text("s3cret-for-phones\n")
     proc = subprocess.Popen([sys.executable, "-m", "harness.lab.sbc", "--listen", f"127.0.0.1:{port}",
-                             "--node", "pbx-1=127.0.0.1:9", "--health-check", "off",
+                             "--node", f"pbx-1={node}", "--health-check", "off",
                              "--auth-user", "agent", "--password-file", str(tmp_path / "pw"),
                              "--location-file", str(tmp_path / "location.json")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
