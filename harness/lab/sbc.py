@@ -121,6 +121,7 @@ class Sbc:
                 out["_auth"] = self.auth.counts
             if self.media and self.media.srtp:
                 out["_srtp"] = self.media.srtp_counts
+            out["_registrar"] = self.location.counts
             with open(self.stats_file, "w") as fh:
                 json.dump(out, fh)
 

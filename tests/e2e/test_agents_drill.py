@@ -187,3 +187,27 @@ def test_a_killed_drill_leaves_its_agents_to_drill_recover(isolated, tmp_path):
         for proc in (registrar, pbx):
             proc.send_signal(signal.SIGTERM)
             proc.wait(10)
+
+
+def test_a_storm_in_a_drill_brings_every_phone_back_from_a_new_flow(isolated, tmp_path):
+    """agents.storm_at: at that moment every phone takes a new flow and REGISTERs at once;
+    the drill's figures say when they were back, each phone's first REGISTER after the
+    storm is sent at once, and the registrar's table ends empty."""
+    scenario = yaml.safe_load(SCENARIO)
+    scenario.update(name="agents-storm", duration="12s", faults=[])
+    scenario["agents"].update(count=20, spread="2s", storm_at=["6s"])
+    scenario["sla"].pop("reregistration_p90")
+    res, run, summary = run_scenario(tmp_path, scenario)
+    assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
+    events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    (storm,) = [e for e in events if e["event"] == "agents_storm"]
+    assert storm["agents"] == 20
+    (back,) = summary["registration"]["per_storm"]
+    assert back["at"] == storm["ts"] and back["never"] == [] and back["p99"] < 1.0, back
+    first = {}
+    for e in events:
+        if e["event"] == "registration" and e["sent_at"] >= storm["ts"]:
+            first.setdefault(e["agent"], e["sent_at"])
+    assert len(first) == 20 and max(first.values()) - storm["ts"] < 0.5
+    assert read_location(sandbox.SandboxConfig().folder / sandbox.LOCATION) == {}
+    assert "back after the storm" in res.stdout
