@@ -211,3 +211,42 @@ def test_a_storm_in_a_drill_brings_every_phone_back_from_a_new_flow(isolated, tm
     assert len(first) == 20 and max(first.values()) - storm["ts"] < 0.5
     assert read_location(sandbox.SandboxConfig().folder / sandbox.LOCATION) == {}
     assert "back after the storm" in res.stdout
+
+
+def test_sigterm_ends_a_drill_with_agents_within_a_second_and_they_leave(isolated, tmp_path):
+    """SIGTERM while twenty phones are registered and taking calls: the drill exits 3, every
+    phone's un-REGISTER was answered within a second of the signal, the journal holds
+    nothing open and the registrar's own table is empty."""
+    import signal
+    import subprocess
+    import sys
+
+    from harness.runner.journal import Journal
+    from tests.conftest import wait_for
+
+    scenario = yaml.safe_load(DIAL)
+    scenario.update(name="agents-sigterm", duration="60s", faults=[])
+    scenario["agents"].update(count=20, spread="2s")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(scenario))
+    location = sandbox.SandboxConfig().folder / sandbox.LOCATION
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(tmp_path / "s.yaml"),
+                             "-o", str(tmp_path / "out")], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: len(read_location(location)) == 20, 40, what="twenty phones registered")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, out[-3000:]
+    run = next((tmp_path / "out").iterdir())
+    events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    aborted = next(e for e in events if e["event"] == "run_aborted")
+    left = [e for e in events if e["event"] == "registration" and e["expires"] == 0
+            and e["sent_at"] >= aborted["requested_at"] - 0.01]
+    assert {e["agent"] for e in left} == {f"agent{i:04d}" for i in range(1, 21)}
+    assert all(e["status"] == 200 for e in left)
+    assert max(e["ended_at"] for e in left) - aborted["requested_at"] < 1.0
+    assert Journal(tmp_path / "state" / "journal.jsonl").open_faults() == []
+    assert read_location(location) == {}
