@@ -3,7 +3,8 @@
 A timeline chart (per-second offered/answered/failed, active calls, fault
 windows shaded and labelled, the alarm-level band), the verdict table,
 answered calls per node around each fault, PDD and media distributions, the
-queue panel where calls had a journey, and the run's metadata.
+queue panel where calls had a journey, the agents' phones where the drill had agents, and
+the run's metadata.
 """
 from __future__ import annotations
 
@@ -127,6 +128,22 @@ def queue_figures(summary: dict, records: list[CallRecord]) -> dict[str, go.Figu
     return {"queue": queue, "queue_intervals": per}
 
 
+def agents_figure(summary: dict) -> go.Figure:
+    """The agents' panel: phones registered each second, faults shaded, storms marked."""
+    reg, t0 = summary["registration"], summary["run"]["started_at"]
+    fig = go.Figure(go.Scatter(x=list(range(len(reg["registered"]))), y=reg["registered"],
+                               name="agents registered", line={"color": "#2e7d32", "shape": "hv"}))
+    shade_faults(fig, summary)
+    for s in reg.get("per_storm", []):
+        fig.add_vline(x=s["at"] - t0, line_dash="dash", line_color="#6a1b9a",
+                      annotation_text="storm")
+    fig.update_layout(title="Agents' phones registered each second, faults shaded",
+                      xaxis={"title": "seconds since the drill started"},
+                      yaxis={"title": "agents", "range": [0, reg["agents"] * 1.05]},
+                      height=340, margin={"t": 60, "b": 40})
+    return fig
+
+
 def distribution_figure(values: list[float], title: str, unit: str) -> go.Figure:
     fig = go.Figure(go.Histogram(x=values, nbinsx=40, marker_color="#1565c0"))
     fig.update_layout(title=title, xaxis={"title": unit}, yaxis={"title": "calls"}, height=300,
@@ -152,6 +169,8 @@ def write_html(summary: dict, records: list[CallRecord], path: Path) -> None:
     }
     if (summary.get("journey") or {}).get("overall", {}).get("calls"):
         figures.update(queue_figures(summary, records))
+    if summary.get("registration"):
+        figures["agents"] = agents_figure(summary)
     voice = summary.get("voice") or {}
     voice_rows = ([("all carriers", voice["overall"])] + list(voice["per_carrier"].items())
                   + [(f"node {n or '(none)'}", c) for n, c in voice.get("per_node", {}).items()]

@@ -211,6 +211,9 @@ def test_a_storm_in_a_drill_brings_every_phone_back_from_a_new_flow(isolated, tm
     assert len(first) == 20 and max(first.values()) - storm["ts"] < 0.5
     assert read_location(sandbox.SandboxConfig().folder / sandbox.LOCATION) == {}
     assert "back after the storm" in res.stdout
+    html = (run / "report.html").read_text()
+    assert "Agents' phones: registered" in html and 'id="chart-agents"' in html
+    assert "storm at " in html
 
 
 def test_sigterm_ends_a_drill_with_agents_within_a_second_and_they_leave(isolated, tmp_path):
