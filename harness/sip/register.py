@@ -70,7 +70,10 @@ class Phone:
     def step(self, expires: int | None = None) -> Attempt:
         self.dialog.expires = self.spec.expires if expires is None else expires
         sent = time.time()
-        _, final = self.dialog.transact(self.dialog.request("REGISTER"), self.spec.timeout)
+        try:
+            _, final = self.dialog.transact(self.dialog.request("REGISTER"), self.spec.timeout)
+        except OSError:  # no route, refused: an ineffective attempt, tried again after retry
+            final = None
         ended = final.received_at or time.time() if final is not None else time.time()
         status = final.status if final is not None else 0
         granted = granted_expiry(final, self.dialog.expires) if status == 200 else 0
