@@ -23,6 +23,15 @@ away a caller who would be the N+1st waiting in a group: the IVR plays the failu
 announcement (marker `B`, the backup number) or offers a callback (marker `C`), as
 `--when-full` says, and the caller hangs up. With `--inband` the markers are DTMF tones in
 the audio instead of RFC 4733 events.
+
+With `--registered GROUP --location-file FILE` that group's agents are the agents' phones in
+the registrar's table (the sandbox SBC's, registrar.py), not the ACD's own: the caller at
+the head of the queue is delivered to a free registered phone by an INVITE of its own (the
+agent leg: signalling only, its offer inactive), and hears the agent marker once the phone
+answered 200; a phone that refuses (486) or does not answer within AGENT_RING_LIMIT leaves
+the caller at the head and is passed over for PASS_OVER s (or until it registers from elsewhere). The caller's BYE
+(or the handle time) ends the agent leg with a BYE. The log's `answered` line names the
+agent and the leg's Call-ID: the phones' own record of that call is held to it.
 """
 from __future__ import annotations
 
@@ -30,18 +39,23 @@ import argparse
 import itertools
 import json
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from harness.lab.registrar import read_location, uri_user
 from harness.sip.answering import Call, PbxNode
 from harness.sip.endpoint import run_forever
+from harness.sip.message import SipMessage, host_port, new_branch, token, uri_of
 from harness.sip.dtmf import AGENT_MARKER, PROMPT_MARKER, event_packets, tone_payloads, ulaw_encode
 from harness.sip.rtp import SAMPLES_PER_PACKET, SILENCE
 from harness.sip.sdp import EVENTS_FMTP, PCMU, TELEPHONE_EVENT, Audio
 
 TURN_AWAY = {"announcement": "B", "callback": "C"}  # the marker each way of turning away sends
+AGENT_RING_LIMIT = 8.0  # s an agent's phone may ring before the caller is offered to another
+PASS_OVER = 10.0  # s a phone that refused or did not answer is passed over (unless it moves)
 
 
 @dataclass
@@ -62,6 +76,21 @@ class Caller:
     group: str = ""     # the group it queued in (and, once answered, the one that took it)
     agent: str = ""
     overflowed: bool = False
+    leg: str = ""       # the agent leg's Call-ID (a registered agent's phone)
+
+
+@dataclass
+class Leg:
+    """The ACD's INVITE to a registered agent's phone, for one caller."""
+    caller: str
+    agent: str
+    group: str
+    invite: SipMessage
+    dest: tuple[str, int]
+    sent: float
+    to: str = ""        # the phone's To (with its tag) once it answered
+    target: tuple[str, int] | None = None  # where in-dialog requests go (its 200's Contact)
+    answered: bool = False
 
 
 class AcdNode(PbxNode):
@@ -71,8 +100,15 @@ class AcdNode(PbxNode):
                  overflow: dict[str, tuple[float, str]] | None = None,
                  queue_limit: int | None = None, when_full: str = "announcement",
                  inband: bool = False, handle: Callable[[], float] | None = None,
-                 hold_music: bool = False, **kw):
+                 hold_music: bool = False, registered: str | None = None,
+                 location_file: str | None = None, **kw):
         super().__init__(name, ip, port, **kw)
+        self.registered, self.location_file = registered, location_file
+        self.phones: dict[str, str] = {}        # registered agent -> its contact
+        # agent -> (the contact that failed to answer, until when it is passed over)
+        self.passed_over: dict[str, tuple[str, float]] = {}
+        self.legs: dict[str, Leg] = {}          # agent leg Call-ID -> leg
+        self._location_seen = 0.0
         overflow = overflow or {}
         self.groups = {g: Group(g, n, str(i), overflow.get(g))
                        for i, (g, n) in enumerate(groups.items(), 1)}
@@ -131,7 +167,11 @@ class AcdNode(PbxNode):
                 self.groups[group].waiting.append(call_id)
                 self._note("queued", call_id, group=group, key=key)
         self._overflow(now)
+        self._read_location()
         for g in self.groups.values():
+            if g.name == self.registered:
+                self._deliver(g, now)
+                continue
             while g.waiting and len(g.busy) < g.agents:
                 self._answer_next(g, now)
         for call_id, c in list(self.callers.items()):  # agents whose handle time is up
@@ -142,6 +182,8 @@ class AcdNode(PbxNode):
                     self.hang_up(call)
 
     def _agent_free(self, call_id: str, c: Caller, now: float, by: str) -> None:
+        if c.leg:
+            self._end_leg(c.leg)
         self.callers.pop(call_id, None)
         self.groups[c.group].busy.pop(call_id, None)
         self._note("ended", call_id, group=c.group, agent=c.agent, talk=now - c.since, by=by)
@@ -185,12 +227,135 @@ class AcdNode(PbxNode):
         if call is not None:
             self._say(call, self.agent_marker + g.key)
 
+    # -- registered agents' phones ---------------------------------------------------
+    def _read_location(self) -> None:
+        """The registrar's table, read again when the file changed (the phones it holds)."""
+        if self.location_file is None:
+            return
+        try:
+            changed = os.stat(self.location_file).st_mtime
+        except FileNotFoundError:
+            changed = 0.0
+        if changed == self._location_seen and changed:
+            return
+        self._location_seen = changed
+        table = read_location(self.location_file)
+        self.phones = {uri_user(aor): e["contact"] for aor, e in table.items()}
+        self.passed_over = {a: p for a, p in self.passed_over.items()
+                            if self.phones.get(a) == p[0]}
+
+    def _deliver(self, g: Group, now: float) -> None:
+        """Callers at the head of the group's queue, each to a free registered phone."""
+        for leg_id, leg in list(self.legs.items()):  # a phone that rang too long
+            if not leg.answered and now - leg.sent > AGENT_RING_LIMIT:
+                self._leg_failed(leg_id, leg, "no answer")
+        ringing = {leg.agent for leg in self.legs.values()}
+        free = [a for a in sorted(self.phones) if a not in g.busy.values() and a not in ringing
+                and not (a in self.passed_over and now < self.passed_over[a][1])]
+        waiting = [cid for cid in g.waiting if self.callers[cid].state == "queued"]
+        for call_id, agent in zip(waiting, free):
+            self._call_agent(g, call_id, agent, now)
+
+    def _call_agent(self, g: Group, call_id: str, agent: str, now: float) -> None:
+        contact = self.phones[agent]
+        leg_id = f"leg-{token(12)}@{self.ip}"
+        invite = SipMessage(method="INVITE", uri=contact)
+        body = Audio(self.ip, 9, 1, origin=self.name, session_name="agent leg",
+                     direction="inactive").encode()  # signalling only: no media on this leg
+        invite.headers = [("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={new_branch()}"),
+                          ("Max-Forwards", "70"),
+                          ("From", f"<sip:{self.name}@{self.ip}:{self.port}>;tag={token(8)}"),
+                          ("To", f"<{contact}>"), ("Call-ID", leg_id), ("CSeq", "1 INVITE"),
+                          ("Contact", f"<sip:{self.name}@{self.ip}:{self.port}>"),
+                          ("Content-Type", "application/sdp")]
+        invite.body = body
+        self.legs[leg_id] = Leg(call_id, agent, g.name, invite, host_port(contact), now)
+        self.callers[call_id].state = "ringing agent"
+        self.proto.send(invite, host_port(contact))
+
+    def _leg_response(self, msg: SipMessage) -> None:
+        leg = self.legs.get(msg.call_id)
+        if leg is None or msg.cseq[1] != "INVITE" or msg.status < 200:
+            return
+        if msg.status >= 300:
+            self._ack(leg, msg)
+            self._leg_failed(msg.call_id, leg, f"{msg.status}")
+            return
+        leg.to = msg.get("to", "") or ""
+        contact = uri_of(msg.get("contact", "") or "")
+        leg.target = host_port(contact) if contact else leg.dest
+        self._ack(leg, msg)  # a retransmitted 200 is ACKed again
+        if leg.answered:
+            return
+        leg.answered = True
+        c, call = self.callers.get(leg.caller), self.calls.get(leg.caller)
+        if c is None or call is None:  # the caller hung up while the phone rang
+            self._end_leg(msg.call_id)
+            return
+        g = self.groups[leg.group]
+        for other in self.groups.values():
+            if leg.caller in other.waiting:
+                other.waiting.remove(leg.caller)
+        now = time.time()
+        g.busy[leg.caller] = leg.agent
+        self._note("answered", leg.caller, group=g.name, agent=leg.agent, wait=now - c.since,
+                   overflowed=c.group != g.name, leg=msg.call_id)
+        c.state, c.since, c.agent, c.group, c.leg = "agent", now, leg.agent, g.name, msg.call_id
+        if self.handle is not None:
+            c.hang_up_at = now + self.handle()
+        self._say(call, self.agent_marker + g.key)
+
+    def _ack(self, leg: Leg, final: SipMessage) -> None:
+        ack = SipMessage(method="ACK", uri=uri_of(final.get("contact", "") or "") or leg.invite.uri)
+        ack.headers = [("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={new_branch()}"),
+                       ("Max-Forwards", "70"), ("From", leg.invite.get("from") or ""),
+                       ("To", final.get("to") or ""), ("Call-ID", final.call_id),
+                       ("CSeq", "1 ACK")]
+        self.proto.send(ack, leg.target or leg.dest)
+
+    def _leg_failed(self, leg_id: str, leg: Leg, why: str) -> None:
+        """The phone refused or did not answer: the caller waits on at the head, the phone is
+        passed over until its registration changes."""
+        self.legs.pop(leg_id, None)
+        self.passed_over[leg.agent] = (self.phones.get(leg.agent, ""), time.time() + PASS_OVER)
+        self._note("agent failed", leg.caller, agent=leg.agent, leg=leg_id, why=why)
+        c = self.callers.get(leg.caller)
+        if c is not None and c.state == "ringing agent":
+            c.state = "queued"
+
+    def _end_leg(self, leg_id: str) -> None:
+        """BYE on an answered agent leg (or CANCEL on one still ringing)."""
+        leg = self.legs.pop(leg_id, None)
+        if leg is None:
+            return
+        if leg.answered:
+            bye = SipMessage(method="BYE", uri=leg.invite.uri)
+            bye.headers = [("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={new_branch()}"),
+                           ("Max-Forwards", "70"), ("From", leg.invite.get("from") or ""),
+                           ("To", leg.to), ("Call-ID", leg_id), ("CSeq", "2 BYE")]
+            self.proto.send(bye, leg.target or leg.dest)
+            return
+        else:
+            bye = SipMessage(method="CANCEL", uri=leg.invite.uri)
+            bye.headers = [("Via", leg.invite.top_via), ("Max-Forwards", "70"),
+                           ("From", leg.invite.get("from") or ""), ("To", leg.invite.get("to") or ""),
+                           ("Call-ID", leg_id), ("CSeq", "1 CANCEL")]
+        self.proto.send(bye, leg.dest)
+
+    def handle(self, msg: SipMessage, addr) -> None:
+        if not msg.is_request and msg.call_id in self.legs:
+            self._leg_response(msg)
+            return
+        super().handle(msg, addr)
+
     def hung_up(self, call: Call) -> None:
         c = self.callers.pop(call.call_id, None)
         if c is None:
             return
         now = time.time()
-        if c.state == "queued":
+        for leg_id in [k for k, leg in self.legs.items() if leg.caller == call.call_id]:
+            self._end_leg(leg_id)
+        if c.state in ("queued", "ringing agent"):
             for g in self.groups.values():
                 if call.call_id in g.waiting:
                     g.waiting.remove(call.call_id)
@@ -291,6 +456,9 @@ def main(argv=None) -> None:
                     help="callers waiting hear music (G.711 audio) instead of silence")
     ap.add_argument("--inband", action="store_true",
                     help="send the markers as DTMF tones in the audio, not RFC 4733 events")
+    ap.add_argument("--registered", metavar="GROUP", help="that group's agents are the phones "
+                    "in the registrar's table (--location-file), each called in turn")
+    ap.add_argument("--location-file", help="the registrar's location table (registrar.py)")
     ap.add_argument("--log", required=True, help="the ACD log (JSON lines), appended to")
     ap.add_argument("--stats-file")
     a = ap.parse_args(argv)
@@ -307,11 +475,15 @@ def main(argv=None) -> None:
         if not sep or g not in groups or to not in groups or to == g:
             raise SystemExit(f"--overflow {g}={v}: write GROUP=SECONDS:OTHER_GROUP, both declared")
         overflow[g] = (float(after), to)
+    if a.registered and (a.registered not in groups or not a.location_file):
+        raise SystemExit(f"--registered {a.registered}: name a declared --group and give "
+                         "--location-file")
     ip, port = a.listen.rsplit(":", 1)
     node = AcdNode(a.name, ip, int(port), groups, menu, a.log, a.ivr_time,
                    overflow=overflow, queue_limit=a.queue_limit, when_full=a.when_full,
                    inband=a.inband, hold_music=a.hold_music,
                    handle=_handle_sampler(a.handle) if a.handle else None,
+                   registered=a.registered, location_file=a.location_file,
                    ring_delay=0.0, answer_delay=0.02, stats_file=a.stats_file)
     run_forever(node.start)
 

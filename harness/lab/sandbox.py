@@ -122,6 +122,8 @@ def _node_program(cfg: SandboxConfig, name: str) -> list[str]:
                else f"exponential:{cc.handle.exponential:g}"] if cc.handle else []),
             *(["--queue-limit", str(cc.queue_limit)] if cc.queue_limit is not None else []),
             *(x for n, g in cc.groups.items() for x in ("--group", f"{n}={g.agents}")),
+            *(x for n, g in cc.groups.items() if g.registered
+              for x in ("--registered", n, "--location-file", str(cfg.folder / LOCATION))),
             *(x for n, g in cc.groups.items() if g.overflow
               for x in ("--overflow", f"{n}={g.overflow.after:g}:{g.overflow.to}")),
             *(x for k, g in cc.menu.items() for x in ("--menu", f"{k}={g}"))]
@@ -264,11 +266,22 @@ class Overflow(Strict):
 
 
 class SkillGroup(Strict):
-    agents: int = Field(ge=1, le=500)
+    agents: int = Field(0, ge=0, le=500)
+    registered: bool = Field(False, description="the group's agents are the phones registered "
+                             "at the SBC (the scenario's `agents:`), not the contact centre's own")
     overflow: Overflow | None = None
+
+    @model_validator(mode="after")
+    def _someone_answers(self):
+        if self.registered == bool(self.agents):
+            raise ValueError("a skill group has its own agents (a number) or the registered "
+                             "phones (`registered`), one of the two")
+        return self
 
 
 def _group(v):
+    if v == "registered":  # `sales: registered`: the agents' phones registered at the SBC
+        return {"registered": True}
     return {"agents": v} if isinstance(v, int) else v  # `sales: 3` is three agents
 
 
@@ -277,7 +290,8 @@ class ContactCentre(Strict):
 
     groups: dict[str, Annotated[SkillGroup, BeforeValidator(_group)]] = Field(
         default_factory=lambda: {"sales": SkillGroup(agents=3)}, min_length=1, max_length=9,
-        description="skill groups: agents, or {agents, overflow: {after, to}}; the first takes "
+        description="skill groups: agents, `registered` (the phones registered at the SBC), "
+                    "or {agents|registered, overflow: {after, to}}; the first takes "
                     "callers without a choice; the agent marker is followed by the group's "
                     "place (1-9), so callers know who answered")
     menu: dict[str, str] = Field(default_factory=dict, description="the IVR menu: key -> group")
@@ -304,6 +318,8 @@ class ContactCentre(Strict):
         if unknown:
             raise ValueError(f"menu or overflow names group(s) {', '.join(unknown)} that "
                              "`groups` lacks")
+        if sum(g.registered for g in self.groups.values()) > 1:
+            raise ValueError("one group at most takes the registered phones")
         loops = [n for n, g in self.groups.items() if g.overflow and g.overflow.to == n]
         if loops:
             raise ValueError(f"group(s) {', '.join(loops)} overflow to themselves")

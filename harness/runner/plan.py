@@ -199,6 +199,12 @@ def load_drill(path: Path | str, target_override: str | None = None) -> Drill:
                             f"for an agent's marker, and entry point(s) {', '.join(blind)} of "
                             f"'{inv.name}' declare none (hint: set agent_marker: the key the "
                             "contact centre's test agents answer with, in the inventory)")
+    cc = getattr(options, "contact_centre", None)
+    if cc is not None and scenario.agents is None and \
+            any(g.registered for g in cc.groups.values()):
+        problems.append(f"{path}:{line_of(lines, ('sandbox', 'contact_centre'))}: a group of "
+                        "registered phones is served by the scenario's agents, and it has none "
+                        "(hint: add `agents: {count: N}`)")
     if scenario.agents is not None and inv.registrar is None:
         problems.append(f"{path}:{line_of(lines, ('agents',))}: agents: target '{inv.name}' "
                         "names no registrar for the agents' phones (hint: give the inventory "

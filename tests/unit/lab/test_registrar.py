@@ -42,3 +42,29 @@ def test_a_phone_reads_the_expiry_granted_and_retry_after():
     busy = SipMessage(status=503, reason="Service Unavailable")
     busy.headers = [("Retry-After", "18;duration=3600")]
     assert _retry_after(busy) == 18.0 and _retry_after(None) is None
+
+
+def test_past_its_limit_the_registrar_answers_503_with_retry_after(tmp_path):
+    loc = Location(str(tmp_path / "location.json"), limit=3, retry_after=7)
+    answers = [loc.register(register(f"a{i}", 6000 + i, expires=60), now=100.0) for i in range(5)]
+    assert [a.status for a in answers] == [200, 200, 200, 503, 503]
+    assert answers[3].get("retry-after") == "7" and loc.counts["overloaded"] == 2
+    assert len(read_location(tmp_path / "location.json", now=101.0)) == 3  # the shed ones not in
+
+
+def test_a_wildcard_unregister_takes_the_record_out(tmp_path):
+    loc = Location(str(tmp_path / "location.json"))
+    loc.register(register("a1", 6001, expires=60), now=100.0)
+    leave = register("a1", 6099, expires=0)
+    leave.set("Contact", "*")
+    assert loc.register(leave, now=101.0).status == 200
+    assert read_location(tmp_path / "location.json", now=102.0) == {}
+    assert loc.contact_of("a1", now=102.0) is None
+
+
+def test_the_contact_of_an_agents_number():
+    loc = Location()
+    loc.register(register("agent0001", 6001, expires=60), now=100.0)
+    assert loc.contact_of("agent0001", now=101.0) == "sip:agent0001@127.0.0.1:6001"
+    assert loc.contact_of("agent0002", now=101.0) is None
+    assert loc.contact_of("agent0001", now=161.0) is None  # lapsed

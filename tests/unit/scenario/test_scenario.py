@@ -314,3 +314,10 @@ def test_only_an_engine_that_can_dials_the_agents(tmp_path):
     msgs = problems(tmp_path, text)
     assert any(m.startswith(f"{tmp_path / 's.yaml'}:6:") and "cannot dial the agents" in m
                for m in msgs), msgs
+
+
+def test_a_queue_of_registered_phones_needs_the_scenarios_agents(tmp_path):
+    text = GOOD + "sandbox:\n  contact_centre: {groups: {sales: registered}}\n"
+    msgs = problems(tmp_path, text)
+    assert any(m.startswith(f"{tmp_path / 's.yaml'}:12:") and "add `agents:" in m
+               for m in msgs), msgs
