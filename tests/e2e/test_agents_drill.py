@@ -11,7 +11,7 @@ import yaml
 from harness.lab import sandbox
 from harness.lab.registrar import read_location
 from harness.report.calls_csv import read_calls_csv
-from tests.conftest import run_scenario
+from tests.conftest import last_run, run_scenario
 
 EXPIRES, REFRESH, RETRY, TIMEOUT = 10, 0.8, 1.0, 1.0
 
@@ -243,7 +243,7 @@ def test_sigterm_ends_a_drill_with_agents_within_a_second_and_they_leave(isolate
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 3, out[-3000:]
-    run = next((tmp_path / "out").iterdir())
+    run = last_run(tmp_path / "out")
     events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
     aborted = next(e for e in events if e["event"] == "run_aborted")
     left = [e for e in events if e["event"] == "registration" and e["expires"] == 0
