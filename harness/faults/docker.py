@@ -5,6 +5,9 @@ docker.stop        stop with a `grace:` period               rollback: start
 docker.pause       freeze (cgroup freezer)                   rollback: unpause
 docker.restart     restart (a bounce)                        rollback: wait until healthy
 docker.disconnect  detach from `network:`                    rollback: reconnect (same aliases)
+docker.limit       tighten `cpus:` and/or `memory:`           rollback: the limits it had (a
+                   memory limit where it had none: the machine's memory, as Docker cannot
+                   remove one), started again if the kernel's OOM killer stopped it
 
 The target's `docker:` selects containers by `name`, `label` or compose
 `service` (with optional `project`); `select` ALL, COUNT (`count`) or
@@ -49,6 +52,40 @@ class StopParams(Selection):
 
 class DisconnectParams(Selection):
     network: str
+
+
+CPU_PERIOD = 100_000  # µs: the CFS period the quota is a share of (Docker's default)
+UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+def memory_bytes(v) -> int:
+    """`64m`, `1g`, `512k` or a number of bytes."""
+    text = str(v).strip().lower()
+    num, unit = text.rstrip("bkmg"), text[len(text.rstrip("bkmg")):]
+    if not num.isdigit() or unit not in UNITS:
+        raise ValueError(f"memory: {v!r} is not a size; write e.g. 64m, 1g, 512k")
+    return int(num) * UNITS[unit]
+
+
+class LimitParams(Selection):
+    cpus: float | None = Field(None, gt=0, le=64, description="cores the container may use "
+                               "(0.2: a fifth of one), enforced by the CFS quota")
+    memory: int | None = Field(None, ge=4 * 1024 ** 2, description="its memory limit (64m, "
+                               "1g); the engine refuses one below what the container uses "
+                               "now (cgroup v1 cannot reclaim it)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sizes(cls, v):
+        if isinstance(v, dict) and v.get("memory") is not None:
+            v = {**v, "memory": memory_bytes(v["memory"])}
+        return v
+
+    @model_validator(mode="after")
+    def _something(self):
+        if self.cpus is None and self.memory is None:
+            raise ValueError("docker.limit needs `cpus:`, `memory:` or both")
+        return self
 
 
 def choose(ids: list[str], sel: Selection) -> list[str]:
@@ -157,7 +194,9 @@ class _DockerFault(Injector):
                 failed.append(f"container {cid[:12]} cannot be inspected; cannot roll back: {exc}")
                 continue
             try:
-                if recipe["action"] == "unpause" and state.get("Paused"):
+                if recipe["action"] == "restore limits":
+                    _restore_limits(c.api, cid, recipe["limits"][cid], state)
+                elif recipe["action"] == "unpause" and state.get("Paused"):
                     c.api.unpause(cid)
                 elif recipe["action"] == "start" and state["Status"] != "running":
                     c.api.start(cid)
@@ -278,3 +317,110 @@ class DockerDisconnect(_DockerFault):
 
     def _act(self, api, cid: str) -> None:
         api.disconnect_container_from_network(cid, self.params.network)
+
+
+@register
+class DockerLimit(_DockerFault):
+    """CPU and memory limits tightened on running containers (`docker update`): a PBX or SBC
+    starved of CPU answers late; one whose memory grows past its limit is OOM-killed.
+    `verify` reads the container's own cgroup (the CFS quota and the memory limit the kernel
+    enforces)."""
+
+    type = "docker.limit"
+    Params = LimitParams
+    action = "limit"
+    rollback_action = "restore limits"
+
+    def describe(self) -> str:
+        what = [f"{self.params.cpus:g} cpus" for _ in [0] if self.params.cpus is not None] + \
+            [f"{self.params.memory // 1024 ** 2} MiB" for _ in [0] if self.params.memory is not None]
+        return f"docker update of {self.target.name}'s container(s) to {' and '.join(what)}; " \
+               "rollback: the limits they had, started again if the OOM killer stopped them"
+
+    def recipe(self) -> dict:
+        c = client()
+        limits = {}
+        for cid in self._ids():
+            hc = c.api.inspect_container(cid)["HostConfig"]
+            limits[cid] = {k: hc.get(k) or 0 for k in
+                           ("NanoCpus", "CpuQuota", "CpuPeriod", "Memory", "MemorySwap")}
+        return {**super().recipe(), "limits": limits}
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.params.cpus is None:
+            return
+        c = client()
+        nano = [cid[:12] for cid in self._ids()
+                if c.api.inspect_container(cid)["HostConfig"].get("NanoCpus")]
+        if nano:  # the engine refuses a CFS quota beside them, and the SDK cannot restore them
+            raise FaultError(f"{self.target.name}: container(s) {', '.join(nano)} were started "
+                             "with --cpus; docker.limit sets CPU as a CFS quota (start them "
+                             "with --cpu-quota instead, or limit memory only)")
+
+    def _act(self, api, cid: str) -> None:
+        p, more = self.params, {}
+        if p.cpus is not None:
+            more.update(cpu_quota=int(p.cpus * CPU_PERIOD), cpu_period=CPU_PERIOD)
+        if p.memory is not None:  # no swap beyond it: the limit is the limit
+            more.update(mem_limit=p.memory, memswap_limit=p.memory)
+        api.update_container(cid, **more)
+
+    def verify(self) -> bool:
+        """The kernel enforces what was asked: the container's own cgroup files say so (a
+        container already OOM-killed by the new limit has taken the fault too)."""
+        c = client()
+        for cid in self._ids():
+            state = c.api.inspect_container(cid)["State"]
+            if state.get("OOMKilled") or state["Status"] != "running":
+                continue
+            got = cgroup_limits(cid)
+            if self.params.cpus is not None and got.get("cpu_quota") != int(self.params.cpus * CPU_PERIOD):
+                return False
+            if self.params.memory is not None and got.get("memory") != self.params.memory:
+                return False
+        return True
+
+
+def cgroup_limits(cid: str) -> dict:
+    """The CPU quota (µs per period, None: none) and memory limit (bytes) the container's own
+    cgroup holds, and its CPU throttling count, read inside it (cgroup v1 or v2)."""
+    script = ("if [ -f /sys/fs/cgroup/cpu.max ]; then cat /sys/fs/cgroup/cpu.max "
+              "/sys/fs/cgroup/memory.max; grep nr_throttled /sys/fs/cgroup/cpu.stat; else "
+              "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+              "grep nr_throttled /sys/fs/cgroup/cpu/cpu.stat; fi")
+    res = client().containers.get(cid).exec_run(["sh", "-c", script])
+    if res.exit_code != 0:
+        raise FaultError(f"{cid[:12]}: its cgroup cannot be read: {res.output.decode()[:200]}")
+    lines = res.output.decode().split("\n")
+    quota = lines[0].split()[0]
+    memory = lines[1].strip()
+    return {"cpu_quota": None if quota in ("max", "-1") else int(quota),
+            "memory": None if memory == "max" else int(memory),
+            "throttled": int(lines[2].split()[1])}
+
+
+def _restore_limits(api, cid: str, was: dict, state: dict) -> None:
+    """The limits a container had; a memory limit where it had none becomes the machine's
+    memory (Docker cannot remove a memory limit once one is set); a container the OOM
+    killer stopped is started again."""
+    more = {}
+    if was["CpuQuota"] > 0:
+        more.update(cpu_quota=was["CpuQuota"], cpu_period=was["CpuPeriod"] or CPU_PERIOD)
+    else:
+        more.update(cpu_quota=-1)
+    if was["Memory"]:
+        more.update(mem_limit=was["Memory"], memswap_limit=was["MemorySwap"] or -1)
+    else:
+        more.update(mem_limit=_machine_memory(), memswap_limit=-1)
+    api.update_container(cid, **more)
+    if state["Status"] != "running":
+        api.start(cid)
+
+
+def _machine_memory() -> int:
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    raise FaultError("/proc/meminfo has no MemTotal")

@@ -369,6 +369,8 @@ def test_lab_calls_to_agents_go_where_kamailio_looked_them_up(lab, tmp_path):
     delivered = {cid: d for cid, d in delivered.items() if cid in placed}
     events = [json.loads(x) for x in (last_run(tmp_path) / "events.jsonl").read_text().splitlines()]
     took = {e["call_id"]: e["agent"] for e in events if e["event"] == "agent_answered"}
+    print(f"Kamailio delivered {len(delivered)} calls to agents, found no phone for "
+          f"{len(nobody & set(placed))}; the agents answered {len(took)}")
     assert len(delivered) >= 15 and nobody & set(placed), (len(delivered), nobody)
     for cid, (agent, contact) in delivered.items():
         assert placed[cid].callee == agent and contact.startswith(f"sip:{agent}@"), (cid, agent)
@@ -408,3 +410,30 @@ def test_lab_agents_of_a_killed_drill_are_taken_out_by_drill_recover(lab, tmp_pa
     finally:
         if drill.poll() is None:
             drill.kill()
+
+
+def test_lab_pbx_starved_of_cpu_answers_late_and_its_cgroup_says_so(lab, tmp_path):
+    """docker.limit of pbx-1 to 5 % of a core: its cgroup's own throttling count rises, the
+    calls it answered while starved waited longer for their answer than before the fault,
+    and after the rollback its cgroup holds no CPU quota again."""
+    from harness.faults.docker import cgroup_limits
+    from harness.ops.docker_api import client
+    cid = client().containers.get("hd-lab-pbx-1").id
+    before = cgroup_limits(cid)
+    summary, calls = run_lab_drill("lab-pbx-cpu-starved", tmp_path)
+    after = cgroup_limits(cid)
+    assert before["cpu_quota"] is None and after["cpu_quota"] is None
+    assert after["throttled"] > before["throttled"], (before, after)
+    f = summary["faults"][0]
+    pdd = {}
+    for c in calls:
+        if c.answered and c.node == "pbx-1" and c.pdd is not None:
+            when = "before" if c.started_at < f["started_at"] else \
+                "starved" if f["started_at"] + 1 < c.started_at < f["undo_started"] else None
+            if when:
+                pdd.setdefault(when, []).append(c.pdd)
+    med = {k: sorted(v)[len(v) // 2] for k, v in pdd.items()}
+    print(f"throttled {after['throttled'] - before['throttled']} periods; PDD p50 on pbx-1 "
+          f"before {med['before'] * 1000:.1f} ms, starved {med['starved'] * 1000:.1f} ms")
+    assert med["starved"] > med["before"] * 2, med
+

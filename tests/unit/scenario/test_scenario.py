@@ -162,7 +162,7 @@ def test_every_registered_injector_describes_itself_with_defaults():
                 "udp.reorder": {"ratio": 0.1}, "udp.duplicate": {"ratio": 0.1},
                 "udp.rate": {"rate_kbps": 64}, "net.loss": {"ratio": 0.1},
                 "net.rate": {"rate_kbit": 64}, "net.latency": {"latency_ms": 10},
-                "docker.disconnect": {"network": "n"},
+                "docker.disconnect": {"network": "n"}, "docker.limit": {"cpus": 0.2},
                 "command": {"inject": ["true"], "rollback": ["true"]}}
     target = Node(name="x", sip="127.0.0.1:5060", docker=DockerRef(name="x"), netns="ns")
     link = Link(name="l", relay="127.0.0.1:1", netns="ns",
