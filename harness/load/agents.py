@@ -12,17 +12,18 @@ import time
 from typing import Callable
 
 from harness.load.agent_desk import AgentDesk
-from harness.load.entry_calls import credentials
+from harness.load.entry_calls import credentials, tls_settings
 from harness.metrics.registration import Attempt
 from harness.ops import OpsError
 from harness.scenario.inventory import split_address
 from harness.sip.digest import Credential
 from harness.sip.message import local_ip_for, via_address
 from harness.sip.register import Phone, PhoneSpec
-from harness.sip.transport import stamped_message
+from harness.sip.transport import TransportClosed, stamped_message
 
 MAX_PHONES = 2000
-WAKE = b"\r\n"  # a keepalive's bytes: what a stop sends each phone's flow to end its wait
+WAKE = b"\r\n"  # a keepalive's bytes: what a stop sends each UDP phone's flow to end its wait
+STREAM_POLL = 0.25  # s a phone on TCP or TLS waits on its connection before looking at a stop
 # the journal's entry for a drill's registered agents: open from before the first REGISTER
 # until every phone's un-REGISTER was answered 200; `drill recover` un-REGISTERs them
 JOURNAL_TYPE, JOURNAL_ID = "agents.registered", "agents"
@@ -97,7 +98,8 @@ class Phones:
         spec = PhoneSpec(registrar.addr, registrar.domain, expires=int(agents.expires),
                          refresh=agents.refresh, retry=agents.retry,
                          honour_retry_after=agents.honour_retry_after, timeout=agents.timeout,
-                         credentials=credentials(registrar.auth), local_ip=local_ip)
+                         credentials=credentials(registrar.auth), local_ip=local_ip,
+                         transport=registrar.transport, tls=tls_settings(registrar))
         desk = AgentDesk(local_ip, ring=agents.ring, on_answer=on_answer).open()
         try:
             return cls(agent_users(agents), spec, on_attempt, desk)
@@ -127,11 +129,24 @@ class Phones:
                 self._listen(phone, phone.due)
 
     def _listen(self, phone: Phone, until: float) -> None:
-        """What reaches the phone's flow until `until` (a stop's wake-up ends the wait): a
-        request goes to the desk, answered from there."""
+        """What reaches the phone's flow until `until` (a stop's wake-up ends the wait; a
+        connection is looked at every STREAM_POLL s): a request goes to the desk, answered
+        from there. A connection closed under the phone makes it REGISTER again at once."""
+        t = phone.transport
+        wait = max(0.001, until - time.time())
+        if t is None or t.reliable:
+            wait = min(wait, STREAM_POLL)
+        if t is None:
+            self.stopping.wait(wait)
+            return
         try:
-            data, arrival = phone.transport.read(max(0.001, until - time.time()))
+            data, arrival = t.read(wait)
+        except TransportClosed:
+            phone.lost_flow()
+            return
         except (OSError, socket.timeout):  # nothing came (or the flow was refused)
+            if t.reliable and t.closed:
+                phone.lost_flow()
             return
         msg = stamped_message(data, arrival)
         if msg is None or not msg.is_request or self.desk is None:
@@ -177,8 +192,11 @@ class Phones:
         """End every phone's wait on its flow at once (a datagram to each)."""
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             for p in self.phones:
+                t = p.transport
+                if t is None or t.reliable:
+                    continue  # a connection is looked at every STREAM_POLL s
                 try:
-                    s.sendto(WAKE, (p.transport.ip, p.transport.port))
+                    s.sendto(WAKE, (t.ip, t.port))
                 except OSError:
                     pass
 

@@ -286,6 +286,10 @@ class RegistrarRef(Strict):
     address: Address
     domain: str = Field(min_length=1, description="the domain of the agents' addresses of record")
     auth: list[DigestAuth] = Field(default_factory=list, max_length=8)
+    transport: str = Field("udp", pattern="^(udp|tcp|tls)$", description="how the phones reach "
+                           "it: a UDP flow each, or a TCP or TLS connection each")
+    tls: TlsSpec | None = Field(None, description="with transport: tls, how its certificate "
+                                "is checked (default: the system's CAs, the host's name)")
 
     @property
     def addr(self) -> tuple[str, int]:

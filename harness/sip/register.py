@@ -13,7 +13,7 @@ from harness.metrics.registration import Attempt
 from harness.sip.dialog import Dialog, NoCredentials
 from harness.sip.digest import Credential, DigestCredentials
 from harness.sip.message import SipMessage, token
-from harness.sip.transport import UdpTransport
+from harness.sip.transport import TlsSettings, open_transport
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class PhoneSpec:
     timeout: float = 4.0         # one REGISTER transaction (Timer F is 32 s; phones give up sooner)
     credentials: tuple[Credential, ...] = ()
     local_ip: str = "127.0.0.1"
+    transport: str = "udp"       # or tcp, tls: a connection of its own to the registrar
+    tls: TlsSettings | None = None
 
 
 class _RegisterDialog(Dialog):
@@ -62,17 +64,36 @@ class Phone:
 
     def __init__(self, user: str, spec: PhoneSpec):
         self.user, self.spec = user, spec
-        self.transport = UdpTransport.open(spec.registrar, spec.local_ip, spec.timeout)
-        self.dialog = _RegisterDialog(self.transport, spec, user)
+        self.transport = None
+        self.dialog = None
         self.attempts: list[Attempt] = []
         self.due = 0.0
+        if spec.transport == "udp":  # a connection is opened by the first REGISTER instead
+            self._open()
+
+    def _open(self) -> None:
+        """A new flow (a new local port, so a new Contact) and a new registration dialog;
+        OSError when a connection cannot be opened (the registrar is not there)."""
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        s = self.spec
+        self.transport = open_transport(s.transport, s.registrar, s.local_ip, s.timeout, s.tls)
+        self.dialog = _RegisterDialog(self.transport, s, self.user)
+
+    @property
+    def flow_lost(self) -> bool:
+        """A connection the registrar (or the network) closed: the phone opens another."""
+        return self.transport is None or self.transport.closed
 
     def step(self, expires: int | None = None) -> Attempt:
-        self.dialog.expires = self.spec.expires if expires is None else expires
         sent = time.time()
         try:
+            if self.flow_lost:
+                self._open()
+            self.dialog.expires = self.spec.expires if expires is None else expires
             _, final = self.dialog.transact(self.dialog.request("REGISTER"), self.spec.timeout)
-        except OSError:  # no route, refused: an ineffective attempt, tried again after retry
+        except OSError:  # no route, refused, no connection: ineffective, tried again after retry
             final = None
         ended = final.received_at or time.time() if final is not None else time.time()
         status = final.status if final is not None else 0
@@ -91,21 +112,34 @@ class Phone:
     def new_flow(self) -> None:
         """What a phone does after its network flapped or it rebooted: a new flow (a new
         local port, so a new Contact) and a new registration dialog, REGISTERing now."""
-        self.transport.close()
-        self.transport = UdpTransport.open(self.spec.registrar, self.spec.local_ip,
-                                           self.spec.timeout)
-        self.dialog = _RegisterDialog(self.transport, self.spec, self.user)
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None  # opened by the REGISTER (a stream's may fail: counted)
+        self.due = 0.0
+
+    def lost_flow(self) -> None:
+        """Its connection closed under it: a phone on TCP or TLS REGISTERs again at once on a
+        new one (the wave that makes a registrar's restart a storm)."""
+        if self.transport is not None:
+            self.transport.closed = True
         self.due = 0.0
 
     def unregister(self, everywhere: bool = False) -> Attempt:
         """Leave the location table (expires 0): what a drill does at its end; `everywhere`:
         every binding of the agent's record, whatever flow it was (`drill recover`, after
         the phone that registered it is gone)."""
-        self.dialog.everywhere = everywhere
+        if self.flow_lost:  # a leaving phone needs a flow to say so on
+            try:
+                self._open()
+            except OSError:
+                pass
+        if self.dialog is not None:
+            self.dialog.everywhere = everywhere
         return self.step(expires=0)
 
     def close(self) -> None:
-        self.transport.close()
+        if self.transport is not None:
+            self.transport.close()
 
 
 def granted_expiry(ok: SipMessage, asked: int) -> int:

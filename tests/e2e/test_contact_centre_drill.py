@@ -55,8 +55,10 @@ def test_surge_during_site_loss_reads_what_both_acds_logged(isolated, tmp_path):
                 logged[("queued", c.call_id)]["node"] == "pbx-1", c.call_id
             assert c.started_at < fault["started_at"] + 1, c.call_id
     assert all(checked.values()), checked  # the surge made all three happen
-    # while the site was lost, new callers went to the other one
-    during = [c for c in calls if fault["started_at"] + 1 <= c.started_at < fault["ended_at"]]
+    # while the site was lost, new callers went to the other one (until its restart began:
+    # the SBC's own probe may mark it up before the rollback's check returns; ci36 saw a call
+    # placed 30 ms before that return answered by the restarted pbx-1)
+    during = [c for c in calls if fault["started_at"] + 1 <= c.started_at < fault["undo_started"]]
     assert during and all("pbx-2" in c.node for c in during), {c.node for c in during}
     # sales overflowed to care: care answered callers who had waited for sales
     overflowed = [e for (ev, _), e in logged.items() if ev == "answered" and e["overflowed"]]

@@ -439,3 +439,32 @@ def test_lab_pbx_starved_of_cpu_answers_late_and_its_cgroup_says_so(lab, tmp_pat
           f"{med['starved'] * 1000:.1f}/{p90['starved'] * 1000:.1f} ms")
     assert med["starved"] > med["before"] * 2, med
 
+
+
+def test_lab_tcp_phones_register_with_kamailio_and_take_a_call_on_their_connection(lab, tmp_path):
+    """Phones on TCP registered with Kamailio: its table holds each on `transport=tcp`, and a
+    call to an agent's number reaches that phone over its own connection (Kamailio's
+    lookup reuses it) and is answered by that agent."""
+    from harness.load.agent_desk import AgentDesk
+    from harness.load.agents import Phones
+    from harness.sip.message import local_ip_for
+    from harness.sip.register import PhoneSpec
+    from harness.sip.uac import CallOptions, place_call
+    ip = local_ip_for(lab.registrar.addr[0])
+    desk = AgentDesk(ip, ring=0.1).open()
+    spec = PhoneSpec(lab.registrar.addr, lab.registrar.domain, expires=60, timeout=2.0,
+                     local_ip=ip, transport="tcp")
+    phones = Phones(["agent0001", "agent0002"], spec, desk=desk)
+    carrier = lab.entry_points[0]
+    try:
+        phones.start()
+        wait_for(lambda: len(containers.location_table()) == 2, 15, what="two phones in ul.dump")
+        assert all(c.endswith(";transport=tcp") for cs in containers.location_table().values()
+                   for c in cs)
+        rec = place_call(carrier.addr, CallOptions(hold=0.3, rtp=True, callee="agent0002",
+                                                   local_ip=carrier.caller_ip))
+    finally:
+        phones.stop()
+    assert rec.answered and rec.node.startswith("sip:agent0002@"), rec
+    assert desk.answered[rec.call_id].agent == "agent0002"
+    assert containers.location_table() == {}
