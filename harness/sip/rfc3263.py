@@ -1,0 +1,69 @@
+"""Locating SIP servers by DNS (RFC 3263): NAPTR picks the transports a domain offers, SRV
+gives each transport's servers with priorities and weights, A gives their addresses. A
+carrier reaches a hotline's SBCs this way, and fails over from one SRV target to the next.
+
+The order among targets is RFC 2782's: lowest priority first; within one priority, a
+weighted random draw without replacement. A target of weight 0 is drawn only once no
+weighted one is left in its priority (the RFC gives it "a very small chance" of coming
+first; here none, so that a test can count on it). `Targets` keeps what was resolved with
+its TTL, so a caller resolves again only when the records expire.
+
+Why dnspython: it is the well-kept resolver for all three record types; the standard
+library resolves only A and AAAA.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+# RFC 3263 §4.1: the NAPTR services and the SRV prefixes of each transport
+SERVICES = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
+SRV_PREFIX = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp"}
+
+
+@dataclass(frozen=True)
+class Srv:
+    priority: int
+    weight: int
+    port: int
+    target: str
+
+
+def srv_order(records: list[Srv], rng: random.Random) -> list[Srv]:
+    """RFC 2782's order: by priority; within a priority, each next one drawn with a chance
+    proportional to its weight among those left (weight 0: once every weight left is 0)."""
+    out: list[Srv] = []
+    for prio in sorted({r.priority for r in records}):
+        left = sorted((r for r in records if r.priority == prio), key=lambda r: r.weight)
+        while left:
+            total = sum(r.weight for r in left)
+            if total == 0:
+                out += left
+                break
+            pick = rng.uniform(0, total)
+            running = 0
+            for i, r in enumerate(left):
+                running += r.weight
+                if r.weight and running >= pick:
+                    out.append(left.pop(i))
+                    break
+    return out
+
+
+@dataclass(frozen=True)
+class Target:
+    """One server to try: its address, port and transport, and the SRV record it came from."""
+    host: str
+    port: int
+    transport: str
+    name: str  # the SRV target's name (the records say which target each call used)
+
+
+@dataclass
+class Resolved:
+    targets: list[Target]
+    expires_at: float  # the shortest TTL among the records it rests on, from when it was read
+
+    def fresh(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) < self.expires_at
