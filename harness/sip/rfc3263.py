@@ -67,3 +67,57 @@ class Resolved:
 
     def fresh(self, now: float | None = None) -> bool:
         return (time.time() if now is None else now) < self.expires_at
+
+
+class DnsFailure(OSError):
+    """The name could not be resolved (SERVFAIL, NXDOMAIN, no answer in time): a call that
+    needed it fails with cause `dns`."""
+
+
+def resolve(domain: str, nameserver: tuple[str, int] | None = None,
+            transport: str | None = None, timeout: float = 2.0,
+            rng: random.Random | None = None) -> Resolved:
+    """RFC 3263 §4: the targets for `domain`, in the order to try them. With `transport`
+    given, its SRV records only; else the NAPTR records' order of transports (the SRV
+    prefixes tried in udp, tcp, tls order where there is no NAPTR). No SRV at all: the
+    domain's own A record on port 5060 (5061 for tls). DnsFailure when nothing resolves."""
+    import dns.exception
+    import dns.resolver
+
+    res = dns.resolver.Resolver(configure=nameserver is None)
+    if nameserver is not None:
+        res.nameservers, res.port = [nameserver[0]], nameserver[1]
+    res.lifetime = timeout
+    rng = rng or random.Random()
+    now = time.time()
+    ttls: list[float] = []
+
+    def query(name: str, kind: str):
+        try:
+            answer = res.resolve(name, kind)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+            raise DnsFailure(f"{kind} {name}: {type(exc).__name__}: {exc}") from None
+        ttls.append(answer.rrset.ttl)
+        return list(answer)
+
+    if transport is not None:
+        transports = [transport]
+    else:
+        naptr = sorted(query(domain, "NAPTR"), key=lambda r: (r.order, r.preference))
+        transports = [SERVICES[r.service.decode().upper()] for r in naptr
+                      if r.service.decode().upper() in SERVICES] or ["udp", "tcp", "tls"]
+    targets: list[Target] = []
+    for t in transports:
+        srv = [Srv(r.priority, r.weight, r.port, r.target.to_text().rstrip("."))
+               for r in query(f"{SRV_PREFIX[t]}.{domain}", "SRV")]
+        for s in srv_order(srv, rng):
+            targets += [Target(a.to_text(), s.port, t, s.target) for a in query(s.target, "A")]
+    if not targets:  # no SRV: the domain itself (RFC 3263 §4.2)
+        t = transport or "udp"
+        targets = [Target(a.to_text(), 5061 if t == "tls" else 5060, t, domain)
+                   for a in query(domain, "A")]
+    if not targets:
+        raise DnsFailure(f"{domain}: no NAPTR, SRV or A record")
+    return Resolved(targets, now + min(ttls, default=0))
