@@ -18,7 +18,7 @@ def dnsmasq():
     exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
     proc = subprocess.Popen([exe, "--no-daemon", "--port", str(port), "--listen-address",
                              "127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-                             "--local-ttl=30", "--auth-ttl=30",
+                             "--local=/test/", "--local-ttl=30",
                              "--naptr-record=hotline.test,10,50,s,SIP+D2T,,_sip._tcp.hotline.test",
                              "--naptr-record=hotline.test,20,50,s,SIP+D2U,,_sip._udp.hotline.test",
                              "--srv-host=_sip._udp.hotline.test,sbc-a.hotline.test,5060,10,0",
