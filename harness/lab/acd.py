@@ -48,7 +48,7 @@ from typing import Callable
 from harness.lab.registrar import read_location, uri_user
 from harness.sip.answering import Call, PbxNode
 from harness.sip.endpoint import run_forever
-from harness.sip.message import SipMessage, host_port, new_branch, token, uri_of
+from harness.sip.message import SipMessage, host_port, token, uri_of
 from harness.sip.dtmf import AGENT_MARKER, PROMPT_MARKER, event_packets, tone_payloads, ulaw_encode
 from harness.sip.rtp import SAMPLES_PER_PACKET, SILENCE
 from harness.sip.sdp import EVENTS_FMTP, PCMU, TELEPHONE_EVENT, Audio
@@ -262,7 +262,7 @@ class AcdNode(PbxNode):
         invite = SipMessage(method="INVITE", uri=contact)
         body = Audio(self.ip, 9, 1, origin=self.name, session_name="agent leg",
                      direction="inactive").encode()  # signalling only: no media on this leg
-        invite.headers = [("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={new_branch()}"),
+        invite.headers = [("Via", self.via()),
                           ("Max-Forwards", "70"),
                           ("From", f"<sip:{self.name}@{self.ip}:{self.port}>;tag={token(8)}"),
                           ("To", f"<{contact}>"), ("Call-ID", leg_id), ("CSeq", "1 INVITE"),
@@ -307,7 +307,7 @@ class AcdNode(PbxNode):
 
     def _ack(self, leg: Leg, final: SipMessage) -> None:
         ack = SipMessage(method="ACK", uri=uri_of(final.get("contact", "") or "") or leg.invite.uri)
-        ack.headers = [("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={new_branch()}"),
+        ack.headers = [("Via", self.via()),
                        ("Max-Forwards", "70"), ("From", leg.invite.get("from") or ""),
                        ("To", final.get("to") or ""), ("Call-ID", final.call_id),
                        ("CSeq", "1 ACK")]
@@ -330,7 +330,7 @@ class AcdNode(PbxNode):
             return
         if leg.answered:
             bye = SipMessage(method="BYE", uri=leg.invite.uri)
-            bye.headers = [("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={new_branch()}"),
+            bye.headers = [("Via", self.via()),
                            ("Max-Forwards", "70"), ("From", leg.invite.get("from") or ""),
                            ("To", leg.to), ("Call-ID", leg_id), ("CSeq", "2 BYE")]
             self.proto.send(bye, leg.target or leg.dest)

@@ -31,7 +31,11 @@ JOURNAL_TYPE, JOURNAL_ID = "agents.registered", "agents"
 
 def agent_users(agents) -> list[str]:
     """The agents' own numbers (their addresses of record's user parts), in order."""
-    return [f"{agents.user_prefix}{i:04d}" for i in range(1, agents.count + 1)]
+    return numbers(agents.user_prefix, agents.count)
+
+
+def numbers(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}{i:04d}" for i in range(1, count + 1)]
 
 
 def dialled(scenario) -> list[str]:
@@ -62,7 +66,7 @@ def leave_all(recipe: dict, timeout: float = 2.0) -> str:
                 creds.append(Credential(a["username"], fh.readline().rstrip("\r\n"), a.get("realm")))
     spec = PhoneSpec(addr, recipe["domain"], timeout=timeout, credentials=tuple(creds),
                      local_ip=local_ip_for(addr[0]))
-    users = [f"{recipe['user_prefix']}{i:04d}" for i in range(1, recipe["count"] + 1)]
+    users = numbers(recipe["user_prefix"], recipe["count"])
     for user in users:
         phone = Phone(user, spec)
         try:

@@ -241,7 +241,7 @@ class PbxNode:
         target = uri_of(inv.get("contact", "") or "") or inv.uri
         dest = host_port(uri_of(routes[0])) if routes else host_port(target)
         bye = SipMessage(method="BYE", uri=target)
-        bye.headers = [("Via", f"SIP/2.0/UDP {self.ip}:{self.port};branch={new_branch()}"),
+        bye.headers = [("Via", self.via()),
                        ("Max-Forwards", "70"), *[("Route", r) for r in routes],
                        ("From", f"{inv.get('to')};tag={call.to_tag}"), ("To", inv.get("from")),
                        ("Call-ID", call.call_id), ("CSeq", "1 BYE"), ("Content-Length", "0")]
@@ -249,6 +249,10 @@ class PbxNode:
         call.media_sock.close()
         self.counts["hung_up"] = self.counts.get("hung_up", 0) + 1
         self.proto.send(bye, dest)
+
+    def via(self) -> str:
+        """The Via of a request this node sends itself (a new transaction)."""
+        return f"SIP/2.0/UDP {self.ip}:{self.port};branch={new_branch()}"
 
     def _bye(self, msg: SipMessage, addr) -> None:
         call = self.calls.get(msg.call_id)
