@@ -57,11 +57,12 @@ def journey_of(spec, entry) -> Journey:
 
 
 def _heard(held: HeldCall, key: str | None, after: float) -> float | None:
-    """When `key` (None: any packet) was first heard on the call at or after `after`."""
+    """When `key` (None: any packet) was first heard on the call after `after` (a marker
+    heard at `after` itself is the one that began the wait, not its end)."""
     s = held.stream
     if key is None:
         return s.stats.first_arrival
-    return next((h.at for h in s.keys_heard() if h.digit == key and h.at >= after), None)
+    return next((h.at for h in s.keys_heard() if h.digit == key and h.at > after), None)
 
 
 def _key_after(held: HeldCall, at: float) -> str | None:
@@ -136,7 +137,9 @@ def _steps(held: HeldCall, j: Journey, rng: random.Random) -> None:
                           answered + j.prompt_within, held)
     if rec.prompt_at is None:
         return  # no prompt: the IVR failed this caller, who hangs up
-    queued = time.time()
+    # the caller waits from the prompt's arrival, not from when this thread looked (a poll
+    # late under load would shorten every wait)
+    queued = rec.prompt_at
     if j.keys:
         presses = dtmf.presses(time.time() + POLL, j.keys)
         held.stream.press(presses)
