@@ -10,23 +10,21 @@ carrier's network does: it anchors their RTP (media_anchor.py), rewriting the
 SDP of INVITEs and 2xx answers that pass, so the same toxics that degrade the
 signalling degrade those calls' audio, and no other carrier's.
 
-Control channel: one JSON object per line over TCP on loopback, e.g.
+Control channel (control.py): one JSON object per line, e.g.
 {"op": "add", "toxic": {"name": "x", "type": "loss", "ratio": 0.3}},
-{"op": "remove", "name": "x"}, {"op": "list"}. A line protocol instead of an
-HTTP API: it needs no web framework in the relay and is trivial to test.
+{"op": "remove", "name": "x"}, {"op": "list"}.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
-import json
 import logging
 import time
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from harness.lab.control import json_lines_server
 from harness.lab.media_anchor import MediaAnchor
 from harness.sip.endpoint import bad_input, run_forever
 from harness.lab.toxics import Pipeline, Toxic
@@ -87,7 +85,8 @@ class Relay:
         asyncio.create_task(self._expire())
         asyncio.create_task(self.media.expire_forever())
         if self.control:
-            await asyncio.start_server(self._control, *self.control)
+            await asyncio.start_server(json_lines_server(self.command, self.token),
+                                       *self.control)
         log.info("%s relaying %s:%d -> %s:%d", self.name, *self.listen, *self.upstream)
         return self
 
@@ -172,27 +171,6 @@ class Relay:
             log.info("%s: toxic %s removed (%s)", self.name, req.get("name"), removed)
             return {"ok": True, "removed": removed}
         return {"ok": False, "error": f"unknown op {op!r}; use list, add or remove"}
-
-    async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while line := await reader.readline():
-                try:
-                    req = json.loads(line)
-                    if not isinstance(req, dict):
-                        raise ValueError("a JSON object, please")
-                    if self.token and not hmac.compare_digest(
-                            str(req.get("token", "")).encode(), self.token.encode()):
-                        reply = {"ok": False, "error": "the relay's token is needed"}
-                    else:
-                        reply = self.command(req)
-                except ValueError as exc:  # JSONDecodeError included
-                    reply = {"ok": False, "error": f"not a JSON object: {exc}"}
-                writer.write((json.dumps(reply) + "\n").encode())
-                await writer.drain()
-        except (ValueError, ConnectionError):  # a line over 64 KiB, a peer gone
-            pass
-        finally:
-            writer.close()
 
     async def _expire(self):
         while True:

@@ -6,8 +6,10 @@ in the state folder, so `drill lab down` works from any shell.
 """
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -24,8 +26,9 @@ from harness.ops.state import private_token, state_home
 from harness.lab.acd import TURN_AWAY
 from harness.sip.dtmf import AGENT_MARKER, PROMPT_MARKER
 from harness.lab.certs import server_certificate
-from harness.scenario.inventory import DigestAuth, EntryPoint, Node, ProcessRef, RegistrarRef, \
-    TargetInventory, TlsSpec, yaml_word
+from harness.lab.dns_relay import dns_answers
+from harness.scenario.inventory import DigestAuth, EntryPoint, Link, Node, ProcessRef, \
+    RegistrarRef, TargetInventory, TlsSpec, yaml_word
 from harness.scenario.model import Distribution, Duration, Strict, loose_distribution
 from harness.sip.probe import wait_until_answers
 
@@ -39,6 +42,9 @@ SBC_PASSWORD = "sbc.password"  # the digest password the SBC asks for (auth: tru
 AUTH_USER, AUTH_REALM = "drill", "sandbox"
 STARTED_BY = "started-by-drill.json"  # a sandbox a drill started for itself, and which drill
 CONTROL_PORT = 8474  # the carrier relays' control channel (Toxiproxy's API port, on its own address)
+# with `dns`: the hotline's domain, served by dnsmasq (node dns) behind the DNS relay (link
+# dns-path) on a port of their own (53 would need root); carrier-dns resolves it there
+DOMAIN, DNS_PORT = "hotline.sandbox", 1053
 
 
 @dataclass
@@ -70,6 +76,8 @@ class SandboxConfig:
     # the PBX nodes are contact centres (lab/acd.py): {"groups": {name: agents}, "menu":
     # {key: group}, "ivr_time": s}; each node its own IVR, queues and agents, and ACD log
     contact_centre: dict | None = None
+    # a DNS server for the hotline's domain and the DNS path to it: {"ttl": s}
+    dns: dict | None = None
 
     @property
     def folder(self) -> Path:
@@ -129,6 +137,38 @@ def _node_program(cfg: SandboxConfig, name: str) -> list[str]:
             *(x for k, g in cc.menu.items() for x in ("--menu", f"{k}={g}"))]
 
 
+def _dnsmasq(cfg: SandboxConfig, listen: str, ttl: int) -> list[str]:
+    """Debian's dnsmasq answering for the hotline's domain alone: NAPTR (UDP), SRV carrier-a
+    priority 10 and carrier-b priority 20 (the carriers' relays as the SBCs of two sites),
+    their A records, every TTL `ttl`; each query logged (the server's own count)."""
+    host, port = listen.rsplit(":", 1)
+    relays = {c: f"{cfg.block}.{21 + i}" for i, c in enumerate(CARRIERS[:2])}
+    return [shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--no-daemon", "--port", port,
+            "--listen-address", host, "--bind-interfaces", "--no-resolv", "--no-hosts",
+            "--pid-file=", f"--user={getpass.getuser()}", f"--local=/{DOMAIN}/",
+            f"--local-ttl={ttl}", "--log-queries", f"--log-facility={cfg.folder / 'dns.queries.log'}",
+            f"--naptr-record={DOMAIN},10,50,s,SIP+D2U,,_sip._udp.{DOMAIN}",
+            *(f"--srv-host=_sip._udp.{DOMAIN},{c}.{DOMAIN},{cfg.port},{10 * (i + 1)},0"
+              for i, c in enumerate(relays)),
+            *(f"--host-record={c}.{DOMAIN},{ip}" for c, ip in relays.items())]
+
+
+def _dns_parts(cfg: SandboxConfig, token: str, markers: dict, **entry) -> tuple[Node, Link,
+                                                                                EntryPoint]:
+    """The DNS server (a node), the DNS path in front of it (a link: the dns.* faults' relay)
+    and carrier-dns, the carrier that finds the SBCs through them."""
+    ttl = DnsOptions.model_validate(cfg.dns).ttl
+    server, path = f"{cfg.block}.53:{DNS_PORT}", f"{cfg.block}.54:{DNS_PORT}"
+    node = Node(name="dns", role="dns", process=_proc(cfg, "dns", _dnsmasq(cfg, server, ttl)))
+    link = Link(name="dns-path", kind="dns", relay=f"{cfg.block}.54:{CONTROL_PORT}",
+                relay_token_file=token, process=_proc(cfg, "dns-path", [
+                    sys.executable, "-m", "harness.lab.dns_relay", "--listen", path, "--upstream",
+                    server, "--control", f"{cfg.block}.54:{CONTROL_PORT}", "--token-file", token,
+                    "--log", str(cfg.folder / "dns-path.rules.log")]))
+    entry_point = EntryPoint(name="carrier-dns", domain=DOMAIN, resolver=path, **entry, **markers)
+    return node, link, entry_point
+
+
 def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
     """The sandbox's target inventory: every part is a drill target."""
     cfg = cfg or SandboxConfig()
@@ -186,15 +226,41 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
                                   transport="tls", auth=auth, outbound_proxy=cfg.outbound_proxy,
                                   srtp=srtp, **markers,
                                   tls=TlsSpec(ca_file=str(ca), server_name=SBC_NAME)))
-    names = [n.name for n in nodes] + [e.name for e in entries]
+    links = []
+    if cfg.dns:
+        node, link, entry = _dns_parts(cfg, str(cfg.folder / RELAY_TOKEN), markers, auth=auth,
+                                       srtp=srtp, outbound_proxy=cfg.outbound_proxy)
+        nodes.append(node)
+        links.append(link)
+        entries.append(entry)
+    names = [n.name for n in nodes] + [e.name for e in entries] + [x.name for x in links]
     registrar = RegistrarRef(address=sbc_addr, domain=AUTH_REALM, auth=auth)  # the SBC
     return TargetInventory(name="sandbox", entry_points=entries, nodes=nodes, allowlist=names,
-                           registrar=registrar)
+                           registrar=registrar, links=links)
 
 
 def _parts(inv: TargetInventory):
     """The sandbox's processes (carrier-tls is the SBC's own TLS port, not a process)."""
-    return [p for p in [*inv.nodes, *inv.entry_points] if p.process is not None]
+    return [p for p in [*inv.nodes, *inv.entry_points, *inv.links] if p.process is not None]
+
+
+def _answers(part, wait: float, stop) -> tuple[str, bool]:
+    """(where it listens, whether it answered within `wait`): SIP OPTIONS, or for the DNS
+    server and its path a query for the hotline's domain."""
+    if part.name in ("dns", "dns-path"):
+        argv = part.process.start
+        at = argv[argv.index("--listen-address") + 1] + ":" + argv[argv.index("--port") + 1] \
+            if part.name == "dns" else argv[argv.index("--listen") + 1]
+        host, _, port = at.rpartition(":")
+        deadline = time.time() + wait
+        while not dns_answers((host, int(port)), DOMAIN) and not stop():
+            if time.time() > deadline:
+                return at, False
+            time.sleep(0.05)
+        return at, True
+    addr = getattr(part, "sip", None) or part.address
+    host, _, port = addr.rpartition(":")
+    return addr, wait_until_answers((host, int(port)), wait, stop=stop)
 
 
 def status(cfg: SandboxConfig | None = None) -> dict[str, int | None]:
@@ -217,22 +283,21 @@ def up(cfg: SandboxConfig | None = None, wait: float = 10.0,
     running = status(cfg)
     if not any(running.values()):
         (cfg.folder / "config.json").write_text(json.dumps(asdict(cfg)))
-    # PBX nodes first, then the SBC, then the carriers in front of it
-    for part in [*inv.nodes[1:], inv.nodes[0], *(e for e in inv.entry_points if e.process)]:
+    # PBX nodes (and the DNS server) first, then the SBC, then the carriers in front of it
+    for part in [*inv.nodes[1:], inv.nodes[0], *(e for e in inv.entry_points if e.process),
+                 *inv.links]:
         if running.get(part.name) is None:
             p = part.process
             start_process(p.start, p.pidfile, p.cwd, p.log)
     for part in _parts(inv):
-        addr = getattr(part, "sip", None) or part.address
-        host, _, port = addr.rpartition(":")
-        answers = wait_until_answers((host, int(port)), wait, stop=stop)
+        addr, answers = _answers(part, wait, stop)
         if stop():
             return inv
         if not answers:
             log = Path(part.process.log)
             tail = log.read_text()[-800:] if log.exists() else "(no log)"
             down(cfg)
-            raise RuntimeError(f"sandbox part {part.name} did not answer SIP at {addr} "
+            raise RuntimeError(f"sandbox part {part.name} did not answer at {addr} "
                                f"within {wait:.0f}s; its log ends:\n{tail}")
     return inv
 
@@ -329,6 +394,13 @@ class ContactCentre(Strict):
         return self
 
 
+class DnsOptions(Strict):
+    """The sandbox's DNS: the hotline's domain on dnsmasq, behind a DNS relay."""
+
+    ttl: int = Field(30, ge=0, le=86400, description="the TTL of every record (0: resolved "
+                     "again for every call)")
+
+
 class SandboxOptions(Strict):
     """A scenario's `sandbox:` options: how the practice hotline is built for this drill."""
 
@@ -354,6 +426,11 @@ class SandboxOptions(Strict):
         "a menu, queues per skill group with overflow, agents answering with marker D and "
         "their group's key, a queue limit past which callers hear the failure announcement "
         "(B) or a callback offer (C), an ACD log each")
+    dns: DnsOptions | None = Field(
+        None, description="a DNS server for the hotline's domain hotline.sandbox (dnsmasq, "
+        "node `dns`: NAPTR, SRV carrier-a priority 10 and carrier-b 20, A), the DNS path to it "
+        "(link `dns-path`, where dns.* faults act) and entry point carrier-dns, which locates "
+        "the SBCs through them (RFC 3263)")
 
 
 class SandboxTarget:
@@ -382,7 +459,9 @@ class SandboxTarget:
                 + (", SBC asks for digest credentials (realm sandbox)" if o.auth else "")
                 + (", carrier-tls over TLS to the SBC" if o.tls else "")
                 + ({"on": ", SRTP to the SBC", "wrong-key": ", SRTP to the SBC (which sends "
-                    "with the wrong key)"}.get(o.srtp, ""))]
+                    "with the wrong key)"}.get(o.srtp, ""))
+                + (f", DNS for {DOMAIN} (TTL {o.dns.ttl} s) through dns-path, carrier-dns "
+                   "locating the SBCs by it" if o.dns else "")]
 
     @contextmanager
     def running(self, options: SandboxOptions | None, log: Callable[[str], None],

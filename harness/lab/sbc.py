@@ -253,6 +253,8 @@ class Sbc:
         if int(msg.get("max-forwards", "70") or 70) <= 0:
             self.proto.send(response_to(msg, 483), via_address(msg.top_via))
             return
+        # which carrier's path a call came in by (its relay's address): the SBC's own record
+        log.info("invite %s from %s", msg.call_id, addr[0])
         if self.auth:
             challenge = self.auth.challenge(msg)
             if challenge is not None:

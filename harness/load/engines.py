@@ -46,6 +46,7 @@ class EngineKind:
     srtp: bool = False      # offers and speaks SRTP with SDES keys
     journey: bool = False   # runs the caller's journey (prompt, keys, queue, agent)
     dial_agents: bool = False  # dials the agents' own numbers in turn (load.dial: agents)
+    dns: bool = False       # locates an entry point's domain by DNS (RFC 3263), call by call
 
 
 def all_engines() -> dict[str, EngineKind]:
@@ -71,7 +72,7 @@ def _sipp(ctx: LoadContext) -> LoadEngine:
 LOCUST = EngineKind("locust", "Python callers under Locust: SIP over UDP, TCP or TLS with "
                     "G.711 RTP or SRTP measured both ways", _locust, media=True,
                     fallback=True, workers=True, auth=True, tls=True, srtp=True,
-                    journey=True, dial_agents=True)
+                    journey=True, dial_agents=True, dns=True)
 # Debian's SIPp 3.6.1 is built without TLS (`sipp -v`: SCTP-PCAP-RTPSTREAM): tls=False
 SIPP = EngineKind("sipp", "a real SIPp per entry point (signalling only: this SIPp sends no "
                   "RTP, and has no TLS; digest answered by SIPp's [authentication])", _sipp,

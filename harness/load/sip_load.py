@@ -168,7 +168,7 @@ class LoadController:
         self.last_placed_at = time.time()
         held = None
         try:
-            rec, held = start_call(entry.addr, opts, carrier=entry.name, node_of=self.node_of)
+            rec, held = start_call(None if entry.located_by_dns else entry.addr, opts, carrier=entry.name, node_of=self.node_of)
             if held is not None and journey is not None:
                 self._held[gevent.spawn(self._journey, env, entry, held, journey)] = held
             elif held is not None:

@@ -13,6 +13,7 @@ from harness.metrics.diagnose import findings
 from harness.metrics.records import CallRecord, FaultWindow
 from harness.metrics.sessions import session_metrics
 from harness.metrics.sla import Verdict, verdicts
+from harness.metrics.dns import dns_report
 from harness.metrics.registration import registration_report
 from harness.metrics.journey import INTERVAL, SERVICE_TIME, SHORT_ABANDON, journey_report
 from harness.metrics.voice import voice_report
@@ -151,6 +152,7 @@ def evaluate(records: list[CallRecord], faults: list[FaultWindow], sla: dict, *,
         "sessions": fig.sessions,
         "journey": fig.journey,
         "registration": fig.registration,
+        "dns": dns_report(records, faults),
         "dr": fig.dr,
         "answered_by_node": calls.calls_by_node(records),
         "good_calls": {"pdd_good": pdd_good, "pre_fault_share": baseline, "setup_time": setup,

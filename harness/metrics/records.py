@@ -48,9 +48,15 @@ class CallRecord:
     dialog_via: str = ""  # where ACK and BYE went: outbound_proxy, record_route or contact
     entry_address: str = ""  # host:port the call's last INVITE went to (a fallback after failovers)
     failovers: int = 0       # addresses of the entry point given up on before it
+    entry_target: str = ""   # the SRV target (a name) of entry_address, for an entry point by DNS
+    # an entry point by DNS: "resolved" (asked DNS), "cache" (within the TTL), "failed";
+    # "" for an entry point's literal address
+    dns: str = ""
+    dns_ms: float | None = None  # what resolving its entry point cost the call
     challenged: bool = False  # a request of the call got 401/407 (digest authentication)
     # a failed call's cause when it is known: "auth" (credentials refused), "srtp" (answered
-    # without the SRTP its entry point requires)
+    # without the SRTP its entry point requires), "dns" (its entry point's domain did not
+    # resolve)
     cause: str = ""
     tls_handshake_ms: float | None = None  # the handshake of the TLS connection it opened
     tls_reused: bool = False    # it went on a TLS connection another call had opened (a trunk)
@@ -100,7 +106,8 @@ class CallRecord:
 
 
 _TYPES: dict[str, str] = {f.name: f.type for f in fields(CallRecord)}
-_SHARED = ("carrier", "node", "outcome", "reason", "dialog_via", "entry_address", "cause")
+_SHARED = ("carrier", "node", "outcome", "reason", "dialog_via", "entry_address", "cause",
+           "entry_target", "dns")
 
 
 def _coerce(typ: str, v):

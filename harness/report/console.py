@@ -35,8 +35,22 @@ def print_verdicts(summary: dict, console: Console) -> None:
         console.print(journey_line(journey), highlight=False)
     if summary.get("registration"):
         console.print(registration_line(summary["registration"]), highlight=False)
+    if summary.get("dns"):
+        console.print(dns_line(summary["dns"]), highlight=False)
     for line in summary.get("findings", []):
         console.print("finding: " + plain(line), highlight=False)
+
+
+def dns_line(d: dict) -> str:
+    """The DNS figures in one line for the console."""
+    parts = [f"dns: {d['calls']} calls by DNS, {d['resolved']} resolved, {d['cache']} from "
+             f"the cache (within the TTL), {d['failed']} failed (cause dns)"]
+    if d["targets"]:
+        parts.append("targets " + ", ".join(f"{t} {n}" for t, n in d["targets"].items()))
+    for f in d["per_fault"]:
+        parts.append(f"during {f['fault']}: {f['failed']} of {f['calls']} failed, "
+                     f"{f['cache']} from the cache")
+    return "; ".join(parts)
 
 
 def registration_line(reg: dict) -> str:

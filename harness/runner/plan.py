@@ -225,6 +225,8 @@ _NEEDS = (
      "or load.carriers without them"),
     ("srtp", lambda e: e.srtp != "off", "cannot offer SRTP (`srtp: offer` or `require`)",
      "or srtp: off"),
+    ("dns", lambda e: e.located_by_dns, "cannot locate an entry point by DNS (`domain`)",
+     "or give it a literal `address`"),
 )
 
 

@@ -23,7 +23,8 @@ from dataclasses import replace
 
 from harness.scenario.inventory import EntryPoint, TargetInventory, split_address
 from harness.sip.probe import options_ping
-from harness.load.entry_calls import call_options, credentials, tls_settings
+from harness.load.entry_calls import call_options, credentials, locator, tls_settings
+from harness.sip.rfc3263 import DnsFailure
 from harness.sip.message import local_ip_for
 from harness.sip.tls import certificate_problem
 from harness.sip.dialog import CHALLENGES
@@ -41,9 +42,22 @@ class Lasting(str):
 def _signalling(inv: TargetInventory, stop=lambda: False) -> list[str]:
     problems = []
     parts = [(n.name, n.sip, t, n.auth, None, None) for n in inv.nodes if n.sip
-             for t in n.transports] + \
-            [(e.name, e.address, e.transport, e.auth, tls_settings(e), e.caller_ip)
-             for e in inv.entry_points if e.answers_options]
+             for t in n.transports]
+    for e in inv.entry_points:
+        if not e.answers_options:
+            continue
+        if not e.located_by_dns:
+            parts.append((e.name, e.address, e.transport, e.auth, tls_settings(e), e.caller_ip))
+            continue
+        try:  # every target DNS gives now: a carrier may be sent to any of them
+            targets, _ = locator(e).targets()
+        except DnsFailure as exc:
+            problems.append(f"{e.name} ({e.domain}): cannot be located by DNS: {exc} (hint: "
+                            "check its SRV and A records, and `resolver:`)")
+            continue
+        parts += [(f"{e.name} → {t.name}", f"{t.host}:{t.port}", t.transport, e.auth,
+                   tls_settings(e) if t.transport == "tls" else None, e.caller_ip)
+                  for t in targets]
     for name, addr, transport, auth, tls, caller_ip in parts:
         if stop():  # each ping waits up to 0.5 s: a signal is not kept waiting for the rest
             return [*problems, "not finished: stopped"]
@@ -74,7 +88,7 @@ def call_problem(entry: EntryPoint, stop=lambda: False, rtp: bool = True) -> str
                         bye_timeout=2.0, call_id_prefix=HEALTH_CALL_PREFIX)
     if opts.tls is not None:  # a connection of its own: the load's trunk is the load's
         opts = replace(opts, tls=replace(opts.tls, reuse=False))
-    rec, held = start_call(entry.addr, opts, entry.name)
+    rec, held = start_call(None if entry.located_by_dns else entry.addr, opts, entry.name)
     if held is not None:
         while time.time() < held.end and not stop():
             time.sleep(min(0.05, max(0.0, held.end - time.time())))
@@ -84,7 +98,7 @@ def call_problem(entry: EntryPoint, stop=lambda: False, rtp: bool = True) -> str
             end_call(held)
             return "not finished: stopped"
         rec = end_call(held)
-    where = f"{entry.name} ({entry.address})"
+    where = f"{entry.name} ({entry.shown})"
     if rec.cause == "auth":
         return Lasting(f"{where}: digest authentication failed: a test call "
                        + ("was not answered" if not rec.answered else "could not end")

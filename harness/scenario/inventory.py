@@ -41,6 +41,16 @@ def _host(text: str) -> str:
     return text
 
 
+def _sip_domain(text: str) -> str:
+    """A SIP domain as RFC 3263 resolves it: `hotline.example`, or a URI `sip:hotline.example`
+    (the scheme is dropped; `sips:` asks for TLS through `transport`)."""
+    bare = re.sub(r"^sips?:", "", text.strip())
+    if not _HOST.match(bare) or ":" in bare or bare.replace(".", "").isdigit():
+        raise ValueError(f"{text!r} is not a SIP domain (a DNS name, no port), e.g. "
+                         "hotline.example or sip:hotline.example")
+    return bare.rstrip(".")
+
+
 Address = Annotated[str, AfterValidator(_host_port)]
 Host = Annotated[str, AfterValidator(_host)]
 
@@ -193,8 +203,16 @@ class EntryPoint(Strict):
     """A carrier path into the hotline: where the load generator sends INVITEs."""
 
     name: str
-    address: Address
-    transport: str = Field("udp", pattern="^(udp|tcp|tls)$")
+    address: Address | None = Field(None, description="host:port of the SBC or VIP the "
+                                    "carrier sends to (or give `domain`)")
+    domain: Annotated[str, AfterValidator(_sip_domain)] | None = Field(
+        None, description="a SIP domain the carrier locates by DNS (RFC 3263: NAPTR, SRV by "
+        "priority and weight, A), re-resolved when the records' TTL runs out; the SRV targets "
+        "are tried in order on the failover rules of `fallback` (instead of `address`)")
+    resolver: Address | None = Field(None, description="with `domain`: host:port of the DNS "
+                                     "server to ask (default: the system's resolver)")
+    transport: str = Field("udp", pattern="^(udp|tcp|tls)$",
+                           description="with `domain` and no transport given, NAPTR decides")
     tls: TlsSpec | None = Field(None, description="with transport: tls, how the SBC's "
                                 "certificate is checked (default: the system's CAs, the host's name)")
     auth: AuthList = Field(default_factory=list, max_length=8,
@@ -253,9 +271,36 @@ class EntryPoint(Strict):
         description="seconds an INVITE waits for any response from one address before the next "
                     "is tried; Timer B's 32 s default would break 'switch within 30 s'")
 
+    @model_validator(mode="after")
+    def _address_or_domain(self):
+        if (self.address is None) == (self.domain is None):
+            raise ValueError(f"entry point {self.name}: give `address` (host:port) or `domain` "
+                             "(located by DNS), one of the two")
+        if self.resolver is not None and self.domain is None:
+            raise ValueError(f"entry point {self.name}: `resolver` is for a `domain`")
+        return self
+
     @property
     def addr(self) -> tuple[str, int]:
+        if self.address is None:
+            raise ValueError(f"entry point {self.name} is a domain ({self.domain}): its "
+                             "addresses come from DNS, call by call")
         return split_address(self.address)
+
+    @property
+    def shown(self) -> str:
+        """Where it is, for messages: its address, or its domain."""
+        return self.address or f"{self.domain} by DNS"
+
+    @property
+    def located_by_dns(self) -> bool:
+        return self.domain is not None
+
+    @property
+    def naptr_transport(self) -> str | None:
+        """The transport the SRV records are looked up for; None: NAPTR decides (a domain
+        whose entry gives no transport)."""
+        return None if "transport" not in self.model_fields_set else self.transport
 
     @property
     def fallback_addrs(self) -> tuple[tuple[str, int], ...]:

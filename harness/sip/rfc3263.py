@@ -121,3 +121,28 @@ def resolve(domain: str, nameserver: tuple[str, int] | None = None,
     if not targets:
         raise DnsFailure(f"{domain}: no NAPTR, SRV or A record")
     return Resolved(targets, now + min(ttls, default=0))
+
+
+class Locator:
+    """One domain's targets for the calls of a drill, as a carrier's resolver keeps them:
+    resolved again once the last resolution's shortest TTL has run out (TTL 0: for every
+    call), else taken from the cache. A failed resolution is not cached: the next call
+    asks again."""
+
+    def __init__(self, domain: str, nameserver: tuple[str, int] | None = None,
+                 transport: str | None = None, timeout: float = 2.0,
+                 rng: random.Random | None = None):
+        self.domain, self.nameserver, self.transport = domain, nameserver, transport
+        self.timeout, self.rng = timeout, rng or random.Random()
+        self.cached: Resolved | None = None
+
+    def targets(self) -> tuple[list[Target], float | None]:
+        """(the targets in the order to try them, the seconds this call spent resolving:
+        None when they came from the cache); DnsFailure when they cannot be had."""
+        cached = self.cached
+        if cached is not None and cached.fresh():
+            return cached.targets, None
+        began = time.monotonic()
+        got = resolve(self.domain, self.nameserver, self.transport, self.timeout, self.rng)
+        self.cached = got
+        return got.targets, time.monotonic() - began

@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from harness.metrics.records import CallRecord
 from harness.sip import dtmf, rtp, srtp
@@ -27,6 +28,7 @@ from harness.sip.message import SipMessage, local_ip_for, token
 from harness.sip.sdp import EVENTS_FMTP, PCMU, TELEPHONE_EVENT, Audio, event_payload_type, \
     media_address
 from harness.sip.transaction import ack_for
+from harness.sip.rfc3263 import DnsFailure, Target
 from harness.sip.transport import TlsSettings, open_transport
 from harness.sip.trunk import trunk
 HEALTH_CALL_PREFIX = "hd-health-"  # Call-IDs of the steady-state check's test calls
@@ -69,6 +71,10 @@ class CallOptions:
     # read in-band tones in what the far end sends (G.711 µ-law, Goertzel), beside its
     # RFC 4733 events: a far end whose markers are tones in the audio (costs CPU per call)
     read_tones: bool = False
+    # an entry point located by DNS (RFC 3263): called for each call, it gives the targets
+    # to try in order and the seconds spent resolving (None: the cache's), or raises
+    # DnsFailure (the call fails with cause dns); `fallback` is tried after its targets
+    locate: Callable[[], tuple[list[Target], float | None]] | None = None
 
 
 class HeldCall:
@@ -104,30 +110,43 @@ def place_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
     return end_call(held)
 
 
-def start_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
+def start_call(entry: tuple[str, int] | None, opts: CallOptions, carrier: str = "",
                node_of=lambda contact: contact) -> tuple[CallRecord, HeldCall | None]:
     """INVITE to ACK: the record of a call that was not answered, or the record and the
     answered call in its hold (its RTP, if any, already with the media pump). With fallback
-    addresses, the same call (same Call-ID) goes to the next when one gives up on it."""
+    addresses, the same call (same Call-ID) goes to the next when one gives up on it. `entry`
+    None: the targets come from `opts.locate` (DNS), each with its own transport."""
     started = time.time()
+    try:
+        targets = _targets(entry, opts)
+    except DnsFailure as exc:
+        rec = CallRecord(call_id=f"{opts.call_id_prefix}{token(16)}@{opts.local_ip or '-'}",
+                         carrier=carrier, hold_planned=opts.hold, media=opts.rtp,
+                         callee=opts.callee, started_at=started, cause="dns", dns="failed",
+                         dns_ms=round((time.time() - started) * 1000, 3))
+        rec.fail(0, f"DNS: {exc}")
+        return rec, None
+    dns_took = targets.pop()
     if opts.local_ip is None:
-        opts = replace(opts, local_ip=local_ip_for(entry[0]))
+        opts = replace(opts, local_ip=local_ip_for(targets[0].host))
     rec = CallRecord(call_id=f"{opts.call_id_prefix}{token(16)}@{opts.local_ip}", carrier=carrier,
-                     hold_planned=opts.hold, media=opts.rtp, callee=opts.callee)
+                     hold_planned=opts.hold, media=opts.rtp, callee=opts.callee,
+                     dns="" if entry is not None else "cache" if dns_took is None else "resolved",
+                     dns_ms=None if dns_took is None else round(dns_took * 1000, 3))
     # the C socket, not gevent's: only the media pump uses it, and only without blocking
     media_sock = _socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     held = None
-    addresses = [entry, *opts.fallback]
     try:
         media_sock.bind((opts.local_ip, 0))
         stamp_arrivals(media_sock)
-        for i, address in enumerate(addresses):
-            last = i == len(addresses) - 1
+        for i, target in enumerate(targets):
+            last = i == len(targets) - 1
             if i:
                 rec.failovers += 1
                 rec.outcome, rec.status, rec.reason, rec.ended_at = "failed", 0, "", None
-            rec.entry_address = f"{address[0]}:{address[1]}"
-            held, next_one = _attempt(address, rec, media_sock, opts, node_of, last, started)
+            rec.entry_address = f"{target.host}:{target.port}"
+            rec.entry_target = target.name
+            held, next_one = _attempt(target, rec, media_sock, opts, node_of, last, started)
             if held is not None or not next_one:
                 break
     finally:
@@ -138,16 +157,25 @@ def start_call(entry: tuple[str, int], opts: CallOptions, carrier: str = "",
     return rec, held
 
 
-def _attempt(address: tuple[str, int], rec: CallRecord, media_sock, opts: CallOptions,
+def _targets(entry: tuple[str, int] | None, opts: CallOptions) -> list:
+    """Where to try the call, in order (Targets), then the seconds DNS took (None: none
+    asked, or the cache answered) as the last item; DnsFailure when DNS gives nothing."""
+    found, took = opts.locate() if entry is None else \
+        ([Target(entry[0], entry[1], opts.transport, "")], None)
+    return [*found, *(Target(h, p, opts.transport, "") for h, p in opts.fallback), took]
+
+
+def _attempt(target: Target, rec: CallRecord, media_sock, opts: CallOptions,
              node_of, last: bool, started: float) -> tuple[HeldCall | None, bool]:
     """One address's try at the call: (the held call or None, whether the next may try)."""
+    address = (target.host, target.port)
     try:
-        if opts.transport == "tls" and (opts.tls or TlsSettings()).reuse:
+        if target.transport == "tls" and (opts.tls or TlsSettings()).reuse:
             transport = trunk(address, opts.local_ip, opts.tls).channel(rec.call_id,
                                                                         opts.invite_timeout)
             rec.tls_reused = transport.reused
         else:
-            transport = open_transport(opts.transport, address, opts.local_ip,
+            transport = open_transport(target.transport, address, opts.local_ip,
                                        opts.invite_timeout, opts.tls)
     except OSError as exc:  # TCP connection refused, a TLS certificate refused: not reachable
         rec.started_at = rec.started_at or started

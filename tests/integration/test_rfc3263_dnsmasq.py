@@ -2,45 +2,12 @@
 the transports in order, SRV gives the targets by priority, A their addresses; the
 resolution expires with the records' TTL; a name with no records is a DnsFailure, as is a
 server that does not answer."""
-import shutil
-import subprocess
 import time
 
 import pytest
 
 from harness.sip.rfc3263 import DnsFailure, resolve
-from tests.conftest import free_udp_port, wait_for
-
-
-@pytest.fixture
-def dnsmasq():
-    port = free_udp_port()
-    exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    proc = subprocess.Popen([exe, "--no-daemon", "--port", str(port), "--listen-address",
-                             "127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-                             "--local=/test/", "--local-ttl=30",
-                             "--naptr-record=hotline.test,10,50,s,SIP+D2T,,_sip._tcp.hotline.test",
-                             "--naptr-record=hotline.test,20,50,s,SIP+D2U,,_sip._udp.hotline.test",
-                             "--srv-host=_sip._udp.hotline.test,sbc-a.hotline.test,5060,10,0",
-                             "--srv-host=_sip._udp.hotline.test,sbc-b.hotline.test,5070,20,0",
-                             "--srv-host=_sip._tcp.hotline.test,sbc-a.hotline.test,5060,10,0",
-                             "--host-record=sbc-a.hotline.test,127.0.0.11",
-                             "--host-record=sbc-b.hotline.test,127.0.0.12",
-                             "--host-record=plain.test,127.0.0.13"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-    def answers():
-        try:
-            resolve("plain.test", ("127.0.0.1", port), timeout=0.3)
-            return True
-        except DnsFailure:
-            return False
-    try:
-        wait_for(answers, 10, what="dnsmasq answering")
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
+from tests.conftest import free_udp_port
 
 
 def test_naptr_then_srv_by_priority_then_a(dnsmasq):

@@ -321,3 +321,36 @@ def test_a_queue_of_registered_phones_needs_the_scenarios_agents(tmp_path):
     msgs = problems(tmp_path, text)
     assert any(m.startswith(f"{tmp_path / 's.yaml'}:12:") and "add `agents:" in m
                for m in msgs), msgs
+
+
+def test_an_entry_point_by_dns_is_a_domain_and_only_an_engine_that_resolves_takes_it(tmp_path):
+    write(tmp_path, 'name: s\nentry_points:\n  - {name: carrier-d, domain: "sip:hotline.example", '
+                    'resolver: "127.0.0.1:1053"}\nnodes: [{name: pbx-1}]\n'
+                    'allowlist: [pbx-1]\n', "inv.yaml")
+    with_target = GOOD.replace("name: t\n", "name: t\ntarget: inv.yaml\n")
+    entry = load_drill(write(tmp_path, with_target)).inventory.entry_points[0]
+    assert entry.domain == "hotline.example" and entry.located_by_dns
+    assert entry.naptr_transport is None  # no transport given: NAPTR decides
+    assert entry.shown == "hotline.example by DNS"
+    msgs = problems(tmp_path, with_target.replace("  hold: 4s\n",
+                                                  "  hold: 4s\n  engine: sipp\n  rtp_share: 0%\n"))
+    assert any("sipp cannot locate an entry point by DNS" in m and "carrier-d" in m
+               for m in msgs), msgs
+    for bad, why in [('address: "127.0.0.1:5060", domain: hotline.example', "one of the two"),
+                     ("resolver: 127.0.0.1:53, address: 127.0.0.1:5060", "`resolver` is for"),
+                     ("domain: hotline.example:5060", "not a SIP domain"),
+                     ("transport: udp", "give `address`")]:
+        write(tmp_path, f"name: s\nentry_points:\n  - {{name: e, {bad}}}\n", "inv.yaml")
+        msgs = problems(tmp_path, with_target)
+        assert any("inv.yaml:" in m and why in m for m in msgs), (bad, msgs)
+
+
+def test_the_sandbox_dns_option_adds_the_server_its_path_and_a_carrier_by_dns(tmp_path):
+    d = load_drill(write(tmp_path, GOOD + "sandbox: {dns: {ttl: 0}}\n"))
+    inv = d.inventory
+    assert inv.find("dns").role == "dns" and "--local-ttl=0" in inv.find("dns").process.start
+    assert inv.find("dns-path").relay and inv.find("carrier-dns").domain == "hotline.sandbox"
+    assert {"dns", "dns-path", "carrier-dns"} <= set(inv.allowlist)
+    msgs = problems(tmp_path, GOOD.replace("    target: pbx-1", "    target: dns-path").replace(
+        "type: process.kill", "type: dns.wrong") + "sandbox: {dns: {ttl: 0}}\n")
+    assert any("address" in m for m in msgs), msgs  # dns.wrong without its address
