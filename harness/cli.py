@@ -449,14 +449,20 @@ def lab_up(docker: bool = DOCKER_OPT,
                                               "carriers (the PBX nodes get RTP) and every entry "
                                               "point requires it; wrong-key (sandbox): the SBC "
                                               "sends with a key other than the one it answered "
-                                              "(practice for a key mismatch)")):
+                                              "(practice for a key mismatch)"),
+           dns_ttl: Optional[int] = typer.Option(None, "--dns-ttl", min=0, max=86400,
+                                                 help="sandbox: a DNS server for its domain "
+                                                 "hotline.sandbox (dnsmasq, node dns) behind a "
+                                                 "DNS relay (link dns-path, for dns.* faults), "
+                                                 "every record with this TTL, and entry point "
+                                                 "carrier-dns locating the SBC by it (RFC 3263)")):
     """Start the practice hotline: the sandbox (local processes) or, with --docker, the container
     lab (one site, or two with --sites 2). An option of another lab is refused (exit 2)."""
     from harness.lab.practice import LabOptions, refuse_others
     lab = _lab(docker, sites)
     opts = LabOptions(channels=channels, pbx_nodes=pbx_nodes, health_check=health_check,
                       dispatch=dispatch, sync_replication=sync_replication, advert=advert,
-                      flaws=list(flaw), auth=auth, tls=tls, srtp=srtp)
+                      flaws=list(flaw), auth=auth, tls=tls, srtp=srtp, dns_ttl=dns_ttl)
     try:
         refuse_others(lab, opts)
         lab.up(opts, console.print)

@@ -29,6 +29,7 @@ class LabOptions:
     auth: bool | None = None
     tls: bool | None = None
     srtp: str | None = None
+    dns_ttl: int | None = None
 
     def given(self) -> set[str]:
         return {k for k, v in vars(self).items() if v not in (None, [], ())}
@@ -37,7 +38,7 @@ class LabOptions:
 _FLAGS = {"channels": "--channels", "pbx_nodes": "--pbx-nodes",
           "health_check": "--health-check/--no-health-check", "dispatch": "--dispatch",
           "sync_replication": "--sync-replication", "advert": "--advert", "flaws": "--flaw",
-          "auth": "--auth", "tls": "--tls", "srtp": "--srtp"}
+          "auth": "--auth", "tls": "--tls", "srtp": "--srtp", "dns_ttl": "--dns-ttl"}
 
 
 class PracticeLab(Protocol):
@@ -62,7 +63,8 @@ def refuse_others(lab: PracticeLab, opts: LabOptions) -> None:
 
 class Sandbox:
     name, what = "sandbox", "the sandbox"
-    options = {"channels", "pbx_nodes", "health_check", "dispatch", "auth", "tls", "srtp"}
+    options = {"channels", "pbx_nodes", "health_check", "dispatch", "auth", "tls", "srtp",
+               "dns_ttl"}
 
     def up(self, opts: LabOptions, say: Say) -> None:
         from harness.lab import sandbox
@@ -75,7 +77,7 @@ class Sandbox:
             pbx_nodes=opts.pbx_nodes or 2,
             health_check=True if opts.health_check is None else opts.health_check,
             dispatch=opts.dispatch or "round-robin", auth=bool(opts.auth), tls=bool(opts.tls),
-            srtp=opts.srtp or "off")
+            srtp=opts.srtp or "off", dns=None if opts.dns_ttl is None else {"ttl": opts.dns_ttl})
         if opts.channels:
             cfg.channels = opts.channels
         sandbox.up(cfg)
@@ -84,9 +86,11 @@ class Sandbox:
         from harness.lab import sandbox
         inv = sandbox.inventory(sandbox.SandboxConfig.saved())
         st = sandbox.status()
-        rows = [(n.name, n.role, n.sip, str(st[n.name] or "[red]down[/red]")) for n in inv.nodes]
-        rows += [(e.name, "carrier", e.address, str(st[e.name] or "[red]down[/red]"))
-                 for e in inv.entry_points]
+        def pid(name):  # carrier-tls and carrier-dns are ways in, not processes
+            return str(st.get(name) or "[red]down[/red]") if name in st else "-"
+        rows = [(n.name, n.role, n.sip or "-", pid(n.name)) for n in inv.nodes]
+        rows += [(e.name, "carrier", e.shown, pid(e.name)) for e in inv.entry_points]
+        rows += [(x.name, x.kind, x.relay or "-", pid(x.name)) for x in inv.links]
         return ("part", "role", "address", "pid"), rows
 
     def down(self) -> list[str]:
