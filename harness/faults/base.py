@@ -11,13 +11,16 @@ SIGKILLed) undoes it with the very same code path as a normal rollback.
 from __future__ import annotations
 
 import difflib
+import json
 import signal
+import socket
+from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from harness.ops import OpsError, plugins
-from harness.scenario.inventory import InventoryEntry
+from harness.scenario.inventory import InventoryEntry, split_address
 
 REGISTRY: dict[str, type["Injector"]] = {}
 
@@ -134,3 +137,81 @@ def load_families() -> None:
     """Import every fault family installed under the `hotline_drill.faults` entry point
     (the built-ins and any other package's); each module registers its own types."""
     plugins.load(plugins.FAULT_FAMILIES)
+
+
+def relay_command(control: str, req: dict, token_file: str | None = None,
+                  timeout: float = 2.0) -> dict:
+    """One request/reply on a relay's JSON-lines control channel (with its token, if any)."""
+    if token_file:
+        try:
+            req = {**req, "token": Path(token_file).read_text().strip()}
+        except OSError as exc:
+            raise FaultError(f"relay token {token_file} unreadable: {exc.strerror}") from exc
+    try:
+        with socket.create_connection(split_address(control), timeout=timeout) as s:
+            s.sendall((json.dumps(req) + "\n").encode())
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+    except OSError as exc:
+        raise FaultError(f"relay control channel {control} unreachable: {exc}") from exc
+    reply = json.loads(buf or b"{}")
+    if not reply.get("ok"):
+        raise FaultError(f"relay {control} refused {req.get('op')}: {reply.get('error')}")
+    return reply
+
+
+class RelayFault(Injector):
+    """A fault that is one named rule on a relay's control channel (the target's `relay:`):
+    the UDP relays' toxics (udp.*), the DNS relay's rules (dns.*)."""
+    toxic_type = ""
+    relay_kind = "UDP relay"
+
+    def _control(self) -> str:
+        control = getattr(self.target, "relay", None)
+        if not control:
+            raise FaultError(f"{self.target.name} has no `relay:` control address in the inventory")
+        return control
+
+    def _toxic(self) -> dict:
+        return {"name": f"drill-{self.fault_id}", "type": self.toxic_type, **self.params.model_dump()}
+
+    def describe(self) -> str:
+        attrs = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in self.params.model_dump().items())
+        return f"{self.toxic_type} on the {self.relay_kind} of {self.target.name} ({attrs}); " \
+               "rollback: remove that rule"
+
+    def _token(self) -> str | None:
+        return getattr(self.target, "relay_token_file", None)
+
+    def recipe(self) -> dict:
+        return {"control": self._control(), "token_file": self._token(),
+                "name": self._toxic()["name"], "target": self.target.name}
+
+    def inject(self) -> None:
+        relay_command(self._control(), {"op": "add", "toxic": self._toxic()}, self._token())
+
+    def verify(self) -> bool:
+        listed = relay_command(self._control(), {"op": "list"}, self._token())["toxics"]
+        return any(t["name"] == self._toxic()["name"] for t in listed)
+
+    @classmethod
+    def undo(cls, recipe: dict) -> str:
+        reply = relay_command(recipe["control"], {"op": "remove", "name": recipe["name"]},
+                              recipe.get("token_file"))
+        return f"{recipe['target']}: toxic {recipe['name']} " + \
+            ("removed" if reply.get("removed") else "was already gone")
+
+
+def relay_family(type_name: str, toxic: str, params: type[BaseModel], doc: str,
+                 base: type[RelayFault] = RelayFault) -> type[Injector]:
+    """One fault type of a relay family (`base`: udp.*, or dns.* on the DNS relay)."""
+    prefix = type_name.split(".")[0].title()
+    cls = type(f"{prefix}{toxic.title()}", (base,),
+               {"type": type_name, "toxic_type": toxic, "Params": params, "__doc__": doc,
+                "__module__": base.__module__})
+    return register(cls)

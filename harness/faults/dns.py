@@ -17,9 +17,8 @@ import ipaddress
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.faults.base import register
-from harness.faults.udp import _UdpFault
-from harness.lab.dns_relay import RTYPES
+from harness.faults.base import RelayFault, relay_family
+from harness.sip.rfc3263 import RECORD_TYPES as RTYPES
 
 
 class _Names(BaseModel):
@@ -54,22 +53,16 @@ class TtlParams(_Names):
     ttl: int = Field(ge=0, le=86400)
 
 
-class _DnsFault(_UdpFault):
-    def describe(self) -> str:
-        attrs = ", ".join(f"{k}={v}" for k, v in self.params.model_dump().items())
-        return f"{self.toxic_type} on the DNS relay of {self.target.name} ({attrs}); " \
-               "rollback: remove that rule"
+class _DnsFault(RelayFault):
+    relay_kind = "DNS relay"
 
 
-def _family(type_name: str, rule: str, params: type[BaseModel], doc: str) -> None:
-    register(type(f"Dns{rule.title()}", (_DnsFault,),
-                  {"type": type_name, "toxic_type": rule, "Params": params, "__doc__": doc}))
-
-
-_family("dns.drop", "drop", _Names, "Answer nothing: the carriers' resolvers time out.")
-_family("dns.delay", "delay", DelayParams, "Answer delay_ms late.")
-_family("dns.servfail", "servfail", _Names, "Answer SERVFAIL.")
-_family("dns.nxdomain", "nxdomain", _Names, "Answer NXDOMAIN: the name is gone.")
-_family("dns.wrong", "wrong", WrongParams, "Answer A records with a wrong address.")
-_family("dns.stale", "stale", _Names, "Keep answering what the server said before.")
-_family("dns.ttl", "ttl", TtlParams, "Answer with every record's TTL set to `ttl`.")
+for _type, _params, _doc in (
+        ("drop", _Names, "Answer nothing: the carriers' resolvers time out."),
+        ("delay", DelayParams, "Answer delay_ms late."),
+        ("servfail", _Names, "Answer SERVFAIL."),
+        ("nxdomain", _Names, "Answer NXDOMAIN: the name is gone."),
+        ("wrong", WrongParams, "Answer A records with a wrong address."),
+        ("stale", _Names, "Keep answering what the server said before."),
+        ("ttl", TtlParams, "Answer with every record's TTL set to `ttl`.")):
+    relay_family(f"dns.{_type}", _type, _params, _doc, base=_DnsFault)

@@ -38,10 +38,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from harness.lab.control import json_lines_server
 from harness.sip.endpoint import run_forever
+from harness.sip.rfc3263 import RECORD_TYPES
 
 log = logging.getLogger("dns-relay")
 UPSTREAM_WAIT = 2.0  # s the relay waits for the DNS server (a dead one: no answer, as it would)
-RTYPES = ("any", "A", "AAAA", "SRV", "NAPTR")
 
 
 class DnsRule(BaseModel):
@@ -50,7 +50,7 @@ class DnsRule(BaseModel):
     type: Literal["drop", "delay", "servfail", "nxdomain", "wrong", "stale", "ttl"]
     match: str = Field("*", min_length=1, description="a name pattern (fnmatch), e.g. "
                        "*.hotline.test or _sip._udp.*")
-    rtype: Literal[RTYPES] = "any"
+    rtype: Literal[RECORD_TYPES] = "any"
     delay_ms: float = Field(0, ge=0, le=60000)
     address: str | None = Field(None, description="wrong: the address every A record gets")
     ttl: int | None = Field(None, ge=0, le=86400)

@@ -394,6 +394,8 @@ class Sbc:
             self.proto.send(msg, tx.client)
             asyncio.get_running_loop().call_later(32, self._forget, tx)
         elif msg.status >= 500 or msg.status == 408:
+            log.info("%s answered %d for %s: trying the next node", tx.node.name, msg.status,
+                     tx.request.call_id)
             self._ack_upstream(tx, msg)
             self._try_next(tx)
         else:

@@ -160,6 +160,7 @@ class PbxNode:
         try:
             media_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         except OSError:  # out of descriptors (a flood of INVITEs): busy, not broken
+            self.counts["no_descriptor"] = self.counts.get("no_descriptor", 0) + 1
             self.proto.send(response_to(msg, 503, "Service Unavailable", to_tag=to_tag), addr)
             return
         media_sock.bind((self.ip, 0))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 # RFC 3263 §4.1: the NAPTR services and the SRV prefixes of each transport
 SERVICES = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
+RECORD_TYPES = ("any", "A", "AAAA", "SRV", "NAPTR")  # what a DNS fault may pick out
 SRV_PREFIX = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp"}
 
 

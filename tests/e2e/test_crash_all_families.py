@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from harness.faults.net import TAG, in_netns
-from harness.faults.udp import relay_command
+from harness.faults.base import relay_command
 from harness.ops.docker_api import client
 from harness.ops.procs import proc_state, read_pid
 from harness.ops.toxiproxy_api import proxy as _proxy

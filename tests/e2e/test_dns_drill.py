@@ -17,7 +17,7 @@ import sys
 import pytest
 import yaml
 
-from harness.faults.udp import relay_command
+from harness.faults.base import relay_command
 from harness.lab import sandbox
 from harness.report.calls_csv import read_calls_csv
 from harness.sip.uac import HEALTH_CALL_PREFIX

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.ops.procs import proc_state, read_pid
-from harness.faults.udp import relay_command
+from harness.faults.base import relay_command
 from harness.lab import sandbox
 from harness.metrics.evaluate import evaluate
 from harness.report.calls_csv import read_calls_csv

@@ -8,6 +8,15 @@ from harness.sip.rfc3263 import DnsFailure, resolve
 from tests.conftest import free_udp_port, wait_for
 
 
+def answers(at: tuple[str, int]) -> bool:
+    """Whether DNS at `at` resolves plain.test (dnsmasq, or a relay in front of it)."""
+    try:
+        resolve("plain.test", at, timeout=0.3)
+        return True
+    except DnsFailure:
+        return False
+
+
 @pytest.fixture
 def dnsmasq_server():
     """Debian's dnsmasq answering for .test on a port of its own: (its port, its process)."""
@@ -26,14 +35,8 @@ def dnsmasq_server():
                              "--host-record=plain.test,127.0.0.13"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def answers():
-        try:
-            resolve("plain.test", ("127.0.0.1", port), timeout=0.3)
-            return True
-        except DnsFailure:
-            return False
     try:
-        wait_for(answers, 10, what="dnsmasq answering")
+        wait_for(lambda: answers(("127.0.0.1", port)), 10, what="dnsmasq answering")
         yield port, proc
     finally:
         proc.terminate()

@@ -8,9 +8,10 @@ import time
 import pytest
 
 from harness.faults.base import FaultError
-from harness.faults.udp import relay_command
+from harness.faults.base import relay_command
 from harness.sip.rfc3263 import DnsFailure, resolve
 from tests.conftest import free_tcp_port, free_udp_port, wait_for
+from tests.integration.conftest import answers
 
 
 @pytest.fixture
@@ -21,14 +22,8 @@ def relay(dnsmasq_server):
                              "--control", control], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
-    def answers():
-        try:
-            resolve("plain.test", ("127.0.0.1", port), timeout=0.3)
-            return True
-        except DnsFailure:
-            return False
     try:
-        wait_for(answers, 10, what="the relay answering")
+        wait_for(lambda: answers(("127.0.0.1", port)), 10, what="the relay answering")
         yield ("127.0.0.1", port), control, dnsmasq_server[1]
     finally:
         proc.terminate()

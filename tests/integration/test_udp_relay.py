@@ -7,7 +7,7 @@ import time
 import pytest
 
 from harness.faults.base import FaultError, lookup
-from harness.faults.udp import relay_command
+from harness.faults.base import relay_command
 from harness.ops.state import private_token
 from harness.scenario.inventory import EntryPoint, split_address
 from tests.conftest import free_tcp_port, free_udp_port, wait_for

@@ -163,14 +163,16 @@ def test_every_registered_injector_describes_itself_with_defaults():
                 "udp.rate": {"rate_kbps": 64}, "net.loss": {"ratio": 0.1},
                 "net.rate": {"rate_kbit": 64}, "net.latency": {"latency_ms": 10},
                 "docker.disconnect": {"network": "n"}, "docker.limit": {"cpus": 0.2},
-                "command": {"inject": ["true"], "rollback": ["true"]}}
+                "command": {"inject": ["true"], "rollback": ["true"]},
+                "dns.delay": {"delay_ms": 100}, "dns.wrong": {"address": "127.0.0.9"},
+                "dns.ttl": {"ttl": 0}}
     target = Node(name="x", sip="127.0.0.1:5060", docker=DockerRef(name="x"), netns="ns")
     link = Link(name="l", relay="127.0.0.1:1", netns="ns",
                 toxiproxy=ToxiproxyRef(api="127.0.0.1:1", proxy="p"))
     for name, cls in REGISTRY.items():
         if name.startswith(("process.", "sipflood.")):
             continue  # these look up a live process / the svwar binary while describing
-        t = link if name.startswith(("udp.", "toxiproxy.")) else target
+        t = link if name.startswith(("udp.", "toxiproxy.", "dns.")) else target
         for extra in ({}, {"select": "count", "count": 1}, {"select": "percent", "percent": 50}):
             if not name.startswith("docker.") and extra:
                 continue
