@@ -28,6 +28,7 @@ a site is one `docker:` label selector in the inventory (nodes `site-a`, `site-b
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +37,10 @@ import yaml
 
 from harness.lab.containers import (LAB_DIR, LabTarget, bridge_network, ensure_images,
                                     run_container)
+from harness.lab.dns_server import dns_parts, listens_at, wait_answering
 from harness.ops.docker_api import client, wait_healthy
-from harness.ops.state import state_home
+from harness.ops.procs import proc_state, read_pid, start_process
+from harness.ops.state import private_token, state_home
 from harness.scenario.inventory import TargetInventory
 from harness.sip.probe import wait_until_answers
 
@@ -46,6 +49,8 @@ SITE_LABEL = "hotline-drill.site"
 SYNC_LABEL = "hotline-drill.sync-replication"
 SITES = ("a", "b")
 VIP_LAST, DB_PORT = 10, 5432
+DOMAIN, DNS_PORT = "hotline.lab", 1053  # the carriers' DNS (dnsmasq; its relay one port up)
+RELAY_TOKEN = "relay.token"
 
 
 @dataclass
@@ -117,6 +122,16 @@ def inventory(cfg: DrLabConfig | None = None) -> dict:
                 "caller_ip": caller}]
     # the WAL stream, cut inside the standby's own network namespace (net.cut, peer db-a)
     links = [{"name": "replication", "kind": "replication", "netns": "container:hd-dr-db-b"}]
+    # the carriers' DNS: SRV site A's SBC at priority 10, site B's at 20 (their own WAN
+    # addresses, not the VIP); dnsmasq and its DNS relay on the host's WAN address
+    dns = dns_parts(cfg.folder, domain=DOMAIN, server=f"{caller}:{DNS_PORT}",
+                    path=f"{caller}:{DNS_PORT + 1}", token=str(cfg.folder / RELAY_TOKEN), ttl=30,
+                    sbcs=[(f"sbc-{s}", cfg.wan_ip("sbc", s), 5060, 10 * (i + 1))
+                          for i, s in enumerate(SITES)],
+                    entry={"caller_ip": caller, "failover_timer": 1.0})
+    nodes.append(dns["node"])
+    links.append(dns["link"])
+    entries.append(dns["entry_point"])
     names = [x["name"] for x in [*nodes, *entries, *links]]
     return {"name": "lab-dr", "entry_points": entries, "nodes": nodes, "links": links,
             "allowlist": names}
@@ -309,12 +324,42 @@ def up(cfg: DrLabConfig | None = None) -> TargetInventory:
         _wait(f"site {site.upper()}'s SBC did not take its internal VIP",
               lambda: vip_holder(cfg, cfg.site_vip(site)) == site, 30)
     inv = inventory(cfg)
+    private_token(cfg.folder / RELAY_TOKEN)  # the DNS relay's control channel asks for it
+    _start_dns(inv)
     for addr in [n["sip"] for n in inv["nodes"] if n.get("sip")] + [f"{cfg.vip}:5060"]:
         host, _, port = addr.rpartition(":")
         if not wait_until_answers((host, int(port)), 30):
             raise RuntimeError(f"two-site lab: nothing answers SIP at {addr}")
     inventory_path(cfg).write_text(yaml.safe_dump(inv, sort_keys=False))
     return TargetInventory.model_validate(inv)
+
+
+def _dns_processes(inv: dict) -> list[dict]:
+    """The DNS server and the DNS path: the lab's two local processes (node dns, link
+    dns-path)."""
+    return [p for p in [*inv["nodes"], *inv["links"]] if p.get("process")]
+
+
+def _start_dns(inv: dict) -> None:
+    for part in _dns_processes(inv):
+        p = part["process"]
+        pid = read_pid(p["pidfile"])
+        if not (pid and proc_state(pid)):
+            start_process(p["start"], p["pidfile"], None, p["log"])
+    for part in _dns_processes(inv):
+        if not wait_answering(listens_at(TargetInventory.model_validate(inv).find(part["name"])),
+                              DOMAIN, 10):
+            raise RuntimeError(f"two-site lab: {part['name']} does not answer for {DOMAIN}")
+
+
+def _stop_dns(inv: dict) -> list[str]:
+    gone = []
+    for part in _dns_processes(inv):
+        pid = read_pid(part["process"]["pidfile"])
+        if pid and proc_state(pid):
+            os.kill(pid, signal.SIGTERM)
+            gone.append(part["name"])
+    return gone
 
 
 def _vips_home(cfg: DrLabConfig) -> bool:
@@ -326,7 +371,7 @@ def down(cfg: DrLabConfig | None = None) -> list[str]:
     """Remove the two-site lab's containers and networks (by label: only what `up` made)."""
     cfg = cfg or DrLabConfig()
     c = client()
-    gone = []
+    gone = _stop_dns(inventory(cfg))
     for box in c.containers.list(all=True, filters={"label": LABEL}):
         box.remove(force=True)
         gone.append(box.name)
@@ -351,6 +396,9 @@ def status(cfg: DrLabConfig | None = None) -> dict[str, str]:
         out["databases"] = ", ".join(f"{s}: {r or 'down'}" for s, r in now.items())
         if list(now.values()) == ["primary", "primary"]:
             out["databases"] += " (split brain: `drill lab up --docker --sites 2` makes the pair anew)"
+    for part in _dns_processes(inventory(cfg)):
+        pid = read_pid(part["process"]["pidfile"])
+        out[part["name"]] = f"running (pid {pid})" if pid and proc_state(pid) else "down"
     return out
 
 

@@ -6,10 +6,8 @@ in the state folder, so `drill lab down` works from any shell.
 """
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -26,7 +24,7 @@ from harness.ops.state import private_token, state_home
 from harness.lab.acd import TURN_AWAY
 from harness.sip.dtmf import AGENT_MARKER, PROMPT_MARKER
 from harness.lab.certs import server_certificate
-from harness.lab.dns_relay import dns_answers
+from harness.lab.dns_server import dns_parts, listens_at, wait_answering
 from harness.scenario.inventory import DigestAuth, EntryPoint, Link, Node, ProcessRef, \
     RegistrarRef, TargetInventory, TlsSpec, yaml_word
 from harness.scenario.model import Distribution, Duration, Strict, loose_distribution
@@ -137,36 +135,19 @@ def _node_program(cfg: SandboxConfig, name: str) -> list[str]:
             *(x for k, g in cc.menu.items() for x in ("--menu", f"{k}={g}"))]
 
 
-def _dnsmasq(cfg: SandboxConfig, listen: str, ttl: int) -> list[str]:
-    """Debian's dnsmasq answering for the hotline's domain alone: NAPTR (UDP), SRV carrier-a
-    priority 10 and carrier-b priority 20 (the carriers' relays as the SBCs of two sites),
-    their A records, every TTL `ttl`; each query logged (the server's own count)."""
-    host, port = listen.rsplit(":", 1)
-    relays = {c: f"{cfg.block}.{21 + i}" for i, c in enumerate(CARRIERS[:2])}
-    return [shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--no-daemon", "--port", port,
-            "--listen-address", host, "--bind-interfaces", "--no-resolv", "--no-hosts",
-            "--pid-file=", f"--user={getpass.getuser()}", f"--local=/{DOMAIN}/",
-            f"--local-ttl={ttl}", "--log-queries", f"--log-facility={cfg.folder / 'dns.queries.log'}",
-            f"--naptr-record={DOMAIN},10,50,s,SIP+D2U,,_sip._udp.{DOMAIN}",
-            *(f"--srv-host=_sip._udp.{DOMAIN},{c}.{DOMAIN},{cfg.port},{10 * (i + 1)},0"
-              for i, c in enumerate(relays)),
-            *(f"--host-record={c}.{DOMAIN},{ip}" for c, ip in relays.items())]
-
-
-def _dns_parts(cfg: SandboxConfig, token: str, markers: dict, **entry) -> tuple[Node, Link,
-                                                                                EntryPoint]:
-    """The DNS server (a node), the DNS path in front of it (a link: the dns.* faults' relay)
-    and carrier-dns, the carrier that finds the SBCs through them."""
-    ttl = DnsOptions.model_validate(cfg.dns).ttl
-    server, path = f"{cfg.block}.53:{DNS_PORT}", f"{cfg.block}.54:{DNS_PORT}"
-    node = Node(name="dns", role="dns", process=_proc(cfg, "dns", _dnsmasq(cfg, server, ttl)))
-    link = Link(name="dns-path", kind="dns", relay=f"{cfg.block}.54:{CONTROL_PORT}",
-                relay_token_file=token, process=_proc(cfg, "dns-path", [
-                    sys.executable, "-m", "harness.lab.dns_relay", "--listen", path, "--upstream",
-                    server, "--control", f"{cfg.block}.54:{CONTROL_PORT}", "--token-file", token,
-                    "--log", str(cfg.folder / "dns-path.rules.log")]))
-    entry_point = EntryPoint(name="carrier-dns", domain=DOMAIN, resolver=path, **entry, **markers)
-    return node, link, entry_point
+def _dns_parts(cfg: SandboxConfig, token: str, **entry) -> tuple[Node, Link, EntryPoint]:
+    """The DNS server (node dns), the DNS path in front of it (link dns-path) and carrier-dns;
+    the SRV targets are carrier-a's relay (priority 10) and carrier-b's (20), as the SBCs of
+    two sites."""
+    sbcs = [(c, f"{cfg.block}.{21 + i}", cfg.port, 10 * (i + 1))
+            for i, c in enumerate(CARRIERS[:2])]
+    parts = dns_parts(cfg.folder, domain=DOMAIN, server=f"{cfg.block}.53:{DNS_PORT}",
+                      path=f"{cfg.block}.54:{DNS_PORT}", token=token, sbcs=sbcs,
+                      ttl=DnsOptions.model_validate(cfg.dns).ttl,
+                      entry=entry)
+    for p in (parts["node"], parts["link"]):
+        p["process"]["cwd"] = str(Path.cwd())
+    return Node(**parts["node"]), Link(**parts["link"]), EntryPoint(**parts["entry_point"])
 
 
 def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
@@ -228,8 +209,8 @@ def inventory(cfg: SandboxConfig | None = None) -> TargetInventory:
                                   tls=TlsSpec(ca_file=str(ca), server_name=SBC_NAME)))
     links = []
     if cfg.dns:
-        node, link, entry = _dns_parts(cfg, str(cfg.folder / RELAY_TOKEN), markers, auth=auth,
-                                       srtp=srtp, outbound_proxy=cfg.outbound_proxy)
+        node, link, entry = _dns_parts(cfg, str(cfg.folder / RELAY_TOKEN), auth=auth, srtp=srtp,
+                                       outbound_proxy=cfg.outbound_proxy, **markers)
         nodes.append(node)
         links.append(link)
         entries.append(entry)
@@ -248,16 +229,8 @@ def _answers(part, wait: float, stop) -> tuple[str, bool]:
     """(where it listens, whether it answered within `wait`): SIP OPTIONS, or for the DNS
     server and its path a query for the hotline's domain."""
     if part.name in ("dns", "dns-path"):
-        argv = part.process.start
-        at = argv[argv.index("--listen-address") + 1] + ":" + argv[argv.index("--port") + 1] \
-            if part.name == "dns" else argv[argv.index("--listen") + 1]
-        host, _, port = at.rpartition(":")
-        deadline = time.time() + wait
-        while not dns_answers((host, int(port)), DOMAIN) and not stop():
-            if time.time() > deadline:
-                return at, False
-            time.sleep(0.05)
-        return at, True
+        host, port = listens_at(part)
+        return f"{host}:{port}", wait_answering((host, port), DOMAIN, wait, stop)
     addr = getattr(part, "sip", None) or part.address
     host, _, port = addr.rpartition(":")
     return addr, wait_until_answers((host, int(port)), wait, stop=stop)

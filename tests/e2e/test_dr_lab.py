@@ -261,3 +261,36 @@ def test_site_isolation_leaves_two_primaries_and_the_drill_says_so(dr_state, tmp
     assert len(on_b) >= 20 and set(dr["rpo"]["lost_seqs"]) == on_b, \
         (len(on_b), sorted(set(dr["rpo"]["lost_seqs"]) ^ on_b)[:10])
     assert windows(summary)["isolate-site-a"]["calls_back"]["node"] in ("pbx-b1", "pbx-b2")
+
+
+def sbc_invites(site: str) -> set[str]:
+    """Call-IDs of the new INVITEs that reached a site's Kamailio, by its own log (the
+    steady-state check's test calls left out)."""
+    logs = client().containers.get(dr_lab.sbc_name(site)).logs().decode(errors="replace")
+    return {x for x in re.findall(r"invite (\S+) from", logs) if not x.startswith("hd-health-")}
+
+
+def test_calls_located_by_srv_fail_over_to_site_b_and_each_sbc_saw_its_own(dr_state, tmp_path):
+    """SRV: site A's SBC at priority 10, B's at 20 (dnsmasq). While A's Kamailio is dead, each
+    call waits out the entry point's 1 s failover timer on A and is answered through B: B's
+    own log holds exactly the calls the harness says went to B, A's the ones it says went to
+    A (and the few in flight when it died)."""
+    summary, calls, events, _, _ = run_dr_drill("lab-dr-dns-srv-failover", tmp_path / "out")
+    assert summary["passed"], summary["verdicts"]
+    start = windows(summary)["kill-sbc-a"]["started_at"]
+    pre = [c.pdd for c in calls if c.started_at < start]
+    dead = [c for c in calls if c.started_at > start + 0.3]
+    assert len(dead) >= 40 and all(c.answered for c in calls)
+    for c in dead:
+        assert (c.entry_target, c.failovers) == ("sbc-b.hotline.lab", 1), c.call_id
+        assert c.node in ("pbx-b1", "pbx-b2") and c.pdd == pytest.approx(1.0 + max(pre),
+                                                                         abs=0.3), c.call_id
+    for c in calls:
+        if c.started_at < start - 1.5:
+            assert (c.entry_target, c.failovers) == ("sbc-a.hotline.lab", 0), c.call_id
+    to = {s: {c.call_id for c in calls if c.entry_target == f"sbc-{s}.hotline.lab"}
+          for s in dr_lab.SITES}
+    assert sbc_invites("b") == to["b"]
+    in_flight = sbc_invites("a") - to["a"]  # reached A as it died, answered through B
+    assert to["a"] <= sbc_invites("a") and in_flight <= to["b"] and len(in_flight) <= 4
+    assert summary["dns"]["targets"] == {f"sbc-{s}.hotline.lab": len(to[s]) for s in "ab"}
