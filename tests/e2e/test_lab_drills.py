@@ -1,6 +1,7 @@
 """Drills against the container lab (real Kamailio, SIPp PBX nodes), with the truth check:
 the harness's answered calls per node must equal Kamailio's own count, exactly."""
 import json
+import re
 import subprocess
 import sys
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.lab import containers
+from harness.metrics.records import read_events
 from harness.report.calls_csv import read_calls_csv
 from tests.conftest import generator_first, last_run, wait_for
 
@@ -439,6 +441,38 @@ def test_lab_pbx_starved_of_cpu_answers_late_and_its_cgroup_says_so(lab, tmp_pat
           f"{med['starved'] * 1000:.1f}/{p90['starved'] * 1000:.1f} ms")
     assert med["starved"] > med["before"] * 2, med
 
+
+
+def test_lab_cpu_hogs_in_a_pbx_container_take_its_share_by_the_cgroups_own_account(lab,
+                                                                                 tmp_path):
+    """stress.cpu beside pbx-1 in its container's cgroup (a child group of 0.2 core for the
+    PBX and two hogs): the group's own account is 0.2 core for as long as it stood, throttled
+    in nearly every period; calls pbx-1 answered meanwhile waited longer than before; the
+    SIPp PBX is back in its container's own cgroup after."""
+    from harness.ops.docker_api import container_pid
+    pid = container_pid("hd-lab-pbx-1")
+    cgroup = open(f"/proc/{pid}/cgroup").read()
+    out = tmp_path / "out"
+    summary, calls = run_lab_drill("lab-pbx-cpu-hogs", out)
+    f = summary["faults"][0]
+    (note,) = [e["note"] for e in read_events(last_run(out) / "events.jsonl")
+               if e["event"] == "fault_rolled_back"]
+    used, throttled = re.search(r"used ([0-9.]+) CPU s, throttled (\d+) periods", note).groups()
+    stood = f["undo_started"] - f["started_at"]
+    assert float(used) == pytest.approx(0.2 * stood, abs=0.3), note
+    assert 0.8 * stood / 0.1 <= int(throttled) <= stood / 0.1 + 3, note
+    assert open(f"/proc/{pid}/cgroup").read() == cgroup
+    pdd = {"before": [], "starved": []}
+    for c in calls:
+        if c.answered and c.node == "pbx-1" and c.pdd is not None:
+            if c.started_at < f["started_at"]:
+                pdd["before"].append(c.pdd)
+            elif f["started_at"] + 1 < c.started_at < f["undo_started"]:
+                pdd["starved"].append(c.pdd)
+    med = {k: sorted(v)[len(v) // 2] for k, v in pdd.items()}
+    print(f"{note}; PDD on pbx-1 p50 before {med['before'] * 1000:.1f} ms, starved "
+          f"{med['starved'] * 1000:.1f} ms")
+    assert med["starved"] > med["before"] * 2, med
 
 
 def test_lab_tcp_phones_register_with_kamailio_and_take_a_call_on_their_connection(lab, tmp_path):
