@@ -218,3 +218,21 @@ def http_sink():
     yield url, got
     server.shutdown()
     server.server_close()
+
+
+def sigkill_after_injections(scenario_path, out, count: int = 1) -> None:
+    """Run a drill as a user does and SIGKILL it once `count` faults are injected (by its
+    events.jsonl): what `drill recover` is there for."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(scenario_path),
+                             "-o", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        events = wait_for(lambda: next(Path(out).glob("*/events.jsonl"), None), 30,
+                          what="events.jsonl")
+        wait_for(lambda: events.read_text().count('"fault_injected"') == count, 30,
+                 what=f"{count} fault(s) injected")
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)

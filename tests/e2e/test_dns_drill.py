@@ -21,7 +21,7 @@ from harness.faults.base import relay_command
 from harness.lab import sandbox
 from harness.report.calls_csv import read_calls_csv
 from harness.sip.uac import HEALTH_CALL_PREFIX
-from tests.conftest import run_scenario, wait_for
+from tests.conftest import run_scenario, sigkill_after_injections
 
 SCENARIOS = "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -107,15 +107,7 @@ def test_a_dns_rule_of_a_sigkilled_drill_is_removed_by_recover(isolated, tmp_pat
     s = scenario("sandbox-dns-servfail")
     s["duration"], s["faults"][0]["at"] = "60s", "1s"
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(s))
-    out = tmp_path / "out"
-    proc = subprocess.Popen(DRILL + ["run", str(tmp_path / "s.yaml"), "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        events = wait_for(lambda: next(out.glob("*/events.jsonl"), None), 30, what="events")
-        wait_for(lambda: '"fault_injected"' in events.read_text(), 30, what="the injection")
-    finally:
-        proc.kill()
-        proc.communicate(timeout=10)
+    sigkill_after_injections(tmp_path / "s.yaml", tmp_path / "out")
     listed = relay_command(path.relay, {"op": "list"}, path.relay_token_file)["toxics"]
     assert [t["name"] for t in listed] == ["drill-dns-servfail"]
     res = subprocess.run(DRILL + ["recover"], capture_output=True, text=True, timeout=60)

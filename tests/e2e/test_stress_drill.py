@@ -23,7 +23,7 @@ from harness.lab import sandbox
 from harness.ops.procs import proc_state, read_pid
 from harness.report.calls_csv import read_calls_csv
 from harness.runner.journal import Journal
-from tests.conftest import run_scenario, wait_for
+from tests.conftest import run_scenario, sigkill_after_injections
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 
@@ -90,16 +90,7 @@ def test_stress_faults_of_a_sigkilled_drill_are_undone_by_recover(isolated, tmp_
                    {"id": "disk", "type": "stress.disk", "target": "pbx-1", "at": "1s",
                     "path": str(tmp_path), "size": "1m"}]
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(s))
-    out = tmp_path / "out"
-    proc = subprocess.Popen(DRILL + ["run", str(tmp_path / "s.yaml"), "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        events = wait_for(lambda: next(out.glob("*/events.jsonl"), None), 30, what="events")
-        wait_for(lambda: events.read_text().count('"fault_injected"') == 3, 30,
-                 what="three faults in place")
-    finally:
-        proc.kill()
-        proc.communicate(timeout=10)
+    sigkill_after_injections(tmp_path / "s.yaml", tmp_path / "out", 3)
     journal = Journal(Path(isolated["HOTLINE_DRILL_STATE"]) / "journal.jsonl")
     cpu = next(f for f in journal.open_faults() if f["fault_id"] == "pbx-starved")["recipe"]
     assert proc_state(cpu["stressor"]) is not None and Path(cpu["group"]["cpu"]).is_dir()
