@@ -2,7 +2,9 @@
 
 net.cut      DROP matching packets (protocol, port, peer), both directions
 net.loss     DROP a random share (iptables `statistic`)
-net.rate     cap egress bandwidth of an interface (tc tbf)
+net.rate     cap egress bandwidth of an interface (tc tbf; `priority: ef` puts a prio
+             qdisc under it that sends DSCP EF first)
+net.bulk     bulk UDP across a link at a set rate (lab/bulk.py), bounded in time
 net.latency  delay and jitter (tc netem) — refused with a clear error when the
              kernel lacks netem, as it does on our machines; udp.latency does
              the same in user space through a relay.
@@ -20,14 +22,24 @@ found again by that tag; a tc qdisc is removed only if it is still ours.
 """
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
+import re
 import shlex
+import signal
 import subprocess
+import sys
+import tempfile
+import time
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.faults.base import FaultError, Injector, Undone, register
 from harness.ops import OpsError
 from harness.ops.docker_api import container_pid, matching
+from harness.ops.procs import proc_state
 
 TAG = "hotline-drill:"
 
@@ -117,6 +129,26 @@ class RateParams(BaseModel):
     rate_kbit: int = Field(gt=0)
     burst_kbit: int = Field(32, gt=0)
     latency_ms: int = Field(50, gt=0)
+    priority: Literal["none", "ef"] = Field("none", description="ef: a priority queue under "
+                                            "the cap sends packets marked DSCP EF first (a "
+                                            "link that honours the voice marking)")
+
+
+class BulkParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(description="ip:port the bulk datagrams go to, across the link")
+    rate_kbit: int = Field(gt=0, le=1_000_000)
+    dscp: int = Field(0, ge=0, le=63, description="their marking (0: best effort)")
+    max_seconds: int = Field(600, ge=1, le=86400, description="it stops by itself then")
+
+    @field_validator("to")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, _, port = v.rpartition(":")
+        ipaddress.IPv4Address(host)
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{v!r} is not ip:port")
+        return v
 
 
 class LatencyParams(BaseModel):
@@ -297,7 +329,8 @@ class NetRate(_NetFault):
                f"{self.target.name}; rollback: delete that qdisc"
 
     def shaping(self) -> str:
-        return f"tc tbf {self.params.rate_kbit} kbit/s"
+        return f"tc tbf {self.params.rate_kbit} kbit/s" + \
+            (" with DSCP EF first (prio)" if self.params.priority == "ef" else "")
 
     @property
     def namespaces(self) -> list[str | None]:
@@ -314,16 +347,29 @@ class NetRate(_NetFault):
         p = self.params
         return ["rate", f"{p.rate_kbit}kbit", "burst", f"{p.burst_kbit}kbit", "latency", f"{p.latency_ms}ms"]
 
+    def shaping_more(self) -> list[list[str]]:
+        """With priority: ef, a prio qdisc under the tbf and a filter sending DSCP EF (TOS
+        0xb8 under mask 0xfc) to its first band: EF leaves first, the rest waits (and is
+        dropped) behind it."""
+        if getattr(self.params, "priority", "none") != "ef":
+            return []
+        dev = ["dev", self.params.interface]
+        return [["tc", "qdisc", "add", *dev, "parent", "1:1", "handle", "10:", "prio"],
+                ["tc", "filter", "add", *dev, "parent", "10:", "protocol", "ip", "prio", "1",
+                 "u32", "match", "ip", "dsfield", "0xb8", "0xfc", "flowid", "10:1"]]
+
     def recipe(self) -> dict:
         return {**super().recipe(), "interface": self.params.interface, "qdisc": self.qdisc}
 
     def inject(self) -> None:
-        in_netns(self.netns, ["tc", "qdisc", "add", "dev", self.params.interface, "root", self.qdisc,
-                              *self.qdisc_args()])
+        in_netns(self.netns, ["tc", "qdisc", "add", "dev", self.params.interface, "root",
+                              "handle", "1:", self.qdisc, *self.qdisc_args()])
+        for argv in self.shaping_more():
+            in_netns(self.netns, argv)
 
     def verify(self) -> bool:
         out = in_netns(self.netns, ["tc", "qdisc", "show", "dev", self.params.interface]).stdout
-        return self.qdisc in out
+        return self.qdisc in out and (not self.shaping_more() or "qdisc prio 10:" in out)
 
     @classmethod
     def undo(cls, recipe: dict) -> str:
@@ -331,8 +377,11 @@ class NetRate(_NetFault):
                        check=False).stdout
         if recipe["qdisc"] not in out:
             return f"{recipe['target']}: no {recipe['qdisc']} qdisc left on {recipe['interface']}"
+        stats = in_netns(recipe["netns"], ["tc", "-s", "qdisc", "show", "dev",
+                                           recipe["interface"]], check=False).stdout
         in_netns(recipe["netns"], ["tc", "qdisc", "del", "dev", recipe["interface"], "root"])
-        return f"{recipe['target']}: {recipe['qdisc']} qdisc removed from {recipe['interface']}"
+        return f"{recipe['target']}: {recipe['qdisc']} qdisc removed from " \
+               f"{recipe['interface']}" + drops_note(stats)
 
 
 @register
@@ -354,3 +403,80 @@ class NetLatency(NetRate):
             raise FaultError("this kernel lacks netem (sch_netem), so net.latency cannot work here; "
                              "use udp.latency on a relay in the path instead")
         super().inject()
+
+
+def drops_note(stats: str) -> str:
+    """What the qdiscs counted before they went (`tc -s qdisc show`): sent and dropped,
+    each qdisc's own figures, for the rollback's note."""
+    out = []
+    for kind, handle, sent, dropped in re.findall(
+            r"qdisc (\w+) ([0-9a-f]+:).*?\n\s*Sent \d+ bytes (\d+) pkt \(dropped (\d+)",
+            stats, re.S):
+        out.append(f"{kind} {handle} sent {sent} packets, dropped {dropped}")
+    return "; " + ", ".join(out) if out else ""
+
+
+@register
+class NetBulk(_NetFault):
+    """Bulk traffic across a link (harness/lab/bulk.py: UDP at `rate_kbit` to `to`), from the
+    target's network namespace, as a backup job or a flood fills it; it competes with the
+    calls for whatever the link carries (a net.rate cap, a real link)."""
+
+    type = "net.bulk"
+    Params = BulkParams
+
+    def describe(self) -> str:
+        p = self.params
+        return f"bulk UDP at {p.rate_kbit} kbit/s to {p.to} from {self.where} of " \
+               f"{self.target.name} (DSCP {p.dscp}), at most {p.max_seconds}s; rollback: stop it"
+
+    @property
+    def namespaces(self) -> list[str | None]:
+        return [self.netns]
+
+    def inject(self) -> None:
+        p = self.params
+        self._stats = os.path.join(tempfile.gettempdir(),
+                                   f"hotline-drill-bulk-{os.getpid()}-{self.fault_id}.json")
+        argv = netns_prefix(self.netns) + [
+            sys.executable, "-m", "harness.lab.bulk", "--to", p.to, "--rate-kbit",
+            str(p.rate_kbit), "--seconds", str(p.max_seconds), "--dscp", str(p.dscp),
+            "--stats-file", self._stats]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        st = proc_state(proc.pid)
+        self._sender = {"sender": proc.pid, "sender_start": st[1] if st else None,
+                        "stats": self._stats}
+
+    def recipe_after_inject(self) -> dict:
+        return self._sender
+
+    def verify(self) -> bool:
+        """The sender's own count says it is sending (within 2 s)."""
+        deadline = time.time() + 2.0
+        while time.time() < deadline:
+            try:
+                if json.loads(open(self._stats).read())["datagrams"] > 0:
+                    return True
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.1)
+        return False
+
+    @classmethod
+    def undo(cls, recipe: dict) -> str:
+        pid, start = recipe.get("sender"), recipe.get("sender_start")
+        st = proc_state(pid) if pid else None
+        if st is not None and st[1] == start:
+            os.killpg(pid, signal.SIGTERM)
+            deadline = time.time() + 2
+            while proc_state(pid) is not None and time.time() < deadline:
+                time.sleep(0.05)
+        try:
+            sent = json.loads(open(recipe["stats"]).read())
+            os.unlink(recipe["stats"])
+            return f"{recipe['target']}: bulk stopped after {sent['datagrams']} datagrams " \
+                   f"({sent['bytes']} bytes)"
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"{recipe['target']}: bulk stopped"
+

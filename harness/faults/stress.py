@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.faults.base import FaultError, Injector, register
 from harness.ops import OpsError
-from harness.ops.cgroups import Group, group_of, make_group, move, remove_group
+from harness.ops.cgroups import Group, group_of, make_group, move, move_all, remove_group
 from harness.ops.docker_api import container_pid, matching
 from harness.ops.procs import proc_state, read_pid
 
@@ -186,12 +186,7 @@ class _Stressor(Injector):
         notes = []
         pid, start = recipe.get("stressor"), recipe.get("stressor_start")
         if _alive(pid, start):
-            os.killpg(pid, signal.SIGTERM)  # its own session: stress-ng and its workers
-            deadline = time.time() + 3
-            while _alive(pid, start) and time.time() < deadline:
-                time.sleep(0.05)
-            if _alive(pid, start):
-                os.killpg(pid, signal.SIGKILL)
+            _stop_group(pid)  # its own session: stress-ng and its workers
             notes.append("stressor stopped")
         else:
             notes.append("stressor already gone")
@@ -210,9 +205,35 @@ class _Stressor(Injector):
                     notes.append(f"{recipe['target']} back in its cgroup")
                 except OpsError as exc:
                     raise FaultError(str(exc)) from exc
-            if group and not remove_group(Group(group)):
-                raise FaultError(f"cgroup {recipe['made']} still holds a process")
+            if group:
+                # whatever else is in it (a child the node forked meanwhile) goes back too
+                move_all(Group(group), Group(recipe["was"]))
+                if not remove_group(Group(group), within=5.0):
+                    raise FaultError(f"cgroup {recipe['made']} still holds a process")
         return f"{recipe['target']}: " + "; ".join(notes)
+
+
+def _stop_group(pid: int) -> None:
+    """SIGTERM to a process group, SIGKILL to what is left of it after 5 s; returns once
+    nothing of it runs (or 3 s more)."""
+    def left() -> bool:
+        try:
+            os.killpg(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 3.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.time() + wait
+        while left() and time.time() < deadline:
+            time.sleep(0.05)
+        if not left():
+            return
 
 
 @register

@@ -29,7 +29,8 @@ def locator(entry: EntryPoint) -> Locator:
 def tls_settings(entry: EntryPoint) -> TlsSettings | None:
     """The inventory's TLS checks of an entry point as the SIP layer's (None: not TLS; an
     entry point by DNS may be given TLS targets by NAPTR)."""
-    if entry.transport != "tls" and not (entry.located_by_dns and entry.naptr_transport is None):
+    by_naptr = getattr(entry, "located_by_dns", False) and entry.naptr_transport is None
+    if entry.transport != "tls" and not by_naptr:  # (a registrar is never located by DNS)
         return None
     t = entry.tls
     return TlsSettings() if t is None else TlsSettings(t.ca_file, t.verify, t.server_name,

@@ -162,7 +162,8 @@ class LoadController:
                             rtp=journey is not None or self.rng.random() < self.spec.rtp_share,
                             invite_timeout=answer_patience(journey, self.rng) if ringing_queue
                             else self.spec.invite_timeout,
-                            bye_timeout=self.spec.bye_timeout, callee=next(self._callee))
+                            bye_timeout=self.spec.bye_timeout, callee=next(self._callee),
+                            dscp=self.spec.rtp_dscp)
         self.in_flight += 1
         self.placed += 1
         self.last_placed_at = time.time()

@@ -129,6 +129,20 @@ def move(pid: int, files: list[str]) -> None:
             raise OpsError(f"cannot move process {pid} into {f}: {exc.strerror}") from exc
 
 
+def move_all(src: Group, dst: Group) -> None:
+    """Every process still in `src` into `dst` (one that exits meanwhile is left alone)."""
+    for here, there in zip(src.procs_files(), dst.procs_files()):
+        try:
+            pids = Path(here).read_text().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                Path(there).write_text(pid)
+            except OSError:
+                pass
+
+
 def remove_group(g: Group, within: float = 2.0) -> bool:
     """Remove an emptied group (its last process may take a moment to leave); False if it
     still holds one after `within` seconds."""

@@ -158,6 +158,21 @@ class JourneySpec(Strict):
     longest: Duration = Field(3600.0, gt=0, le=24 * 3600)
 
 
+# RFC 4594's names of the code points voice uses, and the class selectors
+DSCP_NAMES = {"ef": 46, "va": 44, "af41": 34, "af42": 36, "af43": 38, "af31": 26,
+              **{f"cs{i}": 8 * i for i in range(8)}, "be": 0}
+
+
+def dscp_value(v):
+    """`EF`, `af41`, `cs5` or a number 0-63 -> the code point."""
+    if isinstance(v, str) and not v.strip().isdigit():
+        if v.strip().lower() not in DSCP_NAMES:
+            raise ValueError(f"DSCP {v!r}: use a number 0-63 or one of "
+                             f"{', '.join(n.upper() for n in DSCP_NAMES)}")
+        return DSCP_NAMES[v.strip().lower()]
+    return v
+
+
 class LoadSpec(Strict):
     """SIP call load through the target's entry points: a base rate and optional changes.
 
@@ -182,6 +197,9 @@ class LoadSpec(Strict):
     # arrivals queueing theory assumes)
     arrivals: Literal["even", "poisson"] = "even"
     journey: JourneySpec | None = None
+    rtp_dscp: Annotated[int, BeforeValidator(dscp_value)] = Field(
+        0, ge=0, le=63, description="the DSCP the calls' RTP is marked with (46 or EF: "
+        "expedited forwarding, what a priority queue in the path protects; 0: best effort)")
     dial: Literal["hotline", "agents"] = Field("hotline", description="whom each call dials: "
                                                "the hotline's number, or the next of the "
                                                "scenario's agents by its own number (round robin; "

@@ -75,6 +75,7 @@ class CallOptions:
     # to try in order and the seconds spent resolving (None: the cache's), or raises
     # DnsFailure (the call fails with cause dns); `fallback` is tried after its targets
     locate: Callable[[], tuple[list[Target], float | None]] | None = None
+    dscp: int = 0  # the code point our RTP is marked with (46: EF), for priority queues
 
 
 class HeldCall:
@@ -138,6 +139,8 @@ def start_call(entry: tuple[str, int] | None, opts: CallOptions, carrier: str = 
     held = None
     try:
         media_sock.bind((opts.local_ip, 0))
+        if opts.dscp:  # the TOS byte's upper six bits (RFC 2474)
+            media_sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, opts.dscp << 2)
         stamp_arrivals(media_sock)
         for i, target in enumerate(targets):
             last = i == len(targets) - 1

@@ -165,7 +165,9 @@ def test_every_registered_injector_describes_itself_with_defaults():
                 "docker.disconnect": {"network": "n"}, "docker.limit": {"cpus": 0.2},
                 "command": {"inject": ["true"], "rollback": ["true"]},
                 "dns.delay": {"delay_ms": 100}, "dns.wrong": {"address": "127.0.0.9"},
-                "dns.ttl": {"ttl": 0}}
+                "dns.ttl": {"ttl": 0}, "stress.memory": {"size": "64m"},
+                "stress.disk": {"path": "/tmp", "size": "1m"},
+                "net.bulk": {"to": "10.0.0.1:9", "rate_kbit": 100}}
     target = Node(name="x", sip="127.0.0.1:5060", docker=DockerRef(name="x"), netns="ns")
     link = Link(name="l", relay="127.0.0.1:1", netns="ns",
                 toxiproxy=ToxiproxyRef(api="127.0.0.1:1", proxy="p"))

@@ -1,0 +1,113 @@
+"""Bulk traffic saturating a carrier link, on real kernel queues: a veth pair into a network
+namespace of our own is the link, a PBX node in that namespace the hotline, tc tbf on the
+host's end the link's capacity (1.5 Mbit/s), net.bulk 2 Mbit/s of UDP across it. The calls
+mark their RTP DSCP EF (load.rtp_dscp).
+
+- Without a priority queue the link drops voice with the bulk: the calls' loss in the window
+  is what the tbf's own drop count makes of the offered load, and far above the pre-fault's.
+- With `priority: ef` (a prio qdisc under the tbf, EF first) the voice band drops nothing by
+  its own count, and the calls hear no more loss than before; the bulk takes the drops."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.metrics.records import read_events
+from harness.report.calls_csv import read_calls_csv
+from harness.sip.probe import options_ping
+from tests.conftest import run_scenario, wait_for
+
+RATE_KBIT, BULK_KBIT = 1500, 2000
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def link(tmp_path):
+    """A namespace with a PBX node, reached from the host over a veth pair (our own)."""
+    n = os.getpid() % 200 + 20
+    ns, host_if, ns_if = f"hd-bulk-{n}", f"hdbk{n}a", f"hdbk{n}b"
+    host_ip, ns_ip = f"10.213.{n}.1", f"10.213.{n}.2"
+    sh("ip", "netns", "add", ns)
+    pbx = None
+    try:
+        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        sh("ip", "link", "set", ns_if, "netns", ns)
+        sh("ip", "addr", "add", f"{host_ip}/30", "dev", host_if)
+        sh("ip", "link", "set", host_if, "up")
+        for argv in (["ip", "addr", "add", f"{ns_ip}/30", "dev", ns_if],
+                     ["ip", "link", "set", ns_if, "up"], ["ip", "link", "set", "lo", "up"]):
+            sh("ip", "netns", "exec", ns, *argv)
+        pbx = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m",
+                                "harness.lab.pbx", "--name", "pbx-1", "--listen",
+                                f"{ns_ip}:5060", "--stats-file", str(tmp_path / "pbx.json")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: options_ping((ns_ip, 5060), timeout=0.3) == 200, 15, what="the PBX")
+        yield {"host_if": host_if, "host_ip": host_ip, "ns_ip": ns_ip}
+    finally:
+        if pbx is not None:
+            pbx.terminate()
+            pbx.wait(10)
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def drill(tmp_path: Path, link: dict, priority: str):
+    (tmp_path / "inv.yaml").write_text(yaml.safe_dump({
+        "name": "wan", "entry_points": [{"name": "carrier", "address": f"{link['ns_ip']}:5060",
+                                         "caller_ip": link["host_ip"]}],
+        "links": [{"name": "carrier-link"}], "allowlist": ["carrier-link"]}))
+    return run_scenario(tmp_path, {
+        "name": f"bulk-{priority}", "target": "inv.yaml", "duration": "20s", "seed": 4,
+        "load": {"calls_per_second": 2, "hold": "4s", "rtp_dscp": "EF"},
+        "faults": [
+            {"id": "cap", "type": "net.rate", "target": "carrier-link", "at": "2s",
+             "duration": "16s", "interface": link["host_if"], "rate_kbit": RATE_KBIT,
+             "priority": priority},
+            {"id": "bulk", "type": "net.bulk", "target": "carrier-link", "at": "8s",
+             "duration": "8s", "to": f"{link['ns_ip']}:9", "rate_kbit": BULK_KBIT}],
+        "sla": {"answer_rate": None, "mos_p5": None, "dead_air": None, "one_way_audio": None,
+                "failover_time": None, "traffic_shift": None}})
+
+
+def loss(calls, lo: float, hi: float) -> float:
+    """The share of the calls' RTP lost (what came back of what was sent), calls wholly
+    inside [lo, hi]."""
+    inside = [c for c in calls if c.answered_at and lo <= c.answered_at
+              and c.answered_at + c.hold_planned <= hi]
+    sent = sum(c.rtp_expected for c in inside)
+    return 1 - sum(c.rtp_received for c in inside) / sent if sent else float("nan")
+
+
+def run(tmp_path, link, priority):
+    res, run_dir, summary = drill(tmp_path, link, priority)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    notes = {e["fault_id"]: e["note"] for e in read_events(run_dir / "events.jsonl")
+             if e["event"] == "fault_rolled_back"}
+    win = {f["fault_id"]: f for f in summary["faults"]}
+    calls = read_calls_csv(run_dir / "calls.csv")
+    before = loss(calls, win["cap"]["started_at"], win["bulk"]["started_at"])
+    during = loss(calls, win["bulk"]["started_at"] + 0.5, win["bulk"]["undo_started"])
+    sent, dropped = map(int, re.search(r"tbf 1: sent (\d+) packets, dropped (\d+)",
+                                       notes["cap"]).groups())
+    return before, during, dropped / (sent + dropped), notes
+
+
+def test_bulk_over_a_capped_link_drops_voice_unless_ef_goes_first(tmp_path, link):
+    plain = run(tmp_path / "plain", link, "none")
+    ef = run(tmp_path / "ef", link, "ef")
+    print(f"voice loss before/during bulk: one queue {plain[0]:.1%}/{plain[1]:.1%} (the tbf "
+          f"dropped {plain[2]:.1%} of what it was offered), EF first {ef[0]:.1%}/{ef[1]:.1%} "
+          f"(dropped {ef[2]:.1%}); {plain[3]['bulk']}")
+    assert plain[0] < 0.01 and ef[0] < 0.01  # the cap alone carries the calls
+    # one queue: the bulk's excess is dropped from everyone; the voice loses at least the
+    # share the tbf dropped over its life (the drops all came while the bulk ran)
+    assert plain[1] > max(0.10, plain[2] * 0.8), plain
+    # EF first: the tbf dropped as much, all of it bulk; the voice lost nothing more
+    assert ef[2] > 0.10 and ef[1] < 0.01, ef
