@@ -236,3 +236,19 @@ def sigkill_after_injections(scenario_path, out, count: int = 1) -> None:
     finally:
         proc.kill()
         proc.communicate(timeout=10)
+
+
+def rtp_lost_between(calls, lo: float, hi: float) -> float:
+    """The share of the calls' RTP that did not come back (received of expected), over the
+    calls whose whole hold lies in [lo, hi]; NaN when none does."""
+    inside = [c for c in calls if c.answered_at and lo <= c.answered_at
+              and c.answered_at + c.hold_planned <= hi]
+    sent = sum(c.rtp_expected for c in inside)
+    return 1 - sum(c.rtp_received for c in inside) / sent if sent else float("nan")
+
+
+def qdisc_drops(note: str) -> float:
+    """The share of packets the tbf dropped, from a net.rate rollback's note."""
+    import re
+    sent, dropped = map(int, re.search(r"tbf 1: sent (\d+) packets, dropped (\d+)", note).groups())
+    return dropped / (sent + dropped)

@@ -8,7 +8,6 @@ mark their RTP DSCP EF (load.rtp_dscp).
 - With `priority: ef` (a prio qdisc under the tbf, EF first) the voice band drops nothing by
   its own count, and the calls hear no more loss than before; the bulk takes the drops."""
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import yaml
 from harness.metrics.records import read_events
 from harness.report.calls_csv import read_calls_csv
 from harness.sip.probe import options_ping
-from tests.conftest import run_scenario, wait_for
+from tests.conftest import qdisc_drops, rtp_lost_between, run_scenario, wait_for
 
 RATE_KBIT, BULK_KBIT = 1500, 2000
 
@@ -76,15 +75,6 @@ def drill(tmp_path: Path, link: dict, priority: str):
                 "failover_time": None, "traffic_shift": None}})
 
 
-def loss(calls, lo: float, hi: float) -> float:
-    """The share of the calls' RTP lost (what came back of what was sent), calls wholly
-    inside [lo, hi]."""
-    inside = [c for c in calls if c.answered_at and lo <= c.answered_at
-              and c.answered_at + c.hold_planned <= hi]
-    sent = sum(c.rtp_expected for c in inside)
-    return 1 - sum(c.rtp_received for c in inside) / sent if sent else float("nan")
-
-
 def run(tmp_path, link, priority):
     res, run_dir, summary = drill(tmp_path, link, priority)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -92,11 +82,9 @@ def run(tmp_path, link, priority):
              if e["event"] == "fault_rolled_back"}
     win = {f["fault_id"]: f for f in summary["faults"]}
     calls = read_calls_csv(run_dir / "calls.csv")
-    before = loss(calls, win["cap"]["started_at"], win["bulk"]["started_at"])
-    during = loss(calls, win["bulk"]["started_at"] + 0.5, win["bulk"]["undo_started"])
-    sent, dropped = map(int, re.search(r"tbf 1: sent (\d+) packets, dropped (\d+)",
-                                       notes["cap"]).groups())
-    return before, during, dropped / (sent + dropped), notes
+    before = rtp_lost_between(calls, win["cap"]["started_at"], win["bulk"]["started_at"])
+    during = rtp_lost_between(calls, win["bulk"]["started_at"] + 0.5, win["bulk"]["undo_started"])
+    return before, during, qdisc_drops(notes["cap"]), notes
 
 
 def test_bulk_over_a_capped_link_drops_voice_unless_ef_goes_first(tmp_path, link):
