@@ -238,17 +238,29 @@ def sigkill_after_injections(scenario_path, out, count: int = 1) -> None:
         proc.communicate(timeout=10)
 
 
-def rtp_lost_between(calls, lo: float, hi: float) -> float:
-    """The share of the calls' RTP that did not come back (received of expected), over the
-    calls whose whole hold lies in [lo, hi]; NaN when none does."""
-    inside = [c for c in calls if c.answered_at and lo <= c.answered_at
-              and c.answered_at + c.hold_planned <= hi]
-    sent = sum(c.rtp_expected for c in inside)
-    return 1 - sum(c.rtp_received for c in inside) / sent if sent else float("nan")
+def rtp_lost_between(calls, lo: float, hi: float, whole: bool = True) -> float:
+    """The share of the calls' RTP lost, both ways (what we received of what the far end
+    sent, and what its receiver reports say it received of ours), over the calls whose whole
+    hold lies in [lo, hi] (`whole` false: whose hold overlaps it); NaN when none does."""
+    inside = [c for c in calls if c.answered_at and (
+        lo <= c.answered_at and c.answered_at + c.hold_planned <= hi if whole
+        else c.answered_at < hi and c.answered_at + c.hold_planned > lo)]
+    sent = sum(c.rtp_expected + c.rtp_up_expected for c in inside)
+    got = sum(c.rtp_received + c.rtp_up_received for c in inside)
+    return 1 - got / sent if sent else float("nan")
 
 
-def qdisc_drops(note: str) -> float:
-    """The share of packets the tbf dropped, from a net.rate rollback's note."""
+def qdisc_drops(note: str) -> dict[str, tuple[int, int]]:
+    """Each qdisc's (packets sent, dropped) from a net.rate rollback's note (the kernel's own
+    count: `tc -s qdisc`), by kind and handle ("tbf 1:", "pfifo 110:")."""
     import re
-    sent, dropped = map(int, re.search(r"tbf 1: sent (\d+) packets, dropped (\d+)", note).groups())
-    return dropped / (sent + dropped)
+    return {k: (int(a), int(b)) for k, a, b in
+            re.findall(r"(\w+ [0-9a-f]+:) sent (\d+) packets, dropped (\d+)", note)}
+
+
+def dropped_share(note: str) -> float:
+    """The share of what the cap was offered that its qdiscs dropped."""
+    counts = qdisc_drops(note)
+    root = next(v for k, v in counts.items() if k.endswith(" 1:"))
+    dropped = sum(d for _, d in counts.values())
+    return dropped / (root[0] + dropped)

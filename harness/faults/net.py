@@ -2,8 +2,8 @@
 
 net.cut      DROP matching packets (protocol, port, peer), both directions
 net.loss     DROP a random share (iptables `statistic`)
-net.rate     cap egress bandwidth of an interface (tc tbf; `priority: ef` puts a prio
-             qdisc under it that sends DSCP EF first)
+net.rate     cap egress bandwidth of an interface (tc tbf; `priority: ef`: tc htb with
+             DSCP EF guaranteed the rate first)
 net.bulk     bulk UDP across a link at a set rate (lab/bulk.py), bounded in time
 net.latency  delay and jitter (tc netem) — refused with a clear error when the
              kernel lacks netem, as it does on our machines; udp.latency does
@@ -138,6 +138,8 @@ class BulkParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: str = Field(description="ip:port the bulk datagrams go to, across the link")
     rate_kbit: int = Field(gt=0, le=1_000_000)
+    size: int = Field(1200, ge=64, le=1400, description="payload bytes per datagram (a flood "
+                      "of small packets competes with voice packet for packet)")
     dscp: int = Field(0, ge=0, le=63, description="their marking (0: best effort)")
     max_seconds: int = Field(600, ge=1, le=86400, description="it stops by itself then")
 
@@ -329,8 +331,9 @@ class NetRate(_NetFault):
                f"{self.target.name}; rollback: delete that qdisc"
 
     def shaping(self) -> str:
-        return f"tc tbf {self.params.rate_kbit} kbit/s" + \
-            (" with DSCP EF first (prio)" if self.params.priority == "ef" else "")
+        if self._ef_first():
+            return f"tc htb {self.params.rate_kbit} kbit/s, DSCP EF first"
+        return f"tc tbf {self.params.rate_kbit} kbit/s"
 
     @property
     def namespaces(self) -> list[str | None]:
@@ -347,29 +350,49 @@ class NetRate(_NetFault):
         p = self.params
         return ["rate", f"{p.rate_kbit}kbit", "burst", f"{p.burst_kbit}kbit", "latency", f"{p.latency_ms}ms"]
 
-    def shaping_more(self) -> list[list[str]]:
-        """With priority: ef, a prio qdisc under the tbf and a filter sending DSCP EF (TOS
-        0xb8 under mask 0xfc) to its first band: EF leaves first, the rest waits (and is
-        dropped) behind it."""
-        if getattr(self.params, "priority", "none") != "ef":
-            return []
+    def _ef_first(self) -> bool:
+        return getattr(self.params, "priority", "none") == "ef"
+
+    def _qdisc(self) -> str:
+        return "htb" if self._ef_first() else self.qdisc
+
+    def shaping_commands(self) -> list[list[str]]:
+        """The tc commands that put the shaping in place. With priority: ef, HTB instead of
+        a tbf: under one class at the rate, EF (TOS 0xb8 under mask 0xfc, by a u32 filter)
+        is guaranteed all of it at priority 0, the rest gets what EF leaves. (Why not a prio
+        qdisc under the tbf: sch_prio is missing from kernels like this project's CI
+        machines', HTB is everywhere tc is.)"""
         dev = ["dev", self.params.interface]
-        return [["tc", "qdisc", "add", *dev, "parent", "1:1", "handle", "10:", "prio"],
-                ["tc", "filter", "add", *dev, "parent", "10:", "protocol", "ip", "prio", "1",
-                 "u32", "match", "ip", "dsfield", "0xb8", "0xfc", "flowid", "10:1"]]
+        if not self._ef_first():
+            return [["tc", "qdisc", "add", *dev, "root", "handle", "1:", self.qdisc,
+                     *self.qdisc_args()]]
+        p = self.params
+        rate, burst = f"{p.rate_kbit}kbit", f"{p.burst_kbit}kbit"
+        return [["tc", "qdisc", "add", *dev, "root", "handle", "1:", "htb", "default", "20"],
+                ["tc", "class", "add", *dev, "parent", "1:", "classid", "1:1", "htb", "rate",
+                 rate, "ceil", rate, "burst", burst],
+                ["tc", "class", "add", *dev, "parent", "1:1", "classid", "1:10", "htb", "rate",
+                 rate, "ceil", rate, "burst", burst, "prio", "0"],
+                ["tc", "class", "add", *dev, "parent", "1:1", "classid", "1:20", "htb", "rate",
+                 "8kbit", "ceil", rate, "burst", burst, "prio", "1"],
+                # each class its own queue (100 packets), named so its drops are counted
+                ["tc", "qdisc", "add", *dev, "parent", "1:10", "handle", "110:", "pfifo",
+                 "limit", "100"],
+                ["tc", "qdisc", "add", *dev, "parent", "1:20", "handle", "120:", "pfifo",
+                 "limit", "100"],
+                ["tc", "filter", "add", *dev, "parent", "1:", "protocol", "ip", "prio", "1",
+                 "u32", "match", "ip", "dsfield", "0xb8", "0xfc", "flowid", "1:10"]]
 
     def recipe(self) -> dict:
-        return {**super().recipe(), "interface": self.params.interface, "qdisc": self.qdisc}
+        return {**super().recipe(), "interface": self.params.interface, "qdisc": self._qdisc()}
 
     def inject(self) -> None:
-        in_netns(self.netns, ["tc", "qdisc", "add", "dev", self.params.interface, "root",
-                              "handle", "1:", self.qdisc, *self.qdisc_args()])
-        for argv in self.shaping_more():
+        for argv in self.shaping_commands():
             in_netns(self.netns, argv)
 
     def verify(self) -> bool:
         out = in_netns(self.netns, ["tc", "qdisc", "show", "dev", self.params.interface]).stdout
-        return self.qdisc in out and (not self.shaping_more() or "qdisc prio 10:" in out)
+        return f"qdisc {self._qdisc()} 1:" in out
 
     @classmethod
     def undo(cls, recipe: dict) -> str:
@@ -427,7 +450,7 @@ class NetBulk(_NetFault):
 
     def describe(self) -> str:
         p = self.params
-        return f"bulk UDP at {p.rate_kbit} kbit/s to {p.to} from {self.where} of " \
+        return f"bulk UDP at {p.rate_kbit} kbit/s ({p.size} B datagrams) to {p.to} from {self.where} of " \
                f"{self.target.name} (DSCP {p.dscp}), at most {p.max_seconds}s; rollback: stop it"
 
     @property
@@ -441,6 +464,7 @@ class NetBulk(_NetFault):
         argv = netns_prefix(self.netns) + [
             sys.executable, "-m", "harness.lab.bulk", "--to", p.to, "--rate-kbit",
             str(p.rate_kbit), "--seconds", str(p.max_seconds), "--dscp", str(p.dscp),
+            "--size", str(p.size),
             "--stats-file", self._stats]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)

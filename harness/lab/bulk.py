@@ -16,16 +16,19 @@ import socket
 import time
 
 SIZE = 1200  # bytes of payload per datagram: below any path's MTU
+STEP = 0.001  # s between sends
 
 
 def blast(to: tuple[str, int], rate_kbit: float, seconds: float, dscp: int = 0,
-          stats_file: str | None = None) -> dict:
-    """Send at `rate_kbit` (payload) for `seconds`, paced in 10 ms steps; the counts sent."""
+          stats_file: str | None = None, size: int = SIZE) -> dict:
+    """Send at `rate_kbit` (payload) for `seconds`, paced in 1 ms steps (a smooth stream: a
+    burst every 10 ms would find the queue full itself and spare the packets between); the
+    counts sent."""
     sent = {"datagrams": 0, "bytes": 0, "rate_kbit": rate_kbit}
     stop = [False]
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
-    per_step = rate_kbit * 1000 / 8 / SIZE * 0.01  # datagrams per 10 ms
-    owed, payload = 0.0, b"\0" * SIZE
+    per_step = rate_kbit * 1000 / 8 / size * STEP  # datagrams per step
+    owed, payload = 0.0, b"\0" * size
     began = last_note = time.monotonic()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         if dscp:
@@ -38,10 +41,10 @@ def blast(to: tuple[str, int], rate_kbit: float, seconds: float, dscp: int = 0,
                 try:
                     s.sendto(payload, to)
                     sent["datagrams"] += 1
-                    sent["bytes"] += SIZE
+                    sent["bytes"] += size
                 except OSError:  # a full queue or an ICMP refusal: the link is what it is
                     pass
-            step += 0.01
+            step += STEP
             time.sleep(max(0.0, step - time.monotonic()))
             if stats_file and time.monotonic() - last_note >= 0.5:
                 _note(stats_file, sent)
@@ -65,9 +68,10 @@ def main(argv=None) -> None:
     ap.add_argument("--seconds", type=float, required=True, help="it stops by itself then")
     ap.add_argument("--dscp", type=int, default=0)
     ap.add_argument("--stats-file")
+    ap.add_argument("--size", type=int, default=SIZE, help="payload bytes per datagram")
     a = ap.parse_args(argv)
     host, port = a.to.rsplit(":", 1)
-    blast((host, int(port)), a.rate_kbit, a.seconds, a.dscp, a.stats_file)
+    blast((host, int(port)), a.rate_kbit, a.seconds, a.dscp, a.stats_file, a.size)
 
 
 if __name__ == "__main__":
