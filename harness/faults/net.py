@@ -34,7 +34,7 @@ import tempfile
 import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.faults.base import FaultError, Injector, Undone, register
 from harness.ops import OpsError
@@ -132,6 +132,17 @@ class RateParams(BaseModel):
     priority: Literal["none", "ef"] = Field("none", description="ef: a priority queue under "
                                             "the cap sends packets marked DSCP EF first (a "
                                             "link that honours the voice marking)")
+    first_ports: list[int] = Field(default_factory=list, max_length=16, description="with "
+                                   "priority: ef, packets from these source ports go first "
+                                   "too (unmarked control traffic, e.g. a media relay's)")
+
+    @model_validator(mode="after")
+    def _ports_need_priority(self):
+        if self.first_ports and self.priority != "ef":
+            raise ValueError("first_ports ranks traffic in the priority queue: give priority: ef")
+        if any(not 0 < p < 65536 for p in self.first_ports):
+            raise ValueError("first_ports: ports from 1 to 65535")
+        return self
 
 
 class BulkParams(BaseModel):
@@ -381,7 +392,14 @@ class NetRate(_NetFault):
                 ["tc", "qdisc", "add", *dev, "parent", "1:20", "handle", "120:", "pfifo",
                  "limit", "100"],
                 ["tc", "filter", "add", *dev, "parent", "1:", "protocol", "ip", "prio", "1",
-                 "u32", "match", "ip", "dsfield", "0xb8", "0xfc", "flowid", "1:10"]]
+                 "u32", "match", "ip", "dsfield", "0xb8", "0xfc", "flowid", "1:10"],
+                *(["tc", "filter", "add", *dev, "parent", "1:", "protocol", "ip", "prio", "2",
+                   "u32", "match", "ip", "sport", str(port), "0xffff", "flowid", "1:10"]
+                  for port in p.first_ports),
+                # ARP first too: a neighbour's address not resolved behind the bulk stops
+                # everything to it, EF included
+                ["tc", "filter", "add", *dev, "parent", "1:", "protocol", "arp", "prio", "3",
+                 "u32", "match", "u32", "0", "0", "flowid", "1:10"]]
 
     def recipe(self) -> dict:
         return {**super().recipe(), "interface": self.params.interface, "qdisc": self._qdisc()}

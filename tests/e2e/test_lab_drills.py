@@ -12,8 +12,7 @@ import pytest
 from harness.lab import containers
 from harness.metrics.records import read_events
 from harness.report.calls_csv import read_calls_csv
-from tests.conftest import dropped_share, generator_first, last_run, qdisc_drops, \
-    rtp_lost_between, wait_for
+from tests.conftest import generator_first, last_run, wait_for
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -474,43 +473,6 @@ def test_lab_cpu_hogs_in_a_pbx_container_take_its_share_by_the_cgroups_own_accou
     print(f"{note}; PDD on pbx-1 p50 before {med['before'] * 1000:.1f} ms, starved "
           f"{med['starved'] * 1000:.1f} ms")
     assert med["starved"] > med["before"] * 2, med
-
-
-def test_lab_bulk_over_rtpengines_link_spares_the_voice_only_where_ef_goes_first(lab, tmp_path):
-    """Bulk of RTP-sized datagrams over rtpengine's link capped at 2 Mbit/s (rtpengine marks
-    its RTP EF): with EF first the voice class's queue drops nothing (the kernel's count), the
-    bulk's does, and the calls hear nothing of it; with one queue for all, the calls lose at
-    least the share the tbf dropped."""
-    import yaml
-    runs = {}
-    for priority in ("ef", "none"):
-        s = yaml.safe_load((SCENARIOS / "lab-media-link-saturated.yaml").read_text())
-        s["faults"][0]["priority"] = priority
-        s["sla"] = {"answer_rate": "95%", "failover_time": None, "traffic_shift": None,
-                    "mos_p5": None, "dead_air": None, "one_way_audio": None}
-        path = tmp_path / f"{priority}.yaml"
-        path.write_text(yaml.safe_dump(s))
-        out = tmp_path / priority
-        containers.kamailio_reset()
-        res = subprocess.run(DRILL + ["run", str(path), "-o", str(out)], capture_output=True,
-                             text=True, timeout=300)
-        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-        run = last_run(out)
-        win = {f["fault_id"]: f for f in json.loads((run / "summary.json").read_text())["faults"]}
-        notes = {e["fault_id"]: e["note"] for e in read_events(run / "events.jsonl")
-                 if e["event"] == "fault_rolled_back"}
-        calls = read_calls_csv(run / "calls.csv")
-        runs[priority] = (rtp_lost_between(calls, 0, win["cap"]["started_at"]),
-                          rtp_lost_between(calls, win["bulk"]["started_at"] + 0.5,
-                                           win["bulk"]["undo_started"], whole=False),
-                          dropped_share(notes["cap"]), qdisc_drops(notes["cap"]))
-    print("voice lost before/during bulk, share the cap dropped: " + "; ".join(
-        f"{k}: {b:.1%}/{d:.1%}, {q:.1%} {c}" for k, (b, d, q, c) in runs.items()))
-    ef, plain = runs["ef"], runs["none"]
-    assert ef[0] < 0.01 and plain[0] < 0.01
-    # EF first: the voice class's queue dropped nothing (the kernel's count), the bulk's did
-    assert ef[3]["pfifo 110:"][1] == 0 and ef[3]["pfifo 120:"][1] > 0 and ef[1] < 0.01, ef
-    assert plain[1] > max(0.05, 0.3 * plain[2]), plain  # one queue: everyone shares the drops
 
 
 def test_lab_tcp_phones_register_with_kamailio_and_take_a_call_on_their_connection(lab, tmp_path):
