@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from harness.faults.base import FaultError, Injector, Undone, register
 from harness.ops import OpsError
 from harness.ops.docker_api import container_pid, matching
-from harness.ops.procs import proc_state
+from harness.ops.procs import proc_state, spawn_bounded, stop_group
 
 TAG = "hotline-drill:"
 
@@ -484,11 +483,8 @@ class NetBulk(_NetFault):
             str(p.rate_kbit), "--seconds", str(p.max_seconds), "--dscp", str(p.dscp),
             "--size", str(p.size),
             "--stats-file", self._stats]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        st = proc_state(proc.pid)
-        self._sender = {"sender": proc.pid, "sender_start": st[1] if st else None,
-                        "stats": self._stats}
+        pid, start = spawn_bounded(argv)
+        self._sender = {"sender": pid, "sender_start": start, "stats": self._stats}
 
     def recipe_after_inject(self) -> dict:
         return self._sender
@@ -510,10 +506,7 @@ class NetBulk(_NetFault):
         pid, start = recipe.get("sender"), recipe.get("sender_start")
         st = proc_state(pid) if pid else None
         if st is not None and st[1] == start:
-            os.killpg(pid, signal.SIGTERM)
-            deadline = time.time() + 2
-            while proc_state(pid) is not None and time.time() < deadline:
-                time.sleep(0.05)
+            stop_group(pid)
         try:
             sent = json.loads(open(recipe["stats"]).read())
             os.unlink(recipe["stats"])

@@ -23,8 +23,6 @@ from __future__ import annotations
 import os
 import resource
 import shutil
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from harness.faults.base import FaultError, Injector, register
 from harness.ops import OpsError
 from harness.ops.cgroups import Group, group_of, make_group, move, move_all, remove_group
 from harness.ops.docker_api import container_pid, matching
-from harness.ops.procs import proc_state, read_pid
+from harness.ops.procs import proc_state, read_pid, spawn_bounded, stop_group
 
 UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 VERIFY_WITHIN = 5.0  # s for the pressure to show in the counters
@@ -158,12 +156,9 @@ class _Stressor(Injector):
         argv = ["sh", "-c", 'for f in $HD_CGROUP_PROCS; do echo $$ > "$f" || exit 97; done; '
                 'exec stress-ng "$@"', "stress-ng", *self._stress_args(),
                 "--timeout", f"{self.params.max_seconds}s", "--quiet"]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, "HD_CGROUP_PROCS": " ".join(g.procs_files())})
-        st = proc_state(proc.pid)
-        self._stressor = {"stressor": proc.pid, "stressor_start": st[1] if st else None,
-                          "group": g.dirs}
+        pid, start = spawn_bounded(argv, {**os.environ,
+                                          "HD_CGROUP_PROCS": " ".join(g.procs_files())})
+        self._stressor = {"stressor": pid, "stressor_start": start, "group": g.dirs}
 
     def recipe_after_inject(self) -> dict:
         return self._stressor
@@ -186,7 +181,7 @@ class _Stressor(Injector):
         notes = []
         pid, start = recipe.get("stressor"), recipe.get("stressor_start")
         if _alive(pid, start):
-            _stop_group(pid)  # its own session: stress-ng and its workers
+            stop_group(pid)  # its own session: stress-ng and its workers
             notes.append("stressor stopped")
         else:
             notes.append("stressor already gone")
@@ -211,29 +206,6 @@ class _Stressor(Injector):
                 if not remove_group(Group(group), within=5.0):
                     raise FaultError(f"cgroup {recipe['made']} still holds a process")
         return f"{recipe['target']}: " + "; ".join(notes)
-
-
-def _stop_group(pid: int) -> None:
-    """SIGTERM to a process group, SIGKILL to what is left of it after 5 s; returns once
-    nothing of it runs (or 3 s more)."""
-    def left() -> bool:
-        try:
-            os.killpg(pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 3.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.time() + wait
-        while left() and time.time() < deadline:
-            time.sleep(0.05)
-        if not left():
-            return
 
 
 @register

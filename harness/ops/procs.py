@@ -45,3 +45,40 @@ def start_process(argv: list[str], pidfile: str, cwd: str | None, log: str | Non
             out.close()
     Path(pidfile).write_text(str(proc.pid))
     return proc.pid
+
+
+def spawn_bounded(argv: list[str], env: dict | None = None) -> tuple[int, int | None]:
+    """Start a helper that stops by itself (a stressor, a bulk sender) in a session of its
+    own, so that it outlives a killed drill for `drill recover` to stop, and its whole group
+    can be signalled: (pid, start time)."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    st = proc_state(proc.pid)
+    return proc.pid, (st[1] if st else None)
+
+
+def stop_group(pid: int) -> None:
+    """SIGTERM to a process group, SIGKILL to what is left of it after 5 s; returns once
+    nothing of it runs (or 3 s more)."""
+    import signal
+    import time
+
+    def left() -> bool:
+        try:
+            os.killpg(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 3.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.time() + wait
+        while left() and time.time() < deadline:
+            time.sleep(0.05)
+        if not left():
+            return
+
