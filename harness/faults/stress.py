@@ -138,7 +138,9 @@ class _Stressor(Injector):
                                  "stressor there takes the other cores, not its share (hint: "
                                  "give `cpus:`, the cores it and the stressor are held to)")
             self._recipe = {"target": self.target.name, "pid": pid, "start_time": start,
-                            "was": g.dirs, "made": f"hotline-drill-{self.fault_id}"
+                            # one name per drill and node: two drills side by side (or one
+                            # stressing two nodes) never share, nor remove, each other's group
+                            "was": g.dirs, "made": f"hotline-drill-{self.fault_id}-{pid}-{start}"
                             if self.params.cpus else None}
         return self._recipe
 
