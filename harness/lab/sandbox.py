@@ -228,7 +228,7 @@ def _parts(inv: TargetInventory):
 def _answers(part, wait: float, stop) -> tuple[str, bool]:
     """(where it listens, whether it answered within `wait`): SIP OPTIONS, or for the DNS
     server and its path a query for the hotline's domain."""
-    if part.name in ("dns", "dns-path"):
+    if "dns" in (getattr(part, "role", None), getattr(part, "kind", None)):
         host, port = listens_at(part)
         return f"{host}:{port}", wait_answering((host, port), DOMAIN, wait, stop)
     addr = getattr(part, "sip", None) or part.address
