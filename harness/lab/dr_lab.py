@@ -50,6 +50,7 @@ SYNC_LABEL = "hotline-drill.sync-replication"
 SITES = ("a", "b")
 VIP_LAST, DB_PORT = 10, 5432
 DOMAIN, DNS_PORT = "hotline.lab", 1053  # the carriers' DNS (dnsmasq; its relay one port up)
+DNS_TTL = 10  # s: short, so a DNS outage longer than it shows within one drill
 RELAY_TOKEN = "relay.token"
 
 
@@ -125,7 +126,7 @@ def inventory(cfg: DrLabConfig | None = None) -> dict:
     # the carriers' DNS: SRV site A's SBC at priority 10, site B's at 20 (their own WAN
     # addresses, not the VIP); dnsmasq and its DNS relay on the host's WAN address
     dns = dns_parts(cfg.folder, domain=DOMAIN, server=f"{caller}:{DNS_PORT}",
-                    path=f"{caller}:{DNS_PORT + 1}", token=str(cfg.folder / RELAY_TOKEN), ttl=30,
+                    path=f"{caller}:{DNS_PORT + 1}", token=str(cfg.folder / RELAY_TOKEN), ttl=DNS_TTL,
                     sbcs=[(f"sbc-{s}", cfg.wan_ip("sbc", s), 5060, 10 * (i + 1))
                           for i, s in enumerate(SITES)],
                     entry={"caller_ip": caller, "failover_timer": 1.0})

@@ -14,11 +14,13 @@ Every figure is checked against a known cause, not against itself:
   calls in progress carry on (their BYEs reach site B's SBC, which DMQ told of the dialogs);
 - replication link cut while both sites live: the lag grows to the cut's length and back.
 """
+import calendar
 import json
 import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -302,3 +304,56 @@ def test_calls_located_by_srv_fail_over_to_site_b_and_each_sbc_saw_its_own(dr_st
     in_flight = seen["a"] - to["a"]  # reached A as it died, answered through B
     assert to["a"] <= seen["a"] and in_flight <= to["b"] and len(in_flight) <= 4
     assert summary["dns"]["targets"] == {f"sbc-{s}.hotline.lab": len(to[s]) for s in "ab"}
+
+
+def relay_servfails(start: float, end: float) -> list[float]:
+    """When the lab's DNS relay answered SERVFAIL on the drill's rule, by its own log."""
+    path = dr_lab.DrLabConfig().folder / "dns-path.rules.log"
+    hits = (x.split() for x in path.read_text().splitlines()) if path.exists() else ()
+    return sorted(float(t) for t, rule, *_ in hits
+                  if rule == "drill-dns-servfail" and start <= float(t) <= end)
+
+
+def last_dns_query_before(t: float) -> float:
+    """The second (wall clock) in which dnsmasq last answered the lab's domain before `t`,
+    by its own query log (it stamps whole seconds)."""
+    log = (dr_lab.DrLabConfig().folder / "dns.queries.log").read_text().splitlines()
+    year = time.gmtime(t).tm_year
+    stamps = [calendar.timegm(time.strptime(f"{year} {x[:15]}", "%Y %b %d %H:%M:%S"))
+              for x in log if f"{dr_lab.DOMAIN} from" in x and "query[" in x]
+    return max(x for x in stamps if x <= t)
+
+
+def test_servfail_longer_than_the_ttl_fails_calls_once_the_cache_expired(dr_state, tmp_path):
+    """SERVFAIL for 20 s, records with TTL 10 s: calls go on from the carrier's cache until
+    what it resolved last expires (by dnsmasq's own log: its last answer before the fault, plus
+    the TTL), then each call asks DNS, is refused and fails with cause dns, until the fault
+    ends. Checked against the relay's own log (one SERVFAIL per failed call, while that call
+    was resolving) and both Kamailios' (no failed call reached one, every answered one did)."""
+    summary, calls, _, _, _ = run_dr_drill("lab-dr-dns-servfail", tmp_path / "out")
+    assert not summary["passed"]  # 99 % answered is out of reach: the drill says so
+    fault = windows(summary)["dns-servfail"]
+    start, end = fault["started_at"], fault["ended_at"]
+    asked = last_dns_query_before(start)  # the cache expires within [asked, asked + 1) + TTL
+    expiry = (asked + dr_lab.DNS_TTL, asked + 1 + dr_lab.DNS_TTL)
+    assert start < expiry[0] and expiry[1] < end  # the drill's shape: the cache outlives the start
+    calls = sorted(calls, key=lambda c: c.started_at)
+    failed = [c for c in calls if c.cause == "dns"]
+    hits = relay_servfails(start - 0.1, end + 0.1)
+    assert len(failed) == len(hits) >= 30  # 4 calls/s for the 9-10 s past the expiry
+    for call, hit in zip(failed, hits):
+        assert call.started_at <= hit <= call.started_at + call.dns_ms / 1000, call.call_id
+    for c in calls:
+        if start + 0.05 < c.started_at < expiry[0] - 0.05:
+            assert c.answered and c.dns == "cache", c.call_id
+        elif expiry[1] + 0.05 < c.started_at < end - 0.1:
+            assert c.cause == "dns", c.call_id
+        if c.cause == "dns":
+            assert expiry[0] - 0.05 < c.started_at < end + 0.1, c.call_id
+        else:
+            assert c.answered, c.call_id
+    reached = set().union(*(sbc_invites(s) for s in dr_lab.SITES))
+    assert not reached & {c.call_id for c in failed}
+    assert {c.call_id for c in calls if c.answered} <= reached
+    d = summary["dns"]
+    assert d["failed"] == d["per_fault"][0]["failed"] == len(failed)
