@@ -36,6 +36,19 @@ def _known_signal(v: str) -> str:
     return name
 
 
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+def size_bytes(v) -> int:
+    """`256m`, `1g`, `512k`, `16MiB`, `4096` -> bytes (the sizes stress and limit faults take)."""
+    text = str(v).strip().lower().removesuffix("ib").removesuffix("b") or "0"
+    num, unit = text.rstrip("kmg"), text[len(text.rstrip("kmg")):]
+    try:
+        return int(float(num) * SIZE_UNITS[unit])
+    except (ValueError, KeyError):
+        raise ValueError(f"{v!r} is not a size (write e.g. 64m, 1g, 512k)") from None
+
+
 SignalName = Annotated[str, AfterValidator(_known_signal)]  # "kill", "SIGKILL" -> "SIGKILL"
 
 

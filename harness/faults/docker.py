@@ -5,9 +5,11 @@ docker.stop        stop with a `grace:` period               rollback: start
 docker.pause       freeze (cgroup freezer)                   rollback: unpause
 docker.restart     restart (a bounce)                        rollback: wait until healthy
 docker.disconnect  detach from `network:`                    rollback: reconnect (same aliases)
-docker.limit       tighten `cpus:` and/or `memory:`           rollback: the limits it had (a
-                   memory limit where it had none: the machine's memory, as Docker cannot
-                   remove one), started again if the kernel's OOM killer stopped it
+docker.limit       tighten `cpus:` and/or `memory:` (or       rollback: the limits it had (a
+                   `headroom:` above its use now)            memory limit where it had none:
+                                                             the machine's memory, as Docker
+                                                             cannot remove one), started
+                                                             again if the OOM killer stopped it
 
 The target's `docker:` selects containers by `name`, `label` or compose
 `service` (with optional `project`); `select` ALL, COUNT (`count`) or
@@ -23,8 +25,10 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.faults.base import FaultError, Injector, SignalName, register
-from harness.ops.docker_api import client, matching, wait_healthy
+from harness.faults.base import FaultError, Injector, SignalName, register, size_bytes
+from harness.ops import OpsError
+from harness.ops.cgroups import group_of
+from harness.ops.docker_api import client, container_pid, matching, wait_healthy
 
 class Selection(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -55,36 +59,34 @@ class DisconnectParams(Selection):
 
 
 CPU_PERIOD = 100_000  # µs: the CFS period the quota is a share of (Docker's default)
-UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
-
-
-def memory_bytes(v) -> int:
-    """`64m`, `1g`, `512k` or a number of bytes."""
-    text = str(v).strip().lower()
-    num, unit = text.rstrip("bkmg"), text[len(text.rstrip("bkmg")):]
-    if not num.isdigit() or unit not in UNITS:
-        raise ValueError(f"memory: {v!r} is not a size; write e.g. 64m, 1g, 512k")
-    return int(num) * UNITS[unit]
+DOCKER_MIN_MEMORY = 6 * 1024 ** 2  # the engine refuses a memory limit below 6 MiB
 
 
 class LimitParams(Selection):
     cpus: float | None = Field(None, gt=0, le=64, description="cores the container may use "
                                "(0.2: a fifth of one), enforced by the CFS quota")
-    memory: int | None = Field(None, ge=4 * 1024 ** 2, description="its memory limit (64m, "
-                               "1g); the engine refuses one below what the container uses "
-                               "now (cgroup v1 cannot reclaim it)")
+    memory: int | None = Field(None, ge=DOCKER_MIN_MEMORY, description="its memory limit "
+                               "(64m, 1g); under cgroup v1 the kernel refuses one below what "
+                               "the container uses now (it cannot reclaim it)")
+    headroom: int | None = Field(None, gt=0, description="instead of memory: the limit is "
+                                 "what the container uses now plus this (1m): its next "
+                                 "growth, a surge or a leak, meets the OOM killer")
 
     @model_validator(mode="before")
     @classmethod
     def _sizes(cls, v):
-        if isinstance(v, dict) and v.get("memory") is not None:
-            v = {**v, "memory": memory_bytes(v["memory"])}
+        if isinstance(v, dict):
+            v = {**v, **{k: size_bytes(v[k]) for k in ("memory", "headroom")
+                         if v.get(k) is not None}}
         return v
 
     @model_validator(mode="after")
     def _something(self):
-        if self.cpus is None and self.memory is None:
-            raise ValueError("docker.limit needs `cpus:`, `memory:` or both")
+        if self.cpus is None and self.memory is None and self.headroom is None:
+            raise ValueError("docker.limit needs `cpus:`, `memory:` (or `headroom:`), or both")
+        if self.memory is not None and self.headroom is not None:
+            raise ValueError("docker.limit takes `memory:` (a limit) or `headroom:` (above "
+                             "its use now), not both")
         return self
 
 
@@ -196,6 +198,11 @@ class _DockerFault(Injector):
             try:
                 if recipe["action"] == "restore limits":
                     _restore_limits(c.api, cid, recipe["limits"][cid], state)
+                    if recipe.get("limited_at"):
+                        ooms = oom_kills(cid, recipe["limited_at"], time.time())
+                        if ooms:
+                            done.append(f"{cid[:12]} OOM-killed {len(ooms)} time(s) under the "
+                                        "limit (the engine's count of its deaths)")
                 elif recipe["action"] == "unpause" and state.get("Paused"):
                     c.api.unpause(cid)
                 elif recipe["action"] == "start" and state["Status"] != "running":
@@ -332,8 +339,13 @@ class DockerLimit(_DockerFault):
     rollback_action = "restore limits"
 
     def describe(self) -> str:
-        what = [f"{self.params.cpus:g} cpus" for _ in [0] if self.params.cpus is not None] + \
-            [f"{self.params.memory // 1024 ** 2} MiB" for _ in [0] if self.params.memory is not None]
+        p, what = self.params, []
+        if p.cpus is not None:
+            what.append(f"{p.cpus:g} cpus")
+        if p.memory is not None:
+            what.append(f"{p.memory / 2 ** 20:g} MiB")
+        if p.headroom is not None:
+            what.append(f"the memory it uses then + {p.headroom / 2 ** 20:g} MiB")
         return f"docker update of {self.target.name}'s container(s) to {' and '.join(what)}; " \
                "rollback: the limits they had, started again if the OOM killer stopped them"
 
@@ -358,13 +370,36 @@ class DockerLimit(_DockerFault):
                              "with --cpus; docker.limit sets CPU as a CFS quota (start them "
                              "with --cpu-quota instead, or limit memory only)")
 
+    def _memory_limit(self, cid: str) -> int | None:
+        """The memory limit for one container: `memory:`, or its use now + `headroom:`."""
+        p = self.params
+        if p.headroom is None:
+            return p.memory
+        try:
+            used = group_of(container_pid(cid)).memory()
+        except OpsError as exc:
+            raise FaultError(f"{self.target.name}: {exc}") from exc
+        return max(DOCKER_MIN_MEMORY, used + p.headroom)
+
     def _act(self, api, cid: str) -> None:
         p, more = self.params, {}
         if p.cpus is not None:
             more.update(cpu_quota=int(p.cpus * CPU_PERIOD), cpu_period=CPU_PERIOD)
-        if p.memory is not None:  # no swap beyond it: the limit is the limit
-            more.update(mem_limit=p.memory, memswap_limit=p.memory)
-        api.update_container(cid, **more)
+        memory = self._memory_limit(cid)
+        if memory is not None:  # no swap beyond it: the limit is the limit
+            more.update(mem_limit=memory, memswap_limit=memory)
+            self.__dict__.setdefault("_memory", {})[cid] = memory  # (one thread per container)
+        try:
+            api.update_container(cid, **more)
+        except Exception as exc:
+            busy = "resource busy" in str(exc) or "device or resource" in str(exc).lower()
+            raise FaultError(f"{self.target.name}: container {cid[:12]}: the engine refused "
+                             f"the limits: {exc}" + (" (the kernel cannot reclaim what it uses "
+                             "now: give a limit above its use, or `headroom:`)" if busy else "")
+                             ) from exc
+
+    def recipe_after_inject(self) -> dict:
+        return {"memory_set": getattr(self, "_memory", {}), "limited_at": self._sent_at}
 
     def verify(self) -> bool:
         """The kernel enforces what was asked: the container's own cgroup files say so (a
@@ -377,44 +412,57 @@ class DockerLimit(_DockerFault):
             got = cgroup_limits(cid)
             if self.params.cpus is not None and got.get("cpu_quota") != int(self.params.cpus * CPU_PERIOD):
                 return False
-            if self.params.memory is not None and got.get("memory") != self.params.memory:
+            if cid in getattr(self, "_memory", {}) and got.get("memory") != self._memory[cid]:
                 return False
         return True
 
 
 def cgroup_limits(cid: str) -> dict:
-    """The CPU quota (µs per period, None: none) and memory limit (bytes) the container's own
-    cgroup holds, and its CPU throttling count, read inside it (cgroup v1 or v2)."""
-    script = ("if [ -f /sys/fs/cgroup/cpu.max ]; then cat /sys/fs/cgroup/cpu.max "
-              "/sys/fs/cgroup/memory.max; grep nr_throttled /sys/fs/cgroup/cpu.stat; else "
-              "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/memory/memory.limit_in_bytes; "
-              "grep nr_throttled /sys/fs/cgroup/cpu/cpu.stat; fi")
-    res = client().containers.get(cid).exec_run(["sh", "-c", script])
-    if res.exit_code != 0:
-        raise FaultError(f"{cid[:12]}: its cgroup cannot be read: {res.output.decode()[:200]}")
-    lines = res.output.decode().split("\n")
-    quota = lines[0].split()[0]
-    memory = lines[1].strip()
-    return {"cpu_quota": None if quota in ("max", "-1") else int(quota),
-            "memory": None if memory == "max" else int(memory),
-            "throttled": int(lines[2].split()[1])}
+    """The CPU quota (µs per period, None: none) and memory limit (bytes, None: none) the
+    container's own cgroup holds, and its CPU throttling count, read on the host (a command
+    run inside would be charged to the container: at a tight memory limit, its first victim)."""
+    try:
+        g = group_of(container_pid(cid))
+        return {"cpu_quota": g.cpu_quota(), "memory": g.memory_limit(),
+                "throttled": g.throttled(), "used": g.memory()}
+    except (OpsError, OSError, ValueError) as exc:
+        raise FaultError(f"{cid[:12]}: its cgroup cannot be read: {exc}") from exc
+
+
+def oom_kills(cid: str, since: float, until: float) -> list[float]:
+    """When the container died of the kernel's OOM killer between `since` and `until`, by the
+    engine's own event stream: each `die` that follows an `oom` within a second. (The engine
+    sends an `oom` for each OOM notice of the cgroup, several for one kill at times.)"""
+    events = client().api.events(since=int(since), until=int(until) + 1, decode=True,
+                                 filters={"container": cid, "event": ["oom", "die"]})
+    deaths, last_oom = [], None
+    for e in events:
+        t = e["timeNano"] / 1e9
+        if e["Action"] == "oom":
+            last_oom = t
+        elif last_oom is not None and t - last_oom <= 1.0 and since <= t <= until:
+            deaths.append(t)
+            last_oom = None
+    return deaths
 
 
 def _restore_limits(api, cid: str, was: dict, state: dict) -> None:
     """The limits a container had; a memory limit where it had none becomes the machine's
     memory (Docker cannot remove a memory limit once one is set); a container the OOM
-    killer stopped is started again."""
+    killer stopped is started again (one its restart policy is bringing back is left to it).
+    Memory goes up with memory+swap in the same step (cgroup v1 refuses a memory limit above
+    the memory+swap one, which the fault had set equal to it), then swap as it was."""
     more = {}
     if was["CpuQuota"] > 0:
         more.update(cpu_quota=was["CpuQuota"], cpu_period=was["CpuPeriod"] or CPU_PERIOD)
     else:
         more.update(cpu_quota=-1)
-    if was["Memory"]:
-        more.update(mem_limit=was["Memory"], memswap_limit=was["MemorySwap"] or -1)
-    else:
-        more.update(mem_limit=_machine_memory(), memswap_limit=-1)
-    api.update_container(cid, **more)
-    if state["Status"] != "running":
+    memory = was["Memory"] or _machine_memory()
+    swap = was["MemorySwap"] if was["Memory"] and was["MemorySwap"] else -1
+    api.update_container(cid, mem_limit=memory, memswap_limit=max(memory, swap), **more)
+    if swap != max(memory, swap):
+        api.update_container(cid, mem_limit=memory, memswap_limit=swap)
+    if state["Status"] in ("exited", "created"):
         api.start(cid)
 
 

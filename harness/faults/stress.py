@@ -28,24 +28,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.faults.base import FaultError, Injector, register
+from harness.faults.base import FaultError, Injector, register, size_bytes
 from harness.ops import OpsError
 from harness.ops.cgroups import Group, group_of, make_group, move, move_all, remove_group
 from harness.ops.docker_api import container_pid, matching
 from harness.ops.procs import proc_state, read_pid, spawn_bounded, stop_group
 
-UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 VERIFY_WITHIN = 5.0  # s for the pressure to show in the counters
-
-
-def size_bytes(v) -> int:
-    """`256m`, `1g`, `4096` -> bytes."""
-    text = str(v).strip().lower().removesuffix("ib").removesuffix("b") or "0"
-    num, unit = text.rstrip("kmg"), text[len(text.rstrip("kmg")):]
-    try:
-        return int(float(num) * UNITS[unit])
-    except (ValueError, KeyError):
-        raise ValueError(f"{v!r} is not a size (e.g. 256m, 1g)") from None
 
 
 class _Common(BaseModel):

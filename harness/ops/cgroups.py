@@ -17,6 +17,7 @@ from harness.ops import OpsError
 ROOT = Path("/sys/fs/cgroup")
 CPU_PERIOD = 100_000  # µs: the CFS period a quota is a share of
 CONTROLLERS = ("cpu", "cpuacct", "memory")
+NO_LIMIT = 2 ** 62  # v1 writes "no limit" as the largest page-aligned number
 
 
 def _v2_root() -> Path | None:
@@ -53,6 +54,19 @@ class Group:
     def memory(self) -> int:
         """Bytes of memory charged to it now."""
         return int(self._file("memory", "memory.usage_in_bytes", "memory.current").read_text())
+
+    def memory_limit(self) -> int | None:
+        """The memory limit the kernel enforces (bytes; None: none)."""
+        text = self._file("memory", "memory.limit_in_bytes", "memory.max").read_text().strip()
+        return None if text == "max" or int(text) >= NO_LIMIT else int(text)
+
+    def cpu_quota(self) -> int | None:
+        """The CFS quota, µs of CPU per period (None: none)."""
+        if self.v2:
+            quota = Path(self.dirs[""], "cpu.max").read_text().split()[0]
+        else:
+            quota = Path(self.dirs["cpu"], "cpu.cfs_quota_us").read_text().strip()
+        return None if quota in ("max", "-1") else int(quota)
 
     def procs_files(self, controllers=CONTROLLERS) -> list[str]:
         """The files a process is moved into it through."""

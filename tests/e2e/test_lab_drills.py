@@ -475,6 +475,57 @@ def test_lab_cpu_hogs_in_a_pbx_container_take_its_share_by_the_cgroups_own_accou
     assert med["starved"] > med["before"] * 2, med
 
 
+def kernel_oom_kills(cid: str) -> list[float]:
+    """When the kernel's OOM killer killed a process in a container's memory cgroup, by its
+    own log (seconds since boot, made wall-clock time)."""
+    out = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=30, check=True).stdout
+    boot = time.time() - float(Path("/proc/uptime").read_text().split()[0])
+    return [boot + float(x[1:x.index("]")]) for x in out.splitlines()
+            if "oom-kill:" in x and f"oom_memcg=/docker/{cid}" in x]
+
+
+def test_lab_sbc_limited_to_its_use_is_oom_killed_by_a_surge_and_comes_back(lab, tmp_path):
+    """docker.limit of Kamailio's container to what it uses + 1 MiB, then a surge: the calls
+    it holds grow its shared memory past the limit and the kernel's OOM killer strikes (the
+    kernel's log and the engine's event stream agree, and the drill's rollback note gives the
+    same count), never before the surge; Docker's restart policy brings it back each time;
+    the drill misses its SLA; after the rollback the SBC runs without the limit."""
+    from harness.faults.docker import cgroup_limits, oom_kills
+    from harness.ops.docker_api import client, wait_healthy
+    from harness.scenario.inventory import split_address
+    from harness.sip.probe import wait_until_answers
+    api = client().api
+    cid = api.inspect_container("hd-lab-sbc")["Id"]
+    # a fresh Kamailio: what an earlier drill's calls made it touch stays charged to it
+    api.restart(cid, timeout=2)
+    wait_healthy(cid)
+    (sbc,) = [n for n in lab.nodes if n.name == "sbc"]
+    assert wait_until_answers(split_address(sbc.sip), 30)
+    kernel_before = len(kernel_oom_kills(cid))
+    out = tmp_path / "out"
+    summary, calls = run_lab_drill("lab-sbc-out-of-memory", out)
+    assert not summary["passed"]
+    f = summary["faults"][0]
+    ooms = oom_kills(cid, f["started_at"], f["ended_at"] + 1)
+    surge = summary["run"]["started_at"] + 8.0  # the scenario's shape: 2 → 20 calls/s at 8 s
+    assert ooms and all(t > surge for t in ooms), (ooms, surge)
+    kills = kernel_oom_kills(cid)[kernel_before:]
+    assert len(kills) == len(ooms), (kills, ooms)
+    for kill, died in zip(kills, ooms):  # each death follows a kill of the kernel's
+        assert kill - 0.2 < died < kill + 1.0, (kills, ooms)
+    (note,) = [e["note"] for e in read_events(last_run(out) / "events.jsonl")
+               if e["event"] == "fault_rolled_back"]
+    assert f"OOM-killed {len(ooms)} time(s)" in note, note
+    state = api.inspect_container(cid)
+    assert state["State"]["Status"] == "running" and state["RestartCount"] >= len(ooms)
+    limits = cgroup_limits(cid)
+    assert limits["memory"] is None or limits["memory"] >= 2 ** 30, limits  # the machine's
+    touched = [c for c in calls if not c.answered or c.outcome != "completed"]
+    print(f"{len(ooms)} OOM kill(s) at +" + ", +".join(f"{t - summary['run']['started_at']:.1f}"
+                                                         for t in ooms) + f" s; {note}")
+    assert touched or summary["voice"]["overall"]["dead_air"], "the SBC's deaths left no trace in the calls"
+
+
 def test_lab_tcp_phones_register_with_kamailio_and_take_a_call_on_their_connection(lab, tmp_path):
     """Phones on TCP registered with Kamailio: its table holds each on `transport=tcp`, and a
     call to an agent's number reaches that phone over its own connection (Kamailio's
