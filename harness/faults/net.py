@@ -31,14 +31,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from harness.faults.base import FaultError, Injector, Undone, register
 from harness.ops import OpsError
 from harness.ops.docker_api import container_pid, matching
 from harness.ops.procs import proc_state, spawn_bounded, stop_group
+from harness.scenario.model import dscp_value
 
 TAG = "hotline-drill:"
 
@@ -131,14 +132,20 @@ class RateParams(BaseModel):
     priority: Literal["none", "ef"] = Field("none", description="ef: a priority queue under "
                                             "the cap sends packets marked DSCP EF first (a "
                                             "link that honours the voice marking)")
+    first_dscp: list[Annotated[int, BeforeValidator(dscp_value), Field(ge=0, le=63)]] = Field(
+        default_factory=list, max_length=8, description="with priority: ef, packets with "
+        "these markings go first too (CS3: signalling and control, as a media relay's)")
     first_ports: list[int] = Field(default_factory=list, max_length=16, description="with "
                                    "priority: ef, packets from these source ports go first "
-                                   "too (unmarked control traffic, e.g. a media relay's)")
+                                   "too (unmarked control traffic; a datagram larger than the "
+                                   "MTU goes in fragments, and only the first carries the "
+                                   "port: mark such traffic and use first_dscp)")
 
     @model_validator(mode="after")
     def _ports_need_priority(self):
-        if self.first_ports and self.priority != "ef":
-            raise ValueError("first_ports ranks traffic in the priority queue: give priority: ef")
+        if (self.first_ports or self.first_dscp) and self.priority != "ef":
+            raise ValueError("first_ports and first_dscp rank traffic in the priority queue: "
+                             "give priority: ef")
         if any(not 0 < p < 65536 for p in self.first_ports):
             raise ValueError("first_ports: ports from 1 to 65535")
         return self
@@ -392,6 +399,10 @@ class NetRate(_NetFault):
                  "limit", "100"],
                 ["tc", "filter", "add", *dev, "parent", "1:", "protocol", "ip", "prio", "1",
                  "u32", "match", "ip", "dsfield", "0xb8", "0xfc", "flowid", "1:10"],
+                # (each fragment of a datagram carries its marking, not its ports)
+                *(["tc", "filter", "add", *dev, "parent", "1:", "protocol", "ip", "prio", "1",
+                   "u32", "match", "ip", "dsfield", hex(dscp << 2), "0xfc", "flowid", "1:10"]
+                  for dscp in p.first_dscp),
                 *(["tc", "filter", "add", *dev, "parent", "1:", "protocol", "ip", "prio", "2",
                    "u32", "match", "ip", "sport", str(port), "0xffff", "flowid", "1:10"]
                   for port in p.first_ports),

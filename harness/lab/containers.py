@@ -199,13 +199,15 @@ def inventory(cfg: LabConfig | None = None) -> dict:
     if cfg.srtp:
         for e in entries:
             e["srtp"] = "require"
-    names = [n["name"] for n in nodes] + [e["name"] for e in entries]
+    # rtpengine's side of the lab network: every call's RTP leaves through it, marked EF
+    links = [{"name": "media-link", "kind": "media", "netns": "container:hd-lab-media"}]
+    names = [n["name"] for n in nodes] + [e["name"] for e in entries] + ["media-link"]
     registrar = {"address": f"{cfg.ip(2)}:5060", "domain": "lab"}  # Kamailio's usrloc
     if cfg.auth:
         registrar["auth"] = [{"username": AUTH_USER, "password_file": str(d / SBC_PASSWORD),
                               "realm": AUTH_REALM}]
     return {"name": "lab", "entry_points": entries, "nodes": nodes, "allowlist": names,
-            "registrar": registrar}
+            "registrar": registrar, "links": links}
 
 
 def location_table() -> dict[str, list[str]]:

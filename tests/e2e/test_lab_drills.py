@@ -12,7 +12,8 @@ import pytest
 from harness.lab import containers
 from harness.metrics.records import read_events
 from harness.report.calls_csv import read_calls_csv
-from tests.conftest import generator_first, last_run, wait_for
+from tests.conftest import dropped_share, generator_first, last_run, qdisc_drops, \
+    rtp_lost_between, wait_for
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -473,6 +474,53 @@ def test_lab_cpu_hogs_in_a_pbx_container_take_its_share_by_the_cgroups_own_accou
     print(f"{note}; PDD on pbx-1 p50 before {med['before'] * 1000:.1f} ms, starved "
           f"{med['starved'] * 1000:.1f} ms")
     assert med["starved"] > med["before"] * 2, med
+
+
+def test_lab_bulk_over_rtpengines_link_spares_the_calls_only_where_the_markings_go_first(
+        lab, tmp_path):
+    """Bulk of RTP-sized datagrams over rtpengine's link capped at 2 Mbit/s (rtpengine marks its
+    RTP EF and its ng answers CS3): with EF and CS3 first, the priority class's queue drops
+    nothing (the kernel's count), the bulk's does, and the calls neither lose voice nor fail
+    to set up; with one queue for all, the calls up lose at least a share of what the tbf
+    dropped, and Kamailio's waits on rtpengine fail new calls too."""
+    import yaml
+    runs = {}
+    for priority in ("ef", "none"):
+        s = yaml.safe_load((SCENARIOS / "lab-media-link-saturated.yaml").read_text())
+        s["faults"][0]["priority"] = priority
+        if priority == "none":
+            del s["faults"][0]["first_dscp"]
+        path = tmp_path / f"{priority}.yaml"
+        path.write_text(yaml.safe_dump(s))
+        out = tmp_path / priority
+        containers.kamailio_reset()
+        res = subprocess.run(DRILL + ["run", str(path), "-o", str(out)], capture_output=True,
+                             text=True, timeout=300)
+        assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
+        run = last_run(out)
+        summary = json.loads((run / "summary.json").read_text())
+        win = {f["fault_id"]: f for f in summary["faults"]}
+        notes = {e["fault_id"]: e["note"] for e in read_events(run / "events.jsonl")
+                 if e["event"] == "fault_rolled_back"}
+        calls = read_calls_csv(run / "calls.csv")
+        bulk = win["bulk"]
+        tried = [c for c in calls if bulk["started_at"] + 0.5 < c.started_at < bulk["undo_started"]]
+        runs[priority] = (rtp_lost_between(calls, 0, win["cap"]["started_at"]),
+                          rtp_lost_between(calls, bulk["started_at"] + 0.5, bulk["undo_started"],
+                                           whole=False),
+                          dropped_share(notes["cap"]), qdisc_drops(notes["cap"]),
+                          sum(c.answered for c in tried) / len(tried), res.returncode)
+    print("voice lost before/during bulk, share the cap dropped, calls answered during bulk: " +
+          "; ".join(f"{k}: {b:.1%}/{d:.1%}, {q:.1%} {c}, {a:.0%}" for k, (b, d, q, c, a, _)
+                    in runs.items()))
+    ef, plain = runs["ef"], runs["none"]
+    assert ef[0] < 0.01 and plain[0] < 0.01
+    # EF and CS3 first: the priority class's queue dropped nothing (the kernel's count), the
+    # bulk's did; the calls heard nothing of it and were all set up
+    assert ef[3]["pfifo 110:"][1] == 0 and ef[3]["pfifo 120:"][1] > 0 and ef[1] < 0.01, ef
+    assert ef[4] == 1 and ef[5] == 0, ef
+    assert plain[1] > max(0.05, 0.3 * plain[2]), plain  # one queue: everyone shares the drops
+    assert plain[5] == 1, plain
 
 
 def kernel_oom_kills(cid: str) -> list[float]:
