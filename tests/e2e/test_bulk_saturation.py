@@ -111,3 +111,37 @@ def test_bulk_over_a_capped_link_drops_voice_unless_ef_goes_first(tmp_path, link
     # EF first: the voice class dropped nothing by its own count, the bulk's all of it
     assert ef[3]["pfifo 110:"][1] == 0 and ef[3]["pfifo 120:"][1] > 0, ef
     assert ef[1] < 0.01, ef
+
+
+def test_a_cap_and_a_bulk_of_a_sigkilled_drill_are_undone_by_recover(tmp_path, link,
+                                                                        monkeypatch):
+    """A drill SIGKILLed with the priority cap and the bulk sender in place leaves both
+    behind (the sender runs in a session of its own, bounded by max_seconds); `drill recover`
+    stops the sender and deletes the qdisc."""
+    from harness.ops.procs import proc_state
+    from harness.runner.engine import new_journal
+    from tests.conftest import sigkill_after_injections
+    monkeypatch.setenv("HOTLINE_DRILL_STATE", str(tmp_path / "state"))
+    (tmp_path / "inv.yaml").write_text(yaml.safe_dump({
+        "name": "wan", "entry_points": [{"name": "carrier", "address": f"{link['ns_ip']}:5060",
+                                         "caller_ip": link["host_ip"]}],
+        "links": [{"name": "carrier-link"}], "allowlist": ["carrier-link"]}))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({
+        "name": "bulk-killed", "target": "inv.yaml", "duration": "60s",
+        "load": {"calls_per_second": 1, "hold": "2s"},
+        "faults": [{"id": "cap", "type": "net.rate", "target": "carrier-link", "at": "1s",
+                    "interface": link["host_if"], "rate_kbit": RATE_KBIT, "priority": "ef"},
+                   {"id": "bulk", "type": "net.bulk", "target": "carrier-link", "at": "1s",
+                    "to": f"{link['ns_ip']}:9", "rate_kbit": 500, "max_seconds": 120}]}))
+    sigkill_after_injections(tmp_path / "s.yaml", tmp_path / "out", count=2)
+    (bulk,) = [f for f in new_journal().open_faults() if f["type"] == "net.bulk"]
+    sender = bulk["recipe"]["sender"]
+    qdiscs = lambda: subprocess.run(["tc", "qdisc", "show", "dev", link["host_if"]],  # noqa: E731
+                                    capture_output=True, text=True, timeout=10).stdout
+    assert proc_state(sender) is not None and "qdisc htb 1:" in qdiscs()
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "recover"], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "bulk stopped" in res.stdout, res.stdout
+    assert proc_state(sender) is None and "htb" not in qdiscs()
+    assert new_journal().open_faults() == []
