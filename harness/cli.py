@@ -321,6 +321,56 @@ def calendar_(reports: Path = REPORTS_OPT,
         t.add_row(r.tag, f"{r.cadence_days} days", history.day(r.last_run), history.day(r.last_passed),
                   history.day(r.due), f"[{colours[r.status]}]{r.status}[/{colours[r.status]}]")
     console.print(t)
+    from harness.report import score
+    entries = history.read(reports / "index.jsonl")
+    for name in score.targets(entries):
+        console.print(f"resilience score of {name}: "
+                      f"{score.score_target(entries, name, time.time()).score:.0f} / 100 "
+                      "(drill score: per category, with its trend)", highlight=False)
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+@app.command("score")
+def score_(reports: Path = REPORTS_OPT,
+           target: Optional[str] = typer.Option(None, help="one target (default: every target "
+                                                "in the history)"),
+           category: list[str] = typer.Option([], help="count only these categories (repeat; "
+                                              "default all: node loss, carrier, dr, surge, "
+                                              "security, journey)"),
+           weeks: int = typer.Option(12, min=1, max=104, help="the trend's length"),
+           as_json: bool = typer.Option(False, "--json", help="one JSON object per target")):
+    """Resilience score per target and per category, from the run history, with its trend.
+
+    Each scenario counts by its latest result for the target: pass 100, fail or abort 50,
+    inconclusive 25; worth all of it for its category's cadence (31 days; 92 for DR, surge
+    and security), then fading to nothing at twice that. A category is the mean of its
+    scenarios (0 when never drilled); the target, the mean of its categories."""
+    from harness.report import history, score
+    entries = history.read(reports / "index.jsonl")
+    names = [target] if target else score.targets(entries)
+    if not names:
+        console.print(f"no runs recorded in {reports / 'index.jsonl'} yet: nothing to score")
+        return
+    try:
+        got = [score.as_dict(entries, n, time.time(), weeks, category or None) for n in names]
+    except ValueError as exc:
+        err.print(f"[red]error[/red] --category: {exc}")
+        raise typer.Exit(EXIT_INPUT)
+    if as_json:
+        for g in got:
+            print(json.dumps(g))
+        return
+    for g in got:
+        t = Table("category", "score", "scenarios", title=f"{g['target']}: {g['score']:.0f} / 100")
+        for name, c in g["categories"].items():
+            t.add_row(name, f"{c['score']:.0f}", str(c["scenarios"]) if c["scenarios"]
+                      else "[red]not run[/red]")
+        console.print(t)
+        line = "".join(SPARK[min(7, int(v / 100 * 8))] for _, v in g["trend"])
+        console.print(f"trend, {weeks} weeks to today: {line}  "
+                      f"({g['trend'][0][1]:.0f} → {g['trend'][-1][1]:.0f})", highlight=False)
 
 
 @app.command()

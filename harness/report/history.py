@@ -14,15 +14,21 @@ DUE_SOON_DAYS = 7
 
 def append(index: Path, summary: dict, run_dir: Path) -> dict:
     """Add one run to the index (one JSON line, appended and flushed)."""
-    entry = {"run_dir": str(run_dir), "scenario": summary["scenario"]["name"],
-             "target": summary["scenario"]["target"], "tags": summary["scenario"]["tags"],
-             "started_at": summary["run"]["started_at"], "passed": summary["passed"],
-             "aborted": summary["run"]["aborted"], "exit_code": summary["exit_code"],
-             "failed_targets": [v["target"] for v in summary["verdicts"] if not v["passed"]]}
+    entry = entry_of(summary, run_dir)
     index.parent.mkdir(parents=True, exist_ok=True)
     with open(index, "a") as fh:
         fh.write(json.dumps(entry) + "\n")
     return entry
+
+
+def entry_of(summary: dict, run_dir: Path) -> dict:
+    """One run as the index keeps it."""
+    return {"run_dir": str(run_dir), "scenario": summary["scenario"]["name"],
+             "target": summary["scenario"]["target"], "tags": summary["scenario"]["tags"],
+             "started_at": summary["run"]["started_at"], "passed": summary["passed"],
+             "aborted": summary["run"]["aborted"], "exit_code": summary["exit_code"],
+             "failed_targets": [v["target"] for v in summary["verdicts"] if not v["passed"]],
+             "fault_types": sorted({f["type"] for f in summary.get("faults") or []})}
 
 
 def read(index: Path) -> list[dict]:

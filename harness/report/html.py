@@ -8,6 +8,8 @@ the run's metadata.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -144,6 +146,17 @@ def agents_figure(summary: dict) -> go.Figure:
     return fig
 
 
+def resilience_figure(res: dict) -> go.Figure:
+    """The target's resilience score at the end of each of the last weeks."""
+    when = [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t, _ in res["trend"]]
+    fig = go.Figure(go.Scatter(x=when, y=[v for _, v in res["trend"]], mode="lines+markers",
+                               name="score", line={"color": "#1565c0"}))
+    fig.update_layout(title=f"Resilience score of {res['target']}, week by week",
+                      yaxis={"title": "score", "range": [0, 100]}, height=300,
+                      margin={"t": 50, "b": 40})
+    return fig
+
+
 def distribution_figure(values: list[float], title: str, unit: str) -> go.Figure:
     fig = go.Figure(go.Histogram(x=values, nbinsx=40, marker_color="#1565c0"))
     fig.update_layout(title=title, xaxis={"title": unit}, yaxis={"title": "calls"}, height=300,
@@ -171,6 +184,8 @@ def write_html(summary: dict, records: list[CallRecord], path: Path) -> None:
         figures.update(queue_figures(summary, records))
     if summary.get("registration"):
         figures["agents"] = agents_figure(summary)
+    if summary.get("resilience"):
+        figures["resilience"] = resilience_figure(summary["resilience"])
     voice = summary.get("voice") or {}
     voice_rows = ([("all carriers", voice["overall"])] + list(voice["per_carrier"].items())
                   + [(f"node {n or '(none)'}", c) for n, c in voice.get("per_node", {}).items()]

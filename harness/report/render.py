@@ -122,6 +122,7 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
         "gameday": gameday,
         "exit_code": exit_code,
     }
+    summary["resilience"] = resilience_at_end(run_dir, summary)
     return summary, records
 
 
@@ -135,6 +136,16 @@ def render_run(run_dir: Path, stop=lambda: None) -> dict:
     summary, records = summarize(run_dir)
     summary = redact(summary)  # every output below is rendered from this: no credential in any
     return write_outputs(run_dir, summary, records, stop)
+
+
+def resilience_at_end(run_dir: Path, summary: dict) -> dict:
+    """The target's resilience score as this run left it: the history in the reports folder
+    the run is in, before its end, and this run (a rebuild later gives the same figure)."""
+    from harness.report import history, score
+    entries = [e for e in history.read(run_dir.parent / "index.jsonl")
+               if Path(e["run_dir"]).name != run_dir.name]
+    entries.append(history.entry_of(summary, run_dir))
+    return score.as_dict(entries, summary["scenario"]["target"], summary["run"]["ended_at"])
 
 
 def write_outputs(run_dir: Path, summary: dict, records: list[CallRecord], stop=lambda: None) -> dict:

@@ -99,6 +99,19 @@ def test_node_loss_drill_end_to_end(isolated, tmp_path):
     assert rebuilt.returncode == res.returncode
     assert json.loads((run / "summary.json").read_text())["verdicts"] == summary["verdicts"]
 
+    # the resilience score as the run left it: this run alone counts (node loss, monthly
+    # switch-over), pass 100 or fail 50, the five other categories never drilled (0); the
+    # rebuild gives the same figure, `drill score` today too, and report.html shows it
+    res_ = summary["resilience"]
+    points = 100.0 if summary["passed"] else 50.0
+    assert res_["target"] == "sandbox" and res_["categories"]["node loss"] == \
+        {"score": points, "scenarios": 1}
+    assert res_["score"] == round(points / 6, 1) and res_["trend"][-1][1] == res_["score"]
+    assert json.loads((run / "summary.json").read_text())["resilience"] == res_
+    today = json.loads(drill("score", "--json", "--reports", str(tmp_path / "out")).stdout)
+    assert today["score"] == res_["score"]
+    assert f"Resilience score: sandbox {res_['score']:.0f} / 100" in (run / "report.html").read_text()
+
 
 def render_in_chromium(html: Path, tmp: Path) -> tuple[str, Path]:
     """The DOM after scripts ran, and a screenshot, from Debian's headless Chromium."""
