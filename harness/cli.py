@@ -193,6 +193,31 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder under reports/
 
 
 @app.command()
+def evidence(run_dir: Path = typer.Argument(..., help="a run folder whose drill captured its "
+                                            "packets (scenario `capture:`)"),
+             call_id: str = typer.Argument(..., help="the call's Call-ID (calls.csv, report.html)"),
+             out: Optional[Path] = typer.Option(None, "-o", "--out", help="the pcap to write "
+                                                "(default: RUN_DIR/capture/<Call-ID>.pcap)")):
+    """Write one call's SIP packets, as captured, into a pcap file for Wireshark or tshark."""
+    from harness.report.evidence import write_call_pcap
+    from harness.ops.capture import files
+    folder = run_dir / "capture"
+    if not files(folder):
+        err.print(f"[red]error[/red] {run_dir}: no capture here (hint: add `capture: {{}}` to "
+                  "the scenario, and run it again)")
+        raise typer.Exit(EXIT_INPUT)
+    safe = "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in call_id)
+    target = out or folder / f"{safe}.pcap"
+    count = write_call_pcap(folder, call_id, target)
+    if not count:
+        err.print(f"[red]error[/red] no packet of call {call_id} in {folder} (hint: its Call-ID "
+                  "as calls.csv gives it; the ring may have dropped the oldest files)")
+        target.unlink(missing_ok=True)
+        raise typer.Exit(EXIT_INPUT)
+    console.print(f"{count} packet(s) of {call_id} written to {target}", highlight=False)
+
+
+@app.command()
 def gameday(pool: Path = typer.Option(..., "--pool", help="folder of scenario files to draw from "
                                       "(and its optional gameday.yaml)"),
             window: Optional[str] = typer.Option(None, help="the drill starts and ends inside this "

@@ -10,6 +10,7 @@ import platform
 from pathlib import Path
 
 from harness import __version__
+from harness.report.evidence import evidence
 from harness.metrics.evaluate import evaluate
 from harness.metrics.failover import RecoveryRule
 from harness.metrics.generator import generator_problems, rtp_late_limit
@@ -123,6 +124,7 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
         "exit_code": exit_code,
     }
     summary["resilience"] = resilience_at_end(run_dir, summary)
+    summary["evidence"] = evidence(run_dir, summary, records)
     return summary, records
 
 

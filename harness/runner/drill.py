@@ -17,7 +17,9 @@ from typing import Sequence
 from rich.console import Console
 
 from harness.load.engine import LoadEngine
+from harness.load.entry_calls import locator
 from harness.ops import OpsError, SetupError
+from harness.ops.capture import Capture
 from harness.ops.exit import EXIT_ABORTED, EXIT_INPUT
 from harness.metrics.sla import TARGETS, fmt
 from harness.ops.secrets import redact, redact_text
@@ -28,6 +30,8 @@ from harness.runner.live import LiveView
 from harness.runner.plan import Drill
 from harness.runner.probes import ProbeSet
 from harness.runner.steady import media_checked, steady_state
+from harness.scenario.inventory import split_address
+from harness.sip.rfc3263 import DnsFailure
 
 
 def describe_plan(drill: Drill) -> list[str]:
@@ -209,6 +213,40 @@ def open_run(drill: Drill, output: Path | None) -> DrillRun:
     return run
 
 
+def capture_endpoints(drill: Drill) -> list[tuple[str, int]]:
+    """The SIP addresses a capture is filtered to: the entry points (and their fallbacks, and
+    what DNS gives for those located by it), the nodes, the registrar."""
+    import socket
+    inv, found = drill.inventory, []
+    for e in inv.entry_points:
+        if e.located_by_dns:
+            try:
+                found += [(t.host, t.port) for t in locator(e).targets()[0]]
+            except DnsFailure:
+                pass
+        found += [split_address(a) for a in [e.address, *e.fallback] if a]
+    found += [split_address(n.sip) for n in inv.nodes if n.sip]
+    if inv.registrar is not None:
+        found.append(split_address(inv.registrar.address))
+    return sorted({(socket.gethostbyname(h), p) for h, p in found})
+
+
+def start_capture(drill: Drill, run: DrillRun, console: Console):
+    """The scenario's `capture:` started, or None; a capture that cannot start is said and
+    left out (the drill goes on: the capture is evidence, not the drill)."""
+    spec = drill.scenario.capture
+    if spec is None:
+        return None
+    cap = Capture(run.run_dir / "capture", capture_endpoints(drill), spec.rtp, spec.max_mb,
+                  drill.scenario.duration + 120)
+    try:
+        cap.start()
+    except OpsError as exc:
+        console.print(f"[yellow]warning[/yellow] no capture: {exc}")
+        return None
+    return cap
+
+
 def discard_run(run: DrillRun) -> None:
     """Nothing ran: leave no empty run folder."""
     run.log.close()
@@ -264,7 +302,12 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
                     raise
                 for ob in observers:
                     ob.attach(run)
-                run_timeline(run, load, live)
+                capture = start_capture(drill, run, console)
+                try:
+                    run_timeline(run, load, live)
+                finally:
+                    if capture is not None:
+                        capture.stop()
                 run.check_after()
                 for ob in observers:
                     ob.finish(run)

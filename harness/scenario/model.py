@@ -390,6 +390,13 @@ class AgentsSpec(Strict):
                            "hangs up: load.hold)")
 
 
+class CaptureSpec(Strict):
+    """The drill's packets kept in its run folder (`capture/`, owner-only): the SIP of its
+    entry points and nodes, whole; the RTP beside them, headers only, when `rtp` is set."""
+    rtp: bool = False
+    max_mb: int = Field(200, ge=5, le=100_000, description="the ring's bound on disk, per kind")
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
@@ -404,6 +411,7 @@ class Scenario(Strict):
     abort_when: list[AbortRule] = []
     probes: list[PostgresProbe] = Field(default_factory=list, max_length=8)
     agents: AgentsSpec | None = None
+    capture: CaptureSpec | None = None
     # options of a target that takes them (the practice sandbox: lab/sandbox.py SandboxOptions),
     # validated by that target when the plan is built (runner/plan.py)
     sandbox: dict[str, Any] | None = None
