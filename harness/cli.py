@@ -87,6 +87,11 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
             None, help="also write the verdicts as Prometheus text for node_exporter's textfile collector"),
         pushgateway: Optional[str] = typer.Option(
             None, help="also push the verdicts to this Prometheus Pushgateway URL"),
+        grafana: Optional[str] = typer.Option(
+            None, help="also annotate this Grafana (its URL): each fault window and the verdict"),
+        grafana_token: Optional[str] = typer.Option(
+            None, help="the Grafana service account token, as ${NAME} of an environment "
+                       "variable (never on the command line itself)"),
         gate: bool = typer.Option(False, "--gate", help="CI release gate: end with one line "
                                   "`DRILL PASS|FAIL|ABORTED|INCONCLUSIVE name: ...` and exit non-zero on any miss"),
         workers: int = typer.Option(0, "--workers", min=0, help="spread the load over N Locust "
@@ -109,6 +114,7 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
     `--master` waits for workers started elsewhere with `drill run FILE --worker HOST`
     (same scenario file and target on every machine); the report merges every call."""
     from harness.runner.plan import load_drill
+    check_grafana_token(grafana, grafana_token)
     try:
         drill = load_drill(scenario, target)
     except InputError as exc:
@@ -145,7 +151,8 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
                       f"drill again ({rerun_inconclusive - again} rerun(s) left)", highlight=False)
         drill = load_drill(scenario, target)  # a fresh plan: nothing carried over from the last run
         code, run_dir = run_drill(drill, output, console, workers=spread)
-    finish_run(code, run_dir, drill.scenario.name, output, textfile_dir, pushgateway, gate)
+    finish_run(code, run_dir, drill.scenario.name, output, textfile_dir, pushgateway, gate,
+               grafana=(grafana, grafana_token) if grafana else None)
 
 
 def record_run(run_dir: Path, output: Optional[Path]) -> dict:
@@ -156,8 +163,41 @@ def record_run(run_dir: Path, output: Optional[Path]) -> dict:
     return summary
 
 
+def check_grafana_token(url: Optional[str], token: Optional[str]) -> None:
+    """Before anything runs: a token given as ${NAME}, that variable set (exit 2 if not)."""
+    if token is None:
+        return
+    from harness.ops.secrets import expand_env
+    problem = None
+    if url is None:
+        problem = "--grafana-token without --grafana: give the Grafana URL too"
+    elif "${" not in token:
+        problem = "--grafana-token takes ${NAME}, an environment variable holding the token, " \
+                  "not the token itself (a command line is seen by every user of the machine)"
+    else:
+        try:
+            expand_env(token)
+        except KeyError as exc:
+            problem = f"--grafana-token: the environment variable {exc.args[0]} is not set"
+    if problem:
+        err.print(f"[red]error[/red] {problem}")
+        raise typer.Exit(EXIT_INPUT)
+
+
+def annotate(summary: dict, url: str, token: Optional[str]) -> None:
+    """Grafana annotations of the run; a refusal is a warning (the drill's verdict stands)."""
+    from harness.ops.secrets import expand_env, redact_text
+    from harness.report import grafana
+    try:
+        sent = grafana.post(summary, url, expand_env(token) if token else None)
+        console.print(f"{sent} annotation(s) sent to Grafana at {url}", highlight=False)
+    except (OSError, ValueError) as exc:
+        err.print(redact_text(f"[yellow]warning[/yellow] Grafana annotations to {url} failed: {exc}"))
+
+
 def finish_run(code: int, run_dir: Optional[Path], name: str, output: Optional[Path],
-               textfile_dir: Optional[Path], pushgateway: Optional[str], gate: bool) -> None:
+               textfile_dir: Optional[Path], pushgateway: Optional[str], gate: bool,
+               grafana: Optional[tuple] = None) -> None:
     """After any drill: history, exports, verdicts on screen, the gate line, the exit code."""
     from harness.report.console import gate_line, gate_line_without_report, outcome_line
     if run_dir:
@@ -171,6 +211,8 @@ def finish_run(code: int, run_dir: Optional[Path], name: str, output: Optional[P
             except OSError as exc:
                 from harness.ops.secrets import redact_text
                 err.print(redact_text(f"[yellow]warning[/yellow] push to {pushgateway} failed: {exc}"))
+        if grafana:
+            annotate(summary, *grafana)
         print_verdicts(summary)
         console.print(outcome_line(code, summary, run_dir), highlight=False)
         if gate:
