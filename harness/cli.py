@@ -89,6 +89,15 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
             None, help="also push the verdicts to this Prometheus Pushgateway URL"),
         grafana: Optional[str] = typer.Option(
             None, help="also annotate this Grafana (its URL): each fault window and the verdict"),
+        live_web: Optional[str] = typer.Option(
+            None, "--live-web", metavar="[HOST:]PORT", help="also serve the live view as a "
+            "web page while the drill runs (loopback unless HOST is given; the URL with its "
+            "token is printed)"),
+        live_web_token: Optional[str] = typer.Option(
+            None, help="the live page's token as ${NAME} (default: a random one per run)"),
+        otlp: Optional[str] = typer.Option(
+            None, help="also send the drill as one OpenTelemetry trace to this OTLP/HTTP "
+                       "collector (e.g. http://127.0.0.1:4318)"),
         grafana_token: Optional[str] = typer.Option(
             None, help="the Grafana service account token, as ${NAME} of an environment "
                        "variable (never on the command line itself)"),
@@ -115,6 +124,7 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
     (same scenario file and target on every machine); the report merges every call."""
     from harness.runner.plan import load_drill
     check_grafana_token(grafana, grafana_token)
+    web = live_web_option(live_web, live_web_token)
     try:
         drill = load_drill(scenario, target)
     except InputError as exc:
@@ -141,7 +151,7 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
     if workers or master:
         spread = Workers(local=workers, remote=expect_workers if master else 0,
                          bind=master_bind if master else "127.0.0.1:0")
-    code, run_dir = run_drill(drill, output, console, workers=spread)
+    code, run_dir = run_drill(drill, output, console, workers=spread, web=web)
     for again in range(rerun_inconclusive):
         if code != EXIT_INCONCLUSIVE or not run_dir:
             break
@@ -150,9 +160,9 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
                       + "; ".join(summary.get("inconclusive") or []) + f"): {run_dir}; running the "
                       f"drill again ({rerun_inconclusive - again} rerun(s) left)", highlight=False)
         drill = load_drill(scenario, target)  # a fresh plan: nothing carried over from the last run
-        code, run_dir = run_drill(drill, output, console, workers=spread)
+        code, run_dir = run_drill(drill, output, console, workers=spread, web=web)
     finish_run(code, run_dir, drill.scenario.name, output, textfile_dir, pushgateway, gate,
-               grafana=(grafana, grafana_token) if grafana else None)
+               grafana=(grafana, grafana_token) if grafana else None, otlp=otlp)
 
 
 def record_run(run_dir: Path, output: Optional[Path]) -> dict:
@@ -161,6 +171,31 @@ def record_run(run_dir: Path, output: Optional[Path]) -> dict:
     summary = json.loads((run_dir / "summary.json").read_text())
     history.append((output or Path("reports")) / "index.jsonl", summary, run_dir)
     return summary
+
+
+def live_web_option(bind: Optional[str], token: Optional[str]) -> Optional[tuple]:
+    """--live-web and its token, checked before anything runs (exit 2)."""
+    if bind is None:
+        if token is not None:
+            err.print("[red]error[/red] --live-web-token without --live-web")
+            raise typer.Exit(EXIT_INPUT)
+        return None
+    from harness.ops.secrets import expand_env
+    from harness.runner.web_view import parse_bind
+    try:
+        where = parse_bind(bind)
+        if token is not None and "${" not in token:
+            raise ValueError("--live-web-token takes ${NAME}, an environment variable holding "
+                             "the token, not the token itself")
+        secret = expand_env(token) if token else None
+    except KeyError as exc:
+        err.print(f"[red]error[/red] --live-web-token: the environment variable {exc.args[0]} "
+                  "is not set")
+        raise typer.Exit(EXIT_INPUT)
+    except ValueError as exc:
+        err.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(EXIT_INPUT)
+    return where, secret
 
 
 def check_grafana_token(url: Optional[str], token: Optional[str]) -> None:
@@ -184,6 +219,18 @@ def check_grafana_token(url: Optional[str], token: Optional[str]) -> None:
         raise typer.Exit(EXIT_INPUT)
 
 
+def send_trace(run_dir: Path, summary: dict, endpoint: str) -> None:
+    """The drill as one OpenTelemetry trace; a collector that refuses it is a warning."""
+    from harness.metrics.records import read_events
+    from harness.ops.secrets import redact_text
+    from harness.report import otel
+    try:
+        sent = otel.export(otel.spans(summary, read_events(run_dir / "events.jsonl")), endpoint)
+        console.print(f"trace of {sent} span(s) sent to {endpoint}", highlight=False)
+    except (OSError, ValueError) as exc:
+        err.print(redact_text(f"[yellow]warning[/yellow] trace to {endpoint} failed: {exc}"))
+
+
 def annotate(summary: dict, url: str, token: Optional[str]) -> None:
     """Grafana annotations of the run; a refusal is a warning (the drill's verdict stands)."""
     from harness.ops.secrets import expand_env, redact_text
@@ -197,7 +244,7 @@ def annotate(summary: dict, url: str, token: Optional[str]) -> None:
 
 def finish_run(code: int, run_dir: Optional[Path], name: str, output: Optional[Path],
                textfile_dir: Optional[Path], pushgateway: Optional[str], gate: bool,
-               grafana: Optional[tuple] = None) -> None:
+               grafana: Optional[tuple] = None, otlp: Optional[str] = None) -> None:
     """After any drill: history, exports, verdicts on screen, the gate line, the exit code."""
     from harness.report.console import gate_line, gate_line_without_report, outcome_line
     if run_dir:
@@ -213,6 +260,8 @@ def finish_run(code: int, run_dir: Optional[Path], name: str, output: Optional[P
                 err.print(redact_text(f"[yellow]warning[/yellow] push to {pushgateway} failed: {exc}"))
         if grafana:
             annotate(summary, *grafana)
+        if otlp:
+            send_trace(run_dir, summary, otlp)
         print_verdicts(summary)
         console.print(outcome_line(code, summary, run_dir), highlight=False)
         if gate:
@@ -223,13 +272,17 @@ def finish_run(code: int, run_dir: Optional[Path], name: str, output: Optional[P
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="a run folder under reports/")):
+def report(run_dir: Path = typer.Argument(..., help="a run folder under reports/"),
+           otlp: Optional[str] = typer.Option(None, help="also send the run's trace to this "
+                                              "OTLP/HTTP collector")):
     """Rebuild every output of a run from its saved records."""
     from harness.report.render import render_run
     if not (run_dir / "events.jsonl").exists():
         err.print(f"[red]error[/red] {run_dir}: no events.jsonl here; is it a run folder?")
         raise typer.Exit(EXIT_INPUT)
     summary = render_run(run_dir)
+    if otlp:
+        send_trace(run_dir, summary, otlp)
     print_verdicts(summary)
     raise typer.Exit(summary["exit_code"])
 

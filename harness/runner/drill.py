@@ -27,6 +27,7 @@ from harness.report.render import summarize, write_outputs
 from harness.runner.abort import describe
 from harness.runner.engine import DrillRun, Interrupted, StopSignals, new_journal, open_event_log
 from harness.runner.live import LiveView
+from harness.runner.web_view import WebView
 from harness.runner.plan import Drill
 from harness.runner.probes import ProbeSet
 from harness.runner.steady import media_checked, steady_state
@@ -253,13 +254,15 @@ def discard_run(run: DrillRun) -> None:
     shutil.rmtree(run.run_dir)
 
 
-def run_timeline(run: DrillRun, load: LoadEngine, live: LiveView) -> None:
+def run_timeline(run: DrillRun, load: LoadEngine, live: LiveView, web=None) -> None:
     """Load and faults on schedule; whatever happens, every fault is rolled back after."""
     def tick(r):
         r.load_in_flight = load.in_flight
         queue_now = getattr(load, "queue_now", None)  # engines that run journeys
         r.load_queue = queue_now() if queue_now and run.drill.scenario.load.journey else None
         live.tick(r)
+        if web is not None:
+            web.tick(r)
 
     try:
         run.execute(load, on_tick=tick)
@@ -271,11 +274,29 @@ def run_timeline(run: DrillRun, load: LoadEngine, live: LiveView) -> None:
         if errors:
             run.bus.publish("rollback_errors", errors=errors)
         live.close()
+        if web is not None:
+            web.close()
         load.close()
 
 
+def start_web_view(drill: Drill, run: DrillRun, console: Console, web: tuple | None):
+    """The live web page (`--live-web`), subscribed to the run's events, its URL printed."""
+    if web is None:
+        return None
+    bind, token = web
+    sc = drill.scenario
+    try:
+        view = WebView(sc.name, sc.duration, sc.metrics.alarm_window, bind, token)
+    except OSError as exc:
+        raise SetupError(f"--live-web {bind[0]}:{bind[1]}: cannot listen there ({exc.strerror})")
+    run.bus.subscribe(view)
+    console.print(f"live view: {view.url}", highlight=False, soft_wrap=True)
+    return view
+
+
 def run_drill(drill: Drill, output: Path | None, console: Console,
-              observers: Sequence = (), workers: Workers | None = None) -> tuple[int, Path | None]:
+              observers: Sequence = (), workers: Workers | None = None,
+              web: tuple | None = None) -> tuple[int, Path | None]:
     """Run a checked drill; returns (exit code, run folder).
 
     Each observer (a game day, say) gets `attach(run)` once the run folder and
@@ -296,6 +317,7 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
                 live = LiveView(console, drill.scenario.duration, drill.scenario.metrics.alarm_window)
                 run.bus.subscribe(live)
                 try:
+                    view = start_web_view(drill, run, console, web)
                     load = make_load(drill, run, workers, console)
                 except SetupError:
                     discard_run(run)
@@ -304,7 +326,7 @@ def run_drill(drill: Drill, output: Path | None, console: Console,
                     ob.attach(run)
                 capture = start_capture(drill, run, console)
                 try:
-                    run_timeline(run, load, live)
+                    run_timeline(run, load, live, view)
                 finally:
                     if capture is not None:
                         capture.stop()
