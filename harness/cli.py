@@ -293,7 +293,8 @@ def evidence(run_dir: Path = typer.Argument(..., help="a run folder whose drill 
              call_id: str = typer.Argument(..., help="the call's Call-ID (calls.csv, report.html)"),
              out: Optional[Path] = typer.Option(None, "-o", "--out", help="the pcap to write "
                                                 "(default: RUN_DIR/capture/<Call-ID>.pcap)")):
-    """Write one call's SIP packets, as captured, into a pcap file for Wireshark or tshark."""
+    """Write one call's packets, as captured, into a pcap file for Wireshark or tshark: its
+    SIP, and the RTP headers of its media where the drill captured RTP (`capture: {rtp: true}`)."""
     from harness.report.evidence import write_call_pcap
     from harness.ops.capture import files
     folder = run_dir / "capture"
@@ -303,13 +304,14 @@ def evidence(run_dir: Path = typer.Argument(..., help="a run folder whose drill 
         raise typer.Exit(EXIT_INPUT)
     safe = "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in call_id)
     target = out or folder / f"{safe}.pcap"
-    count = write_call_pcap(folder, call_id, target)
+    count, rtp = write_call_pcap(folder, call_id, target)
     if not count:
         err.print(f"[red]error[/red] no packet of call {call_id} in {folder} (hint: its Call-ID "
                   "as calls.csv gives it; the ring may have dropped the oldest files)")
         target.unlink(missing_ok=True)
         raise typer.Exit(EXIT_INPUT)
-    console.print(f"{count} packet(s) of {call_id} written to {target}", highlight=False)
+    console.print(f"{count} SIP packet(s) of {call_id}" + (f" and {rtp} RTP header(s)" if rtp
+                  else "") + f" written to {target}", highlight=False)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import dpkt
@@ -20,6 +20,8 @@ from harness.ops.capture import files
 
 CALL_ID = re.compile(rb"^(?:Call-ID|i)[ \t]*:[ \t]*(\S+)", re.I | re.M)
 CSEQ = re.compile(rb"^CSeq[ \t]*:[ \t]*(\d+)[ \t]+(\S+)", re.I | re.M)
+SDP_C = re.compile(rb"^c=IN IP4 (\S+)", re.M)
+SDP_M = re.compile(rb"^m=\w+ (\d+) ", re.M)
 INDEX = "index.json"
 
 
@@ -34,6 +36,7 @@ class SipPacket:
     first_line: str  # "INVITE sip:…" or "SIP/2.0 200 OK"
     cseq: str        # "1 INVITE"
     call_id: str
+    media: list[str] = field(default_factory=list)  # ip:port of each m= line of its SDP
 
 
 def _ip_layer(linktype: int, buf: bytes):
@@ -79,8 +82,20 @@ def read_sip(path: Path) -> tuple[list[SipPacket], int]:
                 "udp" if isinstance(seg, dpkt.udp.UDP) else "tcp",
                 payload.split(b"\r\n", 1)[0].decode(errors="replace")[:200],
                 f"{cseq.group(1).decode()} {cseq.group(2).decode()}" if cseq else "",
-                call.group(1).decode(errors="replace")))
+                call.group(1).decode(errors="replace"), sdp_media(payload)))
     return out, unread
+
+
+def sdp_media(payload: bytes) -> list[str]:
+    """ip:port of each media stream the message's SDP offers or answers (session-level c=)."""
+    head, sep, body = payload.partition(b"\r\n\r\n")
+    if not sep or b"m=" not in body:
+        return []
+    conn = SDP_C.search(body)
+    if conn is None:
+        return []
+    return [f"{conn.group(1).decode()}:{int(m.group(1))}" for m in SDP_M.finditer(body)
+            if int(m.group(1))]
 
 
 def build_index(folder: Path) -> dict:
@@ -115,29 +130,57 @@ def ladder(index: dict, call_id: str, names: dict[str, str] | None = None) -> li
             for p in rows]
 
 
-def write_call_pcap(folder: Path, call_id: str, out: Path) -> int:
-    """That call's SIP packets, as captured, into one pcap file; how many."""
+def rtp_of(folder: Path, media: set[str], since: float, until: float):
+    """(ts, frame) of the RTP ring's packets to or from the call's media addresses between
+    `since` and `until` (a port is reused by a later call: the call's own time bounds it)."""
+    for f in files(folder, "rtp"):
+        with open(f, "rb") as fh:
+            reader = dpkt.pcap.Reader(fh)
+            link = reader.datalink()
+            for ts, buf in reader:
+                if not since <= ts <= until:
+                    continue
+                try:
+                    ip = _ip_layer(link, buf)
+                except (dpkt.UnpackError, IndexError):
+                    continue
+                udp = ip.data if ip is not None else None
+                if not isinstance(udp, dpkt.udp.UDP):
+                    continue
+                ends = {f"{socket.inet_ntoa(ip.src)}:{udp.sport}",
+                        f"{socket.inet_ntoa(ip.dst)}:{udp.dport}"}
+                if ends & media:
+                    yield ts, buf
+
+
+def write_call_pcap(folder: Path, call_id: str, out: Path, rtp: bool = True) -> tuple[int, int]:
+    """That call's packets, as captured, into one pcap file, in time order: its SIP and (where
+    RTP was captured, and `rtp`) the RTP headers to or from the media addresses its SDP gave,
+    while the call lasted; (SIP packets, RTP packets) written."""
     index = load_index(folder)
+    sip = (index or {}).get("calls", {}).get(call_id, [])
+    if not sip:
+        return 0, 0
     wanted: dict[str, set[int]] = {}
-    for p in (index or {}).get("calls", {}).get(call_id, []):
+    for p in sip:
         wanted.setdefault(p["file"], set()).add(p["frame"])
-    if not wanted:
-        return 0
-    count = 0
+    packets, link = [], None
+    for name in sorted(wanted):
+        with open(Path(folder) / name, "rb") as fh:
+            reader = dpkt.pcap.Reader(fh)
+            link = reader.datalink()
+            packets += [(ts, buf) for n, (ts, buf) in enumerate(reader, start=1)
+                        if n in wanted[name]]
+    media = {m for p in sip for m in p.get("media") or []}
+    rtp_packets = list(rtp_of(folder, media, min(p["ts"] for p in sip),
+                              max(p["ts"] for p in sip))) if rtp and media else []
     with open(out, "wb") as dst:
-        writer = None
-        for name in sorted(wanted):
-            with open(Path(folder) / name, "rb") as fh:
-                reader = dpkt.pcap.Reader(fh)
-                if writer is None:
-                    writer = dpkt.pcap.Writer(dst, snaplen=reader.snaplen,
-                                              linktype=reader.datalink(), nano=False)
-                for n, (ts, buf) in enumerate(reader, start=1):
-                    if n in wanted[name]:
-                        writer.writepkt(buf, ts)
-                        count += 1
+        # one link type for both rings: they are taken on the same interface
+        writer = dpkt.pcap.Writer(dst, snaplen=65535, linktype=link, nano=False)
+        for ts, buf in sorted(packets + rtp_packets, key=lambda x: x[0]):
+            writer.writepkt(buf, ts)
     out.chmod(0o600)
-    return count
+    return len(packets), len(rtp_packets)
 
 
 DROPPED_SAMPLE = DEAD_AIR_SAMPLE = 3

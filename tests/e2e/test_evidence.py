@@ -30,7 +30,7 @@ def tshark_sip(path: Path) -> list[tuple[int, str, str, str]]:
 
 def test_the_capture_index_evidence_and_ladders_agree_with_tshark(isolated, tmp_path):
     s = yaml.safe_load((HERE / "short-node-loss.yaml").read_text())
-    s["capture"] = {}
+    s["capture"] = {"rtp": True}
     res, run, summary = run_scenario(tmp_path, s)
     assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
     folder = run / "capture"
@@ -57,12 +57,26 @@ def test_the_capture_index_evidence_and_ladders_agree_with_tshark(isolated, tmp_
     out = subprocess.run(DRILL + ["evidence", str(run), edge, "-o", str(tmp_path / "e.pcap")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
-    got = tshark_sip(tmp_path / "e.pcap")
+    got = tshark_sip(tmp_path / "e.pcap")  # (RTP headers in it too: not SIP)
     assert {c for _, c, _, _ in got} == {edge} and len(got) == len(theirs[edge])
     lines = [first for _, _, first, _ in got]
     assert lines[0].startswith("INVITE ") and any(x.startswith("BYE ") for x in lines)
     assert any(x.startswith("SIP/2.0 200") and cseq.endswith("INVITE")
                for _, _, x, cseq in got)
+    # its RTP: headers only (96 bytes kept of each packet), each to or from an address its
+    # SDP gave, all inside the call, in both directions (tshark reads them as RTP)
+    media = {m for p in index["calls"][edge] for m in p["media"]}
+    assert len(media) >= 2, media  # the caller's and the hotline's at least (each leg SDP names)
+    rtp = subprocess.run(["tshark", "-r", str(tmp_path / "e.pcap"), "-o",
+                          "rtp.heuristic_rtp:TRUE", "-Y", "rtp", "-T", "fields", "-e",
+                          "frame.cap_len", "-e", "ip.src", "-e", "udp.srcport", "-e", "ip.dst",
+                          "-e", "udp.dstport", "-e", "rtp.ssrc"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    rows = [x.split("\t") for x in rtp.splitlines()]
+    assert len(rows) > 100 and "RTP header(s)" in out.stdout  # a 2 s hold: 50 a second each way
+    assert all(int(r[0]) <= 96 for r in rows)
+    assert all({f"{r[1]}:{r[2]}", f"{r[3]}:{r[4]}"} & media for r in rows)
+    assert len({r[5] for r in rows}) >= 2  # both directions' streams
     bad = subprocess.run(DRILL + ["evidence", str(run), "no-such-call"], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and "no packet of call no-such-call" in bad.stderr
