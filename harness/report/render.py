@@ -15,6 +15,7 @@ from harness.metrics.evaluate import evaluate
 from harness.metrics.failover import RecoveryRule
 from harness.metrics.generator import generator_problems, rtp_late_limit
 from harness.metrics.registration import ATTEMPT_FIELDS, Attempt
+from harness.metrics.promql import promql_figures
 from harness.metrics.records import CallRecord, FaultWindow, read_run
 from harness.metrics.sla import where_judged
 from harness.ops.exit import EXIT_ABORTED, EXIT_INCONCLUSIVE, EXIT_MISSED, EXIT_PASS
@@ -123,6 +124,8 @@ def summarize(run_dir: Path) -> tuple[dict, list[CallRecord]]:
         "gameday": gameday,
         "exit_code": exit_code,
     }
+    summary["promql"] = [promql_figures(ev, windows) for ev in events
+                         if ev["event"] == "promql_samples"]
     summary["resilience"] = resilience_at_end(run_dir, summary)
     summary["evidence"] = evidence(run_dir, summary, records)
     return summary, records

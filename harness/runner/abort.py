@@ -6,15 +6,14 @@ every fault at once, stops the load, and the report names the rule.
 """
 from __future__ import annotations
 
-import json
 import time
 import urllib.error
-import urllib.parse
 from dataclasses import dataclass, field
 
 from harness.metrics.calls import answer_rate
 from harness.ops.http import open_url
 from harness.ops.secrets import redact_text
+from harness.probes.prometheus import instant
 from harness.scenario.inventory import TargetInventory, split_address
 from harness.scenario.model import AbortRule
 from harness.load.entry_calls import credentials
@@ -67,10 +66,8 @@ def condition(rule: AbortRule, run, inv: TargetInventory, now: float) -> tuple[b
             return True, redact_text(f"{rule.http.url}: {exc}")
         return status != rule.http.expect_status, redact_text(f"{rule.http.url} answered {status}")
     q = rule.prometheus
-    url = f"{q.url.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode({"query": q.query})
     try:
-        with open_url(url, timeout=q.timeout) as resp:
-            result = json.load(resp)["data"]["result"]
+        result = instant(q.url, q.query, q.timeout)
     except (OSError, ValueError, KeyError) as exc:
         return False, redact_text(f"Prometheus unreachable: {exc}")  # a broken monitor is not an outage
     return bool(result), f"{len(result)} sample(s)"

@@ -71,6 +71,9 @@ def describe_plan(drill: Drill) -> list[str]:
 def describe_probes(sc) -> list[str]:
     out = []
     for p in sc.probes:
+        if p.type == "prometheus":
+            out.append(f"{p.id}: PromQL `{p.query}` on {p.url}, every {p.every:g}s")
+            continue
         line = (f"{p.id}: {p.type} heartbeat writes, {p.rate:g}/s through `{p.dsn}` (each given "
                 f"up after {p.write_timeout:g}s)")
         if p.standby:

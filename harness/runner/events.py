@@ -65,6 +65,8 @@ CATALOGUE: dict[str, Event] = {
                            "a data probe's acknowledged writes, lag samples (the server's replay "
                            "age, and the newest heartbeat the standby had replayed), surviving "
                            "rows and CDR check (null without one)"),
+    "promql_samples": Event(("probe", "query", "samples"),
+                            "a PromQL probe's samples: [time, value or null, error or null]"),
     "primaries_after": Event(("probe", "primaries", "error"),
                              "a data probe's servers taking writes after the rollback "
                              "(null: its dsn names one server)"),

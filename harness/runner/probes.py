@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import threading
 
-from harness.probes import postgres
-from harness.scenario.model import PostgresProbe
+from harness.probes import postgres, prometheus
+from harness.scenario.model import AnyProbe, PostgresProbe
 
 
 class ProbeSet:
@@ -15,8 +15,11 @@ class ProbeSet:
     probe session then ends at once, whatever it waits for, and the CDR look-up waits no
     grace: a server that hangs its commits must not hold a drill that was asked to end."""
 
-    def __init__(self, specs: list[PostgresProbe], run_id: str,
+    def __init__(self, specs: list[AnyProbe], run_id: str,
                  interrupt: threading.Event | None = None):
+        self.promql = [x for x in specs if x.type == "prometheus"]
+        self.samplers: list[tuple] = []
+        specs = [x for x in specs if x.type == "postgres"]
         self.specs, self.run_id = specs, run_id
         self.interrupt = interrupt or threading.Event()
         self.running: list[tuple[PostgresProbe, postgres.HeartbeatWriter,
@@ -31,9 +34,18 @@ class ProbeSet:
             except postgres.psycopg.Error as exc:
                 problems.append(f"probe {spec.id}: cannot write to {spec.dsn!r}: "
                                 f"{str(exc).strip().splitlines()[0]}")
+        for spec in self.promql:  # a query Prometheus refuses now would give no figure at all
+            try:
+                prometheus.instant(spec.url, spec.query, spec.timeout)
+            except (OSError, ValueError, KeyError) as exc:
+                problems.append(f"probe {spec.id}: {spec.url} does not answer {spec.query!r}: "
+                                f"{exc}")
         return problems
 
     def start(self) -> None:
+        for spec in self.promql:
+            self.samplers.append((spec, prometheus.Sampler(spec.url, spec.query, spec.every,
+                                                           spec.timeout, self.interrupt).start()))
         for spec in self.specs:
             writer = postgres.HeartbeatWriter(spec.dsn, self.run_id, spec.rate,
                                               spec.write_timeout).start()
@@ -45,6 +57,10 @@ class ProbeSet:
         the harness saw answered, looked up in the CDR table where the probe has one, with
         the probe's grace for late CDRs unless `grace` is false (the drill was aborted)."""
         stop = self.interrupt
+        for spec, sampler in self.samplers:
+            publish("promql_samples", probe=spec.id, query=spec.query,
+                    samples=[list(x) for x in sampler.stop()])
+        self.samplers = []
         for spec, writer, lag in self.running:
             acks = writer.stop(hurry=stop.is_set())
             samples = lag.stop(hurry=stop.is_set()) if lag else []

@@ -365,6 +365,22 @@ class PostgresProbe(Strict):
     cdr: CdrCheck | None = Field(None, description="look every answered call's CDR up after the drill")
 
 
+class PrometheusProbe(Strict):
+    """A PromQL probe (probes/prometheus.py): the query's value (the sum of its instant
+    vector) sampled every `every` seconds through the drill, on the hotline's own monitoring:
+    the report shows it before, during and after each fault."""
+
+    type: Literal["prometheus"]
+    id: str = Field("prometheus", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    url: str = Field(pattern=r"^https?://", description="the Prometheus server")
+    query: str = Field(min_length=1, description="PromQL, e.g. sum(rate(sbc_5xx_total[30s]))")
+    every: Duration = Field(1.0, ge=0.2, le=60)
+    timeout: Duration = Field(2.0, gt=0, le=30)
+
+
+AnyProbe = Annotated[PostgresProbe | PrometheusProbe, Field(discriminator="type")]
+
+
 class AgentsSpec(Strict):
     """Agents' phones kept registered for the drill (README "Agents' phones registering"):
     `count` phones on flows of their own, REGISTERing to the inventory's registrar."""
@@ -409,7 +425,7 @@ class Scenario(Strict):
     sla: SlaSpec = SlaSpec()
     metrics: MetricOptions = MetricOptions()
     abort_when: list[AbortRule] = []
-    probes: list[PostgresProbe] = Field(default_factory=list, max_length=8)
+    probes: list[AnyProbe] = Field(default_factory=list, max_length=8)
     agents: AgentsSpec | None = None
     capture: CaptureSpec | None = None
     # options of a target that takes them (the practice sandbox: lab/sandbox.py SandboxOptions),
@@ -441,7 +457,7 @@ class Scenario(Strict):
     def _split_brain_judged(self) -> "Scenario":
         """`primaries` is judged where a probe names several servers: 1 unless the scenario
         says otherwise (null switches it off); asked for with none, it could never be judged."""
-        several = any(dsn_servers(p.dsn) > 1 for p in self.probes)
+        several = any(dsn_servers(p.dsn) > 1 for p in self.probes if p.type == "postgres")
         if "primaries" not in self.sla.model_fields_set:
             self.sla.primaries = int(TARGETS["primaries"].default) if several else None
         elif self.sla.primaries is not None and not several:

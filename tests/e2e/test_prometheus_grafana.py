@@ -177,3 +177,68 @@ def test_a_promql_abort_rule_fires_against_real_prometheus_once_it_held_for_its_
     assert aborted["requested_at"] <= pushed + 2.0 + 10.0  # scrape, rule interval, slack
     summary = json.loads((run / "summary.json").read_text())
     assert summary["run"]["aborted"] and new_journal().open_faults() == []
+
+
+def push(gateway: str, text: str) -> float:
+    req = urllib.request.Request(f"{gateway}/metrics/job/hotline", data=text.encode(),
+                                 method="PUT")
+    with urllib.request.urlopen(req, timeout=5):
+        return time.time()
+
+
+def test_a_promql_probe_reads_the_hotlines_own_metric_before_during_and_after_the_fault(
+        isolated, tmp_path, monitoring):
+    """A metric of the hotline's (pushed here: 1 before the fault, 7 while it holds, 2 once it
+    is lifted) sampled by a PromQL probe through the drill: each sample is what Prometheus
+    held then (a scrape behind the pushes at most), and the report's before, during and after
+    are those values."""
+    gw = monitoring["pushgateway"]
+    push(gw, "hotline_sbc_errors 1\n")
+    wait_for(lambda: promql(monitoring["prometheus"], "hotline_sbc_errors"), 15, what="scrape")
+    s = yaml.safe_load((HERE / "short-node-loss.yaml").read_text())
+    s["probes"] = [{"type": "prometheus", "id": "sbc-errors", "url": monitoring["prometheus"],
+                    "query": "sum(hotline_sbc_errors)", "every": "0.5s"}]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(s))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(DRILL + ["run", str(path), "-o", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        events = wait_for(lambda: next(out.glob("*/events.jsonl"), None), 60, what="events")
+        wait_for(lambda: '"fault_injected"' in events.read_text(), 60, what="the fault")
+        seven = push(gw, "hotline_sbc_errors 7\n")
+        wait_for(lambda: '"fault_rolled_back"' in events.read_text(), 60, what="the rollback")
+        two = push(gw, "hotline_sbc_errors 2\n")
+        stdout, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode in (0, 1), stdout[-3000:]
+    run = last_run(out)
+    (samples,) = [e["samples"] for e in read_events(run / "events.jsonl")
+                  if e["event"] == "promql_samples"]
+    lag = 2.5  # a scrape (1 s) and the sampling step, with room
+    assert all(v == 1.0 for t, v, _ in samples if t < seven)
+    assert all(v == 7.0 for t, v, _ in samples if seven + lag <= t < two)
+    assert all(v == 2.0 for t, v, _ in samples if t >= two + lag)
+    assert all(e is None for _, _, e in samples) and len(samples) >= 30
+    summary = json.loads((run / "summary.json").read_text())
+    (p,) = summary["promql"]
+    (f,) = p["per_fault"]
+    assert p["probe"] == "sbc-errors" and f["fault"] == "kill-pbx-1"
+    assert f["before"]["mean"] == 1.0 and f["during"]["max"] == 7.0 and f["after"]["last"] == 2.0
+    assert "sum(hotline_sbc_errors)" in (run / "report.html").read_text()
+
+
+def test_a_promql_probe_prometheus_refuses_stops_the_drill_before_anything_is_injected(
+        isolated, tmp_path, monitoring):
+    s = yaml.safe_load((HERE / "short-node-loss.yaml").read_text())
+    s["probes"] = [{"type": "prometheus", "id": "typo", "url": monitoring["prometheus"],
+                    "query": "sum(rate(hotline_sbc_errors[30s]"}]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(s))
+    res = subprocess.run(DRILL + ["run", str(path), "-o", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "probe typo" in res.stdout + res.stderr and "400" in res.stdout + res.stderr
+    assert not list((tmp_path / "out").glob("*/events.jsonl"))
