@@ -136,13 +136,15 @@ def load_yaml(path: Path) -> tuple[dict, dict]:
 
 
 def line_of(lines: dict, loc: tuple) -> int:
-    """The line of the deepest known prefix of a pydantic error location."""
-    loc = tuple(loc)
-    while loc:
-        if loc in lines:
-            return lines[loc]
-        loc = loc[:-1]
-    return lines.get((), 1)
+    """The line of the deepest part of a pydantic error location the file has; a part it has
+    not (the member's tag pydantic puts in for a tagged union, `probes.0.postgres.rate`) is
+    stepped over."""
+    path, line = (), lines.get((), 1)
+    for part in loc:
+        if path + (part,) in lines:
+            path += (part,)
+            line = lines[path]
+    return line
 
 
 def line_problems(err, path: Path, lines: dict, prefix: tuple = ()) -> list[str]:
