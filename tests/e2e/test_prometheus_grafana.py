@@ -49,35 +49,72 @@ def ready(url: str) -> bool:
 
 @pytest.fixture
 def monitoring(tmp_path):
-    """A Pushgateway and a Prometheus scraping it every second, on loopback."""
+    """A Pushgateway and a Prometheus scraping it every second, on loopback ports of their own
+    (chosen free; tried again where another process took one first: a server that could not
+    bind has exited, and the one answering there would be someone else's)."""
     for tool in ("prometheus", "prometheus-pushgateway"):
         assert shutil.which(tool), f"{tool} is not installed (.ci/run installs it)"
-    pg, prom = free_port(), free_port()
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "pushgateway", "honor_labels": True,
-                            "static_configs": [{"targets": [f"127.0.0.1:{pg}"]}]}]}))
-    procs = [subprocess.Popen(["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{pg}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-             subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
-                               f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                               f"--web.listen-address=127.0.0.1:{prom}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        wait_for(lambda: ready(f"http://127.0.0.1:{pg}/-/ready") and
-                 ready(f"http://127.0.0.1:{prom}/-/ready"), 30, what="Prometheus and Pushgateway")
-        yield {"pushgateway": f"http://127.0.0.1:{pg}", "prometheus": f"http://127.0.0.1:{prom}"}
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(10)
+    for attempt in range(3):
+        pg, prom = free_port(), free_port()
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "pushgateway", "honor_labels": True,
+                                "static_configs": [{"targets": [f"127.0.0.1:{pg}"]}]}]}))
+        # memory only: Debian's build persists to one file under /var/lib by default, so
+        # every Pushgateway on the machine would start with what the last one held
+        procs = [subprocess.Popen(["prometheus-pushgateway", "--persistence.file=",
+                                   f"--web.listen-address=127.0.0.1:{pg}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                 subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                                   f"--storage.tsdb.path={tmp_path / f'tsdb{attempt}'}",
+                                   f"--web.listen-address=127.0.0.1:{prom}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        try:
+            wait_for(lambda: any(p.poll() is not None for p in procs) or (
+                ready(f"http://127.0.0.1:{pg}/-/ready") and
+                ready(f"http://127.0.0.1:{prom}/-/ready")), 30, what="Prometheus, Pushgateway")
+            if all(p.poll() is None for p in procs):
+                yield {"pushgateway": f"http://127.0.0.1:{pg}",
+                       "prometheus": f"http://127.0.0.1:{prom}"}
+                return
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(10)
+    pytest.fail("Prometheus and its Pushgateway could not listen on free ports, three times")
 
 
 def promql(base: str, query: str) -> list[dict]:
     url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": query})
     with urllib.request.urlopen(url, timeout=5) as resp:
         return json.load(resp)["data"]["result"]
+
+
+def push(gateway: str, text: str, job: str = "hotline") -> float:
+    """Put a series on the Pushgateway, as an exporter of the hotline's would; when."""
+    req = urllib.request.Request(f"{gateway}/metrics/job/{job}", data=text.encode(),
+                                 method="PUT")
+    with urllib.request.urlopen(req, timeout=5):
+        return time.time()
+
+
+def start_drill(tmp_path: Path, scenario: dict):
+    """Run a drill as a user does, in the background; (its process, out folder, events.jsonl)
+    once its fault is in."""
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(DRILL + ["run", str(path), "-o", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    def in_or_over():
+        events = next(out.glob("*/events.jsonl"), None)
+        if events is not None and '"fault_injected"' in events.read_text():
+            return events
+        if proc.poll() is not None:
+            raise AssertionError("the drill ended before its fault: " + proc.stdout.read()[-3000:])
+    events = wait_for(in_or_over, 90, what="the fault")
+    return proc, out, events
 
 
 class GrafanaStandIn:
@@ -150,19 +187,10 @@ def test_a_promql_abort_rule_fires_against_real_prometheus_once_it_held_for_its_
     s["faults"][0]["duration"] = "50s"
     s["abort_when"] = [{"prometheus": {"url": monitoring["prometheus"],
                                        "query": "hotline_drill_test_alarm > 0"}, "for": "2s"}]
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(s))
-    out = tmp_path / "out"
-    proc = subprocess.Popen(DRILL + ["run", str(path), "-o", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    assert promql(monitoring["prometheus"], "hotline_drill_test_alarm") == []  # not yet
+    proc, out, events = start_drill(tmp_path, s)
     try:
-        events = wait_for(lambda: next(out.glob("*/events.jsonl"), None), 60, what="events")
-        wait_for(lambda: '"fault_injected"' in events.read_text(), 60, what="the fault")
-        body = b"hotline_drill_test_alarm 1\n"
-        req = urllib.request.Request(f"{monitoring['pushgateway']}/metrics/job/alarm", data=body,
-                                     method="PUT")
-        with urllib.request.urlopen(req, timeout=5):
-            pushed = time.time()
+        pushed = push(monitoring["pushgateway"], "hotline_drill_test_alarm 1\n", job="alarm")
         stdout, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -179,11 +207,6 @@ def test_a_promql_abort_rule_fires_against_real_prometheus_once_it_held_for_its_
     assert summary["run"]["aborted"] and new_journal().open_faults() == []
 
 
-def push(gateway: str, text: str) -> float:
-    req = urllib.request.Request(f"{gateway}/metrics/job/hotline", data=text.encode(),
-                                 method="PUT")
-    with urllib.request.urlopen(req, timeout=5):
-        return time.time()
 
 
 def test_a_promql_probe_reads_the_hotlines_own_metric_before_during_and_after_the_fault(
@@ -198,14 +221,8 @@ def test_a_promql_probe_reads_the_hotlines_own_metric_before_during_and_after_th
     s = yaml.safe_load((HERE / "short-node-loss.yaml").read_text())
     s["probes"] = [{"type": "prometheus", "id": "sbc-errors", "url": monitoring["prometheus"],
                     "query": "sum(hotline_sbc_errors)", "every": "0.5s"}]
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(s))
-    out = tmp_path / "out"
-    proc = subprocess.Popen(DRILL + ["run", str(path), "-o", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc, out, events = start_drill(tmp_path, s)
     try:
-        events = wait_for(lambda: next(out.glob("*/events.jsonl"), None), 60, what="events")
-        wait_for(lambda: '"fault_injected"' in events.read_text(), 60, what="the fault")
         seven = push(gw, "hotline_sbc_errors 7\n")
         wait_for(lambda: '"fault_rolled_back"' in events.read_text(), 60, what="the rollback")
         two = push(gw, "hotline_sbc_errors 2\n")
