@@ -93,9 +93,13 @@ def test_srv_failover_moves_calls_to_the_next_priority_while_site_a_is_dead(isol
     for r in calls:
         if r.started_at < fault["started_at"] or r.started_at > fault["ended_at"] + 1:
             assert (r.entry_target, r.failovers) == ("carrier-a.hotline.sandbox", 0), r.call_id
-    # the SBC's count: each call came in by the path the harness says it took
-    seen = {k: v for k, v in sbc_sources().items() if not k.startswith(HEALTH_CALL_PREFIX)}
-    assert seen == {r.call_id: r.entry_address.split(":")[0] for r in calls}
+    # the SBC's count: each call came in by the path the harness says it took (its log also
+    # holds the calls of a run before this one, where an inconclusive run was run again)
+    ours = {r.call_id: r.entry_address.split(":")[0] for r in calls}
+    seen = sbc_sources()
+    assert {k: seen.get(k) for k in ours} == ours
+    if len(list(run.parent.glob("*/calls.csv"))) == 1:  # one run: the SBC saw no other call
+        assert {k for k in seen if not k.startswith(HEALTH_CALL_PREFIX)} == set(ours)
     targets = summary["dns"]["targets"]
     assert targets["carrier-b.hotline.sandbox"] == sum(r.failovers == 1 for r in calls)
 

@@ -11,6 +11,7 @@ loopback, on ports of their own):
   the test checks that against summary.json.
 """
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -105,8 +106,11 @@ def start_drill(tmp_path: Path, scenario: dict):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(scenario))
     out = tmp_path / "out"
+    # one run: a rerun of an inconclusive one would begin with what the test pushed last
     proc = subprocess.Popen(DRILL + ["run", str(path), "-o", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "HOTLINE_DRILL_RERUN_INCONCLUSIVE": "0"})
+
     def in_or_over():
         events = next(out.glob("*/events.jsonl"), None)
         if events is not None and '"fault_injected"' in events.read_text():
@@ -230,7 +234,9 @@ def test_a_promql_probe_reads_the_hotlines_own_metric_before_during_and_after_th
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode in (0, 1), stdout[-3000:]
+    # (4: the generator fell behind its schedule beside other tests; the probe's samples
+    # are the monitoring's, whatever the calls' verdict)
+    assert proc.returncode in (0, 1, 4), stdout[-3000:]
     run = last_run(out)
     (samples,) = [e["samples"] for e in read_events(run / "events.jsonl")
                   if e["event"] == "promql_samples"]
