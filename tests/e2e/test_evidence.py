@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import run_scenario
 
 HERE = Path(__file__).parent / "scenarios"
+# its RTP is captured and checked: with nothing beside it, after the parallel part
+pytestmark = pytest.mark.serial
 DRILL = [sys.executable, "-m", "harness.cli"]
 
 
