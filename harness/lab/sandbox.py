@@ -256,6 +256,10 @@ def up(cfg: SandboxConfig | None = None, wait: float = 10.0,
     running = status(cfg)
     if not any(running.values()):
         (cfg.folder / "config.json").write_text(json.dumps(asdict(cfg)))
+        # a sandbox started afresh keeps its own logs: what the last one logged (a run an
+        # inconclusive drill made again, say) is not read as this one's
+        for old in [*cfg.folder.glob("*.log"), *cfg.folder.glob("*.jsonl")]:
+            old.unlink(missing_ok=True)
     # PBX nodes (and the DNS server) first, then the SBC, then the carriers in front of it
     for part in [*inv.nodes[1:], inv.nodes[0], *(e for e in inv.entry_points if e.process),
                  *inv.links]:
