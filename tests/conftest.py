@@ -264,3 +264,21 @@ def dropped_share(note: str) -> float:
     root = next(v for k, v in counts.items() if k.endswith(" 1:"))
     dropped = sum(d for _, d in counts.values())
     return dropped / (root[0] + dropped)
+
+
+def light_drill() -> dict:
+    """tests/e2e's short node-loss drill without RTP: for tests whose subject is the drill's
+    record elsewhere (a trace, a dashboard, a page), not its voice; the calls' media would
+    only load a shared machine."""
+    import yaml
+    s = yaml.safe_load((Path(__file__).parent / "e2e/scenarios/short-node-loss.yaml").read_text())
+    s["load"]["rtp_share"] = "0%"
+    return s
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (a server started on it may still lose it to another)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -5,7 +5,6 @@ start and length are the run's own records to the microsecond, and the verdicts 
 on the root span."""
 import json
 import shutil
-import socket
 import subprocess
 import urllib.parse
 import urllib.request
@@ -15,24 +14,11 @@ import pytest
 import yaml
 
 from harness.metrics.records import read_events
-from tests.conftest import run_scenario, wait_for
-
-HERE = Path(__file__).parent / "scenarios"
+from tests.conftest import free_port, light_drill, run_scenario, wait_for
 
 
-def light_drill() -> dict:
-    """The short node-loss drill without RTP: what is checked here is the drill's record
-    elsewhere, not its voice, and the calls' media would only load a shared machine."""
-    s = yaml.safe_load((HERE / "short-node-loss.yaml").read_text())
-    s["load"]["rtp_share"] = "0%"
-    return s
 US = 1e6
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str):

@@ -13,7 +13,6 @@ loopback, on ports of their own):
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -28,24 +27,11 @@ import yaml
 
 from harness.metrics.records import read_events
 from harness.runner.engine import new_journal
-from tests.conftest import last_run, run_scenario, wait_for
-
-HERE = Path(__file__).parent / "scenarios"
+from tests.conftest import free_port, last_run, light_drill, run_scenario, wait_for
 
 
-def light_drill() -> dict:
-    """The short node-loss drill without RTP: what is checked here is the drill's record
-    elsewhere, not its voice, and the calls' media would only load a shared machine."""
-    s = yaml.safe_load((HERE / "short-node-loss.yaml").read_text())
-    s["load"]["rtp_share"] = "0%"
-    return s
 DRILL = [sys.executable, "-m", "harness.cli"]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ready(url: str) -> bool:

@@ -9,21 +9,12 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import yaml
 
-from tests.conftest import need, wait_for
-
-HERE = Path(__file__).parent / "scenarios"
+from tests.conftest import light_drill, need, wait_for
 
 
-def light_drill() -> dict:
-    """The short node-loss drill without RTP: what is checked here is the drill's record
-    elsewhere, not its voice, and the calls' media would only load a shared machine."""
-    s = yaml.safe_load((HERE / "short-node-loss.yaml").read_text())
-    s["load"]["rtp_share"] = "0%"
-    return s
 DRILL = [sys.executable, "-m", "harness.cli"]
 
 
