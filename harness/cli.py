@@ -123,7 +123,8 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
     `--master` waits for workers started elsewhere with `drill run FILE --worker HOST`
     (same scenario file and target on every machine); the report merges every call."""
     from harness.runner.plan import load_drill
-    check_grafana_token(grafana, grafana_token)
+    grafana_secret = env_secret("--grafana-token", grafana_token,
+                                "--grafana (the Grafana URL)" if grafana is None else None)
     web = live_web_option(live_web, live_web_token)
     try:
         drill = load_drill(scenario, target)
@@ -162,7 +163,7 @@ def run(scenario: Path = typer.Argument(..., help="scenario file"),
         drill = load_drill(scenario, target)  # a fresh plan: nothing carried over from the last run
         code, run_dir = run_drill(drill, output, console, workers=spread, web=web)
     finish_run(code, run_dir, drill.scenario.name, output, textfile_dir, pushgateway, gate,
-               grafana=(grafana, grafana_token) if grafana else None, otlp=otlp)
+               grafana=(grafana, grafana_secret) if grafana else None, otlp=otlp)
 
 
 def record_run(run_dir: Path, output: Optional[Path]) -> dict:
@@ -173,49 +174,38 @@ def record_run(run_dir: Path, output: Optional[Path]) -> dict:
     return summary
 
 
-def live_web_option(bind: Optional[str], token: Optional[str]) -> Optional[tuple]:
-    """--live-web and its token, checked before anything runs (exit 2)."""
-    if bind is None:
-        if token is not None:
-            err.print("[red]error[/red] --live-web-token without --live-web")
-            raise typer.Exit(EXIT_INPUT)
+def env_secret(option: str, value: Optional[str], needs: Optional[str]) -> Optional[str]:
+    """A token option's value, taken from the environment variable it names as ${NAME}; exit
+    2 before anything runs if it is given without `needs` (its option, when one is needed),
+    given literally (a command line is seen by every user of the machine), or not set."""
+    if value is None:
         return None
     from harness.ops.secrets import expand_env
-    from harness.runner.web_view import parse_bind
-    try:
-        where = parse_bind(bind)
-        if token is not None and "${" not in token:
-            raise ValueError("--live-web-token takes ${NAME}, an environment variable holding "
-                             "the token, not the token itself")
-        secret = expand_env(token) if token else None
-    except KeyError as exc:
-        err.print(f"[red]error[/red] --live-web-token: the environment variable {exc.args[0]} "
-                  "is not set")
-        raise typer.Exit(EXIT_INPUT)
-    except ValueError as exc:
-        err.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(EXIT_INPUT)
-    return where, secret
-
-
-def check_grafana_token(url: Optional[str], token: Optional[str]) -> None:
-    """Before anything runs: a token given as ${NAME}, that variable set (exit 2 if not)."""
-    if token is None:
-        return
-    from harness.ops.secrets import expand_env
     problem = None
-    if url is None:
-        problem = "--grafana-token without --grafana: give the Grafana URL too"
-    elif "${" not in token:
-        problem = "--grafana-token takes ${NAME}, an environment variable holding the token, " \
-                  "not the token itself (a command line is seen by every user of the machine)"
+    if needs is not None:
+        problem = f"{option} without {needs}"
+    elif "${" not in value:
+        problem = f"{option} takes ${{NAME}}, an environment variable holding the token, not " \
+                  "the token itself (a command line is seen by every user of the machine)"
     else:
         try:
-            expand_env(token)
+            return expand_env(value)
         except KeyError as exc:
-            problem = f"--grafana-token: the environment variable {exc.args[0]} is not set"
-    if problem:
-        err.print(f"[red]error[/red] {problem}")
+            problem = f"{option}: the environment variable {exc.args[0]} is not set"
+    err.print(f"[red]error[/red] {problem}")
+    raise typer.Exit(EXIT_INPUT)
+
+
+def live_web_option(bind: Optional[str], token: Optional[str]) -> Optional[tuple]:
+    """--live-web and its token, checked before anything runs (exit 2)."""
+    secret = env_secret("--live-web-token", token, "--live-web" if bind is None else None)
+    if bind is None:
+        return None
+    from harness.runner.web_view import parse_bind
+    try:
+        return parse_bind(bind), secret
+    except ValueError as exc:
+        err.print(f"[red]error[/red] {exc}")
         raise typer.Exit(EXIT_INPUT)
 
 
@@ -232,11 +222,12 @@ def send_trace(run_dir: Path, summary: dict, endpoint: str) -> None:
 
 
 def annotate(summary: dict, url: str, token: Optional[str]) -> None:
-    """Grafana annotations of the run; a refusal is a warning (the drill's verdict stands)."""
-    from harness.ops.secrets import expand_env, redact_text
+    """Grafana annotations of the run (`token`: the secret itself, taken from the environment
+    before the drill); a refusal is a warning (the drill's verdict stands)."""
+    from harness.ops.secrets import redact_text
     from harness.report import grafana
     try:
-        sent = grafana.post(summary, url, expand_env(token) if token else None)
+        sent = grafana.post(summary, url, token)
         console.print(f"{sent} annotation(s) sent to Grafana at {url}", highlight=False)
     except (OSError, ValueError) as exc:
         err.print(redact_text(f"[yellow]warning[/yellow] Grafana annotations to {url} failed: {exc}"))

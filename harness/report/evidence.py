@@ -54,9 +54,9 @@ def _ip_layer(linktype: int, buf: bytes):
     return frame.data if isinstance(frame.data, dpkt.ip.IP) else None
 
 
-def read_sip(path: Path) -> tuple[list[SipPacket], int]:
-    """(the SIP messages in one pcap file, the packets none could be read from)."""
-    out, unread = [], 0
+def _segments(path: Path):
+    """(frame number, time, raw frame, IP packet, UDP or TCP segment) of each IPv4 UDP or TCP
+    frame of one pcap file, frames numbered from 1 as tshark numbers them."""
     with open(path, "rb") as fh:
         reader = dpkt.pcap.Reader(fh)
         link = reader.datalink()
@@ -64,25 +64,31 @@ def read_sip(path: Path) -> tuple[list[SipPacket], int]:
             try:
                 ip = _ip_layer(link, buf)
             except (dpkt.UnpackError, IndexError):
-                ip = None
+                continue
             seg = ip.data if ip is not None else None
-            if not isinstance(seg, (dpkt.udp.UDP, dpkt.tcp.TCP)):
-                continue
-            payload = bytes(seg.data)
-            if not payload:
-                continue  # a TCP acknowledgement, a keepalive
-            call = CALL_ID.search(payload)
-            if call is None:
-                unread += 1
-                continue
-            cseq = CSEQ.search(payload)
-            out.append(SipPacket(
-                path.name, n, ts, f"{socket.inet_ntoa(ip.src)}:{seg.sport}",
-                f"{socket.inet_ntoa(ip.dst)}:{seg.dport}",
-                "udp" if isinstance(seg, dpkt.udp.UDP) else "tcp",
-                payload.split(b"\r\n", 1)[0].decode(errors="replace")[:200],
-                f"{cseq.group(1).decode()} {cseq.group(2).decode()}" if cseq else "",
-                call.group(1).decode(errors="replace"), sdp_media(payload)))
+            if isinstance(seg, (dpkt.udp.UDP, dpkt.tcp.TCP)):
+                yield n, ts, buf, ip, seg
+
+
+def read_sip(path: Path) -> tuple[list[SipPacket], int]:
+    """(the SIP messages in one pcap file, the packets none could be read from)."""
+    out, unread = [], 0
+    for n, ts, _, ip, seg in _segments(path):
+        payload = bytes(seg.data)
+        if not payload:
+            continue  # a TCP acknowledgement, a keepalive
+        call = CALL_ID.search(payload)
+        if call is None:
+            unread += 1
+            continue
+        cseq = CSEQ.search(payload)
+        out.append(SipPacket(
+            path.name, n, ts, f"{socket.inet_ntoa(ip.src)}:{seg.sport}",
+            f"{socket.inet_ntoa(ip.dst)}:{seg.dport}",
+            "udp" if isinstance(seg, dpkt.udp.UDP) else "tcp",
+            payload.split(b"\r\n", 1)[0].decode(errors="replace")[:200],
+            f"{cseq.group(1).decode()} {cseq.group(2).decode()}" if cseq else "",
+            call.group(1).decode(errors="replace"), sdp_media(payload)))
     return out, unread
 
 
@@ -134,23 +140,11 @@ def rtp_of(folder: Path, media: set[str], since: float, until: float):
     """(ts, frame) of the RTP ring's packets to or from the call's media addresses between
     `since` and `until` (a port is reused by a later call: the call's own time bounds it)."""
     for f in files(folder, "rtp"):
-        with open(f, "rb") as fh:
-            reader = dpkt.pcap.Reader(fh)
-            link = reader.datalink()
-            for ts, buf in reader:
-                if not since <= ts <= until:
-                    continue
-                try:
-                    ip = _ip_layer(link, buf)
-                except (dpkt.UnpackError, IndexError):
-                    continue
-                udp = ip.data if ip is not None else None
-                if not isinstance(udp, dpkt.udp.UDP):
-                    continue
-                ends = {f"{socket.inet_ntoa(ip.src)}:{udp.sport}",
-                        f"{socket.inet_ntoa(ip.dst)}:{udp.dport}"}
-                if ends & media:
-                    yield ts, buf
+        for _, ts, buf, ip, seg in _segments(f):
+            if since <= ts <= until and isinstance(seg, dpkt.udp.UDP) and {
+                    f"{socket.inet_ntoa(ip.src)}:{seg.sport}",
+                    f"{socket.inet_ntoa(ip.dst)}:{seg.dport}"} & media:
+                yield ts, buf
 
 
 def write_call_pcap(folder: Path, call_id: str, out: Path, rtp: bool = True) -> tuple[int, int]:
